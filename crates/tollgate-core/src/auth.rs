@@ -1,0 +1,139 @@
+//! Reading a request's credentials the way simplejwt's `JWTAuthentication` does.
+
+use crate::codec::TokenCodec;
+use crate::token::{Claims, TokenError, TokenType};
+
+/// What the authorization header holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderCredentials<'a> {
+    /// No header, or a scheme that is not one of AUTH_HEADER_TYPES: not authenticated.
+    Absent,
+    /// A known scheme but not exactly two space-delimited values.
+    Malformed,
+    /// The raw token after a known scheme.
+    Token(&'a [u8]),
+}
+
+/// Splits an authorization header value on whitespace, as simplejwt does: the first word must be
+/// one of `header_types` (case-sensitive) and there must be exactly one word after it.
+pub fn parse_header<'a>(value: &'a [u8], header_types: &[String]) -> HeaderCredentials<'a> {
+    let mut parts = value
+        .split(u8::is_ascii_whitespace)
+        .filter(|part| !part.is_empty());
+    let Some(scheme) = parts.next() else {
+        return HeaderCredentials::Absent;
+    };
+    if !header_types.iter().any(|t| t.as_bytes() == scheme) {
+        return HeaderCredentials::Absent;
+    }
+    match (parts.next(), parts.next()) {
+        (Some(token), None) => HeaderCredentials::Token(token),
+        _ => HeaderCredentials::Malformed,
+    }
+}
+
+/// The HTTP header name for AUTH_HEADER_NAME, which may be written in Django's META form
+/// (`HTTP_X_ACCESS_TOKEN`) or as a header (`X-Access-Token`). `None` if it is not a valid name.
+pub fn header_name(setting: &str) -> Option<String> {
+    let name = match setting.strip_prefix("HTTP_") {
+        Some(meta) => meta.replace('_', "-"),
+        None => setting.to_owned(),
+    }
+    .to_ascii_lowercase();
+    let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    valid.then_some(name)
+}
+
+/// One token class's reason for refusing a token, as listed in simplejwt's `messages`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassRefusal {
+    /// The token type that was tried.
+    pub token_type: TokenType,
+    /// Why it refused the token.
+    pub error: TokenError,
+}
+
+impl TokenCodec {
+    /// Tries the token as each type of AUTH_TOKEN_CLASSES in order, as simplejwt's
+    /// `get_validated_token` does; on failure every class's refusal is returned.
+    pub fn authenticate_token(
+        &self,
+        raw: &[u8],
+        classes: &[TokenType],
+        now: i64,
+    ) -> Result<(TokenType, Claims), Vec<ClassRefusal>> {
+        let decoded = std::str::from_utf8(raw)
+            .map_err(|_| TokenError::Invalid {
+                reason: "token is not UTF-8",
+            })
+            .and_then(|token| self.decode(token, now));
+        let mut refusals = Vec::with_capacity(classes.len());
+        for &token_type in classes {
+            let result = decoded.as_ref().map_err(Clone::clone).and_then(|claims| {
+                self.check_type(claims, Some(token_type), now)
+                    .map(|()| claims)
+            });
+            match result {
+                Ok(claims) => return Ok((token_type, claims.clone())),
+                Err(error) => refusals.push(ClassRefusal { token_type, error }),
+            }
+        }
+        Err(refusals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn types() -> Vec<String> {
+        vec!["Bearer".to_owned(), "JWT".to_owned()]
+    }
+
+    #[test]
+    fn headers_are_split_like_simplejwt() {
+        assert_eq!(
+            parse_header(b"Bearer abc", &types()),
+            HeaderCredentials::Token(b"abc")
+        );
+        assert_eq!(
+            parse_header(b"JWT  abc ", &types()),
+            HeaderCredentials::Token(b"abc")
+        );
+        assert_eq!(
+            parse_header(b"bearer abc", &types()),
+            HeaderCredentials::Absent
+        );
+        assert_eq!(
+            parse_header(b"Token abc", &types()),
+            HeaderCredentials::Absent
+        );
+        assert_eq!(parse_header(b"", &types()), HeaderCredentials::Absent);
+        assert_eq!(
+            parse_header(b"Bearer", &types()),
+            HeaderCredentials::Malformed
+        );
+        assert_eq!(
+            parse_header(b"Bearer a b", &types()),
+            HeaderCredentials::Malformed
+        );
+    }
+
+    #[test]
+    fn header_names_accept_django_meta_form() {
+        assert_eq!(
+            header_name("HTTP_AUTHORIZATION").as_deref(),
+            Some("authorization")
+        );
+        assert_eq!(
+            header_name("HTTP_X_ACCESS_TOKEN").as_deref(),
+            Some("x-access-token")
+        );
+        assert_eq!(
+            header_name("X-Access-Token").as_deref(),
+            Some("x-access-token")
+        );
+        assert_eq!(header_name("bad header"), None);
+        assert_eq!(header_name(""), None);
+    }
+}

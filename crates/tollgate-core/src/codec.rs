@@ -1,0 +1,490 @@
+//! Minting and checking tokens: what simplejwt's token classes and PyJWT do, in one place.
+
+use std::collections::HashSet;
+
+use jsonwebtoken::{Header, Validation};
+use serde_json::{Map, Value};
+
+use crate::keys::Keys;
+use crate::settings::{Settings, SettingsError};
+use crate::token::{new_jti, Claims, Issued, SigningError, TokenError, TokenType};
+
+/// Issues and checks tokens with the configured keys, lifetimes and claim names.
+#[derive(Debug, Clone)]
+pub struct TokenCodec {
+    keys: Keys,
+    header: Header,
+    validation: Validation,
+    access_lifetime: i64,
+    refresh_lifetime: i64,
+    sliding_lifetime: i64,
+    sliding_refresh_lifetime: i64,
+    leeway: i64,
+    audience: Option<Value>,
+    issuer: Option<String>,
+    user_id_claim: String,
+    token_type_claim: Option<String>,
+    jti_claim: Option<String>,
+    refresh_exp_claim: String,
+}
+
+fn seconds(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+impl TokenCodec {
+    /// Builds the codec; fails if the keys in the settings are unusable.
+    pub fn new(settings: &Settings) -> Result<TokenCodec, SettingsError> {
+        let keys = Keys::from_settings(settings)?;
+        let alg = keys.algorithm.to_jsonwebtoken();
+        // jsonwebtoken checks the signature and the algorithm; the registered claims are checked
+        // below, as PyJWT checks them, so that messages and edge cases match simplejwt.
+        let mut validation = Validation::new(alg);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims = HashSet::new();
+        validation.leeway = 0;
+        let audience = match settings.audience.as_slice() {
+            [] => None,
+            [one] => Some(Value::String(one.clone())),
+            many => Some(Value::Array(
+                many.iter().cloned().map(Value::String).collect(),
+            )),
+        };
+        Ok(TokenCodec {
+            header: Header::new(alg),
+            validation,
+            keys,
+            access_lifetime: seconds(settings.access_token_lifetime),
+            refresh_lifetime: seconds(settings.refresh_token_lifetime),
+            sliding_lifetime: seconds(settings.sliding_token_lifetime),
+            sliding_refresh_lifetime: seconds(settings.sliding_token_refresh_lifetime),
+            leeway: seconds(settings.leeway),
+            audience,
+            issuer: settings.issuer.clone(),
+            user_id_claim: settings.user_id_claim.clone(),
+            token_type_claim: settings.token_type_claim.clone(),
+            jti_claim: settings.jti_claim.clone(),
+            refresh_exp_claim: settings.sliding_token_refresh_exp_claim.clone(),
+        })
+    }
+
+    fn lifetime(&self, kind: TokenType) -> i64 {
+        match kind {
+            TokenType::Access => self.access_lifetime,
+            TokenType::Refresh => self.refresh_lifetime,
+            TokenType::Sliding => self.sliding_lifetime,
+        }
+    }
+
+    /// Claims for a new token of `kind` for the user whose id (USER_ID_FIELD) is `user_id`,
+    /// in simplejwt's order: type, exp, iat, jti, (refresh_exp,) user id.
+    pub fn claims_for_user(&self, kind: TokenType, user_id: &str, now: i64) -> Claims {
+        let mut claims = self.fresh(kind, now);
+        if kind == TokenType::Sliding {
+            claims.insert(
+                &self.refresh_exp_claim,
+                now.saturating_add(self.sliding_refresh_lifetime),
+            );
+        }
+        claims.insert(&self.user_id_claim, user_id);
+        claims
+    }
+
+    fn fresh(&self, kind: TokenType, now: i64) -> Claims {
+        let mut claims = Claims(Map::new());
+        if let Some(type_claim) = &self.token_type_claim {
+            claims.insert(type_claim, kind.as_str());
+        }
+        claims.insert("exp", now.saturating_add(self.lifetime(kind)));
+        claims.insert("iat", now);
+        if let Some(jti_claim) = &self.jti_claim {
+            claims.insert(jti_claim, new_jti());
+        }
+        claims
+    }
+
+    /// An access token's claims derived from a refresh token's: fresh type, exp, iat and jti;
+    /// every other claim (user id, custom claims) copied, as simplejwt's `access_token` does.
+    pub fn access_claims_from(&self, refresh: &Claims, now: i64) -> Claims {
+        let mut claims = self.fresh(TokenType::Access, now);
+        for (name, value) in &refresh.0 {
+            let regenerated = name == "exp"
+                || name == "iat"
+                || self.token_type_claim.as_deref() == Some(name)
+                || self.jti_claim.as_deref() == Some(name);
+            if !regenerated {
+                claims.0.insert(name.clone(), value.clone());
+            }
+        }
+        claims
+    }
+
+    /// The claims of a rotated refresh token: the same payload with a new jti, exp and iat.
+    pub fn rotated_claims(&self, refresh: &Claims, now: i64) -> Claims {
+        let mut claims = refresh.clone();
+        if let Some(jti_claim) = &self.jti_claim {
+            claims.insert(jti_claim, new_jti());
+        }
+        claims.insert("exp", now.saturating_add(self.refresh_lifetime));
+        claims.insert("iat", now);
+        claims
+    }
+
+    /// A refreshed sliding token's claims: new exp and iat; jti and refresh_exp unchanged.
+    pub fn slid_claims(&self, sliding: &Claims, now: i64) -> Claims {
+        let mut claims = sliding.clone();
+        claims.insert("exp", now.saturating_add(self.sliding_lifetime));
+        claims.insert("iat", now);
+        claims
+    }
+
+    /// Signs claims, adding `aud` and `iss` when configured.
+    pub fn sign(&self, mut claims: Claims) -> Result<Issued, SigningError> {
+        if let Some(audience) = &self.audience {
+            claims.insert("aud", audience.clone());
+        }
+        if let Some(issuer) = &self.issuer {
+            claims.insert("iss", issuer.as_str());
+        }
+        let token = jsonwebtoken::encode(&self.header, &claims.0, &self.keys.encoding)
+            .map_err(|err| SigningError(err.to_string()))?;
+        Ok(Issued {
+            jti: self.jti(&claims).unwrap_or_default().to_owned(),
+            issued_at: claims.timestamp("iat").unwrap_or_default(),
+            expires_at: claims.timestamp("exp").unwrap_or_default(),
+            token,
+            claims,
+        })
+    }
+
+    /// Checks the signature, the algorithm and the registered claims (`exp`, `nbf`, `iat`, `aud`,
+    /// `iss`) as PyJWT does, and returns the payload. No token-type checks yet.
+    pub fn decode(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        let data = jsonwebtoken::decode::<Map<String, Value>>(
+            token,
+            &self.keys.decoding,
+            &self.validation,
+        )
+        .map_err(|err| TokenError::invalid(classify(&err)))?;
+        let claims = Claims(data.claims);
+        self.check_registered(&claims, now)?;
+        Ok(claims)
+    }
+
+    fn check_registered(&self, claims: &Claims, now: i64) -> Result<(), TokenError> {
+        if claims.get("exp").is_some() {
+            let exp = claims
+                .timestamp("exp")
+                .ok_or(TokenError::invalid("exp is not a number"))?;
+            if exp <= now.saturating_sub(self.leeway) {
+                return Err(TokenError::Expired);
+            }
+        }
+        for (name, reason) in [
+            ("iat", "iat is in the future"),
+            ("nbf", "nbf is in the future"),
+        ] {
+            if claims.get(name).is_some() {
+                let at = claims
+                    .timestamp(name)
+                    .ok_or(TokenError::invalid("iat or nbf is not a number"))?;
+                if at > now.saturating_add(self.leeway) {
+                    return Err(TokenError::invalid(reason));
+                }
+            }
+        }
+        if let Some(expected) = &self.audience {
+            let accepted: Vec<&Value> = match expected {
+                Value::Array(items) => items.iter().collect(),
+                one => vec![one],
+            };
+            let matches = match claims.get("aud") {
+                Some(Value::String(aud)) => accepted.iter().any(|a| a.as_str() == Some(aud)),
+                Some(Value::Array(auds)) => auds.iter().any(|aud| accepted.contains(&aud)),
+                _ => false,
+            };
+            if !matches {
+                return Err(TokenError::invalid("audience does not match"));
+            }
+        }
+        if let Some(issuer) = &self.issuer {
+            if claims.str("iss") != Some(issuer.as_str()) {
+                return Err(TokenError::invalid("issuer does not match"));
+            }
+        }
+        Ok(())
+    }
+
+    /// simplejwt's `Token.verify` for a token of `expected` type (`None`: any type, as verify
+    /// does): `exp` present, a `jti`, and the right `token_type`.
+    pub fn check_type(
+        &self,
+        claims: &Claims,
+        expected: Option<TokenType>,
+        now: i64,
+    ) -> Result<(), TokenError> {
+        self.check_time_claim(claims, "exp", now)?;
+        if let Some(jti_claim) = &self.jti_claim {
+            if claims.get(jti_claim).is_none() {
+                return Err(TokenError::NoId);
+            }
+        }
+        if let (Some(expected), Some(type_claim)) = (expected, &self.token_type_claim) {
+            match claims.get(type_claim) {
+                None => return Err(TokenError::NoType),
+                Some(value) if value.as_str() != Some(expected.as_str()) => {
+                    return Err(TokenError::WrongType)
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A sliding token's refresh window: `refresh_exp` present and not passed.
+    pub fn check_refresh_window(&self, claims: &Claims, now: i64) -> Result<(), TokenError> {
+        self.check_time_claim(claims, &self.refresh_exp_claim, now)
+    }
+
+    fn check_time_claim(&self, claims: &Claims, name: &str, now: i64) -> Result<(), TokenError> {
+        if claims.get(name).is_none() {
+            return Err(TokenError::MissingClaim(name.to_owned()));
+        }
+        let at = claims
+            .timestamp(name)
+            .ok_or(TokenError::invalid("time claim is not a number"))?;
+        if at <= now.saturating_sub(self.leeway) {
+            return Err(TokenError::ClaimExpired(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Decodes and checks a token of `expected` type; the full check of a token endpoint.
+    pub fn decode_as(
+        &self,
+        token: &str,
+        expected: Option<TokenType>,
+        now: i64,
+    ) -> Result<Claims, TokenError> {
+        let claims = self.decode(token, now)?;
+        self.check_type(&claims, expected, now)?;
+        Ok(claims)
+    }
+
+    /// The token's `jti`, if it has one.
+    pub fn jti<'c>(&self, claims: &'c Claims) -> Option<&'c str> {
+        claims.str(self.jti_claim.as_deref()?)
+    }
+
+    /// The user id claim, read as a string or a number (simplejwt before 5.5 wrote numbers).
+    /// Absent, null or empty means the token names no user.
+    pub fn user_id(&self, claims: &Claims) -> Option<String> {
+        match claims.get(&self.user_id_claim)? {
+            Value::String(id) if !id.is_empty() => Some(id.clone()),
+            Value::Number(id) => Some(id.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The keys in use.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+}
+
+/// A short reason for the logs; the client only ever sees "Token is invalid".
+fn classify(err: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match err.kind() {
+        ErrorKind::InvalidSignature => "bad signature",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "algorithm not allowed",
+        ErrorKind::InvalidToken => "malformed token",
+        ErrorKind::Base64(_) => "bad base64",
+        ErrorKind::Json(_) | ErrorKind::Utf8(_) => "bad JSON",
+        _ => "not decodable",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Secret;
+    use serde_json::json;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn codec_with(edit: impl FnOnce(&mut Settings)) -> TokenCodec {
+        let mut settings = Settings {
+            signing_key: Secret("a-test-secret-that-is-long-enough-0123456789".into()),
+            ..Settings::default()
+        };
+        edit(&mut settings);
+        TokenCodec::new(&settings).expect("valid settings")
+    }
+
+    fn codec() -> TokenCodec {
+        codec_with(|_| {})
+    }
+
+    fn sign(codec: &TokenCodec, payload: Value) -> String {
+        let claims = Claims(payload.as_object().cloned().unwrap_or_default());
+        jsonwebtoken::encode(&codec.header, &claims.0, &codec.keys.encoding).expect("signs")
+    }
+
+    #[test]
+    fn pair_claims_are_written_like_simplejwt() {
+        let codec = codec();
+        let claims = codec.claims_for_user(TokenType::Refresh, "1", NOW);
+        let names: Vec<&str> = claims.0.keys().map(String::as_str).collect();
+        assert_eq!(names, ["token_type", "exp", "iat", "jti", "user_id"]);
+        assert_eq!(claims.get("user_id"), Some(&json!("1")));
+        assert_eq!(claims.timestamp("exp"), Some(NOW + 86_400));
+        let sliding = codec.claims_for_user(TokenType::Sliding, "1", NOW);
+        assert_eq!(sliding.timestamp("refresh_exp"), Some(NOW + 86_400));
+        assert_eq!(sliding.timestamp("exp"), Some(NOW + 300));
+    }
+
+    #[test]
+    fn signed_tokens_decode_and_keep_their_claims() {
+        let codec = codec();
+        let issued = codec
+            .sign(codec.claims_for_user(TokenType::Access, "7", NOW))
+            .expect("signs");
+        let claims = codec
+            .decode_as(&issued.token, Some(TokenType::Access), NOW)
+            .expect("valid");
+        assert_eq!(claims, issued.claims);
+        assert_eq!(codec.user_id(&claims).as_deref(), Some("7"));
+        assert_eq!(issued.expires_at, NOW + 300);
+    }
+
+    #[test]
+    fn access_from_refresh_copies_custom_claims_and_renews_the_rest() {
+        let codec = codec();
+        let mut refresh = codec.claims_for_user(TokenType::Refresh, "1", NOW - 100);
+        refresh.insert("nickname", "ann");
+        let access = codec.access_claims_from(&refresh, NOW);
+        assert_eq!(access.get("token_type"), Some(&json!("access")));
+        assert_eq!(access.get("nickname"), Some(&json!("ann")));
+        assert_eq!(access.timestamp("iat"), Some(NOW));
+        assert_ne!(access.get("jti"), refresh.get("jti"));
+        let rotated = codec.rotated_claims(&refresh, NOW);
+        assert_eq!(rotated.get("token_type"), Some(&json!("refresh")));
+        assert_ne!(rotated.get("jti"), refresh.get("jti"));
+        assert_eq!(rotated.timestamp("exp"), Some(NOW + 86_400));
+    }
+
+    #[test]
+    fn expiry_follows_pyjwt_with_leeway() {
+        let codec = codec_with(|s| s.leeway = std::time::Duration::from_secs(10));
+        let token = sign(
+            &codec,
+            json!({"exp": NOW - 10, "jti": "a", "token_type": "access"}),
+        );
+        assert_eq!(codec.decode(&token, NOW), Err(TokenError::Expired));
+        let token = sign(
+            &codec,
+            json!({"exp": NOW - 9, "jti": "a", "token_type": "access"}),
+        );
+        assert!(codec.decode(&token, NOW).is_ok());
+    }
+
+    #[test]
+    fn future_iat_and_nbf_are_invalid() {
+        let codec = codec();
+        for claim in ["iat", "nbf"] {
+            let token = sign(&codec, json!({"exp": NOW + 60, claim: NOW + 30}));
+            assert!(
+                matches!(codec.decode(&token, NOW), Err(TokenError::Invalid { .. })),
+                "{claim}"
+            );
+        }
+    }
+
+    #[test]
+    fn type_checks_come_in_simplejwts_order() {
+        let codec = codec();
+        let check = |payload: Value| {
+            let claims = Claims(payload.as_object().cloned().unwrap_or_default());
+            codec.check_type(&claims, Some(TokenType::Refresh), NOW)
+        };
+        assert_eq!(
+            check(json!({})),
+            Err(TokenError::MissingClaim("exp".into()))
+        );
+        assert_eq!(check(json!({"exp": NOW + 1})), Err(TokenError::NoId));
+        assert_eq!(
+            check(json!({"exp": NOW + 1, "jti": "x"})),
+            Err(TokenError::NoType)
+        );
+        assert_eq!(
+            check(json!({"exp": NOW + 1, "jti": "x", "token_type": "access"})),
+            Err(TokenError::WrongType)
+        );
+        assert_eq!(
+            check(json!({"exp": NOW + 1, "jti": "x", "token_type": "refresh"})),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn audience_and_issuer_are_enforced_when_configured() {
+        let codec = codec_with(|s| {
+            s.audience = vec!["api".into()];
+            s.issuer = Some("tollgate".into());
+        });
+        let good = codec
+            .sign(codec.claims_for_user(TokenType::Access, "1", NOW))
+            .expect("signs");
+        assert!(codec.decode(&good.token, NOW).is_ok());
+        let wrong_aud = sign(
+            &codec,
+            json!({"exp": NOW + 60, "aud": "other", "iss": "tollgate"}),
+        );
+        assert!(codec.decode(&wrong_aud, NOW).is_err());
+        let no_iss = sign(&codec, json!({"exp": NOW + 60, "aud": ["x", "api"]}));
+        assert!(codec.decode(&no_iss, NOW).is_err());
+    }
+
+    #[test]
+    fn other_keys_and_algorithms_are_refused() {
+        let codec = codec();
+        let other = codec_with(|s| {
+            s.signing_key = Secret("another-secret-of-enough-length-0123456789".into())
+        });
+        let token = sign(&other, json!({"exp": NOW + 60}));
+        assert_eq!(
+            codec.decode(&token, NOW),
+            Err(TokenError::Invalid {
+                reason: "bad signature"
+            })
+        );
+        let hs512 = codec_with(|s| s.algorithm = crate::keys::Algorithm::HS512);
+        let token = hs512
+            .sign(hs512.claims_for_user(TokenType::Access, "1", NOW))
+            .expect("signs");
+        assert!(matches!(
+            codec.decode(&token.token, NOW),
+            Err(TokenError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn user_id_is_read_as_string_or_number() {
+        let codec = codec();
+        let read = |v: Value| {
+            codec.user_id(&Claims(
+                json!({ "user_id": v })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            ))
+        };
+        assert_eq!(read(json!("5")).as_deref(), Some("5"));
+        assert_eq!(read(json!(5)).as_deref(), Some("5"));
+        assert_eq!(read(json!("")), None);
+        assert_eq!(read(json!(null)), None);
+    }
+}

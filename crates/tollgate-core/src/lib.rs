@@ -1,0 +1,47 @@
+//! Tollgate's token core: settings, claims, token types, signing and verification.
+//!
+//! This crate does no I/O: it turns settings into keys, users into tokens and tokens back into
+//! claims, with simplejwt's rules and messages. Storage lives in `tollgate-store`, HTTP in
+//! `tollgate`.
+//!
+//! # Layout
+//! - [`settings`]: the one typed [`Settings`], with simplejwt's names and defaults.
+//! - [`TokenCodec`]: mints access, refresh and sliding tokens and checks them.
+//! - [`auth`]: reads an authorization header as simplejwt's `JWTAuthentication` does.
+//! - [`password`]: argon2id password hashes.
+//!
+//! # Example
+//! ```
+//! use tollgate_core::{Settings, TokenCodec, TokenType, settings::Secret};
+//!
+//! let settings = Settings {
+//!     signing_key: Secret("a long random secret of at least 32 bytes!".into()),
+//!     ..Settings::default()
+//! };
+//! let codec = TokenCodec::new(&settings).unwrap();
+//! let now = 1_700_000_000;
+//! let issued = codec.sign(codec.claims_for_user(TokenType::Access, "42", now)).unwrap();
+//! let claims = codec.decode_as(&issued.token, Some(TokenType::Access), now).unwrap();
+//! assert_eq!(codec.user_id(&claims).as_deref(), Some("42"));
+//! ```
+#![deny(missing_docs)]
+
+pub mod auth;
+mod codec;
+mod keys;
+pub mod password;
+pub mod settings;
+mod token;
+
+pub use codec::TokenCodec;
+pub use keys::{Algorithm, Keys};
+pub use settings::{Settings, SettingsError};
+pub use token::{new_jti, Claims, Issued, SigningError, TokenError, TokenType};
+
+/// The current time as whole seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

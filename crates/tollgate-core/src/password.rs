@@ -1,0 +1,163 @@
+//! Password hashing: argon2id for new hashes, written in Django's `argon2$…` format so that a
+//! user table stays readable by Django too.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand_core::OsRng;
+
+/// Django's prefix for argon2 hashes, followed by a PHC string.
+const DJANGO_ARGON2_PREFIX: &str = "argon2";
+
+/// The outcome of checking a password against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    /// The password matches and the hash is in the current format and cost.
+    Match,
+    /// The password matches, but the hash should be replaced by a fresh one.
+    MatchNeedsRehash,
+    /// The password does not match, or the hash is unusable.
+    Mismatch,
+}
+
+impl PasswordCheck {
+    /// Whether the password matched.
+    pub fn matched(self) -> bool {
+        !matches!(self, PasswordCheck::Mismatch)
+    }
+}
+
+/// Hashes and verifies passwords at the configured argon2id cost.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    argon2: Argon2<'static>,
+    dummy_hash: String,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("params", self.argon2.params())
+            .finish()
+    }
+}
+
+/// The argon2 cost could not be used.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid argon2 parameters: {0}")]
+pub struct PasswordParamsError(String);
+
+impl PasswordHasher {
+    /// A hasher with argon2id at `memory_kib`, `iterations` and `parallelism`.
+    pub fn new(
+        memory_kib: u32,
+        iterations: u32,
+        parallelism: u32,
+    ) -> Result<PasswordHasher, PasswordParamsError> {
+        let params = Params::new(memory_kib, iterations, parallelism, Some(32))
+            .map_err(|err| PasswordParamsError(err.to_string()))?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let mut hasher = PasswordHasher {
+            argon2,
+            dummy_hash: String::new(),
+        };
+        // Unknown users are checked against this, so that they cost as much time as known ones.
+        hasher.dummy_hash = hasher.hash("tollgate-dummy-password");
+        Ok(hasher)
+    }
+
+    /// A new hash of `password`, as `argon2$argon2id$v=19$m=…,t=…,p=…$salt$hash`.
+    pub fn hash(&self, password: &str) -> String {
+        let salt = SaltString::generate(&mut OsRng);
+        // Hashing with valid parameters and a generated salt cannot fail.
+        let phc = self
+            .argon2
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .unwrap_or_default();
+        format!("{DJANGO_ARGON2_PREFIX}{phc}")
+    }
+
+    /// Checks `password` against a stored hash, in constant time for a given hash.
+    pub fn verify(&self, password: &str, stored: &str) -> PasswordCheck {
+        let Some(phc) = stored.strip_prefix(DJANGO_ARGON2_PREFIX) else {
+            return PasswordCheck::Mismatch;
+        };
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return PasswordCheck::Mismatch;
+        };
+        // The stored hash names its own variant and cost; Argon2::default() reads them from it.
+        if Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_err()
+        {
+            return PasswordCheck::Mismatch;
+        }
+        let current = parsed.algorithm.as_str() == "argon2id"
+            && Params::try_from(&parsed).is_ok_and(|p| {
+                let ours = self.argon2.params();
+                p.m_cost() == ours.m_cost()
+                    && p.t_cost() == ours.t_cost()
+                    && p.p_cost() == ours.p_cost()
+            });
+        if current {
+            PasswordCheck::Match
+        } else {
+            PasswordCheck::MatchNeedsRehash
+        }
+    }
+
+    /// Spends the time of one verification, for a login whose user does not exist.
+    pub fn verify_dummy(&self, password: &str) {
+        let _ = self.verify(password, &self.dummy_hash);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> PasswordHasher {
+        PasswordHasher::new(64, 1, 1).expect("valid params")
+    }
+
+    #[test]
+    fn hashes_verify_and_look_like_django() {
+        let hasher = cheap();
+        let hash = hasher.hash("s3cret pass");
+        assert!(
+            hash.starts_with("argon2$argon2id$v=19$m=64,t=1,p=1$"),
+            "{hash}"
+        );
+        assert_eq!(hasher.verify("s3cret pass", &hash), PasswordCheck::Match);
+        assert_eq!(hasher.verify("s3cret pas", &hash), PasswordCheck::Mismatch);
+        assert_ne!(hash, hasher.hash("s3cret pass"), "salted");
+    }
+
+    #[test]
+    fn a_hash_at_another_cost_asks_for_a_rehash() {
+        let hash = cheap().hash("pw");
+        let stronger = PasswordHasher::new(128, 2, 1).expect("valid params");
+        assert_eq!(
+            stronger.verify("pw", &hash),
+            PasswordCheck::MatchNeedsRehash
+        );
+    }
+
+    #[test]
+    fn unusable_hashes_never_match() {
+        let hasher = cheap();
+        for stored in [
+            "",
+            "!",
+            "!abcdef",
+            "argon2$garbage",
+            "pbkdf2_sha256$1$salt$hash",
+        ] {
+            assert_eq!(
+                hasher.verify("", stored),
+                PasswordCheck::Mismatch,
+                "{stored}"
+            );
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! Tollgate's one typed `Settings`, with simplejwt's names and defaults.
+//!
+//! Every setting is declared once in the `settings!` table below: its key (the name simplejwt
+//! uses, e.g. `ACCESS_TOKEN_LIFETIME`), its type, its default and its meaning. From that table
+//! come the struct, the parser (TOML keys and `TOLLGATE_*` environment variables) and the
+//! configuration reference, so the three cannot drift apart.
+
+mod value;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub use value::{RawValue, Secret, SettingValue};
+
+use crate::keys::Algorithm;
+use crate::token::TokenType;
+
+/// The prefix of every setting's environment variable: `TOLLGATE_ACCESS_TOKEN_LIFETIME`.
+pub const ENV_PREFIX: &str = "TOLLGATE_";
+
+/// A setting that could not be read or failed validation; the message names the setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// A key that is not a Tollgate setting.
+    #[error("unknown setting {key}{hint}")]
+    Unknown {
+        /// The key as written.
+        key: String,
+        /// A suggestion, if the key looks like a known one.
+        hint: String,
+    },
+    /// A value of the wrong shape.
+    #[error("setting {key}: {message}")]
+    Invalid {
+        /// The setting's name.
+        key: &'static str,
+        /// What is wrong with the value.
+        message: String,
+    },
+}
+
+/// One row of the configuration reference.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingInfo {
+    /// The key, in TOML and (with the `TOLLGATE_` prefix) in the environment.
+    pub key: &'static str,
+    /// What values look like.
+    pub expected: &'static str,
+    /// What the setting does.
+    pub doc: &'static str,
+    /// Whether the value is secret.
+    pub secret: bool,
+}
+
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])+ $field:ident $key:literal : $ty:ty = $default:expr; )*) => {
+        /// Every Tollgate setting, typed. Build it with [`Settings::from_sources`] or start from
+        /// [`Settings::default`] (simplejwt's defaults).
+        #[derive(Debug, Clone)]
+        pub struct Settings {
+            $( $(#[doc = $doc])+ pub $field: $ty, )*
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Settings { $( $field: $default, )* }
+            }
+        }
+
+        impl Settings {
+            /// Every setting's key, type and meaning, in declaration order.
+            pub const REFERENCE: &'static [SettingInfo] = &[
+                $( SettingInfo {
+                    key: $key,
+                    expected: <$ty as SettingValue>::EXPECTED,
+                    doc: concat!($($doc, "\n"),+),
+                    secret: false,
+                }, )*
+            ];
+
+            fn set(&mut self, key: &str, raw: &RawValue) -> Result<bool, SettingsError> {
+                match key {
+                    $( $key => {
+                        self.$field = <$ty as SettingValue>::parse(raw)
+                            .map_err(|message| SettingsError::Invalid { key: $key, message })?;
+                        Ok(true)
+                    } )*
+                    _ => Ok(false),
+                }
+            }
+
+            /// Each setting's key and its value as TOML would write it; secrets are redacted.
+            pub fn effective(&self) -> Vec<(&'static str, String)> {
+                vec![ $( ($key, SettingValue::render(&self.$field)), )* ]
+            }
+
+            fn secret_keys() -> Vec<&'static str> {
+                let mut keys = Vec::new();
+                $( if <$ty as SettingValue>::is_secret() { keys.push($key); } )*
+                keys
+            }
+        }
+    };
+}
+
+settings! {
+    /// Lifetime of an access token: its `exp` is the issue time plus this.
+    access_token_lifetime "ACCESS_TOKEN_LIFETIME": Duration = Duration::from_secs(5 * 60);
+    /// Lifetime of a refresh token (also of each rotated refresh token).
+    refresh_token_lifetime "REFRESH_TOKEN_LIFETIME": Duration = Duration::from_secs(24 * 3600);
+    /// Lifetime of a sliding token's `exp`.
+    sliding_token_lifetime "SLIDING_TOKEN_LIFETIME": Duration = Duration::from_secs(5 * 60);
+    /// How long a sliding token may be refreshed after it was first issued (`refresh_exp`).
+    sliding_token_refresh_lifetime "SLIDING_TOKEN_REFRESH_LIFETIME": Duration = Duration::from_secs(24 * 3600);
+    /// The refresh endpoint also returns a new refresh token.
+    rotate_refresh_tokens "ROTATE_REFRESH_TOKENS": bool = false;
+    /// When rotating, blacklist the refresh token that was presented; also makes the verify
+    /// endpoint check the blacklist, as simplejwt does.
+    blacklist_after_rotation "BLACKLIST_AFTER_ROTATION": bool = false;
+    /// Record `last_login` when a user obtains tokens with a password (one database write).
+    update_last_login "UPDATE_LAST_LOGIN": bool = false;
+    /// The signing algorithm; tokens signed with any other algorithm are refused.
+    algorithm "ALGORITHM": Algorithm = Algorithm::HS256;
+    /// The HMAC secret (HS*) or the PEM private key (RS*, PS*, ES*, EdDSA). When empty, `serve`
+    /// generates a random secret, stores it beside the database and warns that it is for
+    /// development only.
+    signing_key "SIGNING_KEY": Secret = Secret::default();
+    /// The PEM public key for asymmetric algorithms; ignored for HS*.
+    verifying_key "VERIFYING_KEY": String = String::new();
+    /// When set, tokens carry this `aud` and tokens without a matching `aud` are refused.
+    audience "AUDIENCE": Vec<String> = Vec::new();
+    /// When set, tokens carry this `iss` and tokens with another issuer are refused.
+    issuer "ISSUER": Option<String> = None;
+    /// Clock skew allowed when checking `exp`, `nbf`, `iat` and `refresh_exp`.
+    leeway "LEEWAY": Duration = Duration::ZERO;
+    /// Accepted words before the token in the authorization header; the first one is sent in
+    /// `WWW-Authenticate`. Case-sensitive, as in simplejwt.
+    auth_header_types "AUTH_HEADER_TYPES": Vec<String> = vec!["Bearer".to_owned()];
+    /// The header that carries the token, as a header name (`Authorization`) or in Django's
+    /// META form (`HTTP_AUTHORIZATION`, `HTTP_X_ACCESS_TOKEN`).
+    auth_header_name "AUTH_HEADER_NAME": String = "HTTP_AUTHORIZATION".to_owned();
+    /// The user field written into tokens and used to find the user: `id`, `username` or `email`.
+    user_id_field "USER_ID_FIELD": String = "id".to_owned();
+    /// The claim that holds the user's id.
+    user_id_claim "USER_ID_CLAIM": String = "user_id".to_owned();
+    /// The claim that holds the token type; "" turns type checking off.
+    token_type_claim "TOKEN_TYPE_CLAIM": Option<String> = Some("token_type".to_owned());
+    /// The claim that holds the token's unique id; "" turns the "has id" check off.
+    jti_claim "JTI_CLAIM": Option<String> = Some("jti".to_owned());
+    /// The claim that holds the end of a sliding token's refresh window.
+    sliding_token_refresh_exp_claim "SLIDING_TOKEN_REFRESH_EXP_CLAIM": String = "refresh_exp".to_owned();
+    /// Token types that authenticate a request, tried in order (simplejwt's AUTH_TOKEN_CLASSES).
+    auth_token_classes "AUTH_TOKEN_CLASSES": Vec<TokenType> = vec![TokenType::Access];
+    /// Refuse tokens of users who are no longer active.
+    check_user_is_active "CHECK_USER_IS_ACTIVE": bool = true;
+    /// The user field that the login form names (`username` or `email`).
+    username_field "USERNAME_FIELD": String = "username".to_owned();
+    /// The database: `sqlite://path/to/file.db` (created on first start) or `postgres://…`.
+    /// Also read from the plain `DATABASE_URL` environment variable.
+    database_url "DATABASE_URL": String = "sqlite://tollgate.db".to_owned();
+    /// The address `tollgate serve` listens on.
+    bind "BIND": String = "127.0.0.1:8000".to_owned();
+    /// Largest accepted request body, in bytes.
+    max_body_bytes "MAX_BODY_BYTES": usize = 64 * 1024;
+    /// Argon2id memory cost in KiB for new password hashes (OWASP's recommendation by default).
+    argon2_memory_kib "ARGON2_MEMORY_KIB": u32 = 19_456;
+    /// Argon2id iterations for new password hashes.
+    argon2_iterations "ARGON2_ITERATIONS": u32 = 2;
+    /// Argon2id parallelism for new password hashes.
+    argon2_parallelism "ARGON2_PARALLELISM": u32 = 1;
+    /// Path of the obtain-pair endpoint.
+    token_obtain_path "TOKEN_OBTAIN_PATH": String = "/api/token/".to_owned();
+    /// Path of the refresh endpoint.
+    token_refresh_path "TOKEN_REFRESH_PATH": String = "/api/token/refresh/".to_owned();
+    /// Path of the verify endpoint.
+    token_verify_path "TOKEN_VERIFY_PATH": String = "/api/token/verify/".to_owned();
+    /// Path of the blacklist (logout) endpoint.
+    token_blacklist_path "TOKEN_BLACKLIST_PATH": String = "/api/token/blacklist/".to_owned();
+    /// Path of the sliding-token obtain endpoint.
+    token_sliding_path "TOKEN_SLIDING_PATH": String = "/api/token/sliding/".to_owned();
+    /// Path of the sliding-token refresh endpoint.
+    token_sliding_refresh_path "TOKEN_SLIDING_REFRESH_PATH": String = "/api/token/sliding/refresh/".to_owned();
+    /// Path of the protected index endpoint, which answers the authenticated user's id and name.
+    index_path "INDEX_PATH": String = "/api/index/".to_owned();
+}
+
+/// Names from simplejwt that were removed there; Tollgate refuses them with the same hint.
+const REMOVED: &[&str] = &[
+    "AUTH_HEADER_TYPE",
+    "AUTH_TOKEN_CLASS",
+    "SECRET_KEY",
+    "TOKEN_BACKEND_CLASS",
+];
+
+impl Settings {
+    /// Builds settings from simplejwt's defaults, then a TOML table, then environment variables
+    /// (`TOLLGATE_<KEY>`, plus plain `DATABASE_URL`); later sources win. TOML keys are matched
+    /// without regard to case, so `access_token_lifetime` and `ACCESS_TOKEN_LIFETIME` both work.
+    /// Environment variables named in `env_ignored` (after the prefix) are left for the caller.
+    pub fn from_sources<'a>(
+        toml: &toml::Table,
+        env: impl IntoIterator<Item = (&'a str, &'a str)>,
+        env_ignored: &[&str],
+    ) -> Result<Settings, SettingsError> {
+        let mut settings = Settings::default();
+        for (key, value) in toml {
+            settings.apply(
+                &key.to_ascii_uppercase(),
+                key,
+                &RawValue::Toml(value.clone()),
+            )?;
+        }
+        let mut env: BTreeMap<&str, &str> = env.into_iter().collect();
+        // The conventional name wins over nothing, and loses to TOLLGATE_DATABASE_URL.
+        if let Some(url) = env.remove("DATABASE_URL") {
+            settings.apply(
+                "DATABASE_URL",
+                "DATABASE_URL",
+                &RawValue::Env(url.to_owned()),
+            )?;
+        }
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if env_ignored.contains(&key) {
+                continue;
+            }
+            settings.apply(key, name, &RawValue::Env(value.to_owned()))?;
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn apply(&mut self, key: &str, as_written: &str, raw: &RawValue) -> Result<(), SettingsError> {
+        if self.set(key, raw)? {
+            return Ok(());
+        }
+        let hint = if REMOVED.contains(&key) {
+            " (this simplejwt setting has been removed; see the configuration reference)".to_owned()
+        } else {
+            Settings::REFERENCE
+                .iter()
+                .find(|info| is_near(info.key, key))
+                .map(|info| format!(" (did you mean {}?)", info.key))
+                .unwrap_or_default()
+        };
+        Err(SettingsError::Unknown {
+            key: as_written.to_owned(),
+            hint,
+        })
+    }
+
+    /// Checks the settings as a whole; the error names the setting at fault.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key: &'static str, message: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        for (key, lifetime) in [
+            ("ACCESS_TOKEN_LIFETIME", self.access_token_lifetime),
+            ("REFRESH_TOKEN_LIFETIME", self.refresh_token_lifetime),
+            ("SLIDING_TOKEN_LIFETIME", self.sliding_token_lifetime),
+            (
+                "SLIDING_TOKEN_REFRESH_LIFETIME",
+                self.sliding_token_refresh_lifetime,
+            ),
+        ] {
+            if lifetime.as_secs() == 0 {
+                return invalid(key, "must be at least one second");
+            }
+        }
+        if self.auth_header_types.is_empty() {
+            return invalid(
+                "AUTH_HEADER_TYPES",
+                "must name at least one header type, e.g. Bearer",
+            );
+        }
+        if self
+            .auth_header_types
+            .iter()
+            .any(|t| t.is_empty() || t.contains(char::is_whitespace))
+        {
+            return invalid("AUTH_HEADER_TYPES", "header types must be single words");
+        }
+        if crate::auth::header_name(&self.auth_header_name).is_none() {
+            return invalid(
+                "AUTH_HEADER_NAME",
+                "must be a header name such as Authorization or HTTP_AUTHORIZATION",
+            );
+        }
+        if !matches!(self.user_id_field.as_str(), "id" | "username" | "email") {
+            return invalid("USER_ID_FIELD", "must be one of id, username, email");
+        }
+        if !matches!(self.username_field.as_str(), "username" | "email") {
+            return invalid("USERNAME_FIELD", "must be one of username, email");
+        }
+        if self.user_id_claim.is_empty() {
+            return invalid("USER_ID_CLAIM", "must not be empty");
+        }
+        if self.auth_token_classes.is_empty() {
+            return invalid("AUTH_TOKEN_CLASSES", "must name at least one token type");
+        }
+        if self.auth_token_classes.contains(&TokenType::Refresh) {
+            return invalid(
+                "AUTH_TOKEN_CLASSES",
+                "refresh tokens cannot authenticate requests; use access or sliding",
+            );
+        }
+        if !self.algorithm.is_hmac() && self.verifying_key.trim().is_empty() {
+            return invalid(
+                "VERIFYING_KEY",
+                "is required for asymmetric algorithms (a PEM public key)",
+            );
+        }
+        if !self.algorithm.is_hmac() && self.signing_key.is_empty() {
+            return invalid(
+                "SIGNING_KEY",
+                "is required for asymmetric algorithms (a PEM private key)",
+            );
+        }
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism.max(1)
+            || self.argon2_iterations == 0
+        {
+            return invalid(
+                "ARGON2_MEMORY_KIB",
+                "argon2 needs at least 8 KiB per lane and one iteration",
+            );
+        }
+        for (key, path) in self.paths() {
+            if !path.starts_with('/') {
+                return invalid(key, "must start with /");
+            }
+        }
+        Ok(())
+    }
+
+    /// Settings that are valid but probably not what was meant, for the server to log.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.blacklist_after_rotation && !self.rotate_refresh_tokens {
+            // simplejwt accepts this silently; Django settings copied from its docs often have it.
+            warnings.push(
+                "BLACKLIST_AFTER_ROTATION is true but ROTATE_REFRESH_TOKENS is false: refresh never \
+                 blacklists; only the verify endpoint checks the blacklist"
+                    .to_owned(),
+            );
+        }
+        if self.algorithm.is_hmac()
+            && self.signing_key.expose().len() < self.algorithm.min_hmac_key_len()
+        {
+            warnings.push(format!(
+                "SIGNING_KEY is shorter than {} bytes, the output size of {}; use a longer random secret",
+                self.algorithm.min_hmac_key_len(),
+                self.algorithm.as_str()
+            ));
+        }
+        warnings
+    }
+
+    /// Each endpoint path setting with its key.
+    pub fn paths(&self) -> [(&'static str, &str); 7] {
+        [
+            ("TOKEN_OBTAIN_PATH", &self.token_obtain_path),
+            ("TOKEN_REFRESH_PATH", &self.token_refresh_path),
+            ("TOKEN_VERIFY_PATH", &self.token_verify_path),
+            ("TOKEN_BLACKLIST_PATH", &self.token_blacklist_path),
+            ("TOKEN_SLIDING_PATH", &self.token_sliding_path),
+            (
+                "TOKEN_SLIDING_REFRESH_PATH",
+                &self.token_sliding_refresh_path,
+            ),
+            ("INDEX_PATH", &self.index_path),
+        ]
+    }
+
+    /// The reference with each secret setting marked.
+    pub fn reference() -> Vec<SettingInfo> {
+        let secret = Settings::secret_keys();
+        Settings::REFERENCE
+            .iter()
+            .map(|info| SettingInfo {
+                secret: secret.contains(&info.key),
+                ..*info
+            })
+            .collect()
+    }
+}
+
+/// A typo check: same length and one letter off, or one letter missing or extra.
+fn is_near(known: &str, typed: &str) -> bool {
+    let (a, b) = (known.as_bytes(), typed.as_bytes());
+    if a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let suffix = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    prefix + suffix + 1 >= a.len().max(b.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml_text: &str, env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let table: toml::Table = toml::from_str(toml_text).expect("test TOML parses");
+        Settings::from_sources(&table, env.iter().copied(), &["CONFIG"])
+    }
+
+    #[test]
+    fn defaults_are_simplejwts() {
+        let s = Settings::default();
+        assert_eq!(s.access_token_lifetime, Duration::from_secs(300));
+        assert_eq!(s.refresh_token_lifetime, Duration::from_secs(86_400));
+        assert_eq!(s.algorithm, Algorithm::HS256);
+        assert_eq!(s.auth_header_types, vec!["Bearer"]);
+        assert_eq!(s.auth_token_classes, vec![TokenType::Access]);
+        assert!(!s.rotate_refresh_tokens && !s.blacklist_after_rotation && s.check_user_is_active);
+        s.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn environment_wins_over_toml() {
+        let s = load(
+            "ACCESS_TOKEN_LIFETIME = 60\nrotate_refresh_tokens = true",
+            &[
+                ("TOLLGATE_ACCESS_TOKEN_LIFETIME", "5m"),
+                ("TOLLGATE_CONFIG", "x.toml"),
+                ("HOME", "/root"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(s.access_token_lifetime, Duration::from_secs(300));
+        assert!(s.rotate_refresh_tokens);
+    }
+
+    #[test]
+    fn plain_database_url_loses_to_prefixed_one() {
+        let s = load("", &[("DATABASE_URL", "sqlite://a.db")]).expect("valid");
+        assert_eq!(s.database_url, "sqlite://a.db");
+        let s = load(
+            "",
+            &[
+                ("DATABASE_URL", "sqlite://a.db"),
+                ("TOLLGATE_DATABASE_URL", "sqlite://b.db"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(s.database_url, "sqlite://b.db");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let err = load("", &[("TOLLGATE_ACCESS_TOKEN_LIFETIME", "soon")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("setting ACCESS_TOKEN_LIFETIME:"),
+            "{err}"
+        );
+        let err = load("ALGORITHM = \"HS257\"", &[]).unwrap_err();
+        assert!(err.to_string().contains("ALGORITHM"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_a_suggestion() {
+        let err = load("ACCESS_TOKEN_LIFETME = 5", &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown setting ACCESS_TOKEN_LIFETME (did you mean ACCESS_TOKEN_LIFETIME?)"
+        );
+        let err = load("", &[("TOLLGATE_SECRET_KEY", "x")]).unwrap_err();
+        assert!(err.to_string().contains("removed"), "{err}");
+    }
+
+    #[test]
+    fn blacklist_without_rotation_is_accepted_with_a_warning() {
+        let s = load(
+            "BLACKLIST_AFTER_ROTATION = true\nSIGNING_KEY = \"0123456789abcdef0123456789abcdef\"",
+            &[],
+        )
+        .expect("valid");
+        let warnings = s.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("ROTATE_REFRESH_TOKENS"));
+    }
+
+    #[test]
+    fn reference_lists_every_setting_and_marks_secrets() {
+        let reference = Settings::reference();
+        assert_eq!(reference.len(), Settings::default().effective().len());
+        let signing = reference
+            .iter()
+            .find(|r| r.key == "SIGNING_KEY")
+            .expect("listed");
+        assert!(signing.secret);
+        assert!(reference.iter().all(|r| !r.doc.trim().is_empty()));
+    }
+}
