@@ -1,0 +1,193 @@
+//! The outstanding-token record and the blacklist, keyed by `jti`.
+
+use crate::{with_pool, Store, StoreError};
+
+/// What the store keeps of an issued refresh or sliding token: never the token itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenRecord<'a> {
+    /// The token's unique id.
+    pub jti: &'a str,
+    /// The user it was issued to, if that user exists.
+    pub user_id: Option<i64>,
+    /// Its `iat`, if known.
+    pub created_at: Option<i64>,
+    /// Its `exp`: after this the row may be flushed.
+    pub expires_at: i64,
+}
+
+/// What `flushexpiredtokens` deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Outstanding-token rows deleted.
+    pub outstanding: u64,
+    /// Blacklist rows deleted.
+    pub blacklisted: u64,
+}
+
+/// Rows deleted per statement when flushing, so that no single statement holds locks for long.
+const FLUSH_BATCH: i64 = 10_000;
+
+impl Store {
+    /// Records an issued token as outstanding; recording the same jti twice is harmless.
+    pub async fn record_outstanding(&self, token: &TokenRecord<'_>) -> Result<(), StoreError> {
+        // The user id is kept only if that user exists (tokens minted elsewhere may name others).
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at) \
+                 VALUES ($1, (SELECT id FROM users WHERE id = $2), $3, $4) ON CONFLICT (jti) DO NOTHING",
+            )
+            .bind(token.jti)
+            .bind(token.user_id)
+            .bind(token.created_at)
+            .bind(token.expires_at)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// Whether the token with this jti is blacklisted.
+    pub async fn is_blacklisted(&self, jti: &str) -> Result<bool, StoreError> {
+        let found = with_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i32>("SELECT 1 FROM blacklisted_tokens WHERE jti = $1")
+                .bind(jti)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(found.is_some())
+    }
+
+    /// Blacklists a token, recording it as outstanding first if it was not (a token minted
+    /// elsewhere with the same key). Returns false if it was already blacklisted: of two
+    /// concurrent calls for one jti, exactly one returns true.
+    pub async fn blacklist(&self, token: &TokenRecord<'_>, now: i64) -> Result<bool, StoreError> {
+        self.record_outstanding(token).await?;
+        let done = with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (jti) DO NOTHING",
+            )
+            .bind(token.jti)
+            .bind(now)
+            .bind(token.expires_at)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(done == 1)
+    }
+
+    /// Deletes outstanding and blacklisted rows whose token expired at or before `now`, in
+    /// batches; `progress` is called with the running total after each batch.
+    pub async fn flush_expired(
+        &self,
+        now: i64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<FlushReport, StoreError> {
+        let mut report = FlushReport::default();
+        for table in ["blacklisted_tokens", "outstanding_tokens"] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE expires_at <= $1 LIMIT $2)"
+            );
+            loop {
+                let done = with_pool!(self, |pool| {
+                    sqlx::query(&sql)
+                        .bind(now)
+                        .bind(FLUSH_BATCH)
+                        .execute(pool)
+                        .await
+                        .map(|d| d.rows_affected())
+                })?;
+                let deleted = done;
+                match table {
+                    "blacklisted_tokens" => report.blacklisted += deleted,
+                    _ => report.outstanding += deleted,
+                }
+                progress(report.blacklisted + report.outstanding);
+                if deleted < FLUSH_BATCH as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// How many tokens are recorded as outstanding and as blacklisted.
+    pub async fn token_counts(&self) -> Result<(i64, i64), StoreError> {
+        let counts: (i64, i64) = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM outstanding_tokens), (SELECT COUNT(*) FROM blacklisted_tokens)",
+            )
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::memory_store;
+
+    fn record(jti: &str, expires_at: i64) -> TokenRecord<'_> {
+        TokenRecord {
+            jti,
+            user_id: Some(999),
+            created_at: Some(1),
+            expires_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn blacklisting_is_claimed_once() {
+        let store = memory_store().await;
+        assert!(!store.is_blacklisted("a").await.expect("query"));
+        assert!(store.blacklist(&record("a", 50), 10).await.expect("query"));
+        assert!(!store.blacklist(&record("a", 50), 11).await.expect("query"));
+        assert!(store.is_blacklisted("a").await.expect("query"));
+        // The unknown user 999 was not kept, and the token was recorded as outstanding once.
+        assert_eq!(store.token_counts().await.expect("query"), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn flush_deletes_only_expired_rows() {
+        let store = memory_store().await;
+        store
+            .record_outstanding(&record("old", 100))
+            .await
+            .expect("query");
+        store
+            .record_outstanding(&record("old", 100))
+            .await
+            .expect("duplicate ignored");
+        store
+            .blacklist(&record("old-dead", 100), 1)
+            .await
+            .expect("query");
+        store
+            .record_outstanding(&record("live", 300))
+            .await
+            .expect("query");
+        store
+            .blacklist(&record("live-dead", 300), 1)
+            .await
+            .expect("query");
+        let mut calls = 0;
+        let report = store
+            .flush_expired(100, |_| calls += 1)
+            .await
+            .expect("flush");
+        assert_eq!(
+            report,
+            FlushReport {
+                outstanding: 2,
+                blacklisted: 1
+            }
+        );
+        assert!(calls >= 2);
+        assert_eq!(store.token_counts().await.expect("query"), (2, 1));
+        assert!(store.is_blacklisted("live-dead").await.expect("query"));
+    }
+}
