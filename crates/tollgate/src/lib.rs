@@ -1,1 +1,21 @@
-//! placeholder
+//! Tollgate: a JWT authentication server that speaks djangorestframework-simplejwt's token API.
+//!
+//! This crate is the server: the HTTP API over axum, the `tollgate` command line, and the
+//! loading of settings. Tokens are minted and checked by `tollgate-core`; users and tokens are
+//! kept by `tollgate-store`.
+//!
+//! # Layout
+//! - [`config`]: settings from defaults, a TOML file and `TOLLGATE_*` environment variables.
+//! - [`state`]: what every handler shares.
+//! - [`server`]: the router and [`server::run`].
+//! - [`error`]: [`error::ApiError`], the one table from errors to statuses and bodies.
+//! - `api/`: one module per resource; `cli/`: one module per subcommand.
+#![deny(missing_docs)]
+
+mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod server;
+pub mod state;

@@ -1,0 +1,244 @@
+//! The token endpoints: obtain (pair and sliding), refresh, verify, blacklist, sliding refresh.
+//!
+//! Each follows simplejwt 5.5's view and serializer step by step; the order of checks decides
+//! which message a client sees, so it is kept.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+use tollgate_core::password::PasswordCheck;
+use tollgate_core::{unix_now, Claims, Issued, TokenError, TokenType};
+use tollgate_store::{TokenRecord, User, UserField};
+
+use super::body::Payload;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `POST /api/token/`: a refresh and an access token for a username and password.
+pub(crate) async fn obtain_pair(
+    State(state): State<AppState>,
+    payload: Payload,
+) -> Result<Json<Value>, ApiError> {
+    let user = log_in(&state, &payload).await?;
+    let now = unix_now();
+    let user_id = user.field(state.user_id_field);
+    let refresh = sign(
+        &state,
+        state
+            .codec
+            .claims_for_user(TokenType::Refresh, &user_id, now),
+    )?;
+    record_outstanding(&state, &refresh, Some(user.id)).await?;
+    let access = sign(&state, state.codec.access_claims_from(&refresh.claims, now))?;
+    tracing::info!(user_id = user.id, jti = %refresh.jti, "token pair obtained");
+    Ok(Json(
+        json!({ "refresh": refresh.token, "access": access.token }),
+    ))
+}
+
+/// `POST /api/token/sliding/`: a sliding token for a username and password.
+pub(crate) async fn obtain_sliding(
+    State(state): State<AppState>,
+    payload: Payload,
+) -> Result<Json<Value>, ApiError> {
+    let user = log_in(&state, &payload).await?;
+    let now = unix_now();
+    let user_id = user.field(state.user_id_field);
+    let sliding = sign(
+        &state,
+        state
+            .codec
+            .claims_for_user(TokenType::Sliding, &user_id, now),
+    )?;
+    record_outstanding(&state, &sliding, Some(user.id)).await?;
+    tracing::info!(user_id = user.id, jti = %sliding.jti, "sliding token obtained");
+    Ok(Json(json!({ "token": sliding.token })))
+}
+
+/// `POST /api/token/refresh/`: a new access token (and, with rotation, a new refresh token).
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    payload: Payload,
+) -> Result<Json<Value>, ApiError> {
+    let [raw] = payload.char_fields(["refresh"])?;
+    let now = unix_now();
+    let claims = decode_blacklistable(&state, &raw, TokenType::Refresh, now).await?;
+    require_active_user(&state, &claims).await?;
+    let access = sign(&state, state.codec.access_claims_from(&claims, now))?;
+    if !state.settings.rotate_refresh_tokens {
+        return Ok(Json(json!({ "access": access.token })));
+    }
+    if state.settings.blacklist_after_rotation {
+        // The blacklist insert is the lock: of two concurrent refreshes of one token, only the
+        // one whose insert lands may rotate it.
+        let record = token_record(&state, &claims, None);
+        if !state.store.blacklist(&record, now).await? {
+            return Err(TokenError::Blacklisted.into());
+        }
+    }
+    let rotated = sign(&state, state.codec.rotated_claims(&claims, now))?;
+    let owner = user_pk(&state, &claims).await?;
+    record_outstanding(&state, &rotated, owner).await?;
+    tracing::info!(jti = %rotated.jti, "refresh token rotated");
+    Ok(Json(
+        json!({ "access": access.token, "refresh": rotated.token }),
+    ))
+}
+
+/// `POST /api/token/verify/`: `{}` if the token is valid, of any type.
+pub(crate) async fn verify(
+    State(state): State<AppState>,
+    payload: Payload,
+) -> Result<Json<Value>, ApiError> {
+    let [raw] = payload.char_fields(["token"])?;
+    let claims = state.codec.decode_as(&raw, None, unix_now())?;
+    // simplejwt checks the blacklist here only when BLACKLIST_AFTER_ROTATION is on, and answers
+    // a validation error (400), not a token error.
+    if state.settings.blacklist_after_rotation {
+        if let Some(jti) = state.codec.jti(&claims) {
+            if state.store.is_blacklisted(jti).await? {
+                return Err(ApiError::NonField(TokenError::Blacklisted.to_string()));
+            }
+        }
+    }
+    Ok(Json(json!({})))
+}
+
+/// `POST /api/token/blacklist/`: logs out a refresh token. Holding the token is enough.
+pub(crate) async fn blacklist(
+    State(state): State<AppState>,
+    payload: Payload,
+) -> Result<Json<Value>, ApiError> {
+    let [raw] = payload.char_fields(["refresh"])?;
+    let now = unix_now();
+    let claims = decode_blacklistable(&state, &raw, TokenType::Refresh, now).await?;
+    let owner = user_pk(&state, &claims).await?;
+    if !state
+        .store
+        .blacklist(&token_record(&state, &claims, owner), now)
+        .await?
+    {
+        return Err(TokenError::Blacklisted.into());
+    }
+    tracing::info!(
+        jti = state.codec.jti(&claims).unwrap_or_default(),
+        "refresh token blacklisted"
+    );
+    Ok(Json(json!({})))
+}
+
+/// `POST /api/token/sliding/refresh/`: the same sliding token with a new `exp`, while its
+/// refresh window lasts.
+pub(crate) async fn refresh_sliding(
+    State(state): State<AppState>,
+    payload: Payload,
+) -> Result<Json<Value>, ApiError> {
+    let [raw] = payload.char_fields(["token"])?;
+    let now = unix_now();
+    let claims = decode_blacklistable(&state, &raw, TokenType::Sliding, now).await?;
+    state.codec.check_refresh_window(&claims, now)?;
+    require_active_user(&state, &claims).await?;
+    let slid = sign(&state, state.codec.slid_claims(&claims, now))?;
+    Ok(Json(json!({ "token": slid.token })))
+}
+
+/// Checks a username and password; every failure gives the same answer, and an unknown user
+/// costs the same hash time as a wrong password.
+async fn log_in(state: &AppState, payload: &Payload) -> Result<User, ApiError> {
+    let username_field = state.settings.username_field.as_str();
+    let [username, password] = payload.char_fields([username_field, "password"])?;
+    let user = state
+        .store
+        .find_user(state.username_field, &username)
+        .await?;
+    let stored = user.as_ref().map(|u| u.password.clone());
+    let check = state.passwords.verify(password.clone(), stored).await;
+    let user = match user {
+        Some(user) if check.matched() && user.is_active => user,
+        _ => {
+            tracing::info!(username_field, "login failed");
+            return Err(ApiError::NoActiveAccount);
+        }
+    };
+    if check == PasswordCheck::MatchNeedsRehash {
+        let hash = state.passwords.hash(password).await;
+        state.store.set_password_hash(user.id, &hash).await?;
+    }
+    if state.settings.update_last_login {
+        state.store.set_last_login(user.id, unix_now()).await?;
+    }
+    Ok(user)
+}
+
+/// Decodes a refresh or sliding token in simplejwt's order: signature and expiry, then the
+/// blacklist, then the presence of `exp` and `jti` and the type.
+async fn decode_blacklistable(
+    state: &AppState,
+    raw: &str,
+    expected: TokenType,
+    now: i64,
+) -> Result<Claims, ApiError> {
+    let claims = state.codec.decode(raw, now)?;
+    if let Some(jti) = state.codec.jti(&claims) {
+        if state.store.is_blacklisted(jti).await? {
+            return Err(TokenError::Blacklisted.into());
+        }
+    }
+    state.codec.check_type(&claims, Some(expected), now)?;
+    Ok(claims)
+}
+
+/// Refuses a refresh for a user who is gone or inactive. simplejwt 5.5.1 answers 500 for a
+/// deleted user; its next release, and Tollgate, answer 401. Tokens naming no user pass.
+async fn require_active_user(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
+    let Some(user_id) = state.codec.user_id(claims) else {
+        return Ok(());
+    };
+    match state.store.find_user(state.user_id_field, &user_id).await? {
+        Some(user) if user.is_active || !state.settings.check_user_is_active => Ok(()),
+        _ => Err(ApiError::NoActiveAccountForToken),
+    }
+}
+
+/// The primary key of the user a token names, if that user exists.
+async fn user_pk(state: &AppState, claims: &Claims) -> Result<Option<i64>, ApiError> {
+    let Some(user_id) = state.codec.user_id(claims) else {
+        return Ok(None);
+    };
+    if state.user_id_field == UserField::Id {
+        // The store keeps the id only if the user exists; no lookup needed.
+        return Ok(user_id.parse().ok());
+    }
+    Ok(state
+        .store
+        .find_user(state.user_id_field, &user_id)
+        .await?
+        .map(|user| user.id))
+}
+
+fn token_record<'c>(state: &AppState, claims: &'c Claims, user_id: Option<i64>) -> TokenRecord<'c> {
+    TokenRecord {
+        jti: state.codec.jti(claims).unwrap_or_default(),
+        user_id,
+        created_at: claims.timestamp("iat"),
+        expires_at: claims.timestamp("exp").unwrap_or_default(),
+    }
+}
+
+fn sign(state: &AppState, claims: Claims) -> Result<Issued, ApiError> {
+    state.codec.sign(claims).map_err(ApiError::internal)
+}
+
+async fn record_outstanding(
+    state: &AppState,
+    issued: &Issued,
+    user_id: Option<i64>,
+) -> Result<(), ApiError> {
+    let record = TokenRecord {
+        jti: &issued.jti,
+        user_id,
+        created_at: Some(issued.issued_at),
+        expires_at: issued.expires_at,
+    };
+    Ok(state.store.record_outstanding(&record).await?)
+}

@@ -1,0 +1,158 @@
+//! The `tollgate` command line: one module per subcommand.
+
+mod check;
+mod flush;
+mod migrate;
+mod serve;
+mod token;
+mod users;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tollgate_core::Settings;
+use tollgate_store::{PoolConfig, Store};
+
+/// Tollgate: a JWT authentication server with djangorestframework-simplejwt's token API.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about, propagate_version = true)]
+pub struct Cli {
+    /// A TOML file of settings (simplejwt names, e.g. ACCESS_TOKEN_LIFETIME = "5m").
+    /// Environment variables TOLLGATE_<SETTING> override it.
+    #[arg(long, global = true, env = "TOLLGATE_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (migrates the database first).
+    Serve(serve::Args),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Create a superuser (interactive, or --no-input with TOLLGATE_SUPERUSER_PASSWORD).
+    Createsuperuser(users::Args),
+    /// Create a plain user (interactive, or --no-input with TOLLGATE_USER_PASSWORD).
+    Createuser(users::Args),
+    /// Print a fresh refresh and access token for a user, as RefreshToken.for_user does.
+    Token(token::Args),
+    /// Delete expired outstanding and blacklisted tokens.
+    Flushexpiredtokens,
+    /// Validate the configuration and print the effective settings, secrets masked.
+    Check,
+}
+
+/// Parses the command line, runs the subcommand and turns its outcome into an exit code:
+/// 0 on success, 1 on failure (the error chain is printed), 2 on a usage error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = crate::config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve(args) => serve::run(settings, args).await,
+        Command::Migrate => migrate::run(settings).await,
+        Command::Createsuperuser(args) => users::run(settings, args, users::Kind::Superuser).await,
+        Command::Createuser(args) => users::run(settings, args, users::Kind::User).await,
+        Command::Token(args) => token::run(settings, args).await,
+        Command::Flushexpiredtokens => flush::run(settings).await,
+        Command::Check => check::run(settings),
+    }
+}
+
+/// Logs go to standard error; the filter comes from TOLLGATE_LOG (then RUST_LOG), default info.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("TOLLGATE_LOG")
+        .ok()
+        .and_then(|spec| EnvFilter::try_new(spec).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Connects to the configured database and applies pending migrations.
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database_url, PoolConfig::default())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                redact_url(&settings.database_url)
+            )
+        })?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    Ok(store)
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_are_not_shown() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db/tollgate"),
+            "postgres://app:***@db/tollgate"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/tollgate"),
+            "postgres://app@db/tollgate"
+        );
+        assert_eq!(redact_url("sqlite://tollgate.db"), "sqlite://tollgate.db");
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

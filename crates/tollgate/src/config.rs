@@ -1,0 +1,183 @@
+//! Loading settings: simplejwt's defaults, then a TOML file, then the environment.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use tollgate_core::settings::Secret;
+use tollgate_core::Settings;
+
+/// `TOLLGATE_*` variables that are not settings: they are read by the command line.
+pub const NON_SETTING_ENV: &[&str] = &[
+    "CONFIG",
+    "SUPERUSER_PASSWORD",
+    "USER_PASSWORD",
+    "LOG",
+    "LOG_FORMAT",
+];
+
+/// Loads and validates settings from an optional TOML file and the process environment.
+pub fn load(config_path: Option<&Path>) -> anyhow::Result<Settings> {
+    let table = match config_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the config file {}", path.display()))?;
+            toml::from_str::<toml::Table>(&text)
+                .with_context(|| format!("the config file {} is not valid TOML", path.display()))?
+        }
+        None => toml::Table::new(),
+    };
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let settings = Settings::from_sources(
+        &table,
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        NON_SETTING_ENV,
+    )
+    .with_context(|| match config_path {
+        Some(path) => format!(
+            "invalid configuration (from {} and the environment)",
+            path.display()
+        ),
+        None => "invalid configuration (from the environment)".to_owned(),
+    })?;
+    Ok(settings)
+}
+
+/// Where a development signing key lives: beside the SQLite database file.
+pub fn dev_key_path(database_url: &str) -> Option<PathBuf> {
+    let path = sqlite_path(database_url)?;
+    let mut name = path.file_name()?.to_owned();
+    name.push(".signing-key");
+    Some(path.with_file_name(name))
+}
+
+fn sqlite_path(database_url: &str) -> Option<PathBuf> {
+    let rest = database_url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Fills in SIGNING_KEY when it is empty and the algorithm is an HMAC: a random secret kept in
+/// a file beside the SQLite database, made on first use. Only for development: with PostgreSQL
+/// (several instances) the key must be configured. Returns the key file used, if any.
+pub fn ensure_signing_key(settings: &mut Settings) -> anyhow::Result<Option<PathBuf>> {
+    if !settings.signing_key.is_empty() || !settings.algorithm.is_hmac() {
+        return Ok(None);
+    }
+    let Some(path) = dev_key_path(&settings.database_url) else {
+        if settings.database_url.contains(":memory:") {
+            settings.signing_key = Secret(random_secret());
+            tracing::warn!(
+                "no SIGNING_KEY set: using a random key for this in-memory database only"
+            );
+            return Ok(None);
+        }
+        bail!(
+            "SIGNING_KEY is not set: with this database, set TOLLGATE_SIGNING_KEY (for example to the \
+             output of `openssl rand -hex 64`) so that every instance signs with the same key"
+        );
+    };
+    let key = match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => key.trim().to_owned(),
+        Ok(_) => bail!(
+            "the signing key file {} is empty; delete it to make a new one",
+            path.display()
+        ),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let key = random_secret();
+            write_private(&path, &key).with_context(|| {
+                format!(
+                    "cannot write the development signing key to {}",
+                    path.display()
+                )
+            })?;
+            key
+        }
+        Err(err) => {
+            return Err(err)
+                .with_context(|| format!("cannot read the signing key file {}", path.display()))
+        }
+    };
+    tracing::warn!(
+        key_file = %path.display(),
+        "no SIGNING_KEY set: using a generated development key; set TOLLGATE_SIGNING_KEY in production"
+    );
+    settings.signing_key = Secret(key);
+    Ok(Some(path))
+}
+
+/// 64 random bytes as hex: enough for HS512.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 64];
+    for chunk in bytes.chunks_mut(16) {
+        chunk.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_files_sit_beside_sqlite_databases() {
+        assert_eq!(
+            dev_key_path("sqlite://tollgate.db"),
+            Some(PathBuf::from("tollgate.db.signing-key"))
+        );
+        assert_eq!(
+            dev_key_path("sqlite:///var/lib/t.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib/t.db.signing-key"))
+        );
+        assert_eq!(dev_key_path("sqlite::memory:"), None);
+        assert_eq!(dev_key_path("postgres://localhost/db"), None);
+    }
+
+    #[test]
+    fn a_generated_key_is_made_once_and_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let mut first = Settings {
+            database_url: url.clone(),
+            ..Settings::default()
+        };
+        let path = ensure_signing_key(&mut first)
+            .expect("made")
+            .expect("a key file");
+        assert_eq!(first.signing_key.expose().len(), 128);
+        let mut second = Settings {
+            database_url: url,
+            ..Settings::default()
+        };
+        ensure_signing_key(&mut second).expect("read");
+        assert_eq!(first.signing_key, second.signing_key);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .expect("exists")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn postgres_without_a_key_is_refused() {
+        let mut settings = Settings {
+            database_url: "postgres://localhost/db".into(),
+            ..Settings::default()
+        };
+        let err = ensure_signing_key(&mut settings).unwrap_err();
+        assert!(err.to_string().contains("SIGNING_KEY"), "{err}");
+    }
+}

@@ -1,0 +1,223 @@
+//! The one error type of the HTTP API and the one table from errors to statuses and bodies.
+//!
+//! Bodies are simplejwt's and Django REST framework's, word for word, because clients written
+//! for a Django backend match on them.
+
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use tollgate_core::auth::ClassRefusal;
+use tollgate_core::TokenError;
+
+/// Everything a handler can answer other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Field validation errors, in the serializer's field order: `{"field": ["message"]}`.
+    #[error("invalid fields")]
+    Fields(Vec<(String, Vec<String>)>),
+    /// A validation error that belongs to no field: `{"non_field_errors": ["message"]}`.
+    #[error("{0}")]
+    NonField(String),
+    /// The body is not valid JSON.
+    #[error("JSON parse error - {0}")]
+    JsonParse(String),
+    /// The body's content type is neither JSON nor a form.
+    #[error("unsupported media type {0:?}")]
+    UnsupportedMediaType(String),
+    /// The body is larger than MAX_BODY_BYTES.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// Wrong password, unknown user or inactive user: one answer for all.
+    #[error("no active account found with the given credentials")]
+    NoActiveAccount,
+    /// A refresh for a user who was deleted or deactivated.
+    #[error("no active account found for the given token")]
+    NoActiveAccountForToken,
+    /// A token endpoint refused the token.
+    #[error("{0}")]
+    Token(#[from] TokenError),
+    /// A protected endpoint got no credentials in a scheme it knows.
+    #[error("authentication credentials were not provided")]
+    NotAuthenticated,
+    /// A known scheme followed by other than exactly one token.
+    #[error("authorization header must contain two space-delimited values")]
+    BadAuthorizationHeader,
+    /// The token failed as every type in AUTH_TOKEN_CLASSES.
+    #[error("token not valid for any token type")]
+    NoValidTokenType(Vec<ClassRefusal>),
+    /// A valid token with no user id claim.
+    #[error("token contained no recognizable user identification")]
+    NoUserIdentification,
+    /// A valid token for a user who does not exist.
+    #[error("user not found")]
+    UserNotFound,
+    /// A valid token for a user who is not active.
+    #[error("user is inactive")]
+    UserInactive,
+    /// No route has this path.
+    #[error("not found")]
+    NotFound,
+    /// The route exists but not for this method.
+    #[error("method {0} not allowed")]
+    MethodNotAllowed(Method),
+    /// Anything that is not the client's fault. The cause is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// An internal error from any displayable cause.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal(cause.to_string())
+    }
+
+    fn status_and_body(&self) -> (StatusCode, Value) {
+        let detail = |text: &str| json!({ "detail": text });
+        let coded = |text: &str, code: &str| json!({ "detail": text, "code": code });
+        match self {
+            ApiError::Fields(fields) => {
+                let map: Map<String, Value> = fields
+                    .iter()
+                    .map(|(field, messages)| (field.clone(), json!(messages)))
+                    .collect();
+                (StatusCode::BAD_REQUEST, Value::Object(map))
+            }
+            ApiError::NonField(message) => (
+                StatusCode::BAD_REQUEST,
+                json!({ "non_field_errors": [message] }),
+            ),
+            ApiError::JsonParse(_) => (StatusCode::BAD_REQUEST, detail(&self.to_string())),
+            ApiError::UnsupportedMediaType(media_type) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                detail(&format!(
+                    "Unsupported media type \"{media_type}\" in request."
+                )),
+            ),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                detail("Request body is too large."),
+            ),
+            ApiError::NoActiveAccount => (
+                StatusCode::UNAUTHORIZED,
+                detail("No active account found with the given credentials"),
+            ),
+            ApiError::NoActiveAccountForToken => (
+                StatusCode::UNAUTHORIZED,
+                detail("No active account found for the given token."),
+            ),
+            ApiError::Token(err) => (
+                StatusCode::UNAUTHORIZED,
+                coded(&err.to_string(), "token_not_valid"),
+            ),
+            ApiError::NotAuthenticated => (
+                StatusCode::UNAUTHORIZED,
+                detail("Authentication credentials were not provided."),
+            ),
+            ApiError::BadAuthorizationHeader => (
+                StatusCode::UNAUTHORIZED,
+                coded(
+                    "Authorization header must contain two space-delimited values",
+                    "bad_authorization_header",
+                ),
+            ),
+            ApiError::NoValidTokenType(refusals) => {
+                let messages: Vec<Value> = refusals
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "token_class": r.token_type.class_name(),
+                            "token_type": r.token_type.as_str(),
+                            "message": r.error.to_string(),
+                        })
+                    })
+                    .collect();
+                let body = json!({
+                    "detail": "Given token not valid for any token type",
+                    "code": "token_not_valid",
+                    "messages": messages,
+                });
+                (StatusCode::UNAUTHORIZED, body)
+            }
+            ApiError::NoUserIdentification => (
+                StatusCode::UNAUTHORIZED,
+                coded(
+                    "Token contained no recognizable user identification",
+                    "token_not_valid",
+                ),
+            ),
+            ApiError::UserNotFound => (
+                StatusCode::UNAUTHORIZED,
+                coded("User not found", "user_not_found"),
+            ),
+            ApiError::UserInactive => (
+                StatusCode::UNAUTHORIZED,
+                coded("User is inactive", "user_inactive"),
+            ),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, detail("Not found.")),
+            ApiError::MethodNotAllowed(method) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                detail(&format!("Method \"{method}\" not allowed.")),
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                detail("A server error occurred."),
+            ),
+        }
+    }
+}
+
+impl From<tollgate_store::StoreError> for ApiError {
+    fn from(err: tollgate_store::StoreError) -> ApiError {
+        ApiError::internal(err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(cause = %cause, "request failed");
+        }
+        let (status, body) = self.status_and_body();
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            // The value depends on settings; the challenge layer fills it in (see server.rs).
+            response.extensions_mut().insert(NeedsChallenge);
+        }
+        response
+    }
+}
+
+/// Marks a 401 response that still needs its `WWW-Authenticate` header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NeedsChallenge;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_core::TokenType;
+
+    #[test]
+    fn bodies_are_simplejwts() {
+        let (status, body) = ApiError::NoValidTokenType(vec![ClassRefusal {
+            token_type: TokenType::Access,
+            error: TokenError::Expired,
+        }])
+        .status_and_body();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            body.to_string(),
+            r#"{"detail":"Given token not valid for any token type","code":"token_not_valid","messages":[{"token_class":"AccessToken","token_type":"access","message":"Token is expired"}]}"#
+        );
+        let (status, body) = ApiError::MethodNotAllowed(Method::GET).status_and_body();
+        assert_eq!(
+            (status, body),
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"detail": "Method \"GET\" not allowed."})
+            )
+        );
+        let (_, body) = ApiError::Internal("secret detail".into()).status_and_body();
+        assert!(!body.to_string().contains("secret"));
+    }
+}

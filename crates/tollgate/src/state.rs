@@ -1,0 +1,126 @@
+//! What every request handler shares: settings, the token codec, the store, the password pool.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderName, HeaderValue};
+use tokio::sync::Semaphore;
+use tollgate_core::password::{PasswordCheck, PasswordHasher};
+use tollgate_core::{Settings, TokenCodec};
+use tollgate_store::{Store, UserField};
+
+/// The application state, cloned into every handler (each field is shared).
+#[derive(Clone)]
+pub struct AppState {
+    /// The validated settings.
+    pub settings: Arc<Settings>,
+    /// Mints and checks tokens.
+    pub codec: Arc<TokenCodec>,
+    /// Users and tokens.
+    pub store: Store,
+    /// Password hashing off the async runtime.
+    pub passwords: PasswordPool,
+    /// USER_ID_FIELD, parsed.
+    pub user_id_field: UserField,
+    /// USERNAME_FIELD, parsed.
+    pub username_field: UserField,
+    /// AUTH_HEADER_NAME as an HTTP header name.
+    pub auth_header: HeaderName,
+    /// The `WWW-Authenticate` value for 401s: `Bearer realm="api"`.
+    pub challenge: HeaderValue,
+}
+
+/// The settings could not be turned into a running state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A setting is unusable.
+    #[error(transparent)]
+    Settings(#[from] tollgate_core::SettingsError),
+    /// The argon2 cost is unusable.
+    #[error("setting ARGON2_*: {0}")]
+    Password(#[from] tollgate_core::password::PasswordParamsError),
+}
+
+impl AppState {
+    /// Builds the state from validated settings and a migrated store.
+    pub fn new(settings: Settings, store: Store) -> Result<AppState, StateError> {
+        let invalid = |key: &'static str, message: &str| tollgate_core::SettingsError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
+        let codec = TokenCodec::new(&settings)?;
+        let hasher = PasswordHasher::new(
+            settings.argon2_memory_kib,
+            settings.argon2_iterations,
+            settings.argon2_parallelism,
+        )?;
+        let user_id_field = UserField::from_name(&settings.user_id_field)
+            .ok_or_else(|| invalid("USER_ID_FIELD", "must be one of id, username, email"))?;
+        let username_field = UserField::from_name(&settings.username_field)
+            .ok_or_else(|| invalid("USERNAME_FIELD", "must be one of username, email"))?;
+        let auth_header = tollgate_core::auth::header_name(&settings.auth_header_name)
+            .and_then(|name| HeaderName::try_from(name).ok())
+            .ok_or_else(|| invalid("AUTH_HEADER_NAME", "must be a header name"))?;
+        let challenge =
+            HeaderValue::try_from(format!("{} realm=\"api\"", settings.auth_header_types[0]))
+                .map_err(|_| invalid("AUTH_HEADER_TYPES", "must be printable ASCII"))?;
+        Ok(AppState {
+            codec: Arc::new(codec),
+            passwords: PasswordPool::new(hasher),
+            settings: Arc::new(settings),
+            store,
+            user_id_field,
+            username_field,
+            auth_header,
+            challenge,
+        })
+    }
+}
+
+/// Runs password hashes on tokio's blocking threads, at most one per core at a time, so that a
+/// flood of logins queues here instead of starving token checks on the async runtime.
+#[derive(Clone)]
+pub struct PasswordPool {
+    hasher: Arc<PasswordHasher>,
+    slots: Arc<Semaphore>,
+}
+
+impl PasswordPool {
+    fn new(hasher: PasswordHasher) -> PasswordPool {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        PasswordPool {
+            hasher: Arc::new(hasher),
+            slots: Arc::new(Semaphore::new(cores)),
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
+    ) -> T {
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _slot = self.slots.acquire().await;
+        let hasher = Arc::clone(&self.hasher);
+        match tokio::task::spawn_blocking(move || work(&hasher)).await {
+            Ok(value) => value,
+            Err(err) => std::panic::resume_unwind(err.into_panic()),
+        }
+    }
+
+    /// Checks a password against a stored hash, or against a dummy hash when there is no user,
+    /// so that unknown users cost the same time as wrong passwords.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> PasswordCheck {
+        self.run(move |hasher| match stored {
+            Some(stored) => hasher.verify(&password, &stored),
+            None => {
+                hasher.verify_dummy(&password);
+                PasswordCheck::Mismatch
+            }
+        })
+        .await
+    }
+
+    /// A new hash of a password.
+    pub async fn hash(&self, password: String) -> String {
+        self.run(move |hasher| hasher.hash(&password)).await
+    }
+}
