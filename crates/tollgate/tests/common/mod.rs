@@ -1,0 +1,384 @@
+//! The one test harness: a real Tollgate server on an ephemeral port, on its own database.
+//!
+//! Tests written with [`on_both_backends!`] run twice: on SQLite (a file in a fresh temporary
+//! directory) and on PostgreSQL (a fresh database on `TOLLGATE_TEST_POSTGRES_URL`, by default
+//! the local server, dropped when the test ends). Without a reachable PostgreSQL the PostgreSQL
+//! half is skipped with a message, unless `CI=true`, where it fails.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tollgate::state::AppState;
+use tollgate_core::settings::Secret;
+use tollgate_core::{unix_now, Settings};
+use tollgate_store::{NewUser, PoolConfig, Store, User};
+
+/// The HMAC key every test server signs with.
+pub const TEST_KEY: &str = "tollgate-test-signing-key-0123456789-abcdefghijklmnopqrstuvwxyz";
+
+/// The local PostgreSQL server that the machine runs.
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("TOLLGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned())
+}
+
+/// Whether the PostgreSQL half of a test should run. Unreachable PostgreSQL skips it with a
+/// message, except under `CI=true`, where it is a failure.
+pub async fn postgres_available() -> bool {
+    use sqlx::Connection;
+    let url = postgres_admin_url();
+    let attempt =
+        tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&url)).await;
+    match attempt {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            true
+        }
+        outcome => {
+            let reason = match outcome {
+                Ok(Err(err)) => err.to_string(),
+                _ => "timed out".to_owned(),
+            };
+            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                panic!("CI=true and PostgreSQL at {url} is unreachable: {reason}");
+            }
+            eprintln!("SKIPPED (PostgreSQL at {url} is unreachable: {reason}; set TOLLGATE_TEST_POSTGRES_URL)");
+            false
+        }
+    }
+}
+
+/// Declares tests that run once on SQLite and once on PostgreSQL, as `name::sqlite` and
+/// `name::postgres`. Each body gets the backend to start its server on.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($( $(#[doc = $doc:literal])* async fn $name:ident($backend:ident) $body:block )*) => {
+        $(
+            $(#[doc = $doc])*
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn run($backend: $crate::common::Backend) $body
+
+                #[tokio::test]
+                async fn sqlite() {
+                    run($crate::common::Backend::Sqlite).await
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    if $crate::common::postgres_available().await {
+                        run($crate::common::Backend::Postgres).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// A running server and a client that talks to it.
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub settings: Settings,
+    database: TestDatabase,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+enum TestDatabase {
+    Sqlite(tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+/// Settings every test starts from: simplejwt's defaults, a known key, a cheap password hash.
+pub fn test_settings() -> Settings {
+    Settings {
+        signing_key: Secret(TEST_KEY.to_owned()),
+        argon2_memory_kib: 1024,
+        argon2_iterations: 1,
+        argon2_parallelism: 1,
+        ..Settings::default()
+    }
+}
+
+impl TestServer {
+    /// A server on SQLite with the test settings.
+    pub async fn start() -> TestServer {
+        TestServer::start_on(Backend::Sqlite, |_| {}).await
+    }
+
+    /// A server on SQLite with the test settings as changed by `edit`.
+    pub async fn start_with(edit: impl FnOnce(&mut Settings)) -> TestServer {
+        TestServer::start_on(Backend::Sqlite, edit).await
+    }
+
+    /// A server on `backend` with the test settings as changed by `edit`.
+    pub async fn start_on(backend: Backend, edit: impl FnOnce(&mut Settings)) -> TestServer {
+        let mut settings = test_settings();
+        edit(&mut settings);
+        settings.validate().expect("test settings are valid");
+        let database = TestDatabase::create(backend).await;
+        settings.database_url = database.url();
+        let store = Store::connect(&settings.database_url, PoolConfig::default())
+            .await
+            .expect("database opens");
+        store.migrate().await.expect("database migrates");
+        let state = AppState::new(settings.clone(), store).expect("state builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let base = format!("http://{}", listener.local_addr().expect("has an address"));
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(tollgate::server::run(listener, state.clone(), async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client builds");
+        TestServer {
+            base,
+            client,
+            state,
+            settings,
+            database,
+            shutdown: Some(shutdown),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// Creates an active user with a password.
+    pub async fn create_user(&self, username: &str, password: &str) -> User {
+        let new = NewUser {
+            username: username.to_owned(),
+            email: format!("{username}@example.com"),
+            password_hash: self.state.passwords.hash(password.to_owned()).await,
+            is_active: true,
+            ..NewUser::default()
+        };
+        self.store()
+            .create_user(&new, unix_now())
+            .await
+            .expect("user created")
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
+        read(response).await
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Value) {
+        let body = serde_urlencoded::to_string(fields).expect("form encodes");
+        self.post_raw(
+            path,
+            Some("application/x-www-form-urlencoded"),
+            body.into_bytes(),
+        )
+        .await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.post(self.url(path)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        read(request.send().await.expect("request sent")).await
+    }
+
+    /// GET with an optional `Authorization` header value.
+    pub async fn get(&self, path: &str, authorization: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.client.get(self.url(path));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        read(request.send().await.expect("request sent")).await
+    }
+
+    /// Logs in and returns (refresh, access).
+    pub async fn obtain_pair(&self, username: &str, password: &str) -> (String, String) {
+        let (status, body) = self
+            .post_json(
+                "/api/token/",
+                json!({ "username": username, "password": password }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "login failed: {body}");
+        (token_field(&body, "refresh"), token_field(&body, "access"))
+    }
+
+    /// Signs any payload with the test key and the configured algorithm (HS*).
+    pub fn sign(&self, payload: Value) -> String {
+        sign_with(TEST_KEY, &self.settings, payload)
+    }
+
+    /// Stops the server and drops its database.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.state.store.close().await;
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.database.drop_now();
+    }
+}
+
+impl TestDatabase {
+    async fn create(backend: Backend) -> TestDatabase {
+        match backend {
+            Backend::Postgres => {
+                let admin_url = postgres_admin_url();
+                let name = format!("tollgate_test_{}", tollgate_core::new_jti());
+                admin_query(&admin_url, &format!("CREATE DATABASE {name}")).await;
+                TestDatabase::Postgres { admin_url, name }
+            }
+            Backend::Sqlite => TestDatabase::Sqlite(tempfile::tempdir().expect("temp dir")),
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            TestDatabase::Sqlite(dir) => format!("sqlite://{}/tollgate.db", dir.path().display()),
+            TestDatabase::Postgres { admin_url, name } => {
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map_or(admin_url.as_str(), |(base, _)| base);
+                format!("{base}/{name}")
+            }
+        }
+    }
+
+    /// Drops a PostgreSQL test database (forcing off the server's connections). Runs on a
+    /// thread of its own because `Drop` cannot await.
+    fn drop_now(&self) {
+        if let TestDatabase::Postgres { admin_url, name } = self {
+            let (admin_url, sql) = (
+                admin_url.clone(),
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(admin_query(&admin_url, &sql));
+            })
+            .join();
+            if dropped.is_err() {
+                eprintln!("warning: could not drop the test database {name}");
+            }
+        }
+    }
+}
+
+async fn admin_query(admin_url: &str, sql: &str) {
+    use sqlx::Connection;
+    let mut connection = match sqlx::PgConnection::connect(admin_url).await {
+        Ok(connection) => connection,
+        Err(err) => panic!(
+            "PostgreSQL at {admin_url} is unreachable ({err}); start it or set TOLLGATE_TEST_POSTGRES_URL"
+        ),
+    };
+    sqlx::query(sql)
+        .execute(&mut connection)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    let _ = connection.close().await;
+}
+
+/// Signs a payload with `key` and the settings' algorithm.
+pub fn sign_with(key: &str, settings: &Settings, payload: Value) -> String {
+    let algorithm: jsonwebtoken::Algorithm = settings
+        .algorithm
+        .as_str()
+        .parse()
+        .expect("known algorithm");
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(algorithm),
+        &payload,
+        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+    )
+    .expect("signs")
+}
+
+/// Decodes a token's payload without checking anything.
+pub fn payload(token: &str) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(1).expect("three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON payload")
+}
+
+pub fn token_field(body: &Value, field: &str) -> String {
+    body[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {body}"))
+        .to_owned()
+}
+
+async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("body read");
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}"));
+    (status, body)
+}
+
+/// A payload as simplejwt would write it for `user_id`, `token_type`, living `lifetime` seconds.
+pub fn claims(token_type: &str, user_id: &str, lifetime: i64) -> Value {
+    let now = unix_now();
+    json!({
+        "token_type": token_type,
+        "exp": now + lifetime,
+        "iat": now,
+        "jti": tollgate_core::new_jti(),
+        "user_id": user_id,
+    })
+}
+
+/// The token with one character of its signature changed (not the last, whose low bits may be
+/// padding).
+pub fn tamper_signature(token: &str) -> String {
+    let (head, signature) = token.rsplit_once('.').expect("three parts");
+    let mut chars: Vec<char> = signature.chars().collect();
+    chars[5] = if chars[5] == 'A' { 'B' } else { 'A' };
+    format!("{head}.{}", chars.into_iter().collect::<String>())
+}
