@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{bail, Context};
 use tollgate_core::password::PasswordHasher;
 use tollgate_core::{unix_now, Settings};
-use tollgate_store::{NewUser, StoreError};
+use tollgate_store::{NewUser, StoreError, UserField};
 
 /// Options of `createsuperuser` and `createuser`.
 #[derive(Debug, clap::Args)]
@@ -69,6 +69,15 @@ pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::R
     )?;
     let password_hash = tokio::task::spawn_blocking(move || hasher.hash(&password)).await?;
     let store = super::open_store(&settings).await?;
+    // Django checks the username first; so does Tollgate, whatever the database checks first.
+    if store
+        .find_user(UserField::Username, &username)
+        .await?
+        .is_some()
+    {
+        store.close().await;
+        bail!("a user with this username already exists");
+    }
     let new = NewUser {
         username: username.clone(),
         email: email.trim().to_owned(),

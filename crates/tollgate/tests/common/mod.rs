@@ -71,12 +71,12 @@ macro_rules! on_both_backends {
 
                 async fn run($backend: $crate::common::Backend) $body
 
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
                     run($crate::common::Backend::Sqlite).await
                 }
 
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     if $crate::common::postgres_available().await {
                         run($crate::common::Backend::Postgres).await

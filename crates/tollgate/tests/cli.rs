@@ -1,0 +1,325 @@
+//! The `tollgate` binary, run as a user runs it: subcommands, settings from the environment,
+//! and the seeds' curl sequence against `tollgate serve`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::payload;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_tollgate");
+
+/// A command in `dir` with a SQLite database there and no TOLLGATE_* from the outer environment.
+fn tollgate(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .current_dir(dir)
+        .args(args)
+        .env("DATABASE_URL", "sqlite://tollgate.db")
+        .env("TOLLGATE_LOG", "info");
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TOLLGATE_")) {
+        command.env_remove(name);
+    }
+    command
+        .env("TOLLGATE_ARGON2_MEMORY_KIB", "1024")
+        .env("TOLLGATE_ARGON2_ITERATIONS", "1");
+    command
+}
+
+fn run(mut command: impl std::borrow::BorrowMut<Command>) -> Output {
+    command
+        .borrow_mut()
+        .stdin(Stdio::null())
+        .output()
+        .expect("tollgate runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn create_superuser(dir: &Path, username: &str, password: &str) -> Output {
+    run(tollgate(
+        dir,
+        &[
+            "createsuperuser",
+            "--username",
+            username,
+            "--email",
+            "a@example.com",
+            "--no-input",
+        ],
+    )
+    .env("TOLLGATE_SUPERUSER_PASSWORD", password))
+}
+
+/// A `tollgate serve` process on a free port, killed when dropped.
+struct Served {
+    _child: tokio::process::Child,
+    base: String,
+}
+
+impl Served {
+    async fn start(mut command: Command) -> Served {
+        command
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = tokio::process::Command::from(command)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("serve starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+        let address = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("stderr readable") {
+                if let Some(rest) = line.split("address=").nth(1) {
+                    return rest.split_whitespace().next().map(str::to_owned);
+                }
+            }
+            None
+        })
+        .await
+        .expect("server announced its address in time")
+        .expect("server announced its address");
+        // Keep draining the logs so that the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Served {
+            _child: child,
+            base: format!("http://{address}"),
+        }
+    }
+}
+
+#[test]
+fn help_is_available_for_every_subcommand() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for sub in [
+        "serve",
+        "migrate",
+        "createsuperuser",
+        "createuser",
+        "token",
+        "flushexpiredtokens",
+        "check",
+    ] {
+        let output = run(tollgate(dir.path(), &[sub, "--help"]));
+        assert!(output.status.success(), "{sub}: {}", text(&output.stderr));
+        assert!(text(&output.stdout).contains("Usage: tollgate"), "{sub}");
+    }
+    let output = run(tollgate(dir.path(), &["no-such-command"]));
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn createsuperuser_then_token_for_that_user() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = create_superuser(dir.path(), "admin", "s3cret-pass");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("Superuser created successfully: admin"));
+
+    let again = create_superuser(dir.path(), "admin", "s3cret-pass");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("a user with this username already exists"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let output = run(tollgate(dir.path(), &["token", "--user", "admin"])
+        .env("TOLLGATE_ACCESS_TOKEN_LIFETIME", "2m"));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let pair: Value = serde_json::from_slice(&output.stdout).expect("JSON pair");
+    let access = payload(pair["access"].as_str().expect("access"));
+    assert_eq!(access["token_type"], "access");
+    assert_eq!(access["user_id"], "1");
+    assert_eq!(
+        access["exp"].as_i64().expect("exp") - access["iat"].as_i64().expect("iat"),
+        120
+    );
+    assert_eq!(
+        payload(pair["refresh"].as_str().expect("refresh"))["token_type"],
+        "refresh"
+    );
+
+    let missing = run(tollgate(dir.path(), &["token", "--user", "nobody"]));
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no user named \"nobody\""));
+}
+
+#[test]
+fn createuser_without_a_password_says_which_variable_to_set() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = run(tollgate(
+        dir.path(),
+        &["createuser", "--username", "bob", "--no-input"],
+    ));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("TOLLGATE_USER_PASSWORD"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn check_prints_effective_settings_with_secrets_masked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &config,
+        "ACCESS_TOKEN_LIFETIME = \"10m\"\nrotate_refresh_tokens = true\n",
+    )
+    .expect("written");
+    let output = run(
+        tollgate(dir.path(), &["check", "--config", "tollgate.toml"])
+            .env(
+                "TOLLGATE_SIGNING_KEY",
+                "a-very-secret-value-that-must-not-be-printed-0123",
+            )
+            .env("TOLLGATE_ROTATE_REFRESH_TOKENS", "false"),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("ACCESS_TOKEN_LIFETIME = \"10m\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ROTATE_REFRESH_TOKENS = false"),
+        "environment wins: {stdout}"
+    );
+    assert!(stdout.contains("SIGNING_KEY = \"<redacted>\""), "{stdout}");
+    assert!(!stdout.contains("a-very-secret-value"));
+}
+
+#[test]
+fn bad_settings_stop_with_an_error_naming_the_setting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, value, expected) in [
+        (
+            "TOLLGATE_ACCESS_TOKEN_LIFETIME",
+            "soon",
+            "ACCESS_TOKEN_LIFETIME",
+        ),
+        ("TOLLGATE_ALGORITHM", "none", "ALGORITHM"),
+        (
+            "TOLLGATE_ACESS_TOKEN_LIFETIME",
+            "5m",
+            "did you mean ACCESS_TOKEN_LIFETIME?",
+        ),
+    ] {
+        let output = run(tollgate(dir.path(), &["serve"]).env(name, value));
+        assert_eq!(output.status.code(), Some(1), "{name}");
+        assert!(
+            text(&output.stderr).contains(expected),
+            "{name}: {}",
+            text(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn flushexpiredtokens_reports_what_it_deleted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = run(tollgate(dir.path(), &["flushexpiredtokens"]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout).trim(),
+        "deleted 0 expired outstanding and 0 expired blacklisted tokens"
+    );
+    assert!(
+        dir.path().join("tollgate.db").exists(),
+        "the database is created on first use"
+    );
+}
+
+/// The seeds' sequence against the real binary: obtain, call, refresh, blacklist, refused.
+/// Also: the development key is made once and reused, so tokens survive a restart.
+#[tokio::test]
+async fn the_seed_sequence_against_tollgate_serve() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert!(create_superuser(dir.path(), "user1", "user1-password")
+        .status
+        .success());
+    let configured = || {
+        let mut command = tollgate(dir.path(), &[]);
+        command
+            .env("TOLLGATE_ROTATE_REFRESH_TOKENS", "true")
+            .env("TOLLGATE_BLACKLIST_AFTER_ROTATION", "true");
+        command
+    };
+    let server = Served::start(configured()).await;
+    assert!(dir.path().join("tollgate.db.signing-key").exists());
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+
+    let response = client
+        .post(url("/api/token/"))
+        .form(&[("username", "user1"), ("password", "user1-password")])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    let pair: Value = response.json().await.expect("JSON");
+    let (refresh, access) = (
+        pair["refresh"].as_str().expect("refresh"),
+        pair["access"].as_str().expect("access"),
+    );
+
+    let index = client
+        .get(url("/api/index/"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(index.status(), StatusCode::OK);
+    assert_eq!(
+        index.json::<Value>().await.expect("JSON"),
+        json!({"id": 1, "username": "user1"})
+    );
+
+    let refreshed = client
+        .post(url("/api/token/refresh/"))
+        .form(&[("refresh", refresh)])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let refreshed: Value = refreshed.json().await.expect("JSON");
+    let new_refresh = refreshed["refresh"].as_str().expect("rotated").to_owned();
+
+    let logout = client
+        .post(url("/api/token/blacklist/"))
+        .form(&[("refresh", &new_refresh)])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(logout.status(), StatusCode::OK);
+    let again = client
+        .post(url("/api/token/refresh/"))
+        .form(&[("refresh", &new_refresh)])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        again.json::<Value>().await.expect("JSON"),
+        json!({"detail": "Token is blacklisted", "code": "token_not_valid"})
+    );
+
+    // A restart keeps the generated key: the access token from before still works.
+    drop(server);
+    let server = Served::start(configured()).await;
+    let index = client
+        .get(format!("{}/api/index/", server.base))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(index.status(), StatusCode::OK);
+}
