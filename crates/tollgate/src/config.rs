@@ -124,6 +124,54 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
+/// `config.example.toml`: every setting, commented out at its default, with its meaning and
+/// environment variable. Generated from the `Settings` table, so it cannot drift.
+pub fn example_toml() -> String {
+    let mut out = String::from(
+        "# Tollgate configuration: every setting, at its default (simplejwt's, where simplejwt has it).\n\
+         # Use with `tollgate --config tollgate.toml …` or TOLLGATE_CONFIG=tollgate.toml.\n\
+         # Keys are simplejwt's names (case does not matter). Each may also be set in the environment\n\
+         # as TOLLGATE_<KEY>, which wins over this file. Generated from the code; do not edit by hand.\n",
+    );
+    let defaults = Settings::default().effective();
+    for (info, (_, default)) in Settings::reference().iter().zip(defaults) {
+        out.push('\n');
+        for line in info.doc.lines() {
+            out.push_str(&format!("# {}\n", line.trim()));
+        }
+        out.push_str(&format!("# Values: {}. Environment: TOLLGATE_{}.\n", info.expected, info.key));
+        out.push_str(&format!("# {} = {}\n", info.key, default));
+    }
+    out
+}
+
+/// `docs/configuration.md`: the same reference as a table.
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Configuration reference\n\n\
+         Generated from the `Settings` type (`crates/tollgate-core/src/settings/mod.rs`); a test fails\n\
+         when this file is stale. Settings are read from simplejwt's defaults, then a TOML file\n\
+         (`--config PATH` or `TOLLGATE_CONFIG`), then environment variables, which win. TOML keys are\n\
+         simplejwt's names, in any case. Durations are seconds (`300`) or text (`\"5m\"`, `\"1d\"`); lists\n\
+         are TOML arrays or comma-separated text in the environment. `DATABASE_URL` is also read\n\
+         without the prefix.\n\n\
+         | Setting | Environment | Default | Meaning |\n|---|---|---|---|\n",
+    );
+    let defaults = Settings::default().effective();
+    for (info, (_, default)) in Settings::reference().iter().zip(defaults) {
+        let meaning = info.doc.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+        out.push_str(&format!(
+            "| `{}` | `TOLLGATE_{}` | `{}` | {} Values: {}. |\n",
+            info.key,
+            info.key,
+            default,
+            meaning.replace('|', "\\|"),
+            info.expected
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +227,39 @@ mod tests {
         };
         let err = ensure_signing_key(&mut settings).unwrap_err();
         assert!(err.to_string().contains("SIGNING_KEY"), "{err}");
+    }
+
+    /// The generated documents are committed; regenerate with TOLLGATE_BLESS=1 cargo test.
+    fn assert_current(relative: &str, expected: &str) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative);
+        if std::env::var("TOLLGATE_BLESS").is_ok() {
+            std::fs::write(&path, expected).expect("written");
+        }
+        let actual = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(actual == expected, "{relative} is stale: run `TOLLGATE_BLESS=1 cargo test -p tollgate --lib config`");
+    }
+
+    #[test]
+    fn config_example_is_current() {
+        assert_current("config.example.toml", &example_toml());
+    }
+
+    #[test]
+    fn configuration_reference_is_current() {
+        assert_current("docs/configuration.md", &reference_markdown());
+    }
+
+    #[test]
+    fn the_example_uncommented_gives_the_defaults() {
+        let uncommented: String = example_toml()
+            .lines()
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter(|line| line.contains(" = "))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let table: toml::Table = toml::from_str(&uncommented).expect("the example is valid TOML");
+        assert_eq!(table.len(), Settings::reference().len());
+        let parsed = Settings::from_sources(&table, std::iter::empty(), &[]).expect("the example is valid");
+        assert_eq!(parsed.effective(), Settings::default().effective());
     }
 }
