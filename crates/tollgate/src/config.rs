@@ -139,7 +139,10 @@ pub fn example_toml() -> String {
         for line in info.doc.lines() {
             out.push_str(&format!("# {}\n", line.trim()));
         }
-        out.push_str(&format!("# Values: {}. Environment: TOLLGATE_{}.\n", info.expected, info.key));
+        out.push_str(&format!(
+            "# Values: {}. Environment: TOLLGATE_{}.\n",
+            info.expected, info.key
+        ));
         out.push_str(&format!("# {} = {}\n", info.key, default));
     }
     out
@@ -159,7 +162,12 @@ pub fn reference_markdown() -> String {
     );
     let defaults = Settings::default().effective();
     for (info, (_, default)) in Settings::reference().iter().zip(defaults) {
-        let meaning = info.doc.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+        let meaning = info
+            .doc
+            .lines()
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
         out.push_str(&format!(
             "| `{}` | `TOLLGATE_{}` | `{}` | {} Values: {}. |\n",
             info.key,
@@ -231,12 +239,17 @@ mod tests {
 
     /// The generated documents are committed; regenerate with TOLLGATE_BLESS=1 cargo test.
     fn assert_current(relative: &str, expected: &str) {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(relative);
         if std::env::var("TOLLGATE_BLESS").is_ok() {
             std::fs::write(&path, expected).expect("written");
         }
         let actual = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(actual == expected, "{relative} is stale: run `TOLLGATE_BLESS=1 cargo test -p tollgate --lib config`");
+        assert!(
+            actual == expected,
+            "{relative} is stale: run `TOLLGATE_BLESS=1 cargo test -p tollgate --lib config`"
+        );
     }
 
     #[test]
@@ -259,7 +272,8 @@ mod tests {
             .collect();
         let table: toml::Table = toml::from_str(&uncommented).expect("the example is valid TOML");
         assert_eq!(table.len(), Settings::reference().len());
-        let parsed = Settings::from_sources(&table, std::iter::empty(), &[]).expect("the example is valid");
+        let parsed =
+            Settings::from_sources(&table, std::iter::empty(), &[]).expect("the example is valid");
         assert_eq!(parsed.effective(), Settings::default().effective());
     }
 }

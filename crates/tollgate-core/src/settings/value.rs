@@ -168,7 +168,7 @@ impl SettingValue for Duration {
             }
         };
         match seconds {
-            Some(s) if s.is_finite() && s >= 0.0 && s < 1e12 => Ok(Duration::from_secs_f64(s)),
+            Some(s) if (0.0..1e12).contains(&s) => Ok(Duration::from_secs_f64(s)),
             _ => Err(bad()),
         }
     }
