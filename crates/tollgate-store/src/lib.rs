@@ -157,6 +157,11 @@ impl Store {
         Ok(())
     }
 
+    /// Open connections and, of those, idle ones.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        with_pool!(self, |pool| (pool.size(), pool.num_idle()))
+    }
+
     /// Closes every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
         with_pool!(self, |pool| pool.close().await)

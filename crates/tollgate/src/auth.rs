@@ -7,6 +7,7 @@ use tollgate_core::{unix_now, Claims, TokenError, TokenType};
 use tollgate_store::User;
 
 use crate::error::ApiError;
+use crate::logging::RequestUser;
 use crate::state::AppState;
 
 /// The user behind a valid token, loaded from the database. Extracting it answers 401 with
@@ -64,6 +65,9 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
             .ok_or(ApiError::UserNotFound)?;
         if state.settings.check_user_is_active && !user.is_active {
             return Err(ApiError::UserInactive);
+        }
+        if let Some(slot) = parts.extensions.get::<RequestUser>() {
+            slot.set(user.id);
         }
         Ok(AuthenticatedUser {
             user,

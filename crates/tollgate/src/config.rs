@@ -6,13 +6,13 @@ use anyhow::{bail, Context};
 use tollgate_core::settings::Secret;
 use tollgate_core::Settings;
 
-/// `TOLLGATE_*` variables that are not settings: they are read by the command line.
+/// `TOLLGATE_*` variables that are not settings: the command line and the test suite read them.
 pub const NON_SETTING_ENV: &[&str] = &[
     "CONFIG",
     "SUPERUSER_PASSWORD",
     "USER_PASSWORD",
-    "LOG",
-    "LOG_FORMAT",
+    "TEST_POSTGRES_URL",
+    "BLESS",
 ];
 
 /// Loads and validates settings from an optional TOML file and the process environment.

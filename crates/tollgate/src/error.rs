@@ -72,6 +72,26 @@ impl ApiError {
         ApiError::Internal(cause.to_string())
     }
 
+    /// Why a token was refused, for the `tokens_rejected` metric.
+    fn reject_reason(&self) -> Option<&'static str> {
+        let of = |err: &TokenError| match err {
+            TokenError::Expired | TokenError::ClaimExpired(_) => "expired",
+            TokenError::Blacklisted => "blacklisted",
+            TokenError::WrongType | TokenError::NoType => "wrong_type",
+            TokenError::MissingClaim(_) | TokenError::NoId => "missing_claim",
+            _ => "invalid",
+        };
+        match self {
+            ApiError::Token(err) => Some(of(err)),
+            ApiError::NoValidTokenType(refusals) => refusals.first().map(|r| of(&r.error)),
+            ApiError::NoUserIdentification => Some("no_user_claim"),
+            ApiError::UserNotFound => Some("user_not_found"),
+            ApiError::UserInactive => Some("user_inactive"),
+            ApiError::NoActiveAccountForToken => Some("user_not_active"),
+            _ => None,
+        }
+    }
+
     fn status_and_body(&self) -> (StatusCode, Value) {
         let detail = |text: &str| json!({ "detail": text });
         let coded = |text: &str, code: &str| json!({ "detail": text, "code": code });
@@ -180,6 +200,11 @@ impl IntoResponse for ApiError {
         }
         let (status, body) = self.status_and_body();
         let mut response = (status, Json(body)).into_response();
+        if let Some(reason) = self.reject_reason() {
+            response
+                .extensions_mut()
+                .insert(crate::metrics::RejectReason(reason));
+        }
         if status == StatusCode::UNAUTHORIZED {
             // The value depends on settings; the challenge layer fills it in (see server.rs).
             response.extensions_mut().insert(NeedsChallenge);

@@ -9,6 +9,7 @@
 //! - [`state`]: what every handler shares.
 //! - [`server`]: the router and [`server::run`].
 //! - [`error`]: [`error::ApiError`], the one table from errors to statuses and bodies.
+//! - [`logging`] and [`metrics`]: the access log, request ids, Prometheus metrics.
 //! - `api/`: one module per resource; `cli/`: one module per subcommand.
 #![deny(missing_docs)]
 
@@ -17,5 +18,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod logging;
+pub mod metrics;
 pub mod server;
 pub mod state;

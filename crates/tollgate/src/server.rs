@@ -2,20 +2,29 @@
 
 use std::future::Future;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::header::WWW_AUTHENTICATE;
 use axum::response::Response;
 use axum::Router;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
 
 use crate::error::NeedsChallenge;
 use crate::state::AppState;
 
-/// The whole application: routes, body limit, `WWW-Authenticate` on 401s, request tracing.
+/// The whole application: routes, body limit, `WWW-Authenticate` on 401s, metrics when
+/// enabled, and the access log.
 pub fn app(state: AppState) -> Router {
     let challenge = state.challenge.clone();
-    crate::api::routes(&state)
+    let mut router = crate::api::routes(&state);
+    if state.metrics.enabled() {
+        router = router
+            .route("/metrics", axum::routing::get(crate::metrics::expose))
+            .layer(axum::middleware::from_fn_with_state(
+                state.metrics.clone(),
+                crate::metrics::track,
+            ));
+    }
+    router
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(axum::middleware::map_response(
             move |mut response: Response| {
@@ -32,15 +41,7 @@ pub fn app(state: AppState) -> Router {
                 }
             },
         ))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let route = request
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map(MatchedPath::as_str);
-                tracing::info_span!("request", method = %request.method(), route)
-            }),
-        )
+        .layer(axum::middleware::from_fn(crate::logging::access_log))
         .with_state(state)
 }
 

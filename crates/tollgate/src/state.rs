@@ -8,6 +8,8 @@ use tollgate_core::password::{PasswordCheck, PasswordHasher};
 use tollgate_core::{Settings, TokenCodec};
 use tollgate_store::{Store, UserField};
 
+use crate::metrics::Metrics;
+
 /// The application state, cloned into every handler (each field is shared).
 #[derive(Clone)]
 pub struct AppState {
@@ -27,6 +29,8 @@ pub struct AppState {
     pub auth_header: HeaderName,
     /// The `WWW-Authenticate` value for 401s: `Bearer realm="api"`.
     pub challenge: HeaderValue,
+    /// Prometheus metrics (a no-op handle when METRICS_ENABLED is off).
+    pub metrics: Metrics,
 }
 
 /// The settings could not be turned into a running state.
@@ -64,6 +68,7 @@ impl AppState {
             HeaderValue::try_from(format!("{} realm=\"api\"", settings.auth_header_types[0]))
                 .map_err(|_| invalid("AUTH_HEADER_TYPES", "must be printable ASCII"))?;
         Ok(AppState {
+            metrics: Metrics::new(settings.metrics_enabled),
             codec: Arc::new(codec),
             passwords: PasswordPool::new(hasher),
             settings: Arc::new(settings),

@@ -4,44 +4,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::Output;
 
+use common::binary::{run, text, tollgate, Served};
 use common::payload;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_tollgate");
-
-/// A command in `dir` with a SQLite database there and no TOLLGATE_* from the outer environment.
-fn tollgate(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(BINARY);
-    command
-        .current_dir(dir)
-        .args(args)
-        .env("DATABASE_URL", "sqlite://tollgate.db")
-        .env("TOLLGATE_LOG", "info");
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TOLLGATE_")) {
-        command.env_remove(name);
-    }
-    command
-        .env("TOLLGATE_ARGON2_MEMORY_KIB", "1024")
-        .env("TOLLGATE_ARGON2_ITERATIONS", "1");
-    command
-}
-
-fn run(mut command: impl std::borrow::BorrowMut<Command>) -> Output {
-    command
-        .borrow_mut()
-        .stdin(Stdio::null())
-        .output()
-        .expect("tollgate runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn create_superuser(dir: &Path, username: &str, password: &str) -> Output {
     run(tollgate(
@@ -56,43 +24,6 @@ fn create_superuser(dir: &Path, username: &str, password: &str) -> Output {
         ],
     )
     .env("TOLLGATE_SUPERUSER_PASSWORD", password))
-}
-
-/// A `tollgate serve` process on a free port, killed when dropped.
-struct Served {
-    _child: tokio::process::Child,
-    base: String,
-}
-
-impl Served {
-    async fn start(mut command: Command) -> Served {
-        command
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = tokio::process::Command::from(command)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("serve starts");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr piped")).lines();
-        let address = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.expect("stderr readable") {
-                if let Some(rest) = line.split("address=").nth(1) {
-                    return rest.split_whitespace().next().map(str::to_owned);
-                }
-            }
-            None
-        })
-        .await
-        .expect("server announced its address in time")
-        .expect("server announced its address");
-        // Keep draining the logs so that the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Served {
-            _child: child,
-            base: format!("http://{address}"),
-        }
-    }
 }
 
 #[test]

@@ -183,6 +183,16 @@ settings! {
     token_sliding_refresh_path "TOKEN_SLIDING_REFRESH_PATH": String = "/api/token/sliding/refresh/".to_owned();
     /// Path of the protected index endpoint, which answers the authenticated user's id and name.
     index_path "INDEX_PATH": String = "/api/index/".to_owned();
+
+    // Observability.
+    /// What to log: a level (`info`, `debug`) or a filter such as `info,tollgate=debug`.
+    log "LOG": String = "info".to_owned();
+    /// Log line format: `text` for people, `json` for log collectors.
+    log_format "LOG_FORMAT": String = "text".to_owned();
+    /// Serve Prometheus metrics at `/metrics`.
+    metrics_enabled "METRICS_ENABLED": bool = false;
+    /// When set, `/metrics` requires `Authorization: Bearer <this token>`.
+    metrics_token "METRICS_TOKEN": Secret = Secret::default();
 }
 
 /// Names from simplejwt that were removed there; Tollgate refuses them with the same hint.
@@ -329,6 +339,9 @@ impl Settings {
                 "ARGON2_MEMORY_KIB",
                 "argon2 needs at least 8 KiB per lane and one iteration",
             );
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return invalid("LOG_FORMAT", "must be text or json");
         }
         for (key, path) in self.paths() {
             if !path.starts_with('/') {

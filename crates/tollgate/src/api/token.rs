@@ -30,6 +30,8 @@ pub(crate) async fn obtain_pair(
     )?;
     record_outstanding(&state, &refresh, Some(user.id)).await?;
     let access = sign(&state, state.codec.access_claims_from(&refresh.claims, now))?;
+    state.metrics.issued(TokenType::Refresh);
+    state.metrics.issued(TokenType::Access);
     tracing::info!(user_id = user.id, jti = %refresh.jti, "token pair obtained");
     Ok(Json(
         json!({ "refresh": refresh.token, "access": access.token }),
@@ -51,6 +53,7 @@ pub(crate) async fn obtain_sliding(
             .claims_for_user(TokenType::Sliding, &user_id, now),
     )?;
     record_outstanding(&state, &sliding, Some(user.id)).await?;
+    state.metrics.issued(TokenType::Sliding);
     tracing::info!(user_id = user.id, jti = %sliding.jti, "sliding token obtained");
     Ok(Json(json!({ "token": sliding.token })))
 }
@@ -65,7 +68,9 @@ pub(crate) async fn refresh(
     let claims = decode_blacklistable(&state, &raw, TokenType::Refresh, now).await?;
     require_active_user(&state, &claims).await?;
     let access = sign(&state, state.codec.access_claims_from(&claims, now))?;
+    state.metrics.issued(TokenType::Access);
     if !state.settings.rotate_refresh_tokens {
+        state.metrics.refreshed();
         return Ok(Json(json!({ "access": access.token })));
     }
     if state.settings.blacklist_after_rotation {
@@ -75,10 +80,13 @@ pub(crate) async fn refresh(
         if !state.store.blacklist(&record, now).await? {
             return Err(TokenError::Blacklisted.into());
         }
+        state.metrics.blacklisted();
     }
     let rotated = sign(&state, state.codec.rotated_claims(&claims, now))?;
     let owner = user_pk(&state, &claims).await?;
     record_outstanding(&state, &rotated, owner).await?;
+    state.metrics.issued(TokenType::Refresh);
+    state.metrics.refreshed();
     tracing::info!(jti = %rotated.jti, "refresh token rotated");
     Ok(Json(
         json!({ "access": access.token, "refresh": rotated.token }),
@@ -120,6 +128,7 @@ pub(crate) async fn blacklist(
     {
         return Err(TokenError::Blacklisted.into());
     }
+    state.metrics.blacklisted();
     tracing::info!(
         jti = state.codec.jti(&claims).unwrap_or_default(),
         "refresh token blacklisted"
@@ -139,6 +148,8 @@ pub(crate) async fn refresh_sliding(
     state.codec.check_refresh_window(&claims, now)?;
     require_active_user(&state, &claims).await?;
     let slid = sign(&state, state.codec.slid_claims(&claims, now))?;
+    state.metrics.issued(TokenType::Sliding);
+    state.metrics.refreshed();
     Ok(Json(json!({ "token": slid.token })))
 }
 
@@ -156,6 +167,7 @@ async fn log_in(state: &AppState, payload: &Payload) -> Result<User, ApiError> {
     let user = match user {
         Some(user) if check.matched() && user.is_active => user,
         _ => {
+            state.metrics.login(false);
             tracing::info!(username_field, "login failed");
             return Err(ApiError::NoActiveAccount);
         }
@@ -167,6 +179,7 @@ async fn log_in(state: &AppState, payload: &Payload) -> Result<User, ApiError> {
     if state.settings.update_last_login {
         state.store.set_last_login(user.id, unix_now()).await?;
     }
+    state.metrics.login(true);
     Ok(user)
 }
 

@@ -50,7 +50,6 @@ enum Command {
 /// 0 on success, 1 on failure (the error chain is printed), 2 on a usage error.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -72,6 +71,7 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = crate::config::load(cli.config.as_deref())?;
+    crate::logging::init(&settings.log, settings.log_format == "json");
     match cli.command {
         Command::Serve(args) => serve::run(settings, args).await,
         Command::Migrate => migrate::run(settings).await,
@@ -81,22 +81,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Flushexpiredtokens => flush::run(settings).await,
         Command::Check => check::run(settings),
     }
-}
-
-/// Logs go to standard error; the filter comes from TOLLGATE_LOG (then RUST_LOG), default info.
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = std::env::var("TOLLGATE_LOG")
-        .ok()
-        .and_then(|spec| EnvFilter::try_new(spec).ok())
-        .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 /// Connects to the configured database and applies pending migrations.

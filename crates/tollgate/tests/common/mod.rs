@@ -382,3 +382,125 @@ pub fn tamper_signature(token: &str) -> String {
     chars[5] = if chars[5] == 'A' { 'B' } else { 'A' };
     format!("{head}.{}", chars.into_iter().collect::<String>())
 }
+
+/// Running the `tollgate` binary as a user does.
+pub mod binary {
+    use std::path::Path;
+    use std::process::{Command, Output, Stdio};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::sync::mpsc;
+
+    pub const BINARY: &str = env!("CARGO_BIN_EXE_tollgate");
+
+    /// A command in `dir` with a SQLite database there and no TOLLGATE_* from the outer environment.
+    pub fn tollgate(dir: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(BINARY);
+        command
+            .current_dir(dir)
+            .args(args)
+            .env("DATABASE_URL", "sqlite://tollgate.db")
+            .env("TOLLGATE_LOG", "info");
+        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TOLLGATE_")) {
+            command.env_remove(name);
+        }
+        command
+            .env("TOLLGATE_ARGON2_MEMORY_KIB", "1024")
+            .env("TOLLGATE_ARGON2_ITERATIONS", "1");
+        command
+    }
+
+    pub fn run(mut command: impl std::borrow::BorrowMut<Command>) -> Output {
+        command
+            .borrow_mut()
+            .stdin(Stdio::null())
+            .output()
+            .expect("tollgate runs")
+    }
+
+    pub fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    /// A `tollgate serve` process on a free port, killed when dropped.
+    pub struct Served {
+        /// The server process (killed when dropped).
+        pub child: tokio::process::Child,
+        /// `http://127.0.0.1:PORT`.
+        pub base: String,
+        /// Every line the server wrote to standard error, as it comes.
+        pub logs: mpsc::UnboundedReceiver<String>,
+    }
+
+    impl Served {
+        /// Starts `command` with `serve --bind 127.0.0.1:0` and waits for its address, read from
+        /// its "listening" log line (text or JSON format).
+        pub async fn start(mut command: Command) -> Served {
+            command
+                .args(["serve", "--bind", "127.0.0.1:0"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            let mut child = tokio::process::Command::from(command)
+                .kill_on_drop(true)
+                .spawn()
+                .expect("serve starts");
+            let mut lines = BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+            let (sender, mut logs) = mpsc::unbounded_channel();
+            // Keep draining the logs so that the server never blocks on a full pipe.
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut seen = Vec::new();
+            let address = tokio::time::timeout(Duration::from_secs(30), async {
+                while let Some(line) = logs.recv().await {
+                    let found = listening_address(&line);
+                    seen.push(line);
+                    if found.is_some() {
+                        return found;
+                    }
+                }
+                None
+            })
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| {
+                panic!("the server did not announce its address; it wrote: {seen:#?}")
+            });
+            Served {
+                child,
+                base: format!("http://{address}"),
+                logs,
+            }
+        }
+
+        /// The lines logged so far that were not yet taken.
+        pub fn drain_logs(&mut self) -> Vec<String> {
+            let mut lines = Vec::new();
+            while let Ok(line) = self.logs.try_recv() {
+                lines.push(line);
+            }
+            lines
+        }
+    }
+
+    fn listening_address(line: &str) -> Option<String> {
+        if !line.contains("tollgate listening") {
+            return None;
+        }
+        let rest = line
+            .split("address=")
+            .nth(1)
+            .or_else(|| line.split("\"address\":\"").nth(1))?;
+        Some(
+            rest.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+                .collect(),
+        )
+    }
+}

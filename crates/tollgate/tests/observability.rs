@@ -1,0 +1,231 @@
+//! Metrics, request ids and the access log.
+
+mod common;
+
+use common::binary::{tollgate, Served};
+use common::{claims, TestServer};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn metrics_text(server: &TestServer, token: Option<&str>) -> (StatusCode, String) {
+    let mut request = server.client.get(server.url("/metrics"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("sent");
+    (response.status(), response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn metrics_are_off_by_default() {
+    let server = TestServer::start().await;
+    assert_eq!(
+        server.get("/metrics", None).await,
+        (StatusCode::NOT_FOUND, json!({"detail": "Not found."}))
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_logins_tokens_and_rejections() {
+    let server = TestServer::start_with(|s| {
+        s.metrics_enabled = true;
+        s.rotate_refresh_tokens = true;
+        s.blacklist_after_rotation = true;
+    })
+    .await;
+    server.create_user("user1", PASSWORD).await;
+    let (refresh, _) = server.obtain_pair("user1", PASSWORD).await;
+    server
+        .post_json(
+            "/api/token/",
+            json!({"username": "user1", "password": "wrong"}),
+        )
+        .await;
+    assert_eq!(
+        server
+            .post_json("/api/token/refresh/", json!({"refresh": refresh}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server
+            .post_json("/api/token/refresh/", json!({"refresh": refresh}))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let expired = server.sign(claims("access", "1", -10));
+    server
+        .get("/api/index/", Some(&format!("Bearer {expired}")))
+        .await;
+
+    let (status, text) = metrics_text(&server, None).await;
+    assert_eq!(status, StatusCode::OK);
+    for line in [
+        r#"tollgate_logins_total{outcome="succeeded"} 1"#,
+        r#"tollgate_logins_total{outcome="failed"} 1"#,
+        r#"tollgate_tokens_issued_total{token_type="access"} 2"#,
+        r#"tollgate_tokens_issued_total{token_type="refresh"} 2"#,
+        "tollgate_tokens_refreshed_total 1",
+        "tollgate_tokens_blacklisted_total 1",
+        r#"tollgate_tokens_rejected_total{reason="blacklisted"} 1"#,
+        r#"tollgate_tokens_rejected_total{reason="expired"} 1"#,
+        r#"tollgate_http_requests_total{method="POST",route="/api/token/",status="200"} 1"#,
+        r#"tollgate_http_requests_total{method="POST",route="/api/token/",status="401"} 1"#,
+        r#"tollgate_http_requests_total{method="GET",route="/api/index/",status="401"} 1"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+    assert!(
+        text.contains(
+            r#"tollgate_http_request_duration_seconds_bucket{le="0.0001",route="/api/token/"}"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("tollgate_db_pool_connections "), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"));
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_token() {
+    let server = TestServer::start_with(|s| {
+        s.metrics_enabled = true;
+        s.metrics_token = tollgate_core::settings::Secret("scrape-secret".into());
+    })
+    .await;
+    assert_eq!(
+        metrics_text(&server, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        metrics_text(&server, Some("wrong")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        metrics_text(&server, Some("scrape-secret")).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_made() {
+    let server = TestServer::start().await;
+    let response = server
+        .client
+        .get(server.url("/healthz"))
+        .header("x-request-id", "trace-42")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.headers()["x-request-id"], "trace-42");
+    let response = server
+        .client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .expect("sent");
+    let made = response.headers()["x-request-id"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    assert_eq!(made.len(), 32);
+    let response = server
+        .client
+        .get(server.url("/healthz"))
+        .header("x-request-id", "two words")
+        .send()
+        .await
+        .expect("sent");
+    assert_ne!(response.headers()["x-request-id"], "two words");
+}
+
+/// One JSON line per request with route, status, latency, user id and request id; never a
+/// token or a password.
+#[tokio::test]
+async fn json_access_log_lines_carry_the_request_and_never_a_secret() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let created = common::binary::run(
+        tollgate(
+            dir.path(),
+            &["createuser", "--username", "ann", "--no-input"],
+        )
+        .env("TOLLGATE_USER_PASSWORD", PASSWORD),
+    );
+    assert!(created.status.success());
+    let mut command = tollgate(dir.path(), &[]);
+    command
+        .env("TOLLGATE_LOG_FORMAT", "json")
+        .env("TOLLGATE_LOG", "debug");
+    let mut server = Served::start(command).await;
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/api/token/", server.base))
+        .header("x-request-id", "req-login-1")
+        .json(&json!({"username": "ann", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("sent");
+    let pair: Value = response.json().await.expect("JSON");
+    let access = pair["access"].as_str().expect("access").to_owned();
+    let refresh = pair["refresh"].as_str().expect("refresh").to_owned();
+    let response = client
+        .get(format!("{}/api/index/", server.base))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    client
+        .post(format!("{}/api/token/refresh/", server.base))
+        .json(&json!({"refresh": refresh}))
+        .send()
+        .await
+        .expect("sent");
+
+    // The access line is written after the response; give the log pipe a moment.
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        lines.extend(server.drain_logs());
+        if lines
+            .iter()
+            .filter(|l| l.contains("\"message\":\"request\""))
+            .count()
+            >= 3
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let records: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    let requests: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["message"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 3, "{lines:#?}");
+    let login = requests
+        .iter()
+        .find(|r| r["route"] == "/api/token/")
+        .expect("login line");
+    assert_eq!(login["status"], 200);
+    assert_eq!(login["method"], "POST");
+    assert_eq!(login["span"]["request_id"], "req-login-1");
+    assert!(login["latency_ms"].as_f64().expect("latency") >= 0.0);
+    let index = requests
+        .iter()
+        .find(|r| r["route"] == "/api/index/")
+        .expect("index line");
+    assert_eq!(index["user_id"], 1);
+    let all = lines.join("\n");
+    for secret in [access.as_str(), refresh.as_str(), PASSWORD] {
+        assert!(!all.contains(secret), "a secret reached the logs");
+    }
+}
