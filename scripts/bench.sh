@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Load benchmark of a release build of Tollgate on loopback, with wrk.
+#
+#   scripts/bench.sh              full run (10 s per scenario), writes BENCHMARKS.md
+#   scripts/bench.sh --smoke      1 s per scenario, checks that every scenario works, writes nothing
+#   scripts/bench.sh --postgres   the same on PostgreSQL (TOLLGATE_BENCH_POSTGRES_URL, default the
+#                                 local server) instead of the embedded SQLite
+#
+# Needs wrk (Debian: apt-get install wrk). The load generator shares the machine with the
+# server, as in the reference measurements of Django + simplejwt (wrk -t2 -c32 -d5s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=10s; smoke=0; backend=sqlite
+for arg in "$@"; do
+  case "$arg" in
+    --smoke) duration=1s; smoke=1 ;;
+    --postgres) backend=postgres ;;
+    *) echo "usage: scripts/bench.sh [--smoke] [--postgres]" >&2; exit 2 ;;
+  esac
+done
+threads=2; connections=32
+command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
+
+cargo build --release --quiet
+binary="$PWD/target/release/tollgate"
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  if [ "$backend" = postgres ] && [ -n "${pg_db:-}" ]; then
+    psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export TOLLGATE_SIGNING_KEY="bench-signing-key-0123456789abcdef0123456789abcdef0123456789abcdef"
+export TOLLGATE_ROTATE_REFRESH_TOKENS=true TOLLGATE_BLACKLIST_AFTER_ROTATION=true TOLLGATE_LOG=warn
+if [ "$backend" = postgres ]; then
+  pg_admin="${TOLLGATE_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+  pg_db="tollgate_bench_$$"
+  psql "$pg_admin" -qc "CREATE DATABASE $pg_db" >/dev/null
+  export DATABASE_URL="${pg_admin%/*}/$pg_db"
+else
+  export DATABASE_URL="sqlite://$work/tollgate.db"
+fi
+
+TOLLGATE_USER_PASSWORD=bench-password "$binary" createuser --username bench --no-input >/dev/null
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+base="http://127.0.0.1:$port"
+"$binary" serve --bind "127.0.0.1:$port" 2>"$work/server.log" &
+server_pid=$!
+for _ in $(seq 1 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
+rss_kb() { awk -v key="$1" '$1 == key":" {print $2}' "/proc/$server_pid/status"; }
+idle_rss=$(rss_kb VmRSS)
+
+login='{"username":"bench","password":"bench-password"}'
+access=$(curl -sf -X POST "$base/api/token/" -H 'Content-Type: application/json' -d "$login" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access"])')
+# Enough refresh tokens to start every connection's rotation chain.
+for _ in $(seq 1 $((connections * 2))); do
+  curl -sf -X POST "$base/api/token/" -H 'Content-Type: application/json' -d "$login" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh"])'
+done >"$work/tokens.txt"
+
+results="$work/results.md"
+printf '| scenario | requests/s | p50 | p99 | errors |\n|---|---:|---:|---:|---:|\n' >"$results"
+declare -A rps
+run() { # name, then wrk arguments after the common ones
+  local name=$1; shift
+  local out
+  out=$(BENCH_THREADS=$threads wrk -t"$threads" -c"$connections" -d"$duration" --latency "$@")
+  local r p50 p99 non2xx sockerr
+  r=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
+  sockerr=$(awk '/Socket errors:/ {s=0; for (i=3;i<=NF;i+=2) s+=$(i+1); print s}' <<<"$out" | tr -d ',')
+  rps[$name]=$r
+  printf '| %s | %s | %s | %s | %s |\n' "$name" "$r" "$p50" "$p99" "$(( ${non2xx:-0} + ${sockerr:-0} ))" >>"$results"
+  echo "$name: $r req/s, p50 $p50, p99 $p99, non-2xx ${non2xx:-0}, socket errors ${sockerr:-0}" >&2
+  if [ "$name" != "protected GET, invalid token" ] && [ "${non2xx:-0}" != 0 ]; then
+    echo "scenario '$name' had non-2xx responses" >&2; return 1
+  fi
+}
+
+run "healthz (no auth)" "$base/healthz"
+run "protected GET, valid token" -H "Authorization: Bearer $access" "$base/api/index/"
+run "protected GET, invalid token" -H "Authorization: Bearer abc.def.ghi" "$base/api/index/"
+BENCH_BODY="{\"token\":\"$access\"}" run "verify" -s scripts/bench/post.lua "$base/api/token/verify/"
+BENCH_TOKENS="$work/tokens.txt" run "refresh (rotate + blacklist)" -s scripts/bench/refresh.lua "$base/api/token/refresh/"
+BENCH_BODY="$login" run "login (argon2id default cost)" -s scripts/bench/post.lua "$base/api/token/"
+peak_rss=$(rss_kb VmHWM)
+
+ratio() { python3 -c "print(f'{float($1)/float($2)*100:.0f} %')"; }
+{
+  cat "$results"
+  echo
+  echo "- protected GET / healthz: $(ratio "${rps["protected GET, valid token"]}" "${rps["healthz (no auth)"]}")"
+  echo "- verify / healthz: $(ratio "${rps["verify"]}" "${rps["healthz (no auth)"]}")"
+  echo "- refresh / healthz: $(ratio "${rps["refresh (rotate + blacklist)"]}" "${rps["healthz (no auth)"]}")"
+  echo "- RSS: idle $((idle_rss / 1024)) MB, peak under load $((peak_rss / 1024)) MB"
+} | tee "$work/summary.md"
+
+if [ "$smoke" = 0 ]; then
+  cp "$work/summary.md" "target/bench-$backend.md"
+  echo "results written to target/bench-$backend.md" >&2
+fi
