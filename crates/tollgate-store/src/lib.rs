@@ -58,20 +58,39 @@ pub enum Backend {
 
 #[derive(Debug, Clone)]
 enum Pool {
-    Sqlite(SqlitePool),
+    /// SQLite allows one writer at a time; writers that collide wait in SQLite's busy handler,
+    /// which sleeps in steps of milliseconds. All writes therefore go through one connection,
+    /// where they queue in order without sleeping, while reads use the other connections (WAL
+    /// lets them run beside the writer).
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
 /// Runs the same code against whichever pool the store holds; `$pool` is bound to it.
+/// For statements that only read.
 macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
-            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Sqlite { read: $pool, .. } => $body,
             $crate::Pool::Postgres($pool) => $body,
         }
     };
 }
 pub(crate) use with_pool;
+
+/// Like `with_pool!`, for statements that write.
+macro_rules! with_writer {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite { write: $pool, .. } => $body,
+            $crate::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_writer;
 
 /// Connection-pool sizing and timeouts.
 #[derive(Debug, Clone, Copy)]
@@ -110,12 +129,22 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(config.max_connections)
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
                 .acquire_timeout(config.acquire_timeout)
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await?;
-            Pool::Sqlite(pool)
+            // Each connection to an in-memory database is a database of its own: share one.
+            let read = if url.contains(":memory:") {
+                write.clone()
+            } else {
+                SqlitePoolOptions::new()
+                    .max_connections(config.max_connections)
+                    .acquire_timeout(config.acquire_timeout)
+                    .connect_with(options)
+                    .await?
+            };
+            Pool::Sqlite { read, write }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -134,7 +163,7 @@ impl Store {
     /// processes at once (the migrator takes a lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pool {
-            Pool::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Pool::Sqlite { write, .. } => sqlx::migrate!("migrations/sqlite").run(write).await?,
             Pool::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -143,7 +172,7 @@ impl Store {
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         match self.pool {
-            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Sqlite { .. } => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
         }
     }
@@ -164,7 +193,8 @@ impl Store {
 
     /// Closes every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
-        with_pool!(self, |pool| pool.close().await)
+        with_pool!(self, |pool| pool.close().await);
+        with_writer!(self, |pool| pool.close().await);
     }
 }
 

@@ -1,6 +1,6 @@
 //! The outstanding-token record and the blacklist, keyed by `jti`.
 
-use crate::{with_pool, Store, StoreError};
+use crate::{with_pool, with_writer, Store, StoreError};
 
 /// What the store keeps of an issued refresh or sliding token: never the token itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,25 +24,32 @@ pub struct FlushReport {
     pub blacklisted: u64,
 }
 
+/// Records a token as outstanding; the user id is kept only if that user exists (tokens minted
+/// elsewhere may name others), and recording the same jti twice is harmless.
+const RECORD_OUTSTANDING: &str =
+    "INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at) \
+     VALUES ($1, (SELECT id FROM users WHERE id = $2), $3, $4) ON CONFLICT (jti) DO NOTHING";
+
+/// Blacklists a jti; affects no row if it already was.
+const BLACKLIST: &str =
+    "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (jti) DO NOTHING";
+
 /// Rows deleted per statement when flushing, so that no single statement holds locks for long.
 const FLUSH_BATCH: i64 = 10_000;
 
 impl Store {
     /// Records an issued token as outstanding; recording the same jti twice is harmless.
     pub async fn record_outstanding(&self, token: &TokenRecord<'_>) -> Result<(), StoreError> {
-        // The user id is kept only if that user exists (tokens minted elsewhere may name others).
-        with_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at) \
-                 VALUES ($1, (SELECT id FROM users WHERE id = $2), $3, $4) ON CONFLICT (jti) DO NOTHING",
-            )
-            .bind(token.jti)
-            .bind(token.user_id)
-            .bind(token.created_at)
-            .bind(token.expires_at)
-            .execute(pool)
-            .await
-            .map(|_| ())
+        with_writer!(self, |pool| {
+            sqlx::query(RECORD_OUTSTANDING)
+                .bind(token.jti)
+                .bind(token.user_id)
+                .bind(token.created_at)
+                .bind(token.expires_at)
+                .execute(pool)
+                .await
+                .map(|_| ())
         })?;
         Ok(())
     }
@@ -63,19 +70,61 @@ impl Store {
     /// concurrent calls for one jti, exactly one returns true.
     pub async fn blacklist(&self, token: &TokenRecord<'_>, now: i64) -> Result<bool, StoreError> {
         self.record_outstanding(token).await?;
-        let done = with_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (jti) DO NOTHING",
-            )
-            .bind(token.jti)
-            .bind(now)
-            .bind(token.expires_at)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
+        let done = with_writer!(self, |pool| {
+            sqlx::query(BLACKLIST)
+                .bind(token.jti)
+                .bind(now)
+                .bind(token.expires_at)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
         })?;
         Ok(done == 1)
+    }
+
+    /// Rotates a refresh token in one transaction: blacklists `old` (recording it as outstanding
+    /// if it was not) and records `new` as outstanding. Returns false, changing nothing, if `old`
+    /// was already blacklisted: of concurrent rotations of one token, exactly one succeeds.
+    pub async fn rotate(
+        &self,
+        old: &TokenRecord<'_>,
+        new: &TokenRecord<'_>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let rotated = with_writer!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                sqlx::query(RECORD_OUTSTANDING)
+                    .bind(old.jti)
+                    .bind(old.user_id)
+                    .bind(old.created_at)
+                    .bind(old.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                let claimed = sqlx::query(BLACKLIST)
+                    .bind(old.jti)
+                    .bind(now)
+                    .bind(old.expires_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if claimed != 1 {
+                    tx.rollback().await?;
+                    return Ok::<bool, sqlx::Error>(false);
+                }
+                sqlx::query(RECORD_OUTSTANDING)
+                    .bind(new.jti)
+                    .bind(new.user_id)
+                    .bind(new.created_at)
+                    .bind(new.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+            .await
+        })?;
+        Ok(rotated)
     }
 
     /// Deletes outstanding and blacklisted rows whose token expired at or before `now`, in
@@ -91,7 +140,7 @@ impl Store {
                 "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE expires_at <= $1 LIMIT $2)"
             );
             loop {
-                let done = with_pool!(self, |pool| {
+                let done = with_writer!(self, |pool| {
                     sqlx::query(&sql)
                         .bind(now)
                         .bind(FLUSH_BATCH)
@@ -149,6 +198,23 @@ mod tests {
         assert!(store.is_blacklisted("a").await.expect("query"));
         // The unknown user 999 was not kept, and the token was recorded as outstanding once.
         assert_eq!(store.token_counts().await.expect("query"), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn rotation_is_claimed_once_and_records_both_tokens() {
+        let store = memory_store().await;
+        assert!(store
+            .rotate(&record("old", 50), &record("new", 60), 10)
+            .await
+            .expect("query"));
+        assert!(store.is_blacklisted("old").await.expect("query"));
+        assert!(!store.is_blacklisted("new").await.expect("query"));
+        assert!(!store
+            .rotate(&record("old", 50), &record("newer", 60), 11)
+            .await
+            .expect("query"));
+        // The losing rotation recorded nothing.
+        assert_eq!(store.token_counts().await.expect("query"), (2, 1));
     }
 
     #[tokio::test]

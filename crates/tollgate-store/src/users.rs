@@ -1,6 +1,6 @@
 //! User accounts.
 
-use crate::{with_pool, Store, StoreError};
+use crate::{with_pool, with_writer, Store, StoreError};
 
 /// A user account, with Django's `auth_user` fields plus a phone and profile fields.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -102,7 +102,7 @@ impl Store {
             "INSERT INTO users (username, email, password, is_active, is_staff, is_superuser, date_joined) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {USER_COLUMNS}"
         );
-        let created = with_pool!(self, |pool| {
+        let created = with_writer!(self, |pool| {
             sqlx::query_as::<_, User>(&sql)
                 .bind(&new.username)
                 .bind(&new.email)
@@ -161,7 +161,7 @@ impl Store {
 
     /// Records a successful password login.
     pub async fn set_last_login(&self, user_id: i64, at: i64) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query("UPDATE users SET last_login = $1 WHERE id = $2")
                 .bind(at)
                 .bind(user_id)
@@ -174,7 +174,7 @@ impl Store {
 
     /// Replaces a user's password hash; false if there is no such user.
     pub async fn set_password_hash(&self, user_id: i64, hash: &str) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
+        let done = with_writer!(self, |pool| {
             sqlx::query("UPDATE users SET password = $1 WHERE id = $2")
                 .bind(hash)
                 .bind(user_id)
@@ -187,7 +187,7 @@ impl Store {
 
     /// Activates or deactivates a user; false if there is no such user.
     pub async fn set_active(&self, user_id: i64, active: bool) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
+        let done = with_writer!(self, |pool| {
             sqlx::query("UPDATE users SET is_active = $1 WHERE id = $2")
                 .bind(active)
                 .bind(user_id)
@@ -200,7 +200,7 @@ impl Store {
 
     /// Deletes a user; their outstanding tokens stay, with no user. False if there was none.
     pub async fn delete_user(&self, user_id: i64) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
+        let done = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM users WHERE id = $1")
                 .bind(user_id)
                 .execute(pool)

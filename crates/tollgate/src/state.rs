@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
-use tokio::sync::Semaphore;
 use tollgate_core::password::{PasswordCheck, PasswordHasher};
 use tollgate_core::{Settings, TokenCodec};
 use tollgate_store::{Store, UserField};
@@ -81,36 +80,67 @@ impl AppState {
     }
 }
 
-/// Runs password hashes on tokio's blocking threads, at most one per core at a time, so that a
-/// flood of logins queues here instead of starving token checks on the async runtime.
+/// A password job: runs on a hashing thread with the hasher.
+type Job = Box<dyn FnOnce(&PasswordHasher) + Send>;
+
+/// Runs password hashes on a fixed set of threads, one per core, so that a flood of logins
+/// queues here instead of starving token checks on the async runtime. Fixed threads (rather
+/// than tokio's growing blocking pool) also bound memory: each argon2 hash needs ARGON2_MEMORY_KIB,
+/// and the allocator keeps that much per thread that ever hashed.
 #[derive(Clone)]
 pub struct PasswordPool {
-    hasher: Arc<PasswordHasher>,
-    slots: Arc<Semaphore>,
+    jobs: tokio::sync::mpsc::Sender<Job>,
 }
+
+/// Logins that may wait for a hashing thread before new ones wait to be queued.
+const QUEUED_JOBS: usize = 1024;
 
 impl PasswordPool {
     fn new(hasher: PasswordHasher) -> PasswordPool {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        PasswordPool {
-            hasher: Arc::new(hasher),
-            slots: Arc::new(Semaphore::new(cores)),
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
+        let (jobs, receiver) = tokio::sync::mpsc::channel::<Job>(QUEUED_JOBS);
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        let hasher = Arc::new(hasher);
+        for index in 0..threads {
+            let (receiver, hasher) = (Arc::clone(&receiver), Arc::clone(&hasher));
+            let spawned = std::thread::Builder::new()
+                .name(format!("tollgate-hash-{index}"))
+                .spawn(move || loop {
+                    // One thread waits for the next job at a time; the lock is released before work.
+                    let job = match receiver.lock() {
+                        Ok(mut receiver) => receiver.blocking_recv(),
+                        Err(_) => None,
+                    };
+                    match job {
+                        Some(job) => job(&hasher),
+                        None => break, // Every sender is gone: the server is shutting down.
+                    }
+                });
+            if let Err(err) = spawned {
+                tracing::error!(cause = %err, "cannot start a password hashing thread");
+            }
         }
+        PasswordPool { jobs }
     }
 
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
     ) -> T {
-        // The semaphore is never closed, so acquiring cannot fail.
-        let _slot = self.slots.acquire().await;
-        let hasher = Arc::clone(&self.hasher);
-        match tokio::task::spawn_blocking(move || work(&hasher)).await {
+        let (reply, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |hasher| {
+            let _ = reply.send(work(hasher));
+        });
+        // The threads live as long as a sender does, and we hold one: sending cannot fail, and
+        // every job gets its reply. Should a thread die, the failure is loud, not a hang.
+        if self.jobs.send(job).await.is_err() {
+            panic!("password hashing threads are gone");
+        }
+        match result.await {
             Ok(value) => value,
-            Err(err) => std::panic::resume_unwind(err.into_panic()),
+            Err(_) => panic!("a password hashing thread failed"),
         }
     }
-
     /// Checks a password against a stored hash, or against a dummy hash when there is no user,
     /// so that unknown users cost the same time as wrong passwords.
     pub async fn verify(&self, password: String, stored: Option<String>) -> PasswordCheck {

@@ -73,18 +73,20 @@ pub(crate) async fn refresh(
         state.metrics.refreshed();
         return Ok(Json(json!({ "access": access.token })));
     }
+    let rotated = sign(&state, state.codec.rotated_claims(&claims, now))?;
+    let owner = user_pk(&state, &claims).await?;
+    let new_record = issued_record(&rotated, owner);
     if state.settings.blacklist_after_rotation {
-        // The blacklist insert is the lock: of two concurrent refreshes of one token, only the
-        // one whose insert lands may rotate it.
-        let record = token_record(&state, &claims, None);
-        if !state.store.blacklist(&record, now).await? {
+        // The blacklist insert is the lock: of concurrent refreshes of one token, only the one
+        // whose insert lands may rotate it; the old and new records are one transaction.
+        let old_record = token_record(&state, &claims, owner);
+        if !state.store.rotate(&old_record, &new_record, now).await? {
             return Err(TokenError::Blacklisted.into());
         }
         state.metrics.blacklisted();
+    } else {
+        state.store.record_outstanding(&new_record).await?;
     }
-    let rotated = sign(&state, state.codec.rotated_claims(&claims, now))?;
-    let owner = user_pk(&state, &claims).await?;
-    record_outstanding(&state, &rotated, owner).await?;
     state.metrics.issued(TokenType::Refresh);
     state.metrics.refreshed();
     tracing::info!(jti = %rotated.jti, "refresh token rotated");
@@ -247,11 +249,17 @@ async fn record_outstanding(
     issued: &Issued,
     user_id: Option<i64>,
 ) -> Result<(), ApiError> {
-    let record = TokenRecord {
+    Ok(state
+        .store
+        .record_outstanding(&issued_record(issued, user_id))
+        .await?)
+}
+
+fn issued_record(issued: &Issued, user_id: Option<i64>) -> TokenRecord<'_> {
+    TokenRecord {
         jti: &issued.jti,
         user_id,
         created_at: Some(issued.issued_at),
         expires_at: issued.expires_at,
-    };
-    Ok(state.store.record_outstanding(&record).await?)
+    }
 }
