@@ -47,6 +47,20 @@ fn help_is_available_for_every_subcommand() {
 }
 
 #[test]
+fn completions_are_printed_for_common_shells() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for shell in ["bash", "zsh", "fish"] {
+        let output = run(tollgate(dir.path(), &["completions", shell]));
+        assert!(output.status.success(), "{shell}: {}", text(&output.stderr));
+        let script = text(&output.stdout);
+        assert!(
+            script.contains("createsuperuser") && script.contains("flushexpiredtokens"),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
 fn createsuperuser_then_token_for_that_user() {
     let dir = tempfile::tempdir().expect("temp dir");
     let output = create_superuser(dir.path(), "admin", "s3cret-pass");

@@ -44,6 +44,11 @@ enum Command {
     Flushexpiredtokens,
     /// Validate the configuration and print the effective settings, secrets masked.
     Check,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Parses the command line, runs the subcommand and turns its outcome into an exit code:
@@ -70,6 +75,17 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Completions { shell } = cli.command {
+        // Needs no settings: it must work before any configuration exists.
+        use clap::CommandFactory;
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "tollgate",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
+    }
     let settings = crate::config::load(cli.config.as_deref())?;
     crate::logging::init(&settings.log, settings.log_format == "json");
     match cli.command {
@@ -80,6 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token::run(settings, args).await,
         Command::Flushexpiredtokens => flush::run(settings).await,
         Command::Check => check::run(settings),
+        Command::Completions { .. } => Ok(()),
     }
 }
 
