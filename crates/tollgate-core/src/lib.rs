@@ -8,7 +8,7 @@
 //! - [`settings`]: the one typed [`Settings`], with simplejwt's names and defaults.
 //! - [`TokenCodec`]: mints access, refresh and sliding tokens and checks them.
 //! - [`auth`]: reads an authorization header as simplejwt's `JWTAuthentication` does.
-//! - [`password`]: argon2id password hashes.
+//! - [`password`]: argon2id password hashes; Django's other formats are verified too.
 //!
 //! # Example
 //! ```

@@ -1,5 +1,9 @@
 //! Password hashing: argon2id for new hashes, written in Django's `argon2$…` format so that a
-//! user table stays readable by Django too.
+//! user table stays readable by Django too; Django's other formats (PBKDF2, bcrypt, scrypt and
+//! the legacy digests) are verified and reported as needing a rehash, so that users imported
+//! from Django keep their passwords and move to argon2id at their next login.
+
+mod django;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -77,15 +81,28 @@ impl PasswordHasher {
         format!("{DJANGO_ARGON2_PREFIX}{phc}")
     }
 
-    /// Checks `password` against a stored hash, in constant time for a given hash.
+    /// Checks `password` against a stored hash in any format Django writes, in constant time
+    /// for a given hash. Unusable hashes (Django's `!…`, empty, unknown formats) never match;
+    /// a match in any format but argon2id at the configured cost asks for a rehash.
     pub fn verify(&self, password: &str, stored: &str) -> PasswordCheck {
-        let Some(phc) = stored.strip_prefix(DJANGO_ARGON2_PREFIX) else {
+        if stored.is_empty() || stored.starts_with('!') {
             return PasswordCheck::Mismatch;
-        };
+        }
+        if let Some(phc) = stored.strip_prefix(DJANGO_ARGON2_PREFIX) {
+            return self.verify_argon2(password, phc);
+        }
+        match django::verify(password, stored) {
+            Some(true) => PasswordCheck::MatchNeedsRehash,
+            Some(false) | None => PasswordCheck::Mismatch,
+        }
+    }
+
+    fn verify_argon2(&self, password: &str, phc: &str) -> PasswordCheck {
         let Ok(parsed) = PasswordHash::new(phc) else {
             return PasswordCheck::Mismatch;
         };
-        // The stored hash names its own variant and cost; Argon2::default() reads them from it.
+        // The stored hash names its own variant (argon2id, or argon2i from Django before 3.2)
+        // and cost; Argon2::default() reads them from it.
         if Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_err()
@@ -152,6 +169,14 @@ mod tests {
             "!abcdef",
             "argon2$garbage",
             "pbkdf2_sha256$1$salt$hash",
+            "pbkdf2_sha256$x$salt$hash",
+            "pbkdf2_sha256$0$salt$",
+            "scrypt$1000$salt$8$1$hash",
+            "scrypt$1024$salt$8$1",
+            "bcrypt$notbcrypt",
+            "md5$",
+            "crypt$$ab1234",
+            "sha1$salt",
         ] {
             assert_eq!(
                 hasher.verify("", stored),
@@ -159,5 +184,73 @@ mod tests {
                 "{stored}"
             );
         }
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Fixtures {
+        hashes: Vec<Fixture>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Fixture {
+        format: String,
+        password: String,
+        encoded: String,
+    }
+
+    /// Hashes written by Django's own hashers (see fixtures/README.md for how they were made).
+    #[test]
+    fn every_django_format_verifies_and_asks_for_a_rehash() {
+        let fixtures: Fixtures =
+            serde_json::from_str(include_str!("fixtures/django_hashes.json")).expect("fixtures");
+        let hasher = cheap();
+        let mut formats = std::collections::BTreeSet::new();
+        for fixture in &fixtures.hashes {
+            let Fixture {
+                format,
+                password,
+                encoded,
+            } = fixture;
+            formats.insert(format.as_str());
+            if format == "unusable" {
+                assert_eq!(hasher.verify(password, encoded), PasswordCheck::Mismatch);
+                continue;
+            }
+            assert_eq!(
+                hasher.verify(password, encoded),
+                PasswordCheck::MatchNeedsRehash,
+                "{format}: {encoded}"
+            );
+            assert_eq!(
+                hasher.verify(&format!("{password}x"), encoded),
+                PasswordCheck::Mismatch,
+                "{format}: {encoded} with a wrong password"
+            );
+        }
+        let expected = [
+            "argon2i",
+            "argon2id",
+            "bcrypt",
+            "bcrypt_sha256",
+            "md5",
+            "pbkdf2_sha1",
+            "pbkdf2_sha256",
+            "scrypt",
+            "sha1",
+            "unsalted_md5",
+            "unsalted_md5_bare",
+            "unsalted_sha1",
+            "unusable",
+        ];
+        assert_eq!(formats.into_iter().collect::<Vec<_>>(), expected);
+    }
+
+    #[test]
+    fn unsalted_md5_in_django_dollar_form_verifies() {
+        // Django accepts `md5$$<hex>` as well as the bare hex digest.
+        let hasher = cheap();
+        let bare = "9cc2ae8a1ba7a93da39b46fc1019c481";
+        let check = hasher.verify("correct horse battery staple", &format!("md5$${bare}"));
+        assert_eq!(check, PasswordCheck::MatchNeedsRehash);
     }
 }
