@@ -49,9 +49,13 @@ fi
 TOLLGATE_USER_PASSWORD=bench-password "$binary" createuser --username bench --no-input >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
-"$binary" serve --bind "127.0.0.1:$port" 2>"$work/server.log" &
-server_pid=$!
-for _ in $(seq 1 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
+start_server() { # extra environment for the server, as NAME=value words
+  env "$@" "$binary" serve --bind "127.0.0.1:$port" 2>>"$work/server.log" &
+  server_pid=$!
+  for _ in $(seq 1 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
+}
+stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+start_server
 rss_kb() { awk -v key="$1" '$1 == key":" {print $2}' "/proc/$server_pid/status"; }
 idle_rss=$(rss_kb VmRSS)
 
@@ -92,12 +96,16 @@ BENCH_BODY="{\"token\":\"$access\"}" run "verify" -s scripts/bench/post.lua "$ba
 BENCH_TOKENS="$work/tokens.txt" run "refresh (rotate + blacklist)" -s scripts/bench/refresh.lua "$base/api/token/refresh/"
 BENCH_BODY="$login" run "login (argon2id default cost)" -s scripts/bench/post.lua "$base/api/token/"
 peak_rss=$(rss_kb VmHWM)
+stop_server
+start_server TOLLGATE_USER_CACHE_TTL=5s
+run "protected GET, valid token, USER_CACHE_TTL=5s" -H "Authorization: Bearer $access" "$base/api/index/"
 
 ratio() { python3 -c "print(f'{float($1)/float($2)*100:.0f} %')"; }
 {
   cat "$results"
   echo
   echo "- protected GET / healthz: $(ratio "${rps["protected GET, valid token"]}" "${rps["healthz (no auth)"]}")"
+  echo "- protected GET with USER_CACHE_TTL=5s / healthz: $(ratio "${rps["protected GET, valid token, USER_CACHE_TTL=5s"]}" "${rps["healthz (no auth)"]}")"
   echo "- verify / healthz: $(ratio "${rps["verify"]}" "${rps["healthz (no auth)"]}")"
   echo "- refresh / healthz: $(ratio "${rps["refresh (rotate + blacklist)"]}" "${rps["healthz (no auth)"]}")"
   echo "- RSS: idle $((idle_rss / 1024)) MB, peak under load $((peak_rss / 1024)) MB"

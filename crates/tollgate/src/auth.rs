@@ -1,5 +1,7 @@
 //! Authenticating a request from its token, as simplejwt's `JWTAuthentication` does.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tollgate_core::auth::{parse_header, ClassRefusal, HeaderCredentials};
@@ -14,8 +16,8 @@ use crate::state::AppState;
 /// simplejwt's body when the request has no valid token.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedUser {
-    /// The user, as stored.
-    pub user: User,
+    /// The user, as stored (shared with the user cache).
+    pub user: Arc<User>,
     /// The token's claims.
     pub claims: Claims,
     /// Which of AUTH_TOKEN_CLASSES the token was accepted as.
@@ -59,8 +61,8 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
             .user_id(&claims)
             .ok_or(ApiError::NoUserIdentification)?;
         let user = state
-            .store
-            .find_user(state.user_id_field, &user_id)
+            .user_cache
+            .find(&state.store, state.user_id_field, &user_id)
             .await?
             .ok_or(ApiError::UserNotFound)?;
         if state.settings.check_user_is_active && !user.is_active {

@@ -22,3 +22,4 @@ pub mod logging;
 pub mod metrics;
 pub mod server;
 pub mod state;
+pub mod user_cache;

@@ -8,6 +8,7 @@ use tollgate_core::{Settings, TokenCodec};
 use tollgate_store::{Store, UserField};
 
 use crate::metrics::Metrics;
+use crate::user_cache::UserCache;
 
 /// The application state, cloned into every handler (each field is shared).
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub struct AppState {
     pub challenge: HeaderValue,
     /// Prometheus metrics (a no-op handle when METRICS_ENABLED is off).
     pub metrics: Metrics,
+    /// Users recently loaded for authentication (USER_CACHE_TTL).
+    pub user_cache: UserCache,
 }
 
 /// The settings could not be turned into a running state.
@@ -68,6 +71,7 @@ impl AppState {
                 .map_err(|_| invalid("AUTH_HEADER_TYPES", "must be printable ASCII"))?;
         Ok(AppState {
             metrics: Metrics::new(settings.metrics_enabled),
+            user_cache: UserCache::new(settings.user_cache_ttl),
             codec: Arc::new(codec),
             passwords: PasswordPool::new(hasher),
             settings: Arc::new(settings),

@@ -1,0 +1,148 @@
+//! A short-lived cache of the users that tokens name, for the protected-request hot path
+//! (USER_CACHE_TTL; off by default).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tollgate_store::{Store, StoreError, User, UserField};
+
+/// Entries kept at most; past this the cache starts over, which bounds memory under a flood of
+/// distinct tokens.
+const MAX_ENTRIES: usize = 100_000;
+
+/// Users by the value of USER_ID_FIELD, each kept for a fixed time.
+#[derive(Clone)]
+pub struct UserCache {
+    ttl: Duration,
+    entries: Arc<RwLock<HashMap<String, (Instant, Arc<User>)>>>,
+}
+
+impl UserCache {
+    /// A cache keeping users for `ttl`; zero disables it.
+    pub fn new(ttl: Duration) -> UserCache {
+        UserCache {
+            ttl,
+            entries: Arc::default(),
+        }
+    }
+
+    /// The user whose `field` is `value`, from the cache when fresh, else from the store.
+    pub async fn find(
+        &self,
+        store: &Store,
+        field: UserField,
+        value: &str,
+    ) -> Result<Option<Arc<User>>, StoreError> {
+        if self.ttl.is_zero() {
+            return Ok(store.find_user(field, value).await?.map(Arc::new));
+        }
+        if let Ok(entries) = self.entries.read() {
+            if let Some((loaded, user)) = entries.get(value) {
+                if loaded.elapsed() < self.ttl {
+                    return Ok(Some(Arc::clone(user)));
+                }
+            }
+        }
+        let user = store.find_user(field, value).await?.map(Arc::new);
+        if let (Some(user), Ok(mut entries)) = (&user, self.entries.write()) {
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(value.to_owned(), (Instant::now(), Arc::clone(user)));
+        }
+        Ok(user)
+    }
+
+    /// Forgets every cached user, after a change this instance made.
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_store::{NewUser, PoolConfig};
+
+    async fn store_with_user() -> (Store, User) {
+        let store = Store::connect("sqlite::memory:", PoolConfig::default())
+            .await
+            .expect("connects");
+        store.migrate().await.expect("migrates");
+        let new = NewUser {
+            username: "ann".into(),
+            password_hash: "x".into(),
+            is_active: true,
+            ..NewUser::default()
+        };
+        let user = store.create_user(&new, 1).await.expect("created");
+        (store, user)
+    }
+
+    #[tokio::test]
+    async fn a_cached_user_is_reused_until_it_expires() {
+        let (store, user) = store_with_user().await;
+        let cache = UserCache::new(Duration::from_millis(200));
+        let id = user.id.to_string();
+        assert!(
+            cache
+                .find(&store, UserField::Id, &id)
+                .await
+                .expect("found")
+                .expect("exists")
+                .is_active
+        );
+        store.set_active(user.id, false).await.expect("updated");
+        assert!(
+            cache
+                .find(&store, UserField::Id, &id)
+                .await
+                .expect("found")
+                .expect("exists")
+                .is_active,
+            "cached"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(
+            !cache
+                .find(&store, UserField::Id, &id)
+                .await
+                .expect("found")
+                .expect("exists")
+                .is_active,
+            "expired"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_ttl_every_lookup_reads_the_store() {
+        let (store, user) = store_with_user().await;
+        let cache = UserCache::new(Duration::ZERO);
+        let id = user.id.to_string();
+        assert!(
+            cache
+                .find(&store, UserField::Id, &id)
+                .await
+                .expect("found")
+                .expect("exists")
+                .is_active
+        );
+        store.set_active(user.id, false).await.expect("updated");
+        assert!(
+            !cache
+                .find(&store, UserField::Id, &id)
+                .await
+                .expect("found")
+                .expect("exists")
+                .is_active
+        );
+        assert!(cache
+            .find(&store, UserField::Id, "999")
+            .await
+            .expect("query")
+            .is_none());
+    }
+}
