@@ -11,11 +11,14 @@ use tollgate_store::{Store, StoreError, User, UserField};
 /// distinct tokens.
 const MAX_ENTRIES: usize = 100_000;
 
+/// Each user with the time it was loaded, by the value of USER_ID_FIELD.
+type Entries = HashMap<String, (Instant, Arc<User>)>;
+
 /// Users by the value of USER_ID_FIELD, each kept for a fixed time.
 #[derive(Clone)]
 pub struct UserCache {
     ttl: Duration,
-    entries: Arc<RwLock<HashMap<String, (Instant, Arc<User>)>>>,
+    entries: Arc<RwLock<Entries>>,
 }
 
 impl UserCache {
