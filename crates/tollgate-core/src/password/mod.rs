@@ -5,9 +5,37 @@
 
 mod django;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::cell::RefCell;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64::Engine as _;
 use rand_core::OsRng;
+use subtle::ConstantTimeEq;
+
+thread_local! {
+    /// Each thread's argon2 working memory, kept between hashes. Allocating and freeing
+    /// ARGON2_MEMORY_KIB per hash makes the allocator keep that much per thread anyway, and more
+    /// under churn; reusing one buffer per hashing thread bounds memory to threads × cost.
+    static ARGON2_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs argon2 into `out` with this thread's reusable working memory.
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    ARGON2_MEMORY.with(|memory| {
+        let mut blocks = memory.borrow_mut();
+        let needed = argon2.params().block_count();
+        if blocks.len() < needed {
+            blocks.resize(needed, Block::default());
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
+    })
+}
 
 /// Django's prefix for argon2 hashes, followed by a PHC string.
 const DJANGO_ARGON2_PREFIX: &str = "argon2";
@@ -65,20 +93,46 @@ impl PasswordHasher {
             dummy_hash: String::new(),
         };
         // Unknown users are checked against this, so that they cost as much time as known ones.
-        hasher.dummy_hash = hasher.hash("tollgate-dummy-password");
+        // Made with memory of its own, not the calling thread's kept buffer: the caller is
+        // usually not a hashing thread.
+        let salt = SaltString::generate(&mut OsRng);
+        let phc = hasher
+            .argon2
+            .hash_password(b"tollgate-dummy-password", &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|err| PasswordParamsError(err.to_string()))?;
+        hasher.dummy_hash = format!("{DJANGO_ARGON2_PREFIX}{phc}");
         Ok(hasher)
     }
 
     /// A new hash of `password`, as `argon2$argon2id$v=19$m=…,t=…,p=…$salt$hash`.
     pub fn hash(&self, password: &str) -> String {
         let salt = SaltString::generate(&mut OsRng);
-        // Hashing with valid parameters and a generated salt cannot fail.
-        let phc = self
-            .argon2
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .unwrap_or_default();
-        format!("{DJANGO_ARGON2_PREFIX}{phc}")
+        let mut salt_bytes = [0u8; 64];
+        let mut out = [0u8; 32];
+        // A generated salt always decodes and valid parameters always hash; should either fail,
+        // the result is an unusable hash, which never matches.
+        let computed = salt
+            .decode_b64(&mut salt_bytes)
+            .ok()
+            .and_then(|salt_bytes| {
+                argon2_into(&self.argon2, password.as_bytes(), salt_bytes, &mut out).ok()
+            });
+        let phc = computed.map(|()| {
+            let params = self.argon2.params();
+            format!(
+                "$argon2id$v=19$m={},t={},p={}${}${}",
+                params.m_cost(),
+                params.t_cost(),
+                params.p_cost(),
+                salt.as_str(),
+                base64::engine::general_purpose::STANDARD_NO_PAD.encode(out)
+            )
+        });
+        match phc {
+            Some(phc) => format!("{DJANGO_ARGON2_PREFIX}{phc}"),
+            None => "!".to_owned(),
+        }
     }
 
     /// Checks `password` against a stored hash in any format Django writes, in constant time
@@ -101,12 +155,29 @@ impl PasswordHasher {
         let Ok(parsed) = PasswordHash::new(phc) else {
             return PasswordCheck::Mismatch;
         };
-        // The stored hash names its own variant (argon2id, or argon2i from Django before 3.2)
-        // and cost; Argon2::default() reads them from it.
-        if Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_err()
-        {
+        // The stored hash names its own variant (argon2id, or argon2i from Django before 3.2),
+        // version and cost; they are read from it.
+        let matched = (|| {
+            let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
+            let version = parsed
+                .version
+                .map_or(Ok(Version::V0x13), Version::try_from)
+                .ok()?;
+            let params = Params::try_from(&parsed).ok()?;
+            let expected = parsed.hash?;
+            let mut salt = [0u8; 64];
+            let salt = parsed.salt?.decode_b64(&mut salt).ok()?;
+            let mut out = vec![0u8; expected.len()];
+            argon2_into(
+                &Argon2::new(algorithm, version, params),
+                password.as_bytes(),
+                salt,
+                &mut out,
+            )
+            .ok()?;
+            Some(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
+        })();
+        if matched != Some(true) {
             return PasswordCheck::Mismatch;
         }
         let current = parsed.algorithm.as_str() == "argon2id"
@@ -148,6 +219,20 @@ mod tests {
         assert_eq!(hasher.verify("s3cret pass", &hash), PasswordCheck::Match);
         assert_eq!(hasher.verify("s3cret pas", &hash), PasswordCheck::Mismatch);
         assert_ne!(hash, hasher.hash("s3cret pass"), "salted");
+    }
+
+    #[test]
+    fn new_hashes_verify_with_the_reference_argon2_verifier() {
+        use argon2::PasswordVerifier as _;
+        let hash = cheap().hash("s3cret pass");
+        let phc = hash.strip_prefix("argon2").expect("Django prefix");
+        let parsed = PasswordHash::new(phc).expect("a PHC string");
+        assert!(Argon2::default()
+            .verify_password(b"s3cret pass", &parsed)
+            .is_ok());
+        assert!(Argon2::default()
+            .verify_password(b"s3cret pas", &parsed)
+            .is_err());
     }
 
     #[test]
