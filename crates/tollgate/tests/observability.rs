@@ -229,3 +229,50 @@ async fn json_access_log_lines_carry_the_request_and_never_a_secret() {
         assert!(!all.contains(secret), "a secret reached the logs");
     }
 }
+
+/// The OpenAPI description and the docs page are served by Tollgate itself (no CDN).
+#[tokio::test]
+async fn openapi_schema_and_docs_page_are_served_locally() {
+    let server = TestServer::start_with(|s| s.token_obtain_path = "/auth/login/".into()).await;
+    let (status, schema) = server.get("/api/schema/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        schema["openapi"]
+            .as_str()
+            .expect("version")
+            .starts_with("3.1"),
+        "{schema}"
+    );
+    let paths = schema["paths"].as_object().expect("paths");
+    assert!(
+        paths.contains_key("/auth/login/"),
+        "configured paths are described"
+    );
+    assert!(!paths.contains_key("/api/token/"));
+    assert!(paths["/auth/login/"]["post"]["requestBody"]["content"]
+        .as_object()
+        .expect("content")
+        .contains_key("application/x-www-form-urlencoded"));
+    let page = server
+        .client
+        .get(server.url("/api/docs/"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("HTML");
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(!html.contains("https://"), "no asset comes from elsewhere");
+    let css = server
+        .client
+        .get(server.url("/api/docs/swagger-ui.css"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(css.status(), StatusCode::OK);
+    let disabled = TestServer::start_with(|s| s.api_docs_enabled = false).await;
+    assert_eq!(
+        disabled.get("/api/schema/", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}

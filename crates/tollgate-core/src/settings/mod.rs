@@ -196,6 +196,8 @@ settings! {
     log "LOG": String = "info".to_owned();
     /// Log line format: `text` for people, `json` for log collectors.
     log_format "LOG_FORMAT": String = "text".to_owned();
+    /// Serve the OpenAPI description at `/api/schema/` and its docs page at `/api/docs/`.
+    api_docs_enabled "API_DOCS_ENABLED": bool = true;
     /// Serve Prometheus metrics at `/metrics`.
     metrics_enabled "METRICS_ENABLED": bool = false;
     /// When set, `/metrics` requires `Authorization: Bearer <this token>`.

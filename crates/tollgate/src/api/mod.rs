@@ -3,27 +3,83 @@
 mod body;
 mod health;
 mod index;
+pub(crate) mod openapi;
 mod token;
 
+use axum::handler::Handler;
 use axum::http::Method;
-use axum::routing::{get, post};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
+use tollgate_core::Settings;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Every route, at the paths the settings give.
+/// An endpoint: its path, the method it answers, and its handler.
+pub(crate) struct Endpoint {
+    pub(crate) path: String,
+    pub(crate) method: Method,
+    handler: MethodRouter<AppState>,
+}
+
+/// Every endpoint of the API at the paths the settings give. The OpenAPI test checks that each
+/// is described, so a route belongs here, not in an ad-hoc `.route()`.
+pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
+    vec![
+        endpoint(&s.token_obtain_path, Method::POST, token::obtain_pair),
+        endpoint(&s.token_refresh_path, Method::POST, token::refresh),
+        endpoint(&s.token_verify_path, Method::POST, token::verify),
+        endpoint(&s.token_blacklist_path, Method::POST, token::blacklist),
+        endpoint(&s.token_sliding_path, Method::POST, token::obtain_sliding),
+        endpoint(
+            &s.token_sliding_refresh_path,
+            Method::POST,
+            token::refresh_sliding,
+        ),
+        endpoint(&s.index_path, Method::GET, index::index),
+        endpoint("/healthz", Method::GET, health::healthz),
+    ]
+}
+
+fn endpoint<H, T>(path: &str, method: Method, handler: H) -> Endpoint
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = match method {
+        Method::GET => MethodFilter::GET,
+        Method::PUT => MethodFilter::PUT,
+        Method::PATCH => MethodFilter::PATCH,
+        Method::DELETE => MethodFilter::DELETE,
+        _ => MethodFilter::POST,
+    };
+    Endpoint {
+        path: path.to_owned(),
+        method,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every route, at the paths the settings give, and the API description when enabled.
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    let s = &state.settings;
-    Router::new()
-        .route(&s.token_obtain_path, post(token::obtain_pair))
-        .route(&s.token_refresh_path, post(token::refresh))
-        .route(&s.token_verify_path, post(token::verify))
-        .route(&s.token_blacklist_path, post(token::blacklist))
-        .route(&s.token_sliding_path, post(token::obtain_sliding))
-        .route(&s.token_sliding_refresh_path, post(token::refresh_sliding))
-        .route(&s.index_path, get(index::index))
-        .route("/healthz", get(health::healthz))
+    let mut router = Router::new();
+    // Endpoints sharing a path (GET and PUT of one resource) are merged into one route.
+    let mut by_path: Vec<(String, MethodRouter<AppState>)> = Vec::new();
+    for Endpoint { path, handler, .. } in endpoints(&state.settings) {
+        match by_path.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(handler),
+            None => by_path.push((path, handler)),
+        }
+    }
+    for (path, handler) in by_path {
+        router = router.route(&path, handler);
+    }
+    if state.settings.api_docs_enabled {
+        let docs = utoipa_swagger_ui::SwaggerUi::new("/api/docs/")
+            .url("/api/schema/", openapi::document(&state.settings));
+        router = router.merge(docs);
+    }
+    router
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
 }
@@ -34,4 +90,50 @@ async fn method_not_allowed(method: Method) -> ApiError {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every endpoint the server routes is in the OpenAPI description, with its method.
+    #[test]
+    fn every_endpoint_is_described() {
+        for settings in [
+            Settings::default(),
+            Settings {
+                index_path: "/me/".into(),
+                ..Settings::default()
+            },
+        ] {
+            let doc = openapi::document(&settings);
+            for endpoint in endpoints(&settings) {
+                let item = doc.paths.paths.get(&endpoint.path).unwrap_or_else(|| {
+                    panic!("{} is not in the OpenAPI description", endpoint.path)
+                });
+                let described = match endpoint.method {
+                    Method::GET => item.get.is_some(),
+                    Method::POST => item.post.is_some(),
+                    Method::PUT => item.put.is_some(),
+                    Method::PATCH => item.patch.is_some(),
+                    Method::DELETE => item.delete.is_some(),
+                    _ => false,
+                };
+                assert!(
+                    described,
+                    "{} {} is not described",
+                    endpoint.method, endpoint.path
+                );
+            }
+            assert_eq!(
+                doc.paths.paths.len(),
+                endpoints(&settings)
+                    .iter()
+                    .map(|e| &e.path)
+                    .collect::<std::collections::HashSet<_>>()
+                    .len(),
+                "the description lists a path the server does not route"
+            );
+        }
+    }
 }

@@ -1,0 +1,227 @@
+//! The OpenAPI 3.1 description of the API, served at `/api/schema/`, and the interactive docs
+//! page at `/api/docs/` (Swagger UI, its assets compiled into the binary: no CDN).
+//!
+//! Each operation is described here beside the schemas of its bodies, at the default paths;
+//! [`document`] moves them to the configured ones. A test checks that every route the server
+//! answers is described.
+
+#![allow(dead_code)] // The functions below exist only to carry their `#[utoipa::path]`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tollgate_core::Settings;
+use utoipa::openapi::OpenApi as Document;
+use utoipa::{OpenApi, ToSchema};
+
+/// A username and password (the username field is USERNAME_FIELD).
+#[derive(Serialize, ToSchema)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// A refresh and an access token.
+#[derive(Serialize, ToSchema)]
+struct TokenPair {
+    refresh: String,
+    access: String,
+}
+
+/// A refresh token.
+#[derive(Serialize, ToSchema)]
+struct RefreshRequest {
+    refresh: String,
+}
+
+/// A new access token; with ROTATE_REFRESH_TOKENS, a new refresh token too.
+#[derive(Serialize, ToSchema)]
+struct Refreshed {
+    access: String,
+    refresh: Option<String>,
+}
+
+/// A single token (verify, sliding refresh, sliding obtain's answer).
+#[derive(Serialize, ToSchema)]
+struct TokenBody {
+    token: String,
+}
+
+/// An empty object: the request succeeded.
+#[derive(Serialize, ToSchema)]
+struct Empty {}
+
+/// The authenticated user.
+#[derive(Serialize, ToSchema)]
+struct IndexUser {
+    id: i64,
+    username: String,
+}
+
+/// The process is up.
+#[derive(Serialize, ToSchema)]
+struct Health {
+    status: String,
+}
+
+/// An error with a message: `{"detail": "..."}`, with a machine-readable `code` on token
+/// errors and, on protected endpoints, the reason of each token type tried.
+#[derive(Serialize, ToSchema)]
+struct ErrorDetail {
+    detail: String,
+    code: Option<String>,
+    messages: Option<Vec<TokenClassMessage>>,
+}
+
+/// Why one token type refused the token.
+#[derive(Serialize, ToSchema)]
+struct TokenClassMessage {
+    token_class: String,
+    token_type: String,
+    message: String,
+}
+
+/// Field errors: each field with its messages, e.g. `{"password": ["This field is required."]}`;
+/// errors of no field under `non_field_errors`.
+#[derive(Serialize, ToSchema)]
+struct FieldErrors(BTreeMap<String, Vec<String>>);
+
+#[utoipa::path(post, path = "/api/token/", tag = "token",
+    description = "Obtain a refresh and an access token with a username and password.",
+    request_body(content(
+        (Credentials = "application/json"),
+        (Credentials = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Tokens issued", body = TokenPair),
+        (status = 400, description = "A field is missing or blank", body = FieldErrors),
+        (status = 401, description = "No active account found with the given credentials", body = ErrorDetail),
+    ))]
+fn obtain_pair() {}
+
+#[utoipa::path(post, path = "/api/token/refresh/", tag = "token",
+    description = "A new access token for a refresh token; with rotation, a new refresh token too.",
+    request_body(content(
+        (RefreshRequest = "application/json"),
+        (RefreshRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Refreshed", body = Refreshed),
+        (status = 400, description = "The field is missing or blank", body = FieldErrors),
+        (status = 401, description = "Invalid, expired, blacklisted or wrong type of token", body = ErrorDetail),
+    ))]
+fn refresh() {}
+
+#[utoipa::path(post, path = "/api/token/verify/", tag = "token",
+    description = "Check a token of any type.",
+    request_body(content(
+        (TokenBody = "application/json"),
+        (TokenBody = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "The token is valid", body = Empty),
+        (status = 400, description = "Missing field, or blacklisted token (with BLACKLIST_AFTER_ROTATION)", body = FieldErrors),
+        (status = 401, description = "Invalid or expired token", body = ErrorDetail),
+    ))]
+fn verify() {}
+
+#[utoipa::path(post, path = "/api/token/blacklist/", tag = "token",
+    description = "Log out: blacklist a refresh token.",
+    request_body(content(
+        (RefreshRequest = "application/json"),
+        (RefreshRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Blacklisted", body = Empty),
+        (status = 400, description = "The field is missing or blank", body = FieldErrors),
+        (status = 401, description = "Invalid, expired, already blacklisted or wrong type of token", body = ErrorDetail),
+    ))]
+fn blacklist() {}
+
+#[utoipa::path(post, path = "/api/token/sliding/", tag = "token",
+    description = "Obtain a sliding token with a username and password.",
+    request_body(content(
+        (Credentials = "application/json"),
+        (Credentials = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Token issued", body = TokenBody),
+        (status = 400, description = "A field is missing or blank", body = FieldErrors),
+        (status = 401, description = "No active account found with the given credentials", body = ErrorDetail),
+    ))]
+fn obtain_sliding() {}
+
+#[utoipa::path(post, path = "/api/token/sliding/refresh/", tag = "token",
+    description = "Extend a sliding token within its refresh window.",
+    request_body(content(
+        (TokenBody = "application/json"),
+        (TokenBody = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Refreshed", body = TokenBody),
+        (status = 400, description = "The field is missing or blank", body = FieldErrors),
+        (status = 401, description = "Invalid, expired or wrong type of token", body = ErrorDetail),
+    ))]
+fn refresh_sliding() {}
+
+#[utoipa::path(get, path = "/api/index/", tag = "user",
+    description = "The authenticated user's id and username.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user", body = IndexUser),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+    ))]
+fn index() {}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    description = "Liveness: the process is up.",
+    responses((status = 200, description = "Up", body = Health)))]
+fn healthz() {}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tollgate", description = "JWT authentication with djangorestframework-simplejwt's token API."),
+    paths(obtain_pair, refresh, verify, blacklist, obtain_sliding, refresh_sliding, index, healthz),
+    modifiers(&BearerScheme),
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut Document) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The description with each path moved to where the settings put it.
+pub(crate) fn document(settings: &Settings) -> Document {
+    let mut doc = ApiDoc::openapi();
+    let moved: Vec<(&str, &str)> = vec![
+        ("/api/token/", &settings.token_obtain_path),
+        ("/api/token/refresh/", &settings.token_refresh_path),
+        ("/api/token/verify/", &settings.token_verify_path),
+        ("/api/token/blacklist/", &settings.token_blacklist_path),
+        ("/api/token/sliding/", &settings.token_sliding_path),
+        (
+            "/api/token/sliding/refresh/",
+            &settings.token_sliding_refresh_path,
+        ),
+        ("/api/index/", &settings.index_path),
+    ];
+    let mut paths = std::mem::take(&mut doc.paths.paths);
+    for (default, configured) in moved {
+        if let Some(item) = paths.remove(default) {
+            paths.insert(configured.to_owned(), item);
+        }
+    }
+    doc.paths.paths = paths;
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
