@@ -86,6 +86,14 @@ struct TokenClassMessage {
 #[derive(Serialize, ToSchema)]
 struct FieldErrors(BTreeMap<String, Vec<String>>);
 
+/// A 400: field errors, or a body that could not be read (`{"detail": "JSON parse error - …"}`).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum BadRequest {
+    Fields(FieldErrors),
+    Unreadable(ErrorDetail),
+}
+
 #[utoipa::path(post, path = "/api/token/", tag = "token",
     description = "Obtain a refresh and an access token with a username and password.",
     request_body(content(
@@ -94,8 +102,10 @@ struct FieldErrors(BTreeMap<String, Vec<String>>);
     )),
     responses(
         (status = 200, description = "Tokens issued", body = TokenPair),
-        (status = 400, description = "A field is missing or blank", body = FieldErrors),
+        (status = 400, description = "A field is missing or blank", body = BadRequest),
         (status = 401, description = "No active account found with the given credentials", body = ErrorDetail),
+        (status = 413, description = "The body is larger than MAX_BODY_BYTES", body = ErrorDetail),
+        (status = 415, description = "The body is neither JSON nor a form", body = ErrorDetail),
     ))]
 fn obtain_pair() {}
 
@@ -107,7 +117,7 @@ fn obtain_pair() {}
     )),
     responses(
         (status = 200, description = "Refreshed", body = Refreshed),
-        (status = 400, description = "The field is missing or blank", body = FieldErrors),
+        (status = 400, description = "The field is missing or blank", body = BadRequest),
         (status = 401, description = "Invalid, expired, blacklisted or wrong type of token", body = ErrorDetail),
     ))]
 fn refresh() {}
@@ -120,7 +130,7 @@ fn refresh() {}
     )),
     responses(
         (status = 200, description = "The token is valid", body = Empty),
-        (status = 400, description = "Missing field, or blacklisted token (with BLACKLIST_AFTER_ROTATION)", body = FieldErrors),
+        (status = 400, description = "Missing field, or blacklisted token (with BLACKLIST_AFTER_ROTATION)", body = BadRequest),
         (status = 401, description = "Invalid or expired token", body = ErrorDetail),
     ))]
 fn verify() {}
@@ -133,7 +143,7 @@ fn verify() {}
     )),
     responses(
         (status = 200, description = "Blacklisted", body = Empty),
-        (status = 400, description = "The field is missing or blank", body = FieldErrors),
+        (status = 400, description = "The field is missing or blank", body = BadRequest),
         (status = 401, description = "Invalid, expired, already blacklisted or wrong type of token", body = ErrorDetail),
     ))]
 fn blacklist() {}
@@ -146,8 +156,10 @@ fn blacklist() {}
     )),
     responses(
         (status = 200, description = "Token issued", body = TokenBody),
-        (status = 400, description = "A field is missing or blank", body = FieldErrors),
+        (status = 400, description = "A field is missing or blank", body = BadRequest),
         (status = 401, description = "No active account found with the given credentials", body = ErrorDetail),
+        (status = 413, description = "The body is larger than MAX_BODY_BYTES", body = ErrorDetail),
+        (status = 415, description = "The body is neither JSON nor a form", body = ErrorDetail),
     ))]
 fn obtain_sliding() {}
 
@@ -159,7 +171,7 @@ fn obtain_sliding() {}
     )),
     responses(
         (status = 200, description = "Refreshed", body = TokenBody),
-        (status = 400, description = "The field is missing or blank", body = FieldErrors),
+        (status = 400, description = "The field is missing or blank", body = BadRequest),
         (status = 401, description = "Invalid, expired or wrong type of token", body = ErrorDetail),
     ))]
 fn refresh_sliding() {}
