@@ -16,6 +16,7 @@
 mod api;
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod logging;

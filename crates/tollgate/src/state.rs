@@ -66,6 +66,14 @@ impl AppState {
         let auth_header = tollgate_core::auth::header_name(&settings.auth_header_name)
             .and_then(|name| HeaderName::try_from(name).ok())
             .ok_or_else(|| invalid("AUTH_HEADER_NAME", "must be a header name"))?;
+        if let Some(bad) = settings
+            .trusted_proxies
+            .iter()
+            .find(|e| !crate::client::valid_entry(e))
+        {
+            let message = format!("{bad:?} is not an address or a network such as 10.0.0.0/8");
+            return Err(invalid("TRUSTED_PROXIES", &message).into());
+        }
         let challenge =
             HeaderValue::try_from(format!("{} realm=\"api\"", settings.auth_header_types[0]))
                 .map_err(|_| invalid("AUTH_HEADER_TYPES", "must be printable ASCII"))?;

@@ -161,6 +161,10 @@ settings! {
     database_url "DATABASE_URL": String = "sqlite://tollgate.db".to_owned();
     /// The address `tollgate serve` listens on.
     bind "BIND": String = "127.0.0.1:8000".to_owned();
+    /// Proxies whose `X-Forwarded-For` is believed for the client's address (used by
+    /// throttling, sessions and login records): addresses or networks, e.g. `127.0.0.1,10.0.0.0/8`.
+    /// Empty (the default): the TCP peer is the client.
+    trusted_proxies "TRUSTED_PROXIES": Vec<String> = Vec::new();
     /// Largest accepted request body, in bytes.
     max_body_bytes "MAX_BODY_BYTES": usize = 64 * 1024;
     /// Argon2id memory cost in KiB for new password hashes (OWASP's recommendation by default).
