@@ -136,9 +136,16 @@ impl Store {
     ) -> Result<FlushReport, StoreError> {
         let mut report = FlushReport::default();
         for table in ["blacklisted_tokens", "outstanding_tokens"] {
-            let sql = format!(
-                "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE expires_at <= $1 LIMIT $2)"
-            );
+            // PostgreSQL plans `id IN (subquery)` as a scan of the whole table per batch; an array
+            // of ids makes it look each one up by primary key.
+            let sql = match self.backend() {
+                crate::Backend::Postgres => format!(
+                    "DELETE FROM {table} WHERE id = ANY(ARRAY(SELECT id FROM {table} WHERE expires_at <= $1 LIMIT $2))"
+                ),
+                crate::Backend::Sqlite => format!(
+                    "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE expires_at <= $1 LIMIT $2)"
+                ),
+            };
             loop {
                 let done = with_writer!(self, |pool| {
                     sqlx::query(&sql)

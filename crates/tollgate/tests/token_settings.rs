@@ -119,6 +119,27 @@ on_both_backends! {
         );
     }
 
+    /// flushexpiredtokens deletes expired rows in batches and keeps live ones.
+    async fn flushing_deletes_only_expired_tokens(backend) {
+        let server = TestServer::start_on(backend, |_| {}).await;
+        let store = server.store();
+        let jtis: Vec<String> = (0..25).map(|i| format!("jti-{i}")).collect();
+        for (i, jti) in jtis.iter().enumerate() {
+            let expires_at = if i < 20 { 100 } else { i64::MAX / 2 };
+            let record = tollgate_store::TokenRecord { jti, user_id: None, created_at: Some(1), expires_at };
+            if i % 2 == 0 {
+                store.blacklist(&record, 1).await.expect("blacklisted");
+            } else {
+                store.record_outstanding(&record).await.expect("recorded");
+            }
+        }
+        let report = store.flush_expired(100, |_| {}).await.expect("flushed");
+        assert_eq!((report.outstanding, report.blacklisted), (20, 10));
+        assert_eq!(store.token_counts().await.expect("counts"), (5, 3));
+        assert!(store.is_blacklisted("jti-22").await.expect("query"));
+        assert!(!store.is_blacklisted("jti-2").await.expect("query"));
+    }
+
     /// UPDATE_LAST_LOGIN records the login time; off by default.
     async fn last_login_is_recorded_only_when_configured(backend) {
         for update in [false, true] {
