@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use jsonwebtoken::{Header, Validation};
 use serde_json::{Map, Value};
 
+use crate::jose::{HeaderCheck, UniqueObject};
 use crate::keys::Keys;
 use crate::settings::{Settings, SettingsError};
 use crate::token::{new_jti, Claims, Issued, SigningError, TokenError, TokenType};
@@ -14,6 +15,7 @@ use crate::token::{new_jti, Claims, Issued, SigningError, TokenError, TokenType}
 pub struct TokenCodec {
     keys: Keys,
     header: Header,
+    header_check: HeaderCheck,
     validation: Validation,
     access_lifetime: i64,
     refresh_lifetime: i64,
@@ -52,8 +54,10 @@ impl TokenCodec {
                 many.iter().cloned().map(Value::String).collect(),
             )),
         };
+        let header = Header::new(alg);
         Ok(TokenCodec {
-            header: Header::new(alg),
+            header_check: HeaderCheck::new(&header),
+            header,
             validation,
             keys,
             access_lifetime: seconds(settings.access_token_lifetime),
@@ -161,14 +165,15 @@ impl TokenCodec {
 
     /// Checks the signature, the algorithm and the registered claims (`exp`, `nbf`, `iat`, `aud`,
     /// `iss`) as PyJWT does, and returns the payload. No token-type checks yet.
+    /// A header with `crit`, or a header or payload with a repeated member, is refused.
     pub fn decode(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
-        let data = jsonwebtoken::decode::<Map<String, Value>>(
-            token,
-            &self.keys.decoding,
-            &self.validation,
-        )
-        .map_err(|err| TokenError::invalid(classify(&err)))?;
-        let claims = Claims(data.claims);
+        self.header_check
+            .check(token)
+            .map_err(TokenError::invalid)?;
+        let data =
+            jsonwebtoken::decode::<UniqueObject>(token, &self.keys.decoding, &self.validation)
+                .map_err(|err| TokenError::invalid(classify(&err)))?;
+        let claims = Claims(data.claims.0);
         self.check_registered(&claims, now)?;
         Ok(claims)
     }
@@ -374,6 +379,45 @@ mod tests {
         assert_eq!(rotated.get("token_type"), Some(&json!("refresh")));
         assert_ne!(rotated.get("jti"), refresh.get("jti"));
         assert_eq!(rotated.timestamp("exp"), Some(NOW + 86_400));
+    }
+
+    #[test]
+    fn signed_headers_take_the_fast_path() {
+        let codec = codec();
+        let issued = codec
+            .sign(codec.claims_for_user(TokenType::Access, "1", NOW))
+            .expect("signs");
+        let header = issued.token.split('.').next().unwrap_or_default();
+        assert_eq!(codec.header_check, HeaderCheck::new(&codec.header));
+        assert!(codec.header_check.is_ours(header));
+        let mut crit = codec.header.clone();
+        crit.kid = Some("k".into());
+        let token =
+            jsonwebtoken::encode(&crit, &issued.claims.0, &codec.keys.encoding).expect("signs");
+        assert!(codec.decode(&token, NOW).is_ok());
+    }
+
+    #[test]
+    fn duplicate_claims_are_refused() {
+        use base64::Engine;
+        let codec = codec();
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let signing_input = format!(
+            "{}.{}",
+            b64(r#"{"typ":"JWT","alg":"HS256"}"#),
+            b64(r#"{"exp":1800000000,"user_id":"1","user_id":"2"}"#)
+        );
+        let signature = jsonwebtoken::crypto::sign(
+            signing_input.as_bytes(),
+            &codec.keys.encoding,
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .expect("signs");
+        let token = format!("{signing_input}.{signature}");
+        assert!(matches!(
+            codec.decode(&token, NOW),
+            Err(TokenError::Invalid { .. })
+        ));
     }
 
     #[test]

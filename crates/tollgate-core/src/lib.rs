@@ -28,6 +28,7 @@
 
 pub mod auth;
 mod codec;
+mod jose;
 mod keys;
 pub mod password;
 pub mod settings;

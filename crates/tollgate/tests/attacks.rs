@@ -1,0 +1,565 @@
+//! The attack suite (#6): every known JWT attack, tried over HTTP against a running server and
+//! refused. SECURITY.md lists each attack with the test here that proves the answer.
+//!
+//! Attacks on the token format alone run on SQLite (the database plays no part in them); those
+//! where the database decides (users, token types at the refresh endpoints) run on both backends.
+
+mod common;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::{claims, payload, TestServer, TEST_KEY};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tollgate_core::unix_now;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A test-only P-256 key pair, for the algorithm-confusion attacks on an ES256 server.
+const EC_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg2n+K9QrhAmIe1571
+YOZAKjjLNovf6XU14b1kjav3lEOhRANCAAR5p5k5x30MGKae3FL0rKQYOCyA+Y91
+hWjAQtmjXOHX2vFhbYb54af4kA+YghaPmqmxJHvOxu5JgpMpI6xjeeuL
+-----END PRIVATE KEY-----
+";
+const EC_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEeaeZOcd9DBimntxS9KykGDgsgPmP
+dYVowELZo1zh19rxYW2G+eGn+JAPmIIWj5qpsSR7zsbuSYKTKSOsY3nriw==
+-----END PUBLIC KEY-----
+";
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A token from raw header and payload JSON text, HMAC-signed with `key` as `alg` says
+/// (HS256/384/512), so that the text reaches the server exactly as written.
+fn hmac_token(header: &str, payload: &str, key: &[u8], alg: jsonwebtoken::Algorithm) -> String {
+    let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+    let signature = jsonwebtoken::crypto::sign(
+        input.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_secret(key),
+        alg,
+    )
+    .expect("signs");
+    format!("{input}.{signature}")
+}
+
+/// A token signed with the server's own key and HS256, with the header given as JSON text.
+fn signed_with_header(header: &str, payload: &Value) -> String {
+    hmac_token(
+        header,
+        &payload.to_string(),
+        TEST_KEY.as_bytes(),
+        jsonwebtoken::Algorithm::HS256,
+    )
+}
+
+fn token_not_valid(detail: &str) -> Value {
+    json!({"detail": detail, "code": "token_not_valid"})
+}
+
+/// Asserts that `token` is refused everywhere a token is accepted: as a bearer token (401,
+/// token_not_valid) and at verify and refresh (401, "Token is invalid").
+async fn assert_refused(server: &TestServer, token: &str, what: &str) {
+    let (status, body) = server
+        .get("/api/index/", Some(&format!("Bearer {token}")))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "{what}: index said {body}"
+    );
+    assert_eq!(body["code"], "token_not_valid", "{what}: index said {body}");
+    for (path, field) in [
+        ("/api/token/verify/", "token"),
+        ("/api/token/refresh/", "refresh"),
+    ] {
+        let answer = server.post_json(path, json!({ field: token })).await;
+        assert_eq!(
+            answer,
+            (
+                StatusCode::UNAUTHORIZED,
+                token_not_valid("Token is invalid")
+            ),
+            "{what} at {path}"
+        );
+    }
+}
+
+/// A server on SQLite with one user and that user's token pair.
+async fn server_with_user(
+    edit: impl FnOnce(&mut tollgate_core::Settings),
+) -> (TestServer, String, String) {
+    let server = TestServer::start_with(edit).await;
+    server.create_user("user1", PASSWORD).await;
+    let (refresh, access) = server.obtain_pair("user1", PASSWORD).await;
+    (server, refresh, access)
+}
+
+fn segments(token: &str) -> (&str, &str, &str) {
+    let mut parts = token.splitn(3, '.');
+    (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    )
+}
+
+/// `alg: none` in any casing, with no signature or with a real token's signature, is refused.
+#[tokio::test]
+async fn alg_none_in_any_casing_is_refused() {
+    let (server, _, access) = server_with_user(|_| {}).await;
+    let (_, body, signature) = segments(&access);
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        let header = b64(json!({"alg": alg, "typ": "JWT"}).to_string().as_bytes());
+        for token in [
+            format!("{header}.{body}."),
+            format!("{header}.{body}"),
+            format!("{header}.{body}.{signature}"),
+        ] {
+            assert_refused(&server, &token, &format!("alg {alg}: {token}")).await;
+        }
+    }
+    server.stop().await;
+}
+
+/// A real token with its signature emptied, removed, or replaced by another token's.
+#[tokio::test]
+async fn stripped_empty_or_borrowed_signatures_are_refused() {
+    let (server, refresh, access) = server_with_user(|_| {}).await;
+    let (header, body, _) = segments(&access);
+    let (_, _, other_signature) = segments(&refresh);
+    for token in [
+        format!("{header}.{body}."),
+        format!("{header}.{body}"),
+        format!("{header}.{body}.{other_signature}"),
+        format!("{header}.{body}.AAAA"),
+    ] {
+        assert_refused(&server, &token, &token).await;
+    }
+    server.stop().await;
+}
+
+/// A header `alg` other than the configured one is refused even with the right key: HS384 and
+/// HS512 on an HS256 server, and RS256/ES256 headers over an HMAC signature.
+#[tokio::test]
+async fn a_header_alg_other_than_the_configured_one_is_refused() {
+    let (server, _, _) = server_with_user(|_| {}).await;
+    let payload = claims("access", "1", 300).to_string();
+    for (name, alg) in [
+        ("HS384", jsonwebtoken::Algorithm::HS384),
+        ("HS512", jsonwebtoken::Algorithm::HS512),
+        ("RS256", jsonwebtoken::Algorithm::HS256),
+        ("ES256", jsonwebtoken::Algorithm::HS256),
+        ("EdDSA", jsonwebtoken::Algorithm::HS256),
+    ] {
+        let header = json!({"alg": name, "typ": "JWT"}).to_string();
+        let token = hmac_token(&header, &payload, TEST_KEY.as_bytes(), alg);
+        assert_refused(&server, &token, name).await;
+    }
+    server.stop().await;
+}
+
+/// Algorithm confusion: on an ES256 server, an HS256 token keyed with the public key (PEM or
+/// its DER body) is refused, and so are ECDSA "psychic signatures" (r = s = 0) and signatures
+/// of the wrong length. A real ES256 token passes, so the refusals are the attack's.
+#[tokio::test]
+async fn public_key_as_hmac_secret_and_psychic_signatures_are_refused() {
+    let server = TestServer::start_with(|s| {
+        s.algorithm = tollgate_core::Algorithm::ES256;
+        s.signing_key = tollgate_core::settings::Secret(EC_PRIVATE.to_owned());
+        s.verifying_key = EC_PUBLIC.to_owned();
+    })
+    .await;
+    server.create_user("user1", PASSWORD).await;
+    let (_, access) = server.obtain_pair("user1", PASSWORD).await;
+    let (status, _) = server
+        .get("/api/index/", Some(&format!("Bearer {access}")))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let payload = claims("access", "1", 300).to_string();
+    let der_body: String = EC_PUBLIC
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    for (alg, secret) in [
+        ("HS256", EC_PUBLIC.as_bytes()),
+        ("HS256", der_body.as_bytes()),
+    ] {
+        let header = json!({"alg": alg, "typ": "JWT"}).to_string();
+        let token = hmac_token(&header, &payload, secret, jsonwebtoken::Algorithm::HS256);
+        assert_refused(&server, &token, "public key as HMAC secret").await;
+    }
+    let (header, body, _) = segments(&access);
+    for signature in [vec![0u8; 64], vec![0u8; 1], vec![0u8; 72], Vec::new()] {
+        let token = format!("{header}.{body}.{}", b64(&signature));
+        assert_refused(&server, &token, "malformed ECDSA signature").await;
+    }
+    server.stop().await;
+}
+
+/// `kid` with path traversal or SQL, `jku`, `x5u` and an embedded `jwk` never choose the key:
+/// tokens signed with the attacker's key and carrying them are refused.
+#[tokio::test]
+async fn key_selecting_headers_do_not_change_the_key() {
+    let (server, _, _) = server_with_user(|_| {}).await;
+    let attacker_key = b"attacker-chosen-secret-0123456789-abcdefghij";
+    let payload = claims("access", "1", 300).to_string();
+    let jwk = json!({"kty": "oct", "k": b64(attacker_key), "alg": "HS256"});
+    for header in [
+        json!({"alg": "HS256", "kid": "../../../../../../dev/null"}),
+        json!({"alg": "HS256", "kid": "/dev/null"}),
+        json!({"alg": "HS256", "kid": "x' UNION SELECT 'attacker-chosen-secret' --"}),
+        json!({"alg": "HS256", "kid": ""}),
+        json!({"alg": "HS256", "jku": "https://attacker.example/jwks.json"}),
+        json!({"alg": "HS256", "x5u": "https://attacker.example/cert.pem"}),
+        json!({"alg": "HS256", "jwk": jwk}),
+    ] {
+        let token = hmac_token(
+            &header.to_string(),
+            &payload,
+            attacker_key,
+            jsonwebtoken::Algorithm::HS256,
+        );
+        assert_refused(&server, &token, &header.to_string()).await;
+    }
+    server.stop().await;
+}
+
+/// A `crit` header is refused even on a token signed with the right key: Tollgate understands
+/// no extension, and RFC 7515 requires refusing those it does not understand.
+#[tokio::test]
+async fn crit_headers_are_refused() {
+    let (server, _, _) = server_with_user(|_| {}).await;
+    let payload = claims("access", "1", 300);
+    let plain = signed_with_header(r#"{"alg":"HS256","typ":"JWT"}"#, &payload);
+    let (status, _) = server
+        .get("/api/index/", Some(&format!("Bearer {plain}")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "the same token without crit passes");
+    for header in [
+        r#"{"alg":"HS256","crit":["exp"],"exp":1}"#,
+        r#"{"alg":"HS256","crit":["b64"],"b64":false}"#,
+        r#"{"alg":"HS256","crit":[]}"#,
+    ] {
+        let token = signed_with_header(header, &payload);
+        assert_refused(&server, &token, header).await;
+    }
+    server.stop().await;
+}
+
+/// Repeated member names in the header or payload are refused even with a valid signature:
+/// another parser could read the other value.
+#[tokio::test]
+async fn duplicate_json_keys_are_refused() {
+    let (server, _, _) = server_with_user(|_| {}).await;
+    let exp = unix_now() + 300;
+    let body = format!(
+        r#"{{"token_type":"access","exp":{exp},"jti":"{}","user_id":"1"}}"#,
+        tollgate_core::new_jti()
+    );
+    let duplicated_payload = body.replacen(r#""user_id":"1""#, r#""user_id":"2","user_id":"1""#, 1);
+    let duplicated_type = body.replacen(
+        r#""token_type":"access""#,
+        r#""token_type":"refresh","token_type":"access""#,
+        1,
+    );
+    let key = TEST_KEY.as_bytes();
+    let hs256 = jsonwebtoken::Algorithm::HS256;
+    let good = hmac_token(r#"{"alg":"HS256"}"#, &body, key, hs256);
+    let (status, _) = server
+        .get("/api/index/", Some(&format!("Bearer {good}")))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for token in [
+        hmac_token(r#"{"alg":"HS256"}"#, &duplicated_payload, key, hs256),
+        hmac_token(r#"{"alg":"HS256"}"#, &duplicated_type, key, hs256),
+        hmac_token(r#"{"alg":"none","alg":"HS256"}"#, &body, key, hs256),
+        hmac_token(r#"{"alg":"HS256","kid":"a","kid":"b"}"#, &body, key, hs256),
+    ] {
+        assert_refused(&server, &token, &token).await;
+    }
+    server.stop().await;
+}
+
+/// Base64 that decodes to the same bytes but is not the canonical text is refused: padding,
+/// the standard alphabet, whitespace, and non-zero trailing bits, even when signed as sent.
+#[tokio::test]
+async fn non_canonical_base64_is_refused() {
+    let (server, _, access) = server_with_user(|_| {}).await;
+    let (header, body, signature) = segments(&access);
+    // An HS256 signature is 32 bytes: 43 characters whose last carries 2 unused bits.
+    let last = signature.chars().last().expect("signature");
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let index = alphabet.find(last).expect("base64url");
+    let sibling = alphabet.chars().nth(index ^ 1).expect("in the alphabet");
+    let trailing = format!(
+        "{header}.{body}.{}{sibling}",
+        &signature[..signature.len() - 1]
+    );
+    // A payload whose last character has non-zero unused bits, signed as sent.
+    let mut text = claims("access", "1", 300).to_string();
+    while text.len() % 3 == 0 {
+        text.push(' ');
+    }
+    let mut loose_payload = b64(text.as_bytes());
+    let end = loose_payload.pop().expect("non-empty");
+    let i = alphabet.find(end).expect("base64url");
+    loose_payload.push(alphabet.chars().nth(i ^ 1).expect("in the alphabet"));
+    let sign_as_sent = |input: String| {
+        let signature = jsonwebtoken::crypto::sign(
+            input.as_bytes(),
+            &jsonwebtoken::EncodingKey::from_secret(TEST_KEY.as_bytes()),
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .expect("signs");
+        format!("{input}.{signature}")
+    };
+    let mut tokens = vec![
+        trailing,
+        format!("{access}="),
+        sign_as_sent(format!("{header}.{loose_payload}")),
+        sign_as_sent(format!("{header}=.{body}")),
+        sign_as_sent(format!(
+            "{}.{body}",
+            URL_SAFE_NO_PAD.encode(b"{\"alg\":\"HS256\"}") + "=="
+        )),
+    ];
+    let standard = signature.replace('-', "+").replace('_', "/");
+    if standard != signature {
+        tokens.push(format!("{header}.{body}.{standard}"));
+    }
+    for token in tokens {
+        assert_refused(&server, &token, &token).await;
+    }
+    server.stop().await;
+}
+
+/// Extreme and malformed time claims, signed with the real key, get a clear 401 or pass by the
+/// documented rule, and never a 500: expired, in the future, not numbers, out of range.
+#[tokio::test]
+async fn extreme_time_claims_are_handled() {
+    let (server, _, _) = server_with_user(|_| {}).await;
+    let now = unix_now();
+    let with = |name: &str, value: Value| {
+        let mut payload = claims("access", "1", 300);
+        payload[name] = value;
+        server.sign(payload)
+    };
+    let refused = [
+        ("exp", json!(-1), "Token is expired"),
+        ("exp", json!(i64::MIN), "Token is expired"),
+        ("exp", json!(-1e300), "Token is expired"),
+        ("exp", json!("9999999999"), "Token is invalid"),
+        ("exp", json!(null), "Token is invalid"),
+        ("iat", json!(u64::MAX), "Token is invalid"),
+        ("iat", json!(1e300), "Token is invalid"),
+        ("nbf", json!(i64::MAX), "Token is invalid"),
+        ("nbf", json!(now + 60), "Token is invalid"),
+        ("nbf", json!([1]), "Token is invalid"),
+    ];
+    for (name, value, detail) in refused {
+        let token = with(name, value.clone());
+        let answer = server
+            .post_json("/api/token/verify/", json!({ "token": token }))
+            .await;
+        assert_eq!(
+            answer,
+            (StatusCode::UNAUTHORIZED, token_not_valid(detail)),
+            "{name} = {value}"
+        );
+        let (status, _) = server
+            .get("/api/index/", Some(&format!("Bearer {token}")))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name} = {value}");
+    }
+    // A far-future exp saturates instead of overflowing; past iat and nbf are fine.
+    for (name, value) in [
+        ("exp", json!(u64::MAX)),
+        ("exp", json!(1e300)),
+        ("iat", json!(-1)),
+        ("nbf", json!(i64::MIN)),
+    ] {
+        let token = with(name, value.clone());
+        let (status, body) = server
+            .get("/api/index/", Some(&format!("Bearer {token}")))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{name} = {value}: {body}");
+    }
+    server.stop().await;
+}
+
+/// With LEEWAY, a token expired by one second past the leeway is refused; within it, accepted.
+#[tokio::test]
+async fn expired_by_one_second_past_leeway_is_refused() {
+    let leeway = 30;
+    let (server, _, _) =
+        server_with_user(|s| s.leeway = std::time::Duration::from_secs(leeway)).await;
+    let at = |exp: i64| {
+        let mut payload = claims("access", "1", 0);
+        payload["exp"] = json!(exp);
+        server.sign(payload)
+    };
+    let now = unix_now();
+    let late = at(now - leeway as i64 - 1);
+    assert_eq!(
+        server
+            .post_json("/api/token/verify/", json!({ "token": late }))
+            .await,
+        (
+            StatusCode::UNAUTHORIZED,
+            token_not_valid("Token is expired")
+        )
+    );
+    // Within the leeway by a margin that absorbs a slow test run.
+    let within = at(now - leeway as i64 + 10);
+    let (status, _) = server
+        .get("/api/index/", Some(&format!("Bearer {within}")))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    server.stop().await;
+}
+
+/// AUDIENCE and ISSUER configured: a token signed with the right key but with another audience
+/// or issuer, or none, is refused.
+#[tokio::test]
+async fn wrong_audience_or_issuer_is_refused() {
+    let (server, _, access) = server_with_user(|s| {
+        s.audience = vec!["orders".into()];
+        s.issuer = Some("https://auth.example.com".into());
+    })
+    .await;
+    let (status, _) = server
+        .get("/api/index/", Some(&format!("Bearer {access}")))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let good = payload(&access);
+    let mut variants = Vec::new();
+    for (name, value) in [
+        ("aud", json!("billing")),
+        ("aud", json!(["billing", "shipping"])),
+        ("aud", json!("")),
+        ("aud", json!(null)),
+        ("iss", json!("https://evil.example.com")),
+        ("iss", json!("https://auth.example.com/")),
+        ("iss", json!(null)),
+    ] {
+        let mut changed = good.clone();
+        changed[name] = value;
+        variants.push(changed);
+    }
+    for name in ["aud", "iss"] {
+        let mut changed = good.clone();
+        changed.as_object_mut().expect("object").remove(name);
+        variants.push(changed);
+    }
+    for changed in variants {
+        assert_refused(&server, &server.sign(changed.clone()), &changed.to_string()).await;
+    }
+    server.stop().await;
+}
+
+on_both_backends! {
+    /// Claims changed after signing (user id, type, expiry, extra claims) with the original
+    /// signature are refused at every endpoint.
+    async fn tampered_claims_with_the_original_signature_are_refused(backend) {
+        let server = TestServer::start_on(backend, |_| {}).await;
+        server.create_user("user1", PASSWORD).await;
+        server.create_user("admin", PASSWORD).await;
+        let (refresh, access) = server.obtain_pair("user1", PASSWORD).await;
+        for original in [&access, &refresh] {
+            let (header, _, signature) = segments(original);
+            let claims = payload(original);
+            for (name, value) in [
+                ("user_id", json!("2")),
+                ("user_id", json!(2)),
+                ("token_type", json!(if claims["token_type"] == "access" { "refresh" } else { "access" })),
+                ("exp", json!(claims["exp"].as_i64().unwrap_or_default() + 86_400)),
+                ("is_staff", json!(true)),
+            ] {
+                let mut changed = claims.clone();
+                changed[name] = value;
+                let token = format!("{header}.{}.{signature}", b64(changed.to_string().as_bytes()));
+                assert_refused(&server, &token, name).await;
+            }
+        }
+        server.stop().await;
+    }
+
+    /// Each endpoint takes only its own token type: a refresh token as a bearer token, an
+    /// access token at refresh, blacklist and sliding refresh, a sliding token where a pair is
+    /// expected, and a refresh token at sliding refresh.
+    async fn token_types_are_not_interchangeable(backend) {
+        let server = TestServer::start_on(backend, |_| {}).await;
+        server.create_user("user1", PASSWORD).await;
+        let (refresh, access) = server.obtain_pair("user1", PASSWORD).await;
+        let (status, body) = server
+            .post_json("/api/token/sliding/", json!({"username": "user1", "password": PASSWORD}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let sliding = common::token_field(&body, "token");
+        let wrong_type = (StatusCode::UNAUTHORIZED, token_not_valid("Token has wrong type"));
+        for (path, field, token) in [
+            ("/api/token/refresh/", "refresh", &access),
+            ("/api/token/refresh/", "refresh", &sliding),
+            ("/api/token/blacklist/", "refresh", &access),
+            ("/api/token/blacklist/", "refresh", &sliding),
+            ("/api/token/sliding/refresh/", "token", &access),
+            ("/api/token/sliding/refresh/", "token", &refresh),
+        ] {
+            assert_eq!(
+                server.post_json(path, json!({ field: token })).await,
+                wrong_type,
+                "{path} with {}", payload(token)["token_type"]
+            );
+        }
+        // AUTH_TOKEN_CLASSES is access only by default: neither a refresh nor a sliding token
+        // authenticates a request.
+        for token in [&refresh, &sliding] {
+            let (status, body) = server
+                .get("/api/index/", Some(&format!("Bearer {token}")))
+                .await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            assert_eq!(body["messages"][0]["message"], "Token has wrong type", "{body}");
+        }
+        let (status, _) = server
+            .get("/api/index/", Some(&format!("Bearer {access}")))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        server.stop().await;
+    }
+
+    /// A valid token stops working when its user is deactivated or deleted: at the protected
+    /// endpoint (user_inactive, user_not_found) and at refresh ("No active account").
+    async fn tokens_of_deactivated_or_deleted_users_are_refused(backend) {
+        let server = TestServer::start_on(backend, |_| {}).await;
+        let user = server.create_user("user1", PASSWORD).await;
+        let (refresh, access) = server.obtain_pair("user1", PASSWORD).await;
+        let bearer = format!("Bearer {access}");
+        assert_eq!(server.get("/api/index/", Some(&bearer)).await.0, StatusCode::OK);
+        let no_account = (
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "No active account found for the given token."}),
+        );
+        assert!(server.store().set_active(user.id, false).await.expect("query"));
+        assert_eq!(
+            server.get("/api/index/", Some(&bearer)).await,
+            (StatusCode::UNAUTHORIZED, json!({"detail": "User is inactive", "code": "user_inactive"}))
+        );
+        assert_eq!(
+            server.post_json("/api/token/refresh/", json!({"refresh": refresh})).await,
+            no_account
+        );
+        assert!(server.store().delete_user(user.id).await.expect("query"));
+        assert_eq!(
+            server.get("/api/index/", Some(&bearer)).await,
+            (StatusCode::UNAUTHORIZED, json!({"detail": "User not found", "code": "user_not_found"}))
+        );
+        assert_eq!(
+            server.post_json("/api/token/refresh/", json!({"refresh": refresh})).await,
+            no_account
+        );
+        server.stop().await;
+    }
+}
