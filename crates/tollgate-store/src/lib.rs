@@ -45,6 +45,14 @@ pub enum StoreError {
     /// Any other database failure.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database did not accept a connection within the time allowed for it to start.
+    #[error("the database was still unreachable after {}s: {last}", .waited.as_secs())]
+    Unreachable {
+        /// How long connecting was retried.
+        waited: Duration,
+        /// The last attempt's failure.
+        last: sqlx::Error,
+    },
 }
 
 /// Which database a store runs on.
@@ -116,7 +124,80 @@ pub struct Store {
     pool: Pool,
 }
 
+/// The first pause between connection attempts; each pause doubles, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest pause between connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Whether a connection failure may go away by itself: the server is not listening yet, is
+/// starting up or shutting down, or is out of connection slots. A wrong password, a missing
+/// database or a malformed URL will not, and are reported at once.
+fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            // cannot_connect_now (starting up), too_many_connections, admin/crash shutdown.
+            Some("57P03" | "53300" | "57P01" | "57P02")
+        ),
+        _ => false,
+    }
+}
+
 impl Store {
+    /// Connects like [`Store::connect`], retrying with growing pauses while the database is
+    /// unreachable (not yet started, restarting), for at most `patience`; then fails with
+    /// [`StoreError::Unreachable`] carrying the last cause. Failures that retrying cannot cure
+    /// are returned at once.
+    pub async fn connect_with_retry(
+        url: &str,
+        config: PoolConfig,
+        patience: Duration,
+    ) -> Result<Store, StoreError> {
+        use sqlx::Connection;
+        if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+            return Store::connect(url, config).await;
+        }
+        let options = PgConnectOptions::from_str(url)?;
+        let started = tokio::time::Instant::now();
+        let deadline = started + patience;
+        let mut pause = FIRST_BACKOFF;
+        loop {
+            // One plain connection as the probe: unlike the pool, it reports why it failed.
+            // Each attempt waits no longer than the time left, so that the bound holds.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let attempt = tokio::time::timeout(
+                left.max(FIRST_BACKOFF),
+                sqlx::PgConnection::connect_with(&options),
+            )
+            .await;
+            let err = match attempt {
+                Ok(Ok(probe)) => {
+                    let _ = probe.close().await;
+                    return Store::connect(url, config).await;
+                }
+                Ok(Err(err)) if is_transient(&err) => err,
+                Ok(Err(err)) => return Err(err.into()),
+                Err(_) => sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connecting timed out",
+                )),
+            };
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(StoreError::Unreachable {
+                    waited: now - started,
+                    last: err,
+                });
+            }
+            // The last attempt is made at the deadline itself.
+            let pause_now = pause.min(deadline - now);
+            tracing::warn!(cause = %err, retry_in = ?pause_now, "database unreachable, retrying");
+            tokio::time::sleep(pause_now).await;
+            pause = (pause * 2).min(MAX_BACKOFF);
+        }
+    }
+
     /// Connects to `url` (`sqlite://…`, `sqlite::memory:` or `postgres://…`); a SQLite file is
     /// created if it does not exist. Does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &str, config: PoolConfig) -> Result<Store, StoreError> {

@@ -61,6 +61,9 @@ pub enum ApiError {
     /// The route exists but not for this method.
     #[error("method {0} not allowed")]
     MethodNotAllowed(Method),
+    /// A dependency of the readiness check is down: each dependency and whether it answered.
+    #[error("not ready")]
+    NotReady(Vec<(&'static str, bool)>),
     /// Anything that is not the client's fault. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -179,6 +182,14 @@ impl ApiError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 detail(&format!("Method \"{method}\" not allowed.")),
             ),
+            ApiError::NotReady(checks) => {
+                let mut body = Map::new();
+                body.insert("status".into(), "unavailable".into());
+                for (name, up) in checks {
+                    body.insert((*name).into(), if *up { "ok" } else { "down" }.into());
+                }
+                (StatusCode::SERVICE_UNAVAILABLE, Value::Object(body))
+            }
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 detail("A server error occurred."),

@@ -188,6 +188,19 @@ settings! {
     /// Path of the protected index endpoint, which answers the authenticated user's id and name.
     index_path "INDEX_PATH": String = "/api/index/".to_owned();
 
+    // Database, Redis and running many instances.
+    /// Most database connections each Tollgate process holds open at once. With N instances on
+    /// one PostgreSQL, N times this must stay under the server's `max_connections`.
+    database_max_connections "DATABASE_MAX_CONNECTIONS": u32 = 10;
+    /// How long a request waits for a free database connection before it fails with a 500.
+    database_acquire_timeout "DATABASE_ACQUIRE_TIMEOUT": Duration = Duration::from_secs(5);
+    /// How long a command keeps retrying, with growing pauses, to reach a database that is still
+    /// starting before it gives up with an error. 0 tries once.
+    database_connect_timeout "DATABASE_CONNECT_TIMEOUT": Duration = Duration::from_secs(30);
+    /// After SIGTERM or Ctrl-C, how long `serve` lets requests in flight finish before it exits
+    /// anyway. New connections are refused from the signal on.
+    shutdown_timeout "SHUTDOWN_TIMEOUT": Duration = Duration::from_secs(30);
+
     // Performance.
     /// How long a user loaded to authenticate a request may be reused before it is read from the
     /// database again. 0 (the default) reads it on every request, as simplejwt does; a few
@@ -352,6 +365,12 @@ impl Settings {
                 "ARGON2_MEMORY_KIB",
                 "argon2 needs at least 8 KiB per lane and one iteration",
             );
+        }
+        if self.database_max_connections == 0 {
+            return invalid("DATABASE_MAX_CONNECTIONS", "must be at least 1");
+        }
+        if self.database_acquire_timeout.is_zero() {
+            return invalid("DATABASE_ACQUIRE_TIMEOUT", "must be longer than zero");
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return invalid("LOG_FORMAT", "must be text or json");

@@ -40,6 +40,7 @@ pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
         ),
         endpoint(&s.index_path, Method::GET, index::index),
         endpoint("/healthz", Method::GET, health::healthz),
+        endpoint("/readyz", Method::GET, health::readyz),
     ]
 }
 

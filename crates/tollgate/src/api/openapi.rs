@@ -64,6 +64,18 @@ struct Health {
     status: String,
 }
 
+/// Readiness: `status` is `ok` or `unavailable`; each dependency is `ok` or `down`.
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    /// `ok` when every dependency answers, else `unavailable`.
+    status: String,
+    /// The database: `ok` or `down`.
+    database: String,
+    /// Redis, present only when REDIS_URL is set: `ok` or `down`.
+    #[schema(nullable = false)]
+    redis: Option<String>,
+}
+
 /// An error with a message: `{"detail": "..."}`, with a machine-readable `code` on token
 /// errors and, on protected endpoints, the reason of each token type tried.
 #[derive(Serialize, ToSchema)]
@@ -190,10 +202,18 @@ fn index() {}
     responses((status = 200, description = "Up", body = Health)))]
 fn healthz() {}
 
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    description = "Readiness: the database and, when REDIS_URL is set, Redis answer. A load balancer sends traffic only to instances that answer 200.",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "A dependency is down; the body names it", body = Readiness),
+    ))]
+fn readyz() {}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tollgate", description = "JWT authentication with djangorestframework-simplejwt's token API."),
-    paths(obtain_pair, refresh, verify, blacklist, obtain_sliding, refresh_sliding, index, healthz),
+    paths(obtain_pair, refresh, verify, blacklist, obtain_sliding, refresh_sliding, index, healthz, readyz),
     modifiers(&BearerScheme),
 )]
 struct ApiDoc;

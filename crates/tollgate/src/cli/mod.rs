@@ -100,16 +100,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Connects to the configured database and applies pending migrations.
+/// The pool settings: DATABASE_MAX_CONNECTIONS and DATABASE_ACQUIRE_TIMEOUT.
+pub fn pool_config(settings: &Settings) -> PoolConfig {
+    PoolConfig {
+        max_connections: settings.database_max_connections,
+        acquire_timeout: settings.database_acquire_timeout,
+    }
+}
+
+/// Connects to the configured database, waiting up to DATABASE_CONNECT_TIMEOUT for it to come
+/// up, and applies pending migrations.
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    let store = Store::connect(&settings.database_url, PoolConfig::default())
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                redact_url(&settings.database_url)
-            )
-        })?;
+    let store = Store::connect_with_retry(
+        &settings.database_url,
+        pool_config(settings),
+        settings.database_connect_timeout,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot open the database {}",
+            redact_url(&settings.database_url)
+        )
+    })?;
     store
         .migrate()
         .await

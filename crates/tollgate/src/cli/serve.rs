@@ -22,6 +22,7 @@ pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()
     }
     let store = super::open_store(&settings).await?;
     let bind = args.bind.unwrap_or_else(|| settings.bind.clone());
+    let grace = settings.shutdown_timeout;
     let state = AppState::new(settings, store.clone()).context("invalid configuration")?;
     let listener = TcpListener::bind(&bind)
         .await
@@ -30,9 +31,27 @@ pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()
         .local_addr()
         .context("cannot read the bound address")?;
     tracing::info!(%address, "tollgate listening");
-    crate::server::run(listener, state, shutdown_signal())
-        .await
-        .context("the server failed")?;
+    // The server stops accepting at the signal and waits for requests in flight; past
+    // SHUTDOWN_TIMEOUT it is not waited for any longer.
+    let (signalled, mut signal_seen) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = signalled.send(true);
+    };
+    let give_up = async move {
+        if signal_seen.wait_for(|seen| *seen).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = crate::server::run(listener, state, shutdown) => {
+            served.context("the server failed")?;
+        }
+        () = give_up => {
+            tracing::warn!(timeout = ?grace, "requests still in flight at SHUTDOWN_TIMEOUT; exiting");
+        }
+    }
     store.close().await;
     tracing::info!("tollgate stopped");
     Ok(())

@@ -97,7 +97,9 @@ pub struct TestServer {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-enum TestDatabase {
+/// A database of a test's own: a SQLite file in a temporary directory, or a fresh PostgreSQL
+/// database dropped when this is dropped.
+pub enum TestDatabase {
     Sqlite(tempfile::TempDir),
     Postgres { admin_url: String, name: String },
 }
@@ -255,12 +257,18 @@ impl Drop for TestServer {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        self.database.drop_now();
+        // The database is dropped with the fields, after the server was told to stop.
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        self.drop_now();
     }
 }
 
 impl TestDatabase {
-    async fn create(backend: Backend) -> TestDatabase {
+    pub async fn create(backend: Backend) -> TestDatabase {
         match backend {
             Backend::Postgres => {
                 let admin_url = postgres_admin_url();
@@ -272,7 +280,7 @@ impl TestDatabase {
         }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         match self {
             TestDatabase::Sqlite(dir) => format!("sqlite://{}/tollgate.db", dir.path().display()),
             TestDatabase::Postgres { admin_url, name } => {
