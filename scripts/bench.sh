@@ -95,6 +95,13 @@ run "protected GET, invalid token" -H "Authorization: Bearer abc.def.ghi" "$base
 BENCH_BODY="{\"token\":\"$access\"}" run "verify" -s scripts/bench/post.lua "$base/api/token/verify/"
 BENCH_TOKENS="$work/tokens.txt" run "refresh (rotate + blacklist)" -s scripts/bench/refresh.lua "$base/api/token/refresh/"
 BENCH_BODY="$login" run "login (argon2id default cost)" -s scripts/bench/post.lua "$base/api/token/"
+# Token checks must not starve while password hashes are hammered (hashes run on their own
+# threads): the protected GET at half the connections, beside a login flood at the other half.
+BENCH_BODY="$login" wrk -t1 -c$((connections / 2)) -d"$duration" -s scripts/bench/post.lua "$base/api/token/" >"$work/flood.txt" &
+flood=$!
+connections=$((connections / 2)) threads=1 run "protected GET during a login flood" -H "Authorization: Bearer $access" "$base/api/index/"
+wait "$flood"
+flood_rps=$(awk '/^Requests\/sec:/ {print $2}' "$work/flood.txt")
 peak_rss=$(rss_kb VmHWM)
 stop_server
 start_server TOLLGATE_USER_CACHE_TTL=5s
@@ -108,6 +115,7 @@ ratio() { python3 -c "print(f'{float($1)/float($2)*100:.0f} %')"; }
   echo "- protected GET with USER_CACHE_TTL=5s / healthz: $(ratio "${rps["protected GET, valid token, USER_CACHE_TTL=5s"]}" "${rps["healthz (no auth)"]}")"
   echo "- verify / healthz: $(ratio "${rps["verify"]}" "${rps["healthz (no auth)"]}")"
   echo "- refresh / healthz: $(ratio "${rps["refresh (rotate + blacklist)"]}" "${rps["healthz (no auth)"]}")"
+  echo "- protected GET during a login flood / protected GET alone: $(ratio "${rps["protected GET during a login flood"]}" "${rps["protected GET, valid token"]}") (logins meanwhile: $flood_rps/s)"
   echo "- RSS: idle $((idle_rss / 1024)) MB, peak under load $((peak_rss / 1024)) MB"
 } | tee "$work/summary.md"
 

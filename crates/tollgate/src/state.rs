@@ -92,6 +92,17 @@ impl AppState {
     }
 }
 
+/// Puts the calling thread below the async runtime's (about nice 10): when logins and token
+/// checks compete for the cores, a login waits a little longer and a request with a token does
+/// not; when the server has nothing else to do, hashes still get every core.
+fn lower_priority() {
+    use thread_priority::{set_current_thread_priority, ThreadPriority, ThreadPriorityValue};
+    if let Ok(value) = ThreadPriorityValue::try_from(23u8) {
+        // Lowering a thread's priority needs no privilege; if it fails anyway, hashing still works.
+        let _ = set_current_thread_priority(ThreadPriority::Crossplatform(value));
+    }
+}
+
 /// A password job: runs on a hashing thread with the hasher.
 type Job = Box<dyn FnOnce(&PasswordHasher) + Send>;
 
@@ -117,15 +128,19 @@ impl PasswordPool {
             let (receiver, hasher) = (Arc::clone(&receiver), Arc::clone(&hasher));
             let spawned = std::thread::Builder::new()
                 .name(format!("tollgate-hash-{index}"))
-                .spawn(move || loop {
-                    // One thread waits for the next job at a time; the lock is released before work.
-                    let job = match receiver.lock() {
-                        Ok(mut receiver) => receiver.blocking_recv(),
-                        Err(_) => None,
-                    };
-                    match job {
-                        Some(job) => job(&hasher),
-                        None => break, // Every sender is gone: the server is shutting down.
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        // One thread waits for the next job at a time; the lock is released
+                        // before work.
+                        let job = match receiver.lock() {
+                            Ok(mut receiver) => receiver.blocking_recv(),
+                            Err(_) => None,
+                        };
+                        match job {
+                            Some(job) => job(&hasher),
+                            None => break, // Every sender is gone: the server is shutting down.
+                        }
                     }
                 });
             if let Err(err) = spawned {
