@@ -64,6 +64,9 @@ pub enum ApiError {
     /// A dependency of the readiness check is down: each dependency and whether it answered.
     #[error("not ready")]
     NotReady(Vec<(&'static str, bool)>),
+    /// Too many failed logins for the account or the address; retry after this long.
+    #[error("login throttled")]
+    Throttled(std::time::Duration),
     /// Anything that is not the client's fault. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -190,6 +193,17 @@ impl ApiError {
                 }
                 (StatusCode::SERVICE_UNAVAILABLE, Value::Object(body))
             }
+            ApiError::Throttled(wait) => {
+                // DRF's Throttled message, singular for one second.
+                let seconds = retry_after_seconds(*wait);
+                let unit = if seconds == 1 { "second" } else { "seconds" };
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    detail(&format!(
+                        "Request was throttled. Expected available in {seconds} {unit}."
+                    )),
+                )
+            }
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 detail("A server error occurred."),
@@ -216,12 +230,24 @@ impl IntoResponse for ApiError {
                 .extensions_mut()
                 .insert(crate::metrics::RejectReason(reason));
         }
+        if let ApiError::Throttled(wait) = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_seconds(*wait)),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             // The value depends on settings; the challenge layer fills it in (see server.rs).
             response.extensions_mut().insert(NeedsChallenge);
         }
         response
     }
+}
+
+/// Whole seconds to wait, rounded up and at least 1, as DRF rounds its wait.
+fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    seconds.max(1)
 }
 
 /// Marks a 401 response that still needs its `WWW-Authenticate` header.

@@ -9,6 +9,7 @@
 //! - [`state`]: what every handler shares.
 //! - [`server`]: the router and [`server::run`].
 //! - [`error`]: [`error::ApiError`], the one table from errors to statuses and bodies.
+//! - [`throttle`]: counters of failed logins per account and address.
 //! - [`logging`] and [`metrics`]: the access log, request ids, Prometheus metrics.
 //! - `api/`: one module per resource; `cli/`: one module per subcommand.
 #![deny(missing_docs)]
@@ -23,4 +24,5 @@ pub mod logging;
 pub mod metrics;
 pub mod server;
 pub mod state;
+pub mod throttle;
 pub mod user_cache;

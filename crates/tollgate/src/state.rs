@@ -8,6 +8,7 @@ use tollgate_core::{Settings, TokenCodec};
 use tollgate_store::{Store, UserField};
 
 use crate::metrics::Metrics;
+use crate::throttle::LoginThrottle;
 use crate::user_cache::UserCache;
 
 /// The application state, cloned into every handler (each field is shared).
@@ -33,6 +34,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Users recently loaded for authentication (USER_CACHE_TTL).
     pub user_cache: UserCache,
+    /// Failed-login counters (LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_ADDRESS).
+    pub login_throttle: Arc<LoginThrottle>,
 }
 
 /// The settings could not be turned into a running state.
@@ -80,6 +83,11 @@ impl AppState {
         Ok(AppState {
             metrics: Metrics::new(settings.metrics_enabled),
             user_cache: UserCache::new(settings.user_cache_ttl),
+            login_throttle: Arc::new(LoginThrottle::new(
+                settings.login_failures_per_account,
+                settings.login_failures_per_address,
+                settings.login_failure_window,
+            )),
             codec: Arc::new(codec),
             passwords: PasswordPool::new(hasher),
             settings: Arc::new(settings),

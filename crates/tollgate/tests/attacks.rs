@@ -563,3 +563,126 @@ on_both_backends! {
         server.stop().await;
     }
 }
+
+/// Failed logins are throttled per account (#6): past LOGIN_FAILURES_PER_ACCOUNT, even the
+/// right password gets 429 with `Retry-After` and DRF's body, without a password check; other
+/// accounts are unaffected; the throttle is on by default.
+#[tokio::test]
+async fn failed_logins_are_throttled_per_account() {
+    let server = TestServer::start_with(|s| {
+        assert_eq!(s.login_failures_per_account, 10, "on by default");
+        s.login_failures_per_account = 3;
+    })
+    .await;
+    server.create_user("user1", PASSWORD).await;
+    server.create_user("user2", PASSWORD).await;
+    let login = |username: &'static str, password: &'static str| {
+        server
+            .client
+            .post(server.url("/api/token/"))
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+    };
+    for _ in 0..3 {
+        let response = login("user1", "wrong").await.expect("sent");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    for password in ["wrong", PASSWORD] {
+        let response = login("user1", password).await.expect("sent");
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = response.headers()["retry-after"]
+            .to_str()
+            .expect("ASCII")
+            .parse()
+            .expect("seconds");
+        assert!((1..=60).contains(&retry), "{retry}");
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(
+            body,
+            json!({"detail": format!("Request was throttled. Expected available in {retry} seconds.")})
+        );
+    }
+    // Case does not reset the count; another account is untouched.
+    let response = login("USER1", PASSWORD).await.expect("sent");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    server.obtain_pair("user2", PASSWORD).await;
+    server.stop().await;
+}
+
+/// Failed logins are throttled per client address across accounts, at both login endpoints;
+/// 0 turns a limit off.
+#[tokio::test]
+async fn failed_logins_are_throttled_per_address() {
+    let server = TestServer::start_with(|s| {
+        assert_eq!(s.login_failures_per_address, 100, "on by default");
+        s.login_failures_per_address = 4;
+        s.login_failures_per_account = 0;
+    })
+    .await;
+    server.create_user("user1", PASSWORD).await;
+    for i in 0..4 {
+        let body = json!({ "username": format!("nobody{i}"), "password": "x" });
+        let (status, _) = server.post_json("/api/token/", body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    for path in ["/api/token/", "/api/token/sliding/"] {
+        let (status, body) = server
+            .post_json(path, json!({"username": "user1", "password": PASSWORD}))
+            .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{path}: {body}");
+    }
+    server.stop().await;
+}
+
+/// An unknown user and a wrong password get the same answer, and take about the same time:
+/// an unknown user's password is checked against a dummy hash of the same cost. With the
+/// default argon2 cost the hash dominates, so without the dummy hash an unknown user would
+/// answer many times faster; the bounds are loose enough for a busy machine.
+#[tokio::test]
+async fn unknown_user_and_wrong_password_look_the_same() {
+    let server = TestServer::start_with(|s| {
+        let defaults = tollgate_core::Settings::default();
+        s.argon2_memory_kib = defaults.argon2_memory_kib;
+        s.argon2_iterations = defaults.argon2_iterations;
+        s.login_failures_per_account = 0;
+        s.login_failures_per_address = 0;
+    })
+    .await;
+    server.create_user("user1", PASSWORD).await;
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for round in 0..9 {
+        for (username, times) in [("user1", &mut known), ("nobody", &mut unknown)] {
+            let started = std::time::Instant::now();
+            let answer = server
+                .post_json(
+                    "/api/token/",
+                    json!({"username": username, "password": "wrong"}),
+                )
+                .await;
+            let elapsed = started.elapsed();
+            assert_eq!(
+                answer,
+                (
+                    StatusCode::UNAUTHORIZED,
+                    json!({"detail": "No active account found with the given credentials"})
+                ),
+                "{username}"
+            );
+            if round > 0 {
+                times.push(elapsed);
+            }
+        }
+    }
+    let median = |times: &mut Vec<std::time::Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (known, unknown) = (median(&mut known), median(&mut unknown));
+    let ratio = unknown.as_secs_f64() / known.as_secs_f64();
+    assert!(
+        (0.4..2.5).contains(&ratio),
+        "unknown user {unknown:?}, wrong password {known:?}"
+    );
+    server.stop().await;
+}

@@ -201,6 +201,17 @@ settings! {
     /// anyway. New connections are refused from the signal on.
     shutdown_timeout "SHUTDOWN_TIMEOUT": Duration = Duration::from_secs(30);
 
+    // Security.
+    /// Failed logins allowed per account (the username as sent, without regard to case) within
+    /// LOGIN_FAILURE_WINDOW; past it, logins for that account get 429 with `Retry-After`. 0 turns
+    /// it off. Counted in each process: N instances allow N times this.
+    login_failures_per_account "LOGIN_FAILURES_PER_ACCOUNT": u32 = 10;
+    /// Failed logins allowed per client address (see TRUSTED_PROXIES) within
+    /// LOGIN_FAILURE_WINDOW; past it, logins from that address get 429. 0 turns it off.
+    login_failures_per_address "LOGIN_FAILURES_PER_ADDRESS": u32 = 100;
+    /// The window over which failed logins are counted.
+    login_failure_window "LOGIN_FAILURE_WINDOW": Duration = Duration::from_secs(60);
+
     // Performance.
     /// How long a user loaded to authenticate a request may be reused before it is read from the
     /// database again. 0 (the default) reads it on every request, as simplejwt does; a few

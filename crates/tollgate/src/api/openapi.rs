@@ -116,6 +116,7 @@ enum BadRequest {
         (status = 200, description = "Tokens issued", body = TokenPair),
         (status = 400, description = "A field is missing or blank", body = BadRequest),
         (status = 401, description = "No active account found with the given credentials", body = ErrorDetail),
+        (status = 429, description = "Too many failed logins for the account or address; see Retry-After", body = ErrorDetail),
         (status = 413, description = "The body is larger than MAX_BODY_BYTES", body = ErrorDetail),
         (status = 415, description = "The body is neither JSON nor a form", body = ErrorDetail),
     ))]
@@ -170,6 +171,7 @@ fn blacklist() {}
         (status = 200, description = "Token issued", body = TokenBody),
         (status = 400, description = "A field is missing or blank", body = BadRequest),
         (status = 401, description = "No active account found with the given credentials", body = ErrorDetail),
+        (status = 429, description = "Too many failed logins for the account or address; see Retry-After", body = ErrorDetail),
         (status = 413, description = "The body is larger than MAX_BODY_BYTES", body = ErrorDetail),
         (status = 415, description = "The body is neither JSON nor a form", body = ErrorDetail),
     ))]

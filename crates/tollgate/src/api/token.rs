@@ -3,6 +3,8 @@
 //! Each follows simplejwt 5.5's view and serializer step by step; the order of checks decides
 //! which message a client sees, so it is kept.
 
+use std::time::Instant;
+
 use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
@@ -11,15 +13,17 @@ use tollgate_core::{unix_now, Claims, Issued, TokenError, TokenType};
 use tollgate_store::{TokenRecord, User, UserField};
 
 use super::body::Payload;
+use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `POST /api/token/`: a refresh and an access token for a username and password.
 pub(crate) async fn obtain_pair(
     State(state): State<AppState>,
+    client: ClientAddr,
     payload: Payload,
 ) -> Result<Json<Value>, ApiError> {
-    let user = log_in(&state, &payload).await?;
+    let user = throttled_log_in(&state, client, &payload).await?;
     let now = unix_now();
     let user_id = user.field(state.user_id_field);
     let refresh = sign(
@@ -41,9 +45,10 @@ pub(crate) async fn obtain_pair(
 /// `POST /api/token/sliding/`: a sliding token for a username and password.
 pub(crate) async fn obtain_sliding(
     State(state): State<AppState>,
+    client: ClientAddr,
     payload: Payload,
 ) -> Result<Json<Value>, ApiError> {
-    let user = log_in(&state, &payload).await?;
+    let user = throttled_log_in(&state, client, &payload).await?;
     let now = unix_now();
     let user_id = user.field(state.user_id_field);
     let sliding = sign(
@@ -153,6 +158,31 @@ pub(crate) async fn refresh_sliding(
     state.metrics.issued(TokenType::Sliding);
     state.metrics.refreshed();
     Ok(Json(json!({ "token": slid.token })))
+}
+
+/// [`log_in`] behind the failed-login throttle: an account or address out of failures gets 429
+/// before any password is checked; a failure is counted, a success clears the account's count.
+async fn throttled_log_in(
+    state: &AppState,
+    client: ClientAddr,
+    payload: &Payload,
+) -> Result<User, ApiError> {
+    let [account] = payload
+        .char_fields([state.settings.username_field.as_str()])
+        .map_or([None], |[name]| [Some(name)]);
+    let throttle = &state.login_throttle;
+    throttle
+        .check(account.as_deref(), client.0, Instant::now())
+        .map_err(ApiError::Throttled)?;
+    let outcome = log_in(state, payload).await;
+    match &outcome {
+        Ok(_) => throttle.succeeded(account.as_deref()),
+        Err(ApiError::NoActiveAccount) => {
+            throttle.failed(account.as_deref(), client.0, Instant::now())
+        }
+        Err(_) => {}
+    }
+    outcome
 }
 
 /// Checks a username and password; every failure gives the same answer, and an unknown user
