@@ -3,16 +3,18 @@
 use std::future::Future;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::header::WWW_AUTHENTICATE;
+use axum::http::header::{CACHE_CONTROL, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::Response;
 use axum::Router;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::error::NeedsChallenge;
 use crate::state::AppState;
 
-/// The whole application: routes, body limit, `WWW-Authenticate` on 401s, metrics when
-/// enabled, and the access log.
+/// The whole application: routes, body limit, `WWW-Authenticate` on 401s, security headers,
+/// metrics when enabled, the access log, and CORS when configured.
 pub fn app(state: AppState) -> Router {
     let challenge = state.challenge.clone();
     let mut router = crate::api::routes(&state);
@@ -24,7 +26,7 @@ pub fn app(state: AppState) -> Router {
                 crate::metrics::track,
             ));
     }
-    router
+    router = router
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(axum::middleware::map_response(
             move |mut response: Response| {
@@ -37,12 +39,56 @@ pub fn app(state: AppState) -> Router {
                     {
                         response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
                     }
+                    security_headers(response.headers_mut());
                     response
                 }
             },
         ))
-        .layer(axum::middleware::from_fn(crate::logging::access_log))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(crate::logging::access_log));
+    // Outermost, so that preflight requests are answered before routing.
+    if let Some(cors) = cors(&state.settings.cors_allowed_origins) {
+        router = router.layer(cors);
+    }
+    router.with_state(state)
+}
+
+/// Headers on every response: no content sniffing, and no caching unless the handler chose a
+/// policy (responses carry tokens or a user's data).
+fn security_headers(headers: &mut HeaderMap) {
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// CORS for CORS_ALLOWED_ORIGINS; none when empty, so browsers refuse cross-origin calls.
+/// Credentials (cookies) are never allowed: tokens travel in headers.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allowed = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin.trim_end_matches('/')).ok()),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allowed)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers(Any)
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 /// Serves the application on `listener` until `shutdown` completes; requests in flight finish.

@@ -686,3 +686,219 @@ async fn unknown_user_and_wrong_password_look_the_same() {
     );
     server.stop().await;
 }
+
+/// Every response says `X-Content-Type-Options: nosniff`; token responses, errors included,
+/// say `Cache-Control: no-store`.
+#[tokio::test]
+async fn responses_are_not_sniffed_or_cached() {
+    let server = TestServer::start().await;
+    server.create_user("user1", PASSWORD).await;
+    let login = json!({"username": "user1", "password": PASSWORD});
+    let requests = [
+        server.client.post(server.url("/api/token/")).json(&login),
+        server
+            .client
+            .post(server.url("/api/token/"))
+            .json(&json!({"username": "user1", "password": "wrong"})),
+        server
+            .client
+            .post(server.url("/api/token/verify/"))
+            .json(&json!({"token": "x"})),
+        server.client.get(server.url("/api/index/")),
+        server.client.get(server.url("/healthz")),
+        server.client.get(server.url("/no/such/path")),
+    ];
+    for request in requests {
+        let response = request.send().await.expect("sent");
+        let url = response.url().to_string();
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{url}");
+        assert_eq!(headers["cache-control"], "no-store", "{url}");
+    }
+    server.stop().await;
+}
+
+/// CORS is closed by default: no `Access-Control-Allow-Origin`, and a preflight is not
+/// approved. With CORS_ALLOWED_ORIGINS, listed origins are approved and others are not.
+#[tokio::test]
+async fn cors_is_closed_by_default_and_follows_the_allowed_origins() {
+    async fn preflight(server: &TestServer, origin: &str) -> reqwest::Response {
+        server
+            .client
+            .request(reqwest::Method::OPTIONS, server.url("/api/token/"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+            .await
+            .expect("sent")
+    }
+    let closed = TestServer::start().await;
+    let response = preflight(&closed, "https://app.example.com").await;
+    assert!(!response
+        .headers()
+        .contains_key("access-control-allow-origin"));
+    let response = closed
+        .client
+        .post(closed.url("/api/token/verify/"))
+        .header("origin", "https://app.example.com")
+        .json(&json!({"token": "x"}))
+        .send()
+        .await
+        .expect("sent");
+    assert!(!response
+        .headers()
+        .contains_key("access-control-allow-origin"));
+    closed.stop().await;
+
+    let open = TestServer::start_with(|s| {
+        s.cors_allowed_origins = vec!["https://app.example.com".into()];
+    })
+    .await;
+    let response = preflight(&open, "https://app.example.com").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert!(!response
+        .headers()
+        .contains_key("access-control-allow-credentials"));
+    let response = preflight(&open, "https://evil.example.com").await;
+    assert!(!response
+        .headers()
+        .contains_key("access-control-allow-origin"));
+    open.stop().await;
+}
+
+/// The real binary refuses to start with an HMAC key shorter than the algorithm's hash, unless
+/// DEVELOPMENT is on.
+#[test]
+fn a_short_hmac_key_stops_the_server_outside_development() {
+    use common::binary::{run, text, tollgate};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let short = "only-twenty-six-bytes-long";
+    let output = run(tollgate(dir.path(), &["serve", "--bind", "127.0.0.1:0"])
+        .env("TOLLGATE_SIGNING_KEY", short));
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("SIGNING_KEY") && stderr.contains("at least 32"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(short),
+        "the key itself is not printed: {stderr}"
+    );
+    let output = run(tollgate(dir.path(), &["check"])
+        .env("TOLLGATE_SIGNING_KEY", short)
+        .env("TOLLGATE_DEVELOPMENT", "true"));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+/// With debug logging, a session of logins (right and wrong), refresh, verify, blacklist and a
+/// protected request leaves no token, password or signing key in the logs of the real binary.
+#[tokio::test]
+async fn debug_logs_never_contain_tokens_passwords_or_keys() {
+    use common::binary::{run, tollgate, Served};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = "log-test-signing-key-that-is-long-enough-0123456789";
+    let created = run(tollgate(
+        dir.path(),
+        &["createuser", "--username", "ann", "--no-input"],
+    )
+    .env("TOLLGATE_USER_PASSWORD", PASSWORD)
+    .env("TOLLGATE_SIGNING_KEY", key));
+    assert!(created.status.success());
+    let mut command = tollgate(dir.path(), &[]);
+    command
+        .env("TOLLGATE_LOG", "debug")
+        .env("TOLLGATE_SIGNING_KEY", key)
+        .env("TOLLGATE_ROTATE_REFRESH_TOKENS", "true")
+        .env("TOLLGATE_BLACKLIST_AFTER_ROTATION", "true");
+    let mut server = Served::start(command).await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+    let wrong = "not-the-password-of-ann";
+    let response = client
+        .post(url("/api/token/"))
+        .json(&json!({"username": "ann", "password": wrong}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let pair: Value = client
+        .post(url("/api/token/"))
+        .json(&json!({"username": "ann", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    let (access, refresh) = (
+        common::token_field(&pair, "access"),
+        common::token_field(&pair, "refresh"),
+    );
+    let rotated: Value = client
+        .post(url("/api/token/refresh/"))
+        .json(&json!({"refresh": refresh}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    let new_refresh = common::token_field(&rotated, "refresh");
+    for (path, body) in [
+        ("/api/token/verify/", json!({"token": access})),
+        ("/api/token/refresh/", json!({"refresh": refresh})),
+        ("/api/token/blacklist/", json!({"refresh": new_refresh})),
+        (
+            "/api/token/verify/",
+            json!({"token": common::tamper_signature(&access)}),
+        ),
+    ] {
+        client
+            .post(url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+    }
+    let response = client
+        .get(url("/api/index/"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    // Wait for the last request's access line.
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        lines.extend(server.drain_logs());
+        if lines.iter().any(|l| l.contains("/api/index/")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("/api/index/")),
+        "{lines:#?}"
+    );
+    let all = lines.join("\n");
+    let signature = |token: &str| token.rsplit('.').next().unwrap_or_default().to_owned();
+    for (what, secret) in [
+        ("access token", signature(&access)),
+        ("refresh token", signature(&refresh)),
+        ("rotated refresh token", signature(&new_refresh)),
+        ("password", PASSWORD.to_owned()),
+        ("wrong password", wrong.to_owned()),
+        ("signing key", key.to_owned()),
+    ] {
+        assert!(
+            !all.contains(&secret),
+            "the {what} reached the logs:\n{all}"
+        );
+    }
+}
