@@ -54,7 +54,10 @@ impl TokenCodec {
                 many.iter().cloned().map(Value::String).collect(),
             )),
         };
-        let header = Header::new(alg);
+        let header = Header {
+            kid: Some(keys.kid.clone()),
+            ..Header::new(alg)
+        };
         Ok(TokenCodec {
             header_check: HeaderCheck::new(&header),
             header,

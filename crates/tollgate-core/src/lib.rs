@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`settings`]: the one typed [`Settings`], with simplejwt's names and defaults.
 //! - [`TokenCodec`]: mints access, refresh and sliding tokens and checks them.
+//! - [`Keys`] and [`keygen`]: signing keys, their `kid` and public JWK; new key pairs.
 //! - [`auth`]: reads an authorization header as simplejwt's `JWTAuthentication` does.
 //! - [`password`]: argon2id password hashes; Django's other formats are verified too.
 //!
@@ -29,13 +30,15 @@
 pub mod auth;
 mod codec;
 mod jose;
+mod jwk;
+pub mod keygen;
 mod keys;
 pub mod password;
 pub mod settings;
 mod token;
 
 pub use codec::TokenCodec;
-pub use keys::{Algorithm, Keys};
+pub use keys::{Algorithm, KeyError, Keys};
 pub use settings::{Settings, SettingsError};
 pub use token::{new_jti, Claims, Issued, SigningError, TokenError, TokenType};
 

@@ -37,6 +37,7 @@ fn help_is_available_for_every_subcommand() {
         "token",
         "flushexpiredtokens",
         "check",
+        "keygen",
     ] {
         let output = run(tollgate(dir.path(), &[sub, "--help"]));
         assert!(output.status.success(), "{sub}: {}", text(&output.stderr));
@@ -267,4 +268,66 @@ async fn the_seed_sequence_against_tollgate_serve() {
         .await
         .expect("sent");
     assert_eq!(index.status(), StatusCode::OK);
+}
+
+#[test]
+fn keygen_writes_a_key_pair_that_serves_tokens() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keys = dir.path().join("keys");
+    let keys_arg = keys.to_str().expect("utf-8 path");
+    let output = run(tollgate(
+        dir.path(),
+        &["keygen", "--alg", "ES256", "--out", keys_arg],
+    ));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let signing = std::fs::read_to_string(keys.join("signing_key.pem")).expect("private key");
+    let verifying = std::fs::read_to_string(keys.join("verifying_key.pem")).expect("public key");
+    assert!(signing.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(verifying.starts_with("-----BEGIN PUBLIC KEY-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(keys.join("signing_key.pem"))
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the private key is readable by others");
+    }
+
+    // The pair is what the settings take: check accepts it.
+    let output = run(tollgate(dir.path(), &["check"])
+        .env("TOLLGATE_ALGORITHM", "ES256")
+        .env("TOLLGATE_SIGNING_KEY", &signing)
+        .env("TOLLGATE_VERIFYING_KEY", &verifying));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    // A second run refuses to overwrite the key.
+    let output = run(tollgate(
+        dir.path(),
+        &["keygen", "--alg", "ES256", "--out", keys_arg],
+    ));
+    assert!(!output.status.success());
+    assert_eq!(
+        std::fs::read_to_string(keys.join("signing_key.pem")).expect("private key"),
+        signing
+    );
+}
+
+#[test]
+fn keygen_prints_hmac_secrets_and_refuses_unknown_algorithms() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = run(tollgate(dir.path(), &["keygen", "--alg", "HS512"]));
+    let second = run(tollgate(dir.path(), &["keygen", "--alg", "HS512"]));
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let secret = text(&first.stdout).trim().to_owned();
+    assert!(secret.len() >= 64, "{secret}");
+    assert_ne!(secret, text(&second.stdout).trim());
+
+    let output = run(tollgate(dir.path(), &["keygen", "--alg", "none"]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("ES256"),
+        "{}",
+        text(&output.stderr)
+    );
 }

@@ -2,6 +2,7 @@
 
 mod check;
 mod flush;
+mod keygen;
 mod migrate;
 mod serve;
 mod token;
@@ -44,6 +45,8 @@ enum Command {
     Flushexpiredtokens,
     /// Validate the configuration and print the effective settings, secrets masked.
     Check,
+    /// Generate a new signing key (a PEM key pair, or a random secret for HS*).
+    Keygen(keygen::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell to complete for.
@@ -75,20 +78,24 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Completions { shell } = cli.command {
-        // Needs no settings: it must work before any configuration exists.
-        use clap::CommandFactory;
-        clap_complete::generate(
-            shell,
-            &mut Cli::command(),
-            "tollgate",
-            &mut std::io::stdout(),
-        );
-        return Ok(());
-    }
+    // These two need no settings: they must work before any configuration exists.
+    let command = match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "tollgate",
+                &mut std::io::stdout(),
+            );
+            return Ok(());
+        }
+        Command::Keygen(args) => return keygen::run(args),
+        command => command,
+    };
     let settings = crate::config::load(cli.config.as_deref())?;
     crate::logging::init(&settings.log, settings.log_format == "json");
-    match cli.command {
+    match command {
         Command::Serve(args) => serve::run(settings, args).await,
         Command::Migrate => migrate::run(settings).await,
         Command::Createsuperuser(args) => users::run(settings, args, users::Kind::Superuser).await,
@@ -96,7 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token::run(settings, args).await,
         Command::Flushexpiredtokens => flush::run(settings).await,
         Command::Check => check::run(settings),
-        Command::Completions { .. } => Ok(()),
+        Command::Completions { .. } | Command::Keygen(_) => Ok(()),
     }
 }
 
