@@ -3,6 +3,7 @@
 mod body;
 mod health;
 mod index;
+mod jwks;
 pub(crate) mod openapi;
 mod token;
 
@@ -14,6 +15,9 @@ use tollgate_core::Settings;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// Where the public key set is published (RFC 8414's well-known location).
+pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// An endpoint: its path, the method it answers, and its handler.
 pub(crate) struct Endpoint {
@@ -41,6 +45,7 @@ pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
         endpoint(&s.index_path, Method::GET, index::index),
         endpoint("/healthz", Method::GET, health::healthz),
         endpoint("/readyz", Method::GET, health::readyz),
+        endpoint(JWKS_PATH, Method::GET, jwks::jwks),
     ]
 }
 

@@ -76,6 +76,13 @@ struct Readiness {
     redis: Option<String>,
 }
 
+/// A JSON Web Key Set.
+#[derive(Serialize, ToSchema)]
+struct Jwks {
+    /// Public JWKs: kty, kid, alg, use and the key's public parameters.
+    keys: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
 /// An error with a message: `{"detail": "..."}`, with a machine-readable `code` on token
 /// errors and, on protected endpoints, the reason of each token type tried.
 #[derive(Serialize, ToSchema)]
@@ -212,10 +219,16 @@ fn healthz() {}
     ))]
 fn readyz() {}
 
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys",
+    description = "The public keys that verify tokens (RFC 7517), each with kid, alg and use. \
+                   Empty under HMAC algorithms: shared secrets are never published.",
+    responses((status = 200, description = "The key set", body = Jwks)))]
+fn jwks() {}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tollgate", description = "JWT authentication with djangorestframework-simplejwt's token API."),
-    paths(obtain_pair, refresh, verify, blacklist, obtain_sliding, refresh_sliding, index, healthz, readyz),
+    paths(obtain_pair, refresh, verify, blacklist, obtain_sliding, refresh_sliding, index, healthz, readyz, jwks),
     modifiers(&BearerScheme),
 )]
 struct ApiDoc;
