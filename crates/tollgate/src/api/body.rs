@@ -193,6 +193,75 @@ mod tests {
         );
     }
 
+    /// Login bodies (#6): any bytes, under either content type, parse to fields or to a
+    /// client error; never a panic or an internal error. `scripts/fuzz.sh` runs this for a
+    /// time budget (TOLLGATE_FUZZ_SECONDS).
+    #[test]
+    fn no_login_body_panics_or_fails_internally() {
+        let seconds = std::env::var("TOLLGATE_FUZZ_SECONDS")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok());
+        let seed = std::env::var("TOLLGATE_FUZZ_SEED")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0x2545_F491_4F6C_DD1D);
+        let pieces: [&[u8]; 14] = [
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b"\"username\"",
+            b"\"password\"",
+            b":",
+            b",",
+            b"\"",
+            b"null",
+            b"1e999",
+            b"=",
+            b"&",
+            b"%ff",
+        ];
+        let mut state = seed | 1;
+        let mut next = move |n: usize| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1) as u64) as usize
+        };
+        let started = std::time::Instant::now();
+        let mut count = 0u64;
+        loop {
+            let mut body = Vec::new();
+            for _ in 0..next(12) {
+                if next(3) == 0 {
+                    body.push(u8::try_from(next(256)).unwrap_or(0));
+                } else {
+                    body.extend_from_slice(pieces[next(pieces.len())]);
+                }
+            }
+            for content_type in [JSON, FORM] {
+                match Payload::parse(content_type, &body)
+                    .and_then(|p| p.char_fields(["username", "password"]))
+                {
+                    Ok(_)
+                    | Err(ApiError::Fields(_))
+                    | Err(ApiError::NonField(_))
+                    | Err(ApiError::JsonParse(_))
+                    | Err(ApiError::UnsupportedMediaType(_)) => {}
+                    Err(other) => panic!("seed {seed}: {body:?} gave {other:?}"),
+                }
+            }
+            count += 1;
+            let done = match seconds {
+                Some(limit) => started.elapsed().as_secs() >= limit,
+                None => count >= 3_000,
+            };
+            if done {
+                break;
+            }
+        }
+    }
+
     #[test]
     fn bad_bodies_are_refused_clearly() {
         assert!(matches!(
