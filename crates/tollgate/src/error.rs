@@ -55,6 +55,9 @@ pub enum ApiError {
     /// A valid token for a user who is not active.
     #[error("user is inactive")]
     UserInactive,
+    /// A request authenticated by the refresh cookie that does not come from an allowed origin.
+    #[error("CSRF Failed: {0}")]
+    Csrf(String),
     /// No route has this path.
     #[error("not found")]
     NotFound,
@@ -180,6 +183,7 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 coded("User is inactive", "user_inactive"),
             ),
+            ApiError::Csrf(_) => (StatusCode::FORBIDDEN, detail(&self.to_string())),
             ApiError::NotFound => (StatusCode::NOT_FOUND, detail("Not found.")),
             ApiError::MethodNotAllowed(method) => (
                 StatusCode::METHOD_NOT_ALLOWED,

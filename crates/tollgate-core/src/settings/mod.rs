@@ -188,6 +188,35 @@ settings! {
     /// Path of the protected index endpoint, which answers the authenticated user's id and name.
     index_path "INDEX_PATH": String = "/api/index/".to_owned();
 
+    // Browser sessions: the refresh cookie and deleted or inactive users.
+    /// Carry the refresh token in a `Secure; HttpOnly; SameSite=Strict` cookie instead of the JSON
+    /// body: login and refresh set the cookie and leave `refresh` out of their answers; refresh and
+    /// blacklist (logout) read the cookie when the body has no `refresh`, after checking that the
+    /// request comes from an allowed origin (see CSRF_TRUSTED_ORIGINS); logout clears the cookie.
+    /// Off by default: tokens travel in JSON bodies, as with simplejwt.
+    refresh_cookie "REFRESH_COOKIE": bool = false;
+    /// The refresh cookie's name.
+    refresh_cookie_name "REFRESH_COOKIE_NAME": String = "tollgate_refresh".to_owned();
+    /// The refresh cookie's `Path`. Empty (the default): the longest common folder of
+    /// TOKEN_REFRESH_PATH and TOKEN_BLACKLIST_PATH (`/api/token/` with the default paths), so
+    /// browsers send the cookie to refresh and logout, and to no endpoint outside that folder.
+    refresh_cookie_path "REFRESH_COOKIE_PATH": Option<String> = None;
+    /// The refresh cookie's `Domain`. Empty (the default): no `Domain` attribute, so the cookie
+    /// goes back to the exact host that set it.
+    refresh_cookie_domain "REFRESH_COOKIE_DOMAIN": Option<String> = None;
+    /// Origins (`https://app.example.com`, scheme, host and port) allowed to refresh and log out
+    /// with the refresh cookie, besides Tollgate's own (an `Origin` whose host and port equal the
+    /// request's `Host`). A cookie request whose `Origin` (or, without one, `Referer`) is neither
+    /// is refused with 403 `CSRF Failed: ...`.
+    csrf_trusted_origins "CSRF_TRUSTED_ORIGINS": Vec<String> = Vec::new();
+    /// Relaxes what needs HTTPS, for local work over plain HTTP: the refresh cookie is sent
+    /// without `Secure`. Never turn it on in production.
+    development_mode "DEVELOPMENT_MODE": bool = false;
+    /// The verify endpoint also refuses, with 401, a token whose user was deleted or deactivated
+    /// (as refresh does). simplejwt's verify checks the signature and claims only; false restores
+    /// that.
+    verify_checks_user "VERIFY_CHECKS_USER": bool = true;
+
     // Database, Redis and running many instances.
     /// Most database connections each Tollgate process holds open at once. With N instances on
     /// one PostgreSQL, N times this must stay under the server's `max_connections`.
@@ -417,12 +446,62 @@ impl Settings {
                 return invalid(key, "must start with /");
             }
         }
+        if self.refresh_cookie_name.is_empty()
+            || !self
+                .refresh_cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            return invalid(
+                "REFRESH_COOKIE_NAME",
+                "must be a cookie name: letters, digits and !#$%&'*+-.^_`|~",
+            );
+        }
+        let attribute_ok = |value: &str| {
+            value
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+        };
+        if let Some(path) = &self.refresh_cookie_path {
+            if !path.starts_with('/') || !attribute_ok(path) {
+                return invalid(
+                    "REFRESH_COOKIE_PATH",
+                    "must start with / and hold no spaces, commas or semicolons",
+                );
+            }
+        }
+        if let Some(domain) = &self.refresh_cookie_domain {
+            if !attribute_ok(domain) {
+                return invalid(
+                    "REFRESH_COOKIE_DOMAIN",
+                    "must be a domain name without spaces, commas or semicolons",
+                );
+            }
+        }
+        for origin in &self.csrf_trusted_origins {
+            let well_formed = origin.split_once("://").is_some_and(|(scheme, host)| {
+                matches!(scheme, "http" | "https") && !host.is_empty() && !host.contains('/')
+            });
+            if !well_formed {
+                return invalid(
+                    "CSRF_TRUSTED_ORIGINS",
+                    "each origin must be scheme://host[:port], e.g. https://app.example.com, without a path",
+                );
+            }
+        }
         Ok(())
     }
 
     /// Settings that are valid but probably not what was meant, for the server to log.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
+        if self.development_mode {
+            warnings.push(
+                "DEVELOPMENT_MODE is on: the refresh cookie is sent without Secure; never use it in \
+                 production"
+                    .to_owned(),
+            );
+        }
         if self.blacklist_after_rotation && !self.rotate_refresh_tokens {
             // simplejwt accepts this silently; Django settings copied from its docs often have it.
             warnings.push(

@@ -89,6 +89,14 @@ impl Payload {
         }
     }
 
+    /// Whether the body has the field at all, whatever its value.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        match self {
+            Payload::Form(pairs) => pairs.iter().any(|(key, _)| key == name),
+            Payload::Json(map) => map.contains_key(name),
+        }
+    }
+
     fn char_field(&self, name: &str) -> Result<String, &'static str> {
         let text = match self {
             Payload::Form(pairs) => pairs

@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, routed here.
 
 mod body;
+mod cookie;
 mod health;
 mod index;
 mod jwks;

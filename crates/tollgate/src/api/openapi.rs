@@ -21,20 +21,22 @@ struct Credentials {
     password: String,
 }
 
-/// A refresh and an access token.
+/// A refresh and an access token. With REFRESH_COOKIE the refresh token is in the `Set-Cookie`
+/// header instead and `refresh` is absent.
 #[derive(Serialize, ToSchema)]
 struct TokenPair {
-    refresh: String,
+    refresh: Option<String>,
     access: String,
 }
 
-/// A refresh token.
+/// A refresh token. With REFRESH_COOKIE, `refresh` may be left out and the refresh cookie is read.
 #[derive(Serialize, ToSchema)]
 struct RefreshRequest {
-    refresh: String,
+    refresh: Option<String>,
 }
 
-/// A new access token; with ROTATE_REFRESH_TOKENS, a new refresh token too.
+/// A new access token; with ROTATE_REFRESH_TOKENS, a new refresh token too (in the refresh
+/// cookie instead, with REFRESH_COOKIE).
 #[derive(Serialize, ToSchema)]
 struct Refreshed {
     access: String,
@@ -114,7 +116,7 @@ enum BadRequest {
 }
 
 #[utoipa::path(post, path = "/api/token/", tag = "token",
-    description = "Obtain a refresh and an access token with a username and password.",
+    description = "Obtain a refresh and an access token with a username and password. With REFRESH_COOKIE, the refresh token is set in an HttpOnly cookie instead of the body.",
     request_body(content(
         (Credentials = "application/json"),
         (Credentials = "application/x-www-form-urlencoded"),
@@ -130,7 +132,7 @@ enum BadRequest {
 fn obtain_pair() {}
 
 #[utoipa::path(post, path = "/api/token/refresh/", tag = "token",
-    description = "A new access token for a refresh token; with rotation, a new refresh token too.",
+    description = "A new access token for a refresh token; with rotation, a new refresh token too. With REFRESH_COOKIE, a body without `refresh` uses the refresh cookie, if the request's Origin (or Referer) is Tollgate's own or in CSRF_TRUSTED_ORIGINS.",
     request_body(content(
         (RefreshRequest = "application/json"),
         (RefreshRequest = "application/x-www-form-urlencoded"),
@@ -138,7 +140,8 @@ fn obtain_pair() {}
     responses(
         (status = 200, description = "Refreshed", body = Refreshed),
         (status = 400, description = "The field is missing or blank", body = BadRequest),
-        (status = 401, description = "Invalid, expired, blacklisted or wrong type of token", body = ErrorDetail),
+        (status = 401, description = "Invalid, expired, blacklisted or wrong type of token, or its user deleted or inactive", body = ErrorDetail),
+        (status = 403, description = "A refresh cookie request from an untrusted origin (REFRESH_COOKIE)", body = ErrorDetail),
     ))]
 fn refresh() {}
 
@@ -151,12 +154,12 @@ fn refresh() {}
     responses(
         (status = 200, description = "The token is valid", body = Empty),
         (status = 400, description = "Missing field, or blacklisted token (with BLACKLIST_AFTER_ROTATION)", body = BadRequest),
-        (status = 401, description = "Invalid or expired token", body = ErrorDetail),
+        (status = 401, description = "Invalid or expired token, or its user deleted or inactive (VERIFY_CHECKS_USER)", body = ErrorDetail),
     ))]
 fn verify() {}
 
 #[utoipa::path(post, path = "/api/token/blacklist/", tag = "token",
-    description = "Log out: blacklist a refresh token.",
+    description = "Log out: blacklist a refresh token. With REFRESH_COOKIE, a body without `refresh` uses the refresh cookie (origin checked as for refresh), and the answer clears the cookie.",
     request_body(content(
         (RefreshRequest = "application/json"),
         (RefreshRequest = "application/x-www-form-urlencoded"),
@@ -165,6 +168,7 @@ fn verify() {}
         (status = 200, description = "Blacklisted", body = Empty),
         (status = 400, description = "The field is missing or blank", body = BadRequest),
         (status = 401, description = "Invalid, expired, already blacklisted or wrong type of token", body = ErrorDetail),
+        (status = 403, description = "A refresh cookie request from an untrusted origin (REFRESH_COOKIE)", body = ErrorDetail),
     ))]
 fn blacklist() {}
 

@@ -6,6 +6,9 @@
 use std::time::Instant;
 
 use axum::extract::State;
+use axum::http::header::SET_COOKIE;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use tollgate_core::password::PasswordCheck;
@@ -13,6 +16,7 @@ use tollgate_core::{unix_now, Claims, Issued, TokenError, TokenType};
 use tollgate_store::{TokenRecord, User, UserField};
 
 use super::body::Payload;
+use super::cookie;
 use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -22,7 +26,7 @@ pub(crate) async fn obtain_pair(
     State(state): State<AppState>,
     client: ClientAddr,
     payload: Payload,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let user = throttled_log_in(&state, client, &payload).await?;
     let now = unix_now();
     let user_id = user.field(state.user_id_field);
@@ -37,9 +41,10 @@ pub(crate) async fn obtain_pair(
     state.metrics.issued(TokenType::Refresh);
     state.metrics.issued(TokenType::Access);
     tracing::info!(user_id = user.id, jti = %refresh.jti, "token pair obtained");
-    Ok(Json(
-        json!({ "refresh": refresh.token, "access": access.token }),
-    ))
+    if state.settings.refresh_cookie {
+        return with_refresh_cookie(&state, json!({ "access": access.token }), &refresh);
+    }
+    Ok(Json(json!({ "refresh": refresh.token, "access": access.token })).into_response())
 }
 
 /// `POST /api/token/sliding/`: a sliding token for a username and password.
@@ -66,9 +71,10 @@ pub(crate) async fn obtain_sliding(
 /// `POST /api/token/refresh/`: a new access token (and, with rotation, a new refresh token).
 pub(crate) async fn refresh(
     State(state): State<AppState>,
+    headers: HeaderMap,
     payload: Payload,
-) -> Result<Json<Value>, ApiError> {
-    let [raw] = payload.char_fields(["refresh"])?;
+) -> Result<Response, ApiError> {
+    let raw = cookie::presented(&state.settings, &headers, &payload)?.token;
     let now = unix_now();
     let claims = decode_blacklistable(&state, &raw, TokenType::Refresh, now).await?;
     require_active_user(&state, &claims).await?;
@@ -76,7 +82,7 @@ pub(crate) async fn refresh(
     state.metrics.issued(TokenType::Access);
     if !state.settings.rotate_refresh_tokens {
         state.metrics.refreshed();
-        return Ok(Json(json!({ "access": access.token })));
+        return Ok(Json(json!({ "access": access.token })).into_response());
     }
     let rotated = sign(&state, state.codec.rotated_claims(&claims, now))?;
     let owner = user_pk(&state, &claims).await?;
@@ -95,9 +101,10 @@ pub(crate) async fn refresh(
     state.metrics.issued(TokenType::Refresh);
     state.metrics.refreshed();
     tracing::info!(jti = %rotated.jti, "refresh token rotated");
-    Ok(Json(
-        json!({ "access": access.token, "refresh": rotated.token }),
-    ))
+    if state.settings.refresh_cookie {
+        return with_refresh_cookie(&state, json!({ "access": access.token }), &rotated);
+    }
+    Ok(Json(json!({ "access": access.token, "refresh": rotated.token })).into_response())
 }
 
 /// `POST /api/token/verify/`: `{}` if the token is valid, of any type.
@@ -107,6 +114,9 @@ pub(crate) async fn verify(
 ) -> Result<Json<Value>, ApiError> {
     let [raw] = payload.char_fields(["token"])?;
     let claims = state.codec.decode_as(&raw, None, unix_now())?;
+    if state.settings.verify_checks_user {
+        require_active_user(&state, &claims).await?;
+    }
     // simplejwt checks the blacklist here only when BLACKLIST_AFTER_ROTATION is on, and answers
     // a validation error (400), not a token error.
     if state.settings.blacklist_after_rotation {
@@ -122,15 +132,32 @@ pub(crate) async fn verify(
 /// `POST /api/token/blacklist/`: logs out a refresh token. Holding the token is enough.
 pub(crate) async fn blacklist(
     State(state): State<AppState>,
+    headers: HeaderMap,
     payload: Payload,
-) -> Result<Json<Value>, ApiError> {
-    let [raw] = payload.char_fields(["refresh"])?;
+) -> Result<Response, ApiError> {
+    let presented = cookie::presented(&state.settings, &headers, &payload)?;
+    let outcome = blacklist_token(&state, &presented.token).await;
+    // Logging out with the cookie ends with the cookie gone, even when the token in it was
+    // already refused: a browser must not keep a cookie that can no longer log anyone in.
+    if !presented.from_cookie {
+        return outcome.map(|body| body.into_response());
+    }
+    let clear = cookie::clear(&state.settings)?;
+    let mut response = match outcome {
+        Ok(body) => body.into_response(),
+        Err(err) => err.into_response(),
+    };
+    response.headers_mut().append(SET_COOKIE, clear);
+    Ok(response)
+}
+
+async fn blacklist_token(state: &AppState, raw: &str) -> Result<Json<Value>, ApiError> {
     let now = unix_now();
-    let claims = decode_blacklistable(&state, &raw, TokenType::Refresh, now).await?;
-    let owner = user_pk(&state, &claims).await?;
+    let claims = decode_blacklistable(state, raw, TokenType::Refresh, now).await?;
+    let owner = user_pk(state, &claims).await?;
     if !state
         .store
-        .blacklist(&token_record(&state, &claims, owner), now)
+        .blacklist(&token_record(state, &claims, owner), now)
         .await?
     {
         return Err(TokenError::Blacklisted.into());
@@ -268,6 +295,17 @@ fn token_record<'c>(state: &AppState, claims: &'c Claims, user_id: Option<i64>) 
         created_at: claims.timestamp("iat"),
         expires_at: claims.timestamp("exp").unwrap_or_default(),
     }
+}
+
+/// A JSON answer that hands the refresh token over in the refresh cookie instead of the body.
+fn with_refresh_cookie(
+    state: &AppState,
+    body: Value,
+    refresh: &Issued,
+) -> Result<Response, ApiError> {
+    let max_age = refresh.expires_at - unix_now();
+    let set = cookie::set(&state.settings, &refresh.token, max_age)?;
+    Ok(([(SET_COOKIE, set)], Json(body)).into_response())
 }
 
 fn sign(state: &AppState, claims: Claims) -> Result<Issued, ApiError> {

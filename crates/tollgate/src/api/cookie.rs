@@ -1,0 +1,289 @@
+//! The refresh cookie (REFRESH_COOKIE): the refresh token travels to browsers in a
+//! `Secure; HttpOnly; SameSite=Strict` cookie that page scripts cannot read, and comes back only
+//! from allowed origins.
+//!
+//! Cross-site request forgery is answered twice. `SameSite=Strict` keeps browsers from sending
+//! the cookie on requests another site starts. The origin check covers what SameSite does not:
+//! other origins of the same site (a sibling subdomain, another port) and clients that ignore
+//! SameSite. A request that uses the cookie must name its origin in `Origin` (every current
+//! browser sends it on POST), or else in `Referer`; the origin must be Tollgate's own (its host
+//! and port equal the `Host` header) or one of CSRF_TRUSTED_ORIGINS. An origin check is chosen
+//! over a double-submit token because it needs no second cookie and no client code: a page
+//! calls `fetch(url, {method: "POST", credentials: "include"})` and nothing else.
+//!
+//! Requests that carry the refresh token in the body are not checked: a forged request cannot
+//! know the token.
+
+use axum::http::header::{COOKIE, HOST, ORIGIN, REFERER};
+use axum::http::{HeaderMap, HeaderValue};
+use tollgate_core::Settings;
+
+use super::body::Payload;
+use crate::error::ApiError;
+
+/// The body field that holds a refresh token.
+const FIELD: &str = "refresh";
+
+/// The refresh token of a refresh or logout request and whether it came from the cookie.
+pub(crate) struct Presented {
+    pub(crate) token: String,
+    pub(crate) from_cookie: bool,
+}
+
+/// The refresh token a request presents: the body's `refresh` field if it has one; otherwise,
+/// with the cookie transport on, the cookie, once the request's origin is checked.
+pub(crate) fn presented(
+    settings: &Settings,
+    headers: &HeaderMap,
+    payload: &Payload,
+) -> Result<Presented, ApiError> {
+    if settings.refresh_cookie && !payload.has(FIELD) {
+        if let Some(token) = read(headers, &settings.refresh_cookie_name) {
+            check_origin(settings, headers)?;
+            return Ok(Presented {
+                token,
+                from_cookie: true,
+            });
+        }
+    }
+    let [token] = payload.char_fields([FIELD])?;
+    Ok(Presented {
+        token,
+        from_cookie: false,
+    })
+}
+
+/// The `Set-Cookie` value that hands a browser a refresh token for `max_age` seconds.
+pub(crate) fn set(settings: &Settings, token: &str, max_age: i64) -> Result<HeaderValue, ApiError> {
+    let value = format!(
+        "{}={token}; Max-Age={}{}",
+        settings.refresh_cookie_name,
+        max_age.max(0),
+        attributes(settings)
+    );
+    HeaderValue::from_str(&value).map_err(ApiError::internal)
+}
+
+/// The `Set-Cookie` value that makes a browser forget the refresh cookie.
+pub(crate) fn clear(settings: &Settings) -> Result<HeaderValue, ApiError> {
+    let value = format!(
+        "{}=; Max-Age=0{}",
+        settings.refresh_cookie_name,
+        attributes(settings)
+    );
+    HeaderValue::from_str(&value).map_err(ApiError::internal)
+}
+
+/// The attributes shared by setting and clearing: a browser replaces or removes a cookie only
+/// when name, path and domain all match.
+fn attributes(settings: &Settings) -> String {
+    let mut attributes = format!("; Path={}", path(settings));
+    if let Some(domain) = &settings.refresh_cookie_domain {
+        attributes.push_str("; Domain=");
+        attributes.push_str(domain);
+    }
+    attributes.push_str("; HttpOnly; SameSite=Strict");
+    if !settings.development_mode {
+        attributes.push_str("; Secure");
+    }
+    attributes
+}
+
+/// REFRESH_COOKIE_PATH, or the longest common folder of the refresh and logout paths.
+pub(crate) fn path(settings: &Settings) -> String {
+    if let Some(path) = &settings.refresh_cookie_path {
+        return path.clone();
+    }
+    let refresh = settings.token_refresh_path.as_bytes();
+    let logout = settings.token_blacklist_path.as_bytes();
+    let common = refresh
+        .iter()
+        .zip(logout)
+        .take_while(|(a, b)| a == b)
+        .count();
+    // Both paths start with '/', so the common prefix holds at least one.
+    let folder_end = refresh[..common]
+        .iter()
+        .rposition(|&b| b == b'/')
+        .map_or(1, |i| i + 1);
+    settings.token_refresh_path[..folder_end].to_owned()
+}
+
+/// The value of the cookie `name`, if the request has a non-empty one.
+fn read(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim().trim_matches('"').to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// Refuses a cookie request that does not come from Tollgate's own origin or a trusted one.
+fn check_origin(settings: &Settings, headers: &HeaderMap) -> Result<(), ApiError> {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let origin = match (text(ORIGIN), text(REFERER)) {
+        (Some(origin), _) => origin.trim().to_ascii_lowercase(),
+        (None, Some(referer)) => origin_of(referer)
+            .ok_or_else(|| ApiError::Csrf("Referer is not an absolute URL.".to_owned()))?,
+        (None, None) => {
+            return Err(ApiError::Csrf(
+                "the refresh cookie needs an Origin or Referer header.".to_owned(),
+            ))
+        }
+    };
+    let trusted = settings
+        .csrf_trusted_origins
+        .iter()
+        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(&origin));
+    let own = text(HOST).is_some_and(|host| {
+        origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host.trim()))
+    });
+    if trusted || own {
+        Ok(())
+    } else {
+        Err(ApiError::Csrf(format!("origin {origin} is not trusted.")))
+    }
+}
+
+/// `scheme://host[:port]` of an absolute URL, lower-cased.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    // Credentials in a URL are not part of its origin.
+    let authority = authority.rsplit('@').next()?;
+    (!scheme.is_empty() && !authority.is_empty())
+        .then(|| format!("{scheme}://{authority}").to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).expect("valid header"));
+        }
+        map
+    }
+
+    fn cookie_settings() -> Settings {
+        Settings {
+            refresh_cookie: true,
+            csrf_trusted_origins: vec!["https://app.example.com".to_owned()],
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn default_path_is_the_folder_of_refresh_and_logout() {
+        let mut settings = Settings::default();
+        assert_eq!(path(&settings), "/api/token/");
+        settings.token_refresh_path = "/auth/refresh".to_owned();
+        settings.token_blacklist_path = "/auth/refresh-all".to_owned();
+        assert_eq!(path(&settings), "/auth/");
+        settings.token_blacklist_path = "/logout/".to_owned();
+        assert_eq!(path(&settings), "/");
+        settings.refresh_cookie_path = Some("/session/".to_owned());
+        assert_eq!(path(&settings), "/session/");
+    }
+
+    #[test]
+    fn cookie_attributes_are_strict_and_secure_outside_development() {
+        let mut settings = cookie_settings();
+        settings.refresh_cookie_domain = Some("example.com".to_owned());
+        assert_eq!(
+            set(&settings, "a.b.c", 60).expect("valid"),
+            "tollgate_refresh=a.b.c; Max-Age=60; Path=/api/token/; Domain=example.com; \
+             HttpOnly; SameSite=Strict; Secure"
+        );
+        settings.development_mode = true;
+        assert_eq!(
+            clear(&settings).expect("valid"),
+            "tollgate_refresh=; Max-Age=0; Path=/api/token/; Domain=example.com; HttpOnly; \
+             SameSite=Strict"
+        );
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others() {
+        let map = headers(&[
+            ("cookie", "a=1; tollgate_refresh=tok; b=2"),
+            ("cookie", "c=3"),
+        ]);
+        assert_eq!(read(&map, "tollgate_refresh").as_deref(), Some("tok"));
+        assert_eq!(read(&map, "c").as_deref(), Some("3"));
+        assert_eq!(
+            read(
+                &headers(&[("cookie", "tollgate_refresh=")]),
+                "tollgate_refresh"
+            ),
+            None
+        );
+        assert_eq!(read(&map, "tollgate"), None);
+    }
+
+    #[test]
+    fn origins_are_checked() {
+        let settings = cookie_settings();
+        let check = |pairs: &[(&'static str, &str)]| check_origin(&settings, &headers(pairs));
+        assert!(check(&[("origin", "https://app.example.com")]).is_ok());
+        assert!(check(&[("origin", "HTTPS://APP.example.com")]).is_ok());
+        assert!(check(&[
+            ("origin", "http://auth.local:8000"),
+            ("host", "auth.local:8000")
+        ])
+        .is_ok());
+        assert!(check(&[("referer", "https://app.example.com/page?x=1")]).is_ok());
+        for refused in [
+            &[("origin", "https://evil.example")][..],
+            &[("origin", "null")],
+            &[("origin", "https://app.example.com.evil.example")],
+            &[
+                ("origin", "http://auth.local:9000"),
+                ("host", "auth.local:8000"),
+            ],
+            &[("referer", "https://evil.example/https://app.example.com")],
+            &[("referer", "not a url")],
+            &[],
+        ] {
+            match check(refused) {
+                Err(ApiError::Csrf(_)) => {}
+                other => panic!("{refused:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn body_token_wins_over_the_cookie() {
+        let settings = cookie_settings();
+        let map = headers(&[("cookie", "tollgate_refresh=from-cookie")]);
+        let body = Payload::parse(Some("application/json"), br#"{"refresh":"from-body"}"#)
+            .expect("parses");
+        let presented = presented(&settings, &map, &body).expect("presented");
+        assert_eq!(presented.token, "from-body");
+        assert!(!presented.from_cookie);
+        // The cookie alone, without an origin, is refused rather than used.
+        let empty = Payload::parse(None, b"").expect("parses");
+        assert!(matches!(
+            super::presented(&settings, &map, &empty),
+            Err(ApiError::Csrf(_))
+        ));
+        // With the transport off, the cookie is not read at all.
+        let off = Settings::default();
+        assert!(matches!(
+            super::presented(&off, &map, &empty),
+            Err(ApiError::Fields(_))
+        ));
+    }
+}
