@@ -1,0 +1,124 @@
+// The refresh cookie in a real browser: headless Chromium logs in on a small page, calls a
+// protected endpoint, reloads (the access token is lost, the cookie refreshes it), and logs out.
+//
+// The page is served by a small server in this process that also passes /api/ through to
+// Tollgate (E2E_TOLLGATE_URL), so page and API share one origin, as behind a reverse proxy. Run it
+// with scripts/browser-test.sh, which installs Chromium and playwright-core and starts Tollgate.
+
+import { createServer, request } from "node:http";
+import { readFile } from "node:fs/promises";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const tollgate = new URL(process.env.E2E_TOLLGATE_URL ?? "http://127.0.0.1:8000");
+const username = process.env.E2E_USERNAME ?? "e2e";
+const password = process.env.E2E_PASSWORD ?? "e2e-password";
+const cookieName = "tollgate_refresh";
+const page = await readFile(new URL("./page.html", import.meta.url));
+
+// Serves the page at / and forwards /api/ unchanged, Host header included, so that Tollgate
+// sees the page's origin as its own.
+const server = createServer((incoming, outgoing) => {
+  if (!incoming.url.startsWith("/api/")) {
+    outgoing.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+    outgoing.end(page);
+    return;
+  }
+  const upstream = request(
+    {
+      host: tollgate.hostname,
+      port: tollgate.port,
+      path: incoming.url,
+      method: incoming.method,
+      headers: incoming.headers,
+    },
+    (answer) => {
+      outgoing.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(outgoing);
+    },
+  );
+  upstream.on("error", (err) => {
+    outgoing.writeHead(502);
+    outgoing.end(String(err));
+  });
+  incoming.pipe(upstream);
+});
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const origin = `http://127.0.0.1:${server.address().port}`;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+  timeout: 30_000,
+});
+
+async function refreshCookie(context) {
+  return (await context.cookies(origin + "/api/token/")).find((c) => c.name === cookieName);
+}
+
+let failed = false;
+try {
+  const context = await browser.newContext();
+  context.setDefaultTimeout(10_000);
+  const tab = await context.newPage();
+  const statusIs = (text) => tab.waitForFunction(
+    (expected) => document.getElementById("status").textContent === expected, text);
+
+  console.log(`page at ${origin}, Tollgate at ${tollgate.origin}`);
+  await tab.goto(origin + "/");
+  await statusIs("signed out");
+
+  // Log in: the access token in the body, the refresh token in an HttpOnly cookie only.
+  await tab.fill("#username", username);
+  await tab.fill("#password", password);
+  await tab.click("#log-in");
+  await statusIs(`signed in as ${username}`);
+  const login = await tab.evaluate(() => window.lastLogin);
+  assert.deepEqual(Object.keys(login.body), ["access"], "the login body holds no refresh token");
+  const first = await refreshCookie(context);
+  assert.ok(first, "the browser stored the refresh cookie");
+  assert.equal(first.httpOnly, true);
+  assert.equal(first.secure, true);
+  assert.equal(first.sameSite, "Strict");
+  assert.equal(first.path, "/api/token/");
+  assert.ok(!(await tab.evaluate(() => document.cookie)).includes(cookieName),
+    "page scripts cannot read the refresh cookie");
+  console.log("logged in; protected endpoint answered; cookie is HttpOnly, Secure, SameSite=Strict");
+
+  // Reload: the in-memory access token is gone; the page refreshes from the cookie alone.
+  await tab.reload();
+  await statusIs(`signed in as ${username}`);
+  const refreshed = await tab.evaluate(() => window.lastRefresh);
+  assert.equal(refreshed.status, 200);
+  assert.deepEqual(Object.keys(refreshed.body), ["access"]);
+  const rotated = await refreshCookie(context);
+  assert.ok(rotated && rotated.value !== first.value, "refresh rotated the cookie");
+  console.log("reloaded; refreshed from the cookie; protected endpoint answered");
+
+  // Log out: the cookie's token is blacklisted and the cookie cleared.
+  await tab.click("#log-out");
+  await statusIs("logged out");
+  assert.equal(await refreshCookie(context), undefined, "logout cleared the cookie");
+  await tab.reload();
+  await statusIs("signed out");
+  console.log("logged out; the cookie is gone and a reload stays signed out");
+
+  // The blacklisted token itself is refused too, were it replayed from elsewhere.
+  const replay = await fetch(new URL("/api/token/refresh/", tollgate), {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ refresh: rotated.value }),
+  });
+  assert.equal(replay.status, 401);
+  console.log("browser test passed");
+} catch (err) {
+  failed = true;
+  console.error(err);
+} finally {
+  await browser.close();
+  server.close();
+}
+process.exit(failed ? 1 : 0);
