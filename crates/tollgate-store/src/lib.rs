@@ -10,6 +10,7 @@
 //! - `tokens`: the outstanding-token record and the blacklist ([`TokenRecord`]).
 #![deny(missing_docs)]
 
+mod denylist;
 mod tokens;
 mod users;
 
@@ -45,6 +46,10 @@ pub enum StoreError {
     /// Any other database failure.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A Redis failure (only a malformed REDIS_URL reaches callers; others degrade to the
+    /// database).
+    #[error("redis: {0}")]
+    Redis(redis::RedisError),
     /// The database did not accept a connection within the time allowed for it to start.
     #[error("the database was still unreachable after {}s: {last}", .waited.as_secs())]
     Unreachable {
@@ -118,10 +123,12 @@ impl Default for PoolConfig {
     }
 }
 
-/// The database behind Tollgate. Cheap to clone: clones share one pool.
+/// The database behind Tollgate, and the optional Redis denylist in front of its blacklist.
+/// Cheap to clone: clones share one pool.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    redis: Option<std::sync::Arc<denylist::RedisDenylist>>,
 }
 
 /// The first pause between connection attempts; each pause doubles, up to [`MAX_BACKOFF`].
@@ -237,7 +244,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        Ok(Store { pool })
+        Ok(Store { pool, redis: None })
     }
 
     /// Applies any migrations not yet applied. Safe to run at every start and from several

@@ -54,8 +54,12 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the token with this jti is blacklisted.
+    /// Whether the token with this jti is blacklisted: one Redis lookup when the Redis denylist
+    /// is configured and in sync, else a database query.
     pub async fn is_blacklisted(&self, jti: &str) -> Result<bool, StoreError> {
+        if let Some(listed) = self.redis_says_blacklisted(jti).await {
+            return Ok(listed);
+        }
         let found = with_pool!(self, |pool| {
             sqlx::query_scalar::<_, i32>("SELECT 1 FROM blacklisted_tokens WHERE jti = $1")
                 .bind(jti)
@@ -79,6 +83,8 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected())
         })?;
+        // Also when it was already blacklisted: the earlier copy may be missing from Redis.
+        self.redis_add(token.jti, token.expires_at, now).await;
         Ok(done == 1)
     }
 
@@ -124,6 +130,9 @@ impl Store {
             }
             .await
         })?;
+        if rotated {
+            self.redis_add(old.jti, old.expires_at, now).await;
+        }
         Ok(rotated)
     }
 
@@ -167,6 +176,27 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Blacklist rows whose token is still alive at `now`, by id after `after`: (id, jti, exp).
+    pub(crate) async fn live_blacklist_page(
+        &self,
+        after: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        let rows = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, jti, expires_at FROM blacklisted_tokens \
+                 WHERE id > $1 AND expires_at > $2 ORDER BY id LIMIT $3",
+            )
+            .bind(after)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows)
     }
 
     /// How many tokens are recorded as outstanding and as blacklisted.

@@ -226,6 +226,13 @@ settings! {
     /// How long a command keeps retrying, with growing pauses, to reach a database that is still
     /// starting before it gives up with an error. 0 tries once.
     database_connect_timeout "DATABASE_CONNECT_TIMEOUT": Duration = Duration::from_secs(30);
+    /// A Redis server for the denylist, e.g. `redis://127.0.0.1:6379/0`. When set, blacklisted
+    /// token ids are also kept in Redis (expiring with their tokens) and checked there; the
+    /// database stays the source of truth, and is asked whenever Redis is down.
+    redis_url "REDIS_URL": Option<String> = None;
+    /// The prefix of every Redis key Tollgate writes, so that several deployments can share one
+    /// Redis.
+    redis_key_prefix "REDIS_KEY_PREFIX": String = "tollgate:".to_owned();
     /// After SIGTERM or Ctrl-C, how long `serve` lets requests in flight finish before it exits
     /// anyway. New connections are refused from the signal on.
     shutdown_timeout "SHUTDOWN_TIMEOUT": Duration = Duration::from_secs(30);

@@ -26,6 +26,9 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>,
         tracing::warn!(cause = %err, "readiness: database down");
     }
     checks.push(("database", matches!(database, Ok(Ok(())))));
+    if let Some(up) = state.store.ping_redis().await {
+        checks.push(("redis", up));
+    }
     if checks.iter().all(|(_, up)| *up) {
         let mut body = serde_json::Map::new();
         body.insert("status".into(), "ok".into());

@@ -20,7 +20,13 @@ pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()
     for warning in settings.warnings() {
         tracing::warn!("{warning}");
     }
-    let store = super::open_store(&settings).await?;
+    let mut store = super::open_store(&settings).await?;
+    if let Some(url) = &settings.redis_url {
+        store = store
+            .with_redis(url, &settings.redis_key_prefix)
+            .await
+            .context("invalid REDIS_URL")?;
+    }
     let bind = args.bind.unwrap_or_else(|| settings.bind.clone());
     let grace = settings.shutdown_timeout;
     let state = AppState::new(settings, store.clone()).context("invalid configuration")?;

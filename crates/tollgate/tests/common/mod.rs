@@ -137,6 +137,13 @@ impl TestServer {
             .await
             .expect("database opens");
         store.migrate().await.expect("database migrates");
+        let store = match &settings.redis_url {
+            Some(url) => store
+                .with_redis(url, &settings.redis_key_prefix)
+                .await
+                .expect("REDIS_URL parses"),
+            None => store,
+        };
         let state = AppState::new(settings.clone(), store).expect("state builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -1,0 +1,168 @@
+//! The Redis denylist (#4): blacklisted jtis in Redis with their token's remaining lifetime,
+//! the database asked while Redis is down, and Redis trusted again once it is back and filled.
+//! Each test runs a private `redis-server` on a free port, which it stops and starts.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{token_field, TestServer};
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// A private Redis on `port`, without persistence; killed when dropped.
+struct PrivateRedis(Child);
+
+impl PrivateRedis {
+    fn start(port: u16) -> PrivateRedis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts (is it installed?)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PrivateRedis(child)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Blacklisting writes the jti to Redis with the token's remaining lifetime; with Redis stopped
+/// a blacklisted token is still refused (and new blacklisting works); a restarted, empty Redis
+/// is filled from the database, including the jtis blacklisted while it was down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_denylist_survives_redis_going_down_and_coming_back() {
+    let port = free_port();
+    let mut redis_server = Some(PrivateRedis::start(port));
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let server = TestServer::start_with(|s| {
+        s.redis_url = Some(url.clone());
+        s.redis_key_prefix = "tollgate-test:".into();
+        s.rotate_refresh_tokens = true;
+        s.blacklist_after_rotation = true;
+    })
+    .await;
+    let store = server.store().clone();
+    wait_until("redis in use", || store.redis_healthy() == Some(true)).await;
+    server.create_user("alice", "alice-password").await;
+
+    let (refresh, _) = server.obtain_pair("alice", "alice-password").await;
+    let (status, _) = server
+        .post_json("/api/token/blacklist/", json!({ "refresh": refresh }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let jti = token_field(&common::payload(&refresh), "jti");
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("tollgate-test:denylist:{jti}"))
+        .query_async(&mut redis)
+        .await
+        .expect("TTL");
+    let lifetime = server.settings.refresh_token_lifetime.as_secs() as i64;
+    assert!(
+        (lifetime - 5..=lifetime).contains(&ttl),
+        "TTL {ttl}, lifetime {lifetime}"
+    );
+    let refused = json!({"detail": "Token is blacklisted", "code": "token_not_valid"});
+    assert_eq!(
+        server
+            .post_json("/api/token/refresh/", json!({ "refresh": refresh }))
+            .await,
+        (StatusCode::UNAUTHORIZED, refused.clone())
+    );
+
+    // Redis goes away.
+    drop(redis_server.take());
+    assert_eq!(
+        server
+            .post_json("/api/token/refresh/", json!({ "refresh": refresh }))
+            .await,
+        (StatusCode::UNAUTHORIZED, refused.clone())
+    );
+    assert_eq!(store.redis_healthy(), Some(false));
+    let (status, body) = server.get("/readyz", None).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "database": "ok", "redis": "down"})
+        )
+    );
+    // Blacklisting while it is down still works, through the database.
+    let (second, _) = server.obtain_pair("alice", "alice-password").await;
+    let (status, _) = server
+        .post_json("/api/token/blacklist/", json!({ "refresh": second }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        server
+            .post_json("/api/token/refresh/", json!({ "refresh": second }))
+            .await,
+        (StatusCode::UNAUTHORIZED, refused.clone())
+    );
+
+    // Redis comes back empty; Tollgate fills it and trusts it again.
+    let _redis_server = PrivateRedis::start(port);
+    wait_until("redis in use again", || store.redis_healthy() == Some(true)).await;
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let second_jti = token_field(&common::payload(&second), "jti");
+    for jti in [&jti, &second_jti] {
+        let listed: bool = redis::cmd("EXISTS")
+            .arg(format!("tollgate-test:denylist:{jti}"))
+            .query_async(&mut redis)
+            .await
+            .expect("EXISTS");
+        assert!(listed, "{jti} was not copied back into Redis");
+    }
+    for token in [&refresh, &second] {
+        assert_eq!(
+            server
+                .post_json("/api/token/refresh/", json!({ "refresh": token }))
+                .await,
+            (StatusCode::UNAUTHORIZED, refused.clone())
+        );
+    }
+    let (status, _) = server.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    server.stop().await;
+}
