@@ -23,7 +23,7 @@ use sqlx::sqlite::{
 };
 
 pub use tokens::{FlushReport, TokenRecord};
-pub use users::{NewUser, User, UserField};
+pub use users::{NewUser, User, UserChanges, UserField};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]

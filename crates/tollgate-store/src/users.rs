@@ -40,6 +40,7 @@ impl User {
             UserField::Id => self.id.to_string(),
             UserField::Username => self.username.clone(),
             UserField::Email => self.email.clone(),
+            UserField::Phone => self.phone.clone().unwrap_or_default(),
         }
     }
 }
@@ -53,15 +54,18 @@ pub enum UserField {
     Username,
     /// The email address (case-insensitive).
     Email,
+    /// The phone number.
+    Phone,
 }
 
 impl UserField {
-    /// Reads a field name as written in settings (`id`, `username`, `email`).
+    /// Reads a field name as written in settings (`id`, `username`, `email`, `phone`).
     pub fn from_name(name: &str) -> Option<UserField> {
         match name {
             "id" => Some(UserField::Id),
             "username" => Some(UserField::Username),
             "email" => Some(UserField::Email),
+            "phone" => Some(UserField::Phone),
             _ => None,
         }
     }
@@ -74,6 +78,14 @@ pub struct NewUser {
     pub username: String,
     /// Email address, may be empty.
     pub email: String,
+    /// Phone number, if any.
+    pub phone: Option<String>,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Profile fields, a JSON object as text; empty means `{}`.
+    pub profile: String,
     /// The password hash (already hashed).
     pub password_hash: String,
     /// Whether the user may log in.
@@ -82,6 +94,23 @@ pub struct NewUser {
     pub is_staff: bool,
     /// Superuser flag.
     pub is_superuser: bool,
+}
+
+/// Changes to a user's own fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    /// New username.
+    pub username: Option<String>,
+    /// New email address.
+    pub email: Option<String>,
+    /// New phone number (`Some(None)` removes it).
+    pub phone: Option<Option<String>>,
+    /// New given name.
+    pub first_name: Option<String>,
+    /// New family name.
+    pub last_name: Option<String>,
+    /// New profile, a JSON object as text (replaces the old one).
+    pub profile: Option<String>,
 }
 
 /// A lookup key of either SQL type.
@@ -99,9 +128,15 @@ impl Store {
     /// Creates a user; a taken username or email gives [`StoreError::Duplicate`].
     pub async fn create_user(&self, new: &NewUser, now: i64) -> Result<User, StoreError> {
         let sql = format!(
-            "INSERT INTO users (username, email, password, is_active, is_staff, is_superuser, date_joined) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {USER_COLUMNS}"
+            "INSERT INTO users (username, email, password, is_active, is_staff, is_superuser, \
+             date_joined, phone, first_name, last_name, profile) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {USER_COLUMNS}"
         );
+        let profile = if new.profile.is_empty() {
+            "{}"
+        } else {
+            &new.profile
+        };
         let created = with_writer!(self, |pool| {
             sqlx::query_as::<_, User>(&sql)
                 .bind(&new.username)
@@ -111,6 +146,10 @@ impl Store {
                 .bind(new.is_staff)
                 .bind(new.is_superuser)
                 .bind(now)
+                .bind(&new.phone)
+                .bind(&new.first_name)
+                .bind(&new.last_name)
+                .bind(profile)
                 .fetch_one(pool)
                 .await
         });
@@ -140,6 +179,10 @@ impl Store {
             }
             UserField::Email => {
                 let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1) AND email <> ''");
+                self.fetch_user(&sql, Key::Text(value)).await?
+            }
+            UserField::Phone => {
+                let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE phone = $1");
                 self.fetch_user(&sql, Key::Text(value)).await?
             }
         };
@@ -183,6 +226,75 @@ impl Store {
                 .map(|done| done.rows_affected())
         })?;
         Ok(done == 1)
+    }
+
+    /// Applies changes to a user's own fields; `None` if there is no such user, and
+    /// [`StoreError::Duplicate`] if a new username, email or phone is taken.
+    pub async fn update_user(
+        &self,
+        user_id: i64,
+        changes: &UserChanges,
+    ) -> Result<Option<User>, StoreError> {
+        let sql = format!(
+            "UPDATE users SET username = COALESCE($2, username), email = COALESCE($3, email), \
+             phone = CASE WHEN $4 THEN $5 ELSE phone END, \
+             first_name = COALESCE($6, first_name), last_name = COALESCE($7, last_name), \
+             profile = COALESCE($8, profile) WHERE id = $1 RETURNING {USER_COLUMNS}"
+        );
+        let updated = with_writer!(self, |pool| {
+            sqlx::query_as::<_, User>(&sql)
+                .bind(user_id)
+                .bind(&changes.username)
+                .bind(&changes.email)
+                .bind(changes.phone.is_some())
+                .bind(changes.phone.clone().flatten())
+                .bind(&changes.first_name)
+                .bind(&changes.last_name)
+                .bind(&changes.profile)
+                .fetch_optional(pool)
+                .await
+        });
+        updated.map_err(duplicate_or_database)
+    }
+
+    /// Sets a new password hash and blacklists every unexpired refresh or sliding token
+    /// recorded for the user, in one transaction. Returns how many tokens were blacklisted, or
+    /// `None` if there is no such user.
+    pub async fn change_password(
+        &self,
+        user_id: i64,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        let changed = with_writer!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let found = sqlx::query("UPDATE users SET password = $1 WHERE id = $2")
+                    .bind(hash)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if found != 1 {
+                    tx.rollback().await?;
+                    return Ok::<_, sqlx::Error>(None);
+                }
+                let blacklisted = sqlx::query(
+                    "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
+                     SELECT jti, $1, expires_at FROM outstanding_tokens \
+                     WHERE user_id = $2 AND expires_at > $1 ON CONFLICT (jti) DO NOTHING",
+                )
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(Some(blacklisted))
+            }
+            .await
+        })?;
+        Ok(changed)
     }
 
     /// Activates or deactivates a user; false if there is no such user.

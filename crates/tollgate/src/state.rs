@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
-use tollgate_core::password::{PasswordCheck, PasswordHasher};
+use tollgate_core::password::{PasswordCheck, PasswordHasher, PasswordPolicy};
 use tollgate_core::{Settings, TokenCodec};
 use tollgate_store::{Store, UserField};
 
@@ -30,6 +30,8 @@ pub struct AppState {
     pub auth_header: HeaderName,
     /// The `WWW-Authenticate` value for 401s: `Bearer realm="api"`.
     pub challenge: HeaderValue,
+    /// The rules a new password must pass.
+    pub policy: Arc<PasswordPolicy>,
     /// Prometheus metrics (a no-op handle when METRICS_ENABLED is off).
     pub metrics: Metrics,
     /// Users recently loaded for authentication (USER_CACHE_TTL).
@@ -88,6 +90,7 @@ impl AppState {
                 settings.login_failures_per_address,
                 settings.login_failure_window,
             )),
+            policy: Arc::new(PasswordPolicy::from_settings(&settings)),
             codec: Arc::new(codec),
             passwords: PasswordPool::new(hasher),
             settings: Arc::new(settings),

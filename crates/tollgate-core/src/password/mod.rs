@@ -4,6 +4,9 @@
 //! from Django keep their passwords and move to argon2id at their next login.
 
 mod django;
+mod policy;
+
+pub use policy::{PasswordPolicy, UserAttribute};
 
 use std::cell::RefCell;
 

@@ -263,6 +263,32 @@ settings! {
     /// user takes up to this long to stop their access tokens.
     user_cache_ttl "USER_CACHE_TTL": Duration = Duration::ZERO;
 
+    // Users: accounts API, login identifiers, password policy.
+    /// Anyone may create an account with `POST` on USERS_PATH; false answers 404 there.
+    registration_enabled "REGISTRATION_ENABLED": bool = true;
+    /// Path of the registration endpoint.
+    users_path "USERS_PATH": String = "/api/users/".to_owned();
+    /// Path of the current-user endpoint (`GET`, `PUT`, `PATCH`).
+    user_path "USER_PATH": String = "/api/user/".to_owned();
+    /// Path of the password-change endpoint.
+    user_password_path "USER_PASSWORD_PATH": String = "/api/user/password/".to_owned();
+    /// Fields that registration requires besides USERNAME_FIELD and the password, of `email`,
+    /// `phone`, `first_name`, `last_name` and USER_PROFILE_FIELDS.
+    user_required_fields "USER_REQUIRED_FIELDS": Vec<String> = Vec::new();
+    /// Free profile fields (e.g. `nickname`, `avatar`): accepted at registration and update,
+    /// shown with the user, stored as JSON so that adding one needs no migration.
+    user_profile_fields "USER_PROFILE_FIELDS": Vec<String> = Vec::new();
+    /// Minimum password length in characters (Django's MinimumLengthValidator); 0 turns it off.
+    password_min_length "PASSWORD_MIN_LENGTH": usize = 8;
+    /// Refuse passwords too similar to the username, names or email address: the similarity
+    /// allowed, in percent (70 is Django's UserAttributeSimilarityValidator default of 0.7);
+    /// 0 turns it off.
+    password_max_similarity "PASSWORD_MAX_SIMILARITY": u32 = 70;
+    /// Refuse passwords in Django's list of 20,000 common passwords (CommonPasswordValidator).
+    password_reject_common "PASSWORD_REJECT_COMMON": bool = true;
+    /// Refuse passwords made only of digits (NumericPasswordValidator).
+    password_reject_numeric "PASSWORD_REJECT_NUMERIC": bool = true;
+
     // Observability.
     /// What to log: a level (`info`, `debug`) or a filter such as `info,tollgate=debug`.
     log "LOG": String = "info".to_owned();
@@ -275,6 +301,23 @@ settings! {
     /// When set, `/metrics` requires `Authorization: Bearer <this token>`.
     metrics_token "METRICS_TOKEN": Secret = Secret::default();
 }
+
+/// The user's own columns, which profile fields may not shadow.
+const BUILTIN_USER_FIELDS: &[&str] = &[
+    "id",
+    "username",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "password",
+    "is_active",
+    "is_staff",
+    "is_superuser",
+    "date_joined",
+    "last_login",
+    "profile",
+];
 
 /// Names from simplejwt that were removed there; Tollgate refuses them with the same hint.
 const REMOVED: &[&str] = &[
@@ -445,6 +488,34 @@ impl Settings {
         if self.database_acquire_timeout.is_zero() {
             return invalid("DATABASE_ACQUIRE_TIMEOUT", "must be longer than zero");
         }
+        if self.password_max_similarity > 100
+            || (self.password_max_similarity > 0 && self.password_max_similarity < 10)
+        {
+            return invalid(
+                "PASSWORD_MAX_SIMILARITY",
+                "must be 0 (off) or a percentage from 10 to 100",
+            );
+        }
+        for field in &self.user_required_fields {
+            let builtin = matches!(
+                field.as_str(),
+                "email" | "phone" | "first_name" | "last_name"
+            );
+            if !builtin && !self.user_profile_fields.contains(field) {
+                return invalid(
+                    "USER_REQUIRED_FIELDS",
+                    "fields must be email, phone, first_name, last_name or in USER_PROFILE_FIELDS",
+                );
+            }
+        }
+        for field in &self.user_profile_fields {
+            if field.is_empty() || BUILTIN_USER_FIELDS.contains(&field.as_str()) {
+                return invalid(
+                    "USER_PROFILE_FIELDS",
+                    "names must be non-empty and not those of built-in user fields",
+                );
+            }
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return invalid("LOG_FORMAT", "must be text or json");
         }
@@ -530,7 +601,7 @@ impl Settings {
     }
 
     /// Each endpoint path setting with its key.
-    pub fn paths(&self) -> [(&'static str, &str); 7] {
+    pub fn paths(&self) -> [(&'static str, &str); 10] {
         [
             ("TOKEN_OBTAIN_PATH", &self.token_obtain_path),
             ("TOKEN_REFRESH_PATH", &self.token_refresh_path),
@@ -542,6 +613,9 @@ impl Settings {
                 &self.token_sliding_refresh_path,
             ),
             ("INDEX_PATH", &self.index_path),
+            ("USERS_PATH", &self.users_path),
+            ("USER_PATH", &self.user_path),
+            ("USER_PASSWORD_PATH", &self.user_password_path),
         ]
     }
 

@@ -98,6 +98,16 @@ impl Payload {
     }
 
     fn char_field(&self, name: &str) -> Result<String, &'static str> {
+        let text = self.text(name)?.ok_or("This field is required.")?;
+        if text.is_empty() {
+            return Err("This field may not be blank.");
+        }
+        Ok(text)
+    }
+
+    /// An optional string field with DRF's `CharField` rules: `None` when absent, trimmed
+    /// text (possibly empty) when present.
+    pub(crate) fn text(&self, name: &str) -> Result<Option<String>, &'static str> {
         let text = match self {
             Payload::Form(pairs) => pairs
                 .iter()
@@ -112,12 +122,19 @@ impl Payload {
                 Some(_) => return Err("Not a valid string."),
             },
         };
-        let text = text.ok_or("This field is required.")?;
-        let trimmed = text.trim();
-        if trimmed.is_empty() {
-            return Err("This field may not be blank.");
+        Ok(text.map(|text| text.trim().to_owned()))
+    }
+
+    /// A field's raw value: any JSON value, or a form field's text.
+    pub(crate) fn value(&self, name: &str) -> Option<Value> {
+        match self {
+            Payload::Form(pairs) => pairs
+                .iter()
+                .rev()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| Value::String(value.clone())),
+            Payload::Json(map) => map.get(name).cloned(),
         }
-        Ok(trimmed.to_owned())
     }
 }
 

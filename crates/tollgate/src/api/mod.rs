@@ -7,6 +7,7 @@ mod index;
 mod jwks;
 pub(crate) mod openapi;
 mod token;
+mod users;
 
 use axum::handler::Handler;
 use axum::http::Method;
@@ -32,7 +33,7 @@ pub(crate) struct Endpoint {
 /// Every endpoint of the API at the paths the settings give. The OpenAPI test checks that each
 /// is described, so a route belongs here, not in an ad-hoc `.route()`.
 pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
-    vec![
+    let mut list = vec![
         endpoint(&s.token_obtain_path, Method::POST, token::obtain_pair),
         endpoint(&s.token_refresh_path, Method::POST, token::refresh),
         endpoint(&s.token_verify_path, Method::POST, token::verify),
@@ -47,7 +48,15 @@ pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
         endpoint("/healthz", Method::GET, health::healthz),
         endpoint("/readyz", Method::GET, health::readyz),
         endpoint(JWKS_PATH, Method::GET, jwks::jwks),
-    ]
+        endpoint(&s.user_path, Method::GET, users::me),
+        endpoint(&s.user_path, Method::PUT, users::update_me),
+        endpoint(&s.user_path, Method::PATCH, users::update_me),
+        endpoint(&s.user_password_path, Method::POST, users::change_password),
+    ];
+    if s.registration_enabled {
+        list.push(endpoint(&s.users_path, Method::POST, users::register));
+    }
+    list
 }
 
 fn endpoint<H, T>(path: &str, method: Method, handler: H) -> Endpoint

@@ -210,6 +210,105 @@ fn refresh_sliding() {}
     ))]
 fn index() {}
 
+/// A user as the accounts API shows it; the profile fields of USER_PROFILE_FIELDS follow the
+/// built-in ones. The password is never shown.
+#[derive(Serialize, ToSchema)]
+struct UserBody {
+    id: i64,
+    username: String,
+    email: String,
+    phone: Option<String>,
+    first_name: String,
+    last_name: String,
+    /// RFC 3339, UTC.
+    date_joined: String,
+    /// RFC 3339, UTC; null before the first recorded login.
+    last_login: Option<String>,
+}
+
+/// A new account: USERNAME_FIELD and the password are required, and so are
+/// USER_REQUIRED_FIELDS; profile fields may be added.
+#[derive(Serialize, ToSchema)]
+struct Registration {
+    username: String,
+    password: String,
+    email: Option<String>,
+    phone: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+/// Changes to the current user: any of the user's own fields and profile fields.
+#[derive(Serialize, ToSchema)]
+struct UserChange {
+    username: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+/// The current password and the new one.
+#[derive(Serialize, ToSchema)]
+struct PasswordChange {
+    old_password: String,
+    new_password: String,
+}
+
+#[utoipa::path(post, path = "/api/users/", tag = "user",
+    description = "Register a user (REGISTRATION_ENABLED). The new password passes the password policy.",
+    request_body(content(
+        (Registration = "application/json"),
+        (Registration = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 201, description = "The user was created", body = UserBody),
+        (status = 400, description = "Missing, invalid or taken fields, or a weak password", body = FieldErrors),
+    ))]
+fn register() {}
+
+#[utoipa::path(get, path = "/api/user/", tag = "user",
+    description = "The authenticated user.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user", body = UserBody),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+    ))]
+fn me() {}
+
+#[utoipa::path(put, path = "/api/user/", tag = "user",
+    description = "Replace the authenticated user's own fields; USERNAME_FIELD and USER_REQUIRED_FIELDS are required.",
+    security(("bearer" = [])),
+    request_body = UserChange,
+    responses(
+        (status = 200, description = "The changed user", body = UserBody),
+        (status = 400, description = "Missing, invalid or taken fields", body = FieldErrors),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+    ))]
+fn replace_me() {}
+
+#[utoipa::path(patch, path = "/api/user/", tag = "user",
+    description = "Change some of the authenticated user's own fields.",
+    security(("bearer" = [])),
+    request_body = UserChange,
+    responses(
+        (status = 200, description = "The changed user", body = UserBody),
+        (status = 400, description = "Invalid or taken fields", body = FieldErrors),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+    ))]
+fn update_me() {}
+
+#[utoipa::path(post, path = "/api/user/password/", tag = "user",
+    description = "Change the password. The user's refresh tokens are blacklisted; with CHECK_REVOKE_TOKEN every earlier token stops working.",
+    security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "Changed: {\"detail\": \"New password has been saved.\"}", body = ErrorDetail),
+        (status = 400, description = "Wrong old password or a weak new one", body = FieldErrors),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+    ))]
+fn change_password() {}
+
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     description = "Liveness: the process is up.",
     responses((status = 200, description = "Up", body = Health)))]
@@ -232,7 +331,8 @@ fn jwks() {}
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tollgate", description = "JWT authentication with djangorestframework-simplejwt's token API."),
-    paths(obtain_pair, refresh, verify, blacklist, obtain_sliding, refresh_sliding, index, healthz, readyz, jwks),
+    paths(obtain_pair, refresh, verify, blacklist, obtain_sliding, refresh_sliding, index, healthz, readyz, jwks,
+        register, me, replace_me, update_me, change_password),
     modifiers(&BearerScheme),
 )]
 struct ApiDoc;
@@ -265,8 +365,14 @@ pub(crate) fn document(settings: &Settings) -> Document {
             &settings.token_sliding_refresh_path,
         ),
         ("/api/index/", &settings.index_path),
+        ("/api/users/", &settings.users_path),
+        ("/api/user/", &settings.user_path),
+        ("/api/user/password/", &settings.user_password_path),
     ];
     let mut paths = std::mem::take(&mut doc.paths.paths);
+    if !settings.registration_enabled {
+        paths.remove("/api/users/");
+    }
     for (default, configured) in moved {
         if let Some(item) = paths.remove(default) {
             paths.insert(configured.to_owned(), item);

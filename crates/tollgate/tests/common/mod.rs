@@ -233,6 +233,24 @@ impl TestServer {
         read(request.send().await.expect("request sent")).await
     }
 
+    /// Any method, with an optional bearer token and an optional JSON body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await.expect("request sent")).await
+    }
+
     /// Logs in and returns (refresh, access).
     pub async fn obtain_pair(&self, username: &str, password: &str) -> (String, String) {
         let (status, body) = self
