@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tollgate_core::auth::{parse_header, ClassRefusal, HeaderCredentials};
+use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::{unix_now, Claims, TokenError, TokenType};
 use tollgate_store::User;
 
@@ -68,6 +69,9 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
         if state.settings.check_user_is_active && !user.is_active {
             return Err(ApiError::UserInactive);
         }
+        if !password_unchanged(state, &claims, &user) {
+            return Err(ApiError::PasswordChanged);
+        }
         if let Some(slot) = parts.extensions.get::<RequestUser>() {
             slot.set(user.id);
         }
@@ -77,4 +81,12 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
             token_type,
         })
     }
+}
+
+/// With CHECK_REVOKE_TOKEN, whether the token's password fingerprint is that of the user's
+/// current password hash; always true without it.
+pub(crate) fn password_unchanged(state: &AppState, claims: &Claims, user: &User) -> bool {
+    !state.settings.check_revoke_token
+        || claims.str(&state.settings.revoke_token_claim)
+            == Some(revoke_fingerprint(&user.password).as_str())
 }

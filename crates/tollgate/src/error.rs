@@ -58,6 +58,12 @@ pub enum ApiError {
     /// A request authenticated by the refresh cookie that does not come from an allowed origin.
     #[error("CSRF Failed: {0}")]
     Csrf(String),
+    /// A protected endpoint got a token minted before the user's password changed.
+    #[error("the user's password has been changed")]
+    PasswordChanged,
+    /// A refresh with a token minted before the user's password changed.
+    #[error("the user's password has been changed (refresh)")]
+    PasswordChangedForToken,
     /// No route has this path.
     #[error("not found")]
     NotFound,
@@ -97,6 +103,9 @@ impl ApiError {
             ApiError::UserNotFound => Some("user_not_found"),
             ApiError::UserInactive => Some("user_inactive"),
             ApiError::NoActiveAccountForToken => Some("user_not_active"),
+            ApiError::PasswordChanged | ApiError::PasswordChangedForToken => {
+                Some("password_changed")
+            }
             _ => None,
         }
     }
@@ -184,6 +193,14 @@ impl ApiError {
                 coded("User is inactive", "user_inactive"),
             ),
             ApiError::Csrf(_) => (StatusCode::FORBIDDEN, detail(&self.to_string())),
+            ApiError::PasswordChanged => (
+                StatusCode::UNAUTHORIZED,
+                coded("The user's password has been changed.", "password_changed"),
+            ),
+            ApiError::PasswordChangedForToken => (
+                StatusCode::UNAUTHORIZED,
+                detail("The user's password has been changed."),
+            ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, detail("Not found.")),
             ApiError::MethodNotAllowed(method) => (
                 StatusCode::METHOD_NOT_ALLOWED,

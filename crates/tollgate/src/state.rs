@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
 use tollgate_core::password::{PasswordCheck, PasswordHasher, PasswordPolicy};
-use tollgate_core::{Settings, TokenCodec};
-use tollgate_store::{Store, UserField};
+use tollgate_core::{Claims, Settings, TokenCodec};
+use tollgate_store::{Store, User, UserField};
 
 use crate::metrics::Metrics;
 use crate::throttle::LoginThrottle;
@@ -30,6 +30,10 @@ pub struct AppState {
     pub auth_header: HeaderName,
     /// The `WWW-Authenticate` value for 401s: `Bearer realm="api"`.
     pub challenge: HeaderValue,
+    /// LOGIN_FIELDS parsed (USERNAME_FIELD alone when the setting is empty).
+    pub login_fields: Vec<UserField>,
+    /// Code that adds claims to every new token, after TOKEN_USER_CLAIMS.
+    pub claim_sources: Vec<Arc<dyn ClaimSource>>,
     /// The rules a new password must pass.
     pub policy: Arc<PasswordPolicy>,
     /// Prometheus metrics (a no-op handle when METRICS_ENABLED is off).
@@ -38,6 +42,31 @@ pub struct AppState {
     pub user_cache: UserCache,
     /// Failed-login counters (LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_ADDRESS).
     pub login_throttle: Arc<LoginThrottle>,
+}
+
+/// Adds claims to the tokens Tollgate mints, for applications that embed Tollgate as a library
+/// and need claims that settings cannot express. Claims added to a refresh token carry over to
+/// the access tokens made from it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tollgate::state::ClaimSource;
+/// use tollgate_core::Claims;
+/// use tollgate_store::User;
+///
+/// struct Tenant;
+/// impl ClaimSource for Tenant {
+///     fn add_claims(&self, user: &User, claims: &mut Claims) {
+///         claims.insert("tenant", if user.is_staff { "staff" } else { "public" });
+///     }
+/// }
+/// # fn wire(state: tollgate::state::AppState) -> tollgate::state::AppState {
+/// state.with_claim_source(Arc::new(Tenant))
+/// # }
+/// ```
+pub trait ClaimSource: Send + Sync {
+    /// Adds or changes claims of a token being minted for `user` at login.
+    fn add_claims(&self, user: &User, claims: &mut Claims);
 }
 
 /// The settings could not be turned into a running state.
@@ -68,6 +97,15 @@ impl AppState {
             .ok_or_else(|| invalid("USER_ID_FIELD", "must be one of id, username, email"))?;
         let username_field = UserField::from_name(&settings.username_field)
             .ok_or_else(|| invalid("USERNAME_FIELD", "must be one of username, email"))?;
+        let login_fields = if settings.login_fields.is_empty() {
+            vec![username_field]
+        } else {
+            settings
+                .login_fields
+                .iter()
+                .filter_map(|name| UserField::from_name(name))
+                .collect()
+        };
         let auth_header = tollgate_core::auth::header_name(&settings.auth_header_name)
             .and_then(|name| HeaderName::try_from(name).ok())
             .ok_or_else(|| invalid("AUTH_HEADER_NAME", "must be a header name"))?;
@@ -91,6 +129,8 @@ impl AppState {
                 settings.login_failure_window,
             )),
             policy: Arc::new(PasswordPolicy::from_settings(&settings)),
+            login_fields,
+            claim_sources: Vec::new(),
             codec: Arc::new(codec),
             passwords: PasswordPool::new(hasher),
             settings: Arc::new(settings),
@@ -116,6 +156,14 @@ fn lower_priority() {
 
 /// A password job: runs on a hashing thread with the hasher.
 type Job = Box<dyn FnOnce(&PasswordHasher) + Send>;
+
+impl AppState {
+    /// The state with one more source of claims, run after those added before it.
+    pub fn with_claim_source(mut self, source: Arc<dyn ClaimSource>) -> AppState {
+        self.claim_sources.push(source);
+        self
+    }
+}
 
 /// Runs password hashes on a fixed set of threads, one per core, so that a flood of logins
 /// queues here instead of starving token checks on the async runtime. Fixed threads (rather

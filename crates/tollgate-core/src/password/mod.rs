@@ -61,6 +61,23 @@ impl PasswordCheck {
     }
 }
 
+/// The fingerprint of a stored password hash that tokens carry when CHECK_REVOKE_TOKEN is on:
+/// simplejwt's, the upper-case hex MD5 of the hash string. It changes whenever the password
+/// (or its hash) does.
+///
+/// ```
+/// let fingerprint = tollgate_core::password::revoke_fingerprint("pbkdf2_sha256$1$a$b");
+/// // Python: hashlib.md5(b"pbkdf2_sha256$1$a$b").hexdigest().upper()
+/// assert_eq!(fingerprint, "D189514B36275B5C49334DB961F35162");
+/// ```
+pub fn revoke_fingerprint(stored_hash: &str) -> String {
+    use md5::Digest as _;
+    md5::Md5::digest(stored_hash.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
 /// Hashes and verifies passwords at the configured argon2id cost.
 #[derive(Clone)]
 pub struct PasswordHasher {

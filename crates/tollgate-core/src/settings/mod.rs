@@ -278,6 +278,27 @@ settings! {
     /// Free profile fields (e.g. `nickname`, `avatar`): accepted at registration and update,
     /// shown with the user, stored as JSON so that adding one needs no migration.
     user_profile_fields "USER_PROFILE_FIELDS": Vec<String> = Vec::new();
+    /// The user fields that the login credential (sent under USERNAME_FIELD) is looked up in,
+    /// in order: any of `username`, `email` (without regard to case) and `phone`. Empty means
+    /// USERNAME_FIELD alone.
+    login_fields "LOGIN_FIELDS": Vec<String> = Vec::new();
+    /// Put a fingerprint of the user's password hash (simplejwt's: upper-case hex MD5 of the
+    /// stored hash) in every new token and refuse tokens whose fingerprint no longer matches,
+    /// so that a password change ends every earlier access token at once. Off by default, as
+    /// in simplejwt; a password change always blacklists the user's refresh tokens.
+    check_revoke_token "CHECK_REVOKE_TOKEN": bool = false;
+    /// The claim that holds the password fingerprint.
+    revoke_token_claim "REVOKE_TOKEN_CLAIM": String = "hash_password".to_owned();
+    /// User fields copied into every new token as claims of the same name: built-in fields
+    /// (`username`, `email`, `first_name`, `last_name`, `phone`, `is_staff`, `is_superuser`)
+    /// or USER_PROFILE_FIELDS. Claims set on a refresh token carry over to its access tokens.
+    token_user_claims "TOKEN_USER_CLAIMS": Vec<String> = Vec::new();
+    /// The shape of a successful login on TOKEN_OBTAIN_PATH: `pair` (`{"refresh", "access"}`,
+    /// as simplejwt answers) or `token` (`{"token": <access token>}`, as the older
+    /// djangorestframework-jwt answered; no refresh token is issued).
+    login_response "LOGIN_RESPONSE": String = "pair".to_owned();
+    /// Add the user, as USER_PATH shows it, to the login response under `user`.
+    login_response_user "LOGIN_RESPONSE_USER": bool = false;
     /// Minimum password length in characters (Django's MinimumLengthValidator); 0 turns it off.
     password_min_length "PASSWORD_MIN_LENGTH": usize = 8;
     /// Refuse passwords too similar to the username, names or email address: the similarity
@@ -505,6 +526,37 @@ impl Settings {
                 return invalid(
                     "USER_REQUIRED_FIELDS",
                     "fields must be email, phone, first_name, last_name or in USER_PROFILE_FIELDS",
+                );
+            }
+        }
+        if self
+            .login_fields
+            .iter()
+            .any(|f| !matches!(f.as_str(), "username" | "email" | "phone"))
+        {
+            return invalid("LOGIN_FIELDS", "fields must be username, email or phone");
+        }
+        if !matches!(self.login_response.as_str(), "pair" | "token") {
+            return invalid("LOGIN_RESPONSE", "must be pair or token");
+        }
+        if self.check_revoke_token && self.revoke_token_claim.is_empty() {
+            return invalid("REVOKE_TOKEN_CLAIM", "must not be empty");
+        }
+        for claim in &self.token_user_claims {
+            let builtin = matches!(
+                claim.as_str(),
+                "username"
+                    | "email"
+                    | "phone"
+                    | "first_name"
+                    | "last_name"
+                    | "is_staff"
+                    | "is_superuser"
+            );
+            if !builtin && !self.user_profile_fields.contains(claim) {
+                return invalid(
+                    "TOKEN_USER_CLAIMS",
+                    "claims must be built-in user fields or in USER_PROFILE_FIELDS",
                 );
             }
         }

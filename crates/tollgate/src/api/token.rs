@@ -11,12 +11,13 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use tollgate_core::password::PasswordCheck;
+use tollgate_core::password::{revoke_fingerprint, PasswordCheck};
 use tollgate_core::{unix_now, Claims, Issued, TokenError, TokenType};
 use tollgate_store::{TokenRecord, User, UserField};
 
 use super::body::Payload;
 use super::cookie;
+use crate::auth::password_unchanged;
 use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -29,22 +30,37 @@ pub(crate) async fn obtain_pair(
 ) -> Result<Response, ApiError> {
     let user = throttled_log_in(&state, client, &payload).await?;
     let now = unix_now();
-    let user_id = user.field(state.user_id_field);
-    let refresh = sign(
-        &state,
-        state
-            .codec
-            .claims_for_user(TokenType::Refresh, &user_id, now),
-    )?;
-    record_outstanding(&state, &refresh, Some(user.id)).await?;
-    let access = sign(&state, state.codec.access_claims_from(&refresh.claims, now))?;
-    state.metrics.issued(TokenType::Refresh);
-    state.metrics.issued(TokenType::Access);
-    tracing::info!(user_id = user.id, jti = %refresh.jti, "token pair obtained");
-    if state.settings.refresh_cookie {
-        return with_refresh_cookie(&state, json!({ "access": access.token }), &refresh);
+    let mut refresh_for_cookie = None;
+    let mut body = if state.settings.login_response == "token" {
+        // djangorestframework-jwt's answer: one token, nothing to refresh.
+        let access = sign(&state, claims_for(&state, TokenType::Access, &user, now))?;
+        state.metrics.issued(TokenType::Access);
+        tracing::info!(user_id = user.id, "access token obtained");
+        json!({ "token": access.token })
+    } else {
+        let refresh = sign(&state, claims_for(&state, TokenType::Refresh, &user, now))?;
+        record_outstanding(&state, &refresh, Some(user.id)).await?;
+        let access = sign(&state, state.codec.access_claims_from(&refresh.claims, now))?;
+        state.metrics.issued(TokenType::Refresh);
+        state.metrics.issued(TokenType::Access);
+        tracing::info!(user_id = user.id, jti = %refresh.jti, "token pair obtained");
+        if state.settings.refresh_cookie {
+            let body = json!({ "access": access.token });
+            refresh_for_cookie = Some(refresh);
+            body
+        } else {
+            json!({ "refresh": refresh.token, "access": access.token })
+        }
+    };
+    if state.settings.login_response_user {
+        if let Value::Object(map) = &mut body {
+            map.insert("user".to_owned(), super::users::user_json(&state, &user));
+        }
     }
-    Ok(Json(json!({ "refresh": refresh.token, "access": access.token })).into_response())
+    match refresh_for_cookie {
+        Some(refresh) => with_refresh_cookie(&state, body, &refresh),
+        None => Ok(Json(body).into_response()),
+    }
 }
 
 /// `POST /api/token/sliding/`: a sliding token for a username and password.
@@ -55,13 +71,7 @@ pub(crate) async fn obtain_sliding(
 ) -> Result<Json<Value>, ApiError> {
     let user = throttled_log_in(&state, client, &payload).await?;
     let now = unix_now();
-    let user_id = user.field(state.user_id_field);
-    let sliding = sign(
-        &state,
-        state
-            .codec
-            .claims_for_user(TokenType::Sliding, &user_id, now),
-    )?;
+    let sliding = sign(&state, claims_for(&state, TokenType::Sliding, &user, now))?;
     record_outstanding(&state, &sliding, Some(user.id)).await?;
     state.metrics.issued(TokenType::Sliding);
     tracing::info!(user_id = user.id, jti = %sliding.jti, "sliding token obtained");
@@ -217,13 +227,16 @@ async fn throttled_log_in(
 async fn log_in(state: &AppState, payload: &Payload) -> Result<User, ApiError> {
     let username_field = state.settings.username_field.as_str();
     let [username, password] = payload.char_fields([username_field, "password"])?;
-    let user = state
-        .store
-        .find_user(state.username_field, &username)
-        .await?;
+    let mut user = None;
+    for field in &state.login_fields {
+        user = state.store.find_user(*field, &username).await?;
+        if user.is_some() {
+            break;
+        }
+    }
     let stored = user.as_ref().map(|u| u.password.clone());
     let check = state.passwords.verify(password.clone(), stored).await;
-    let user = match user {
+    let mut user = match user {
         Some(user) if check.matched() && user.is_active => user,
         _ => {
             state.metrics.login(false);
@@ -234,9 +247,14 @@ async fn log_in(state: &AppState, payload: &Payload) -> Result<User, ApiError> {
     if check == PasswordCheck::MatchNeedsRehash {
         let hash = state.passwords.hash(password).await;
         state.store.set_password_hash(user.id, &hash).await?;
+        // Tokens minted below carry the new hash's fingerprint; cached copies must not.
+        user.password = hash;
+        state.user_cache.clear();
     }
     if state.settings.update_last_login {
-        state.store.set_last_login(user.id, unix_now()).await?;
+        let now = unix_now();
+        state.store.set_last_login(user.id, now).await?;
+        user.last_login = Some(now);
     }
     state.metrics.login(true);
     Ok(user)
@@ -266,10 +284,39 @@ async fn require_active_user(state: &AppState, claims: &Claims) -> Result<(), Ap
     let Some(user_id) = state.codec.user_id(claims) else {
         return Ok(());
     };
-    match state.store.find_user(state.user_id_field, &user_id).await? {
-        Some(user) if user.is_active || !state.settings.check_user_is_active => Ok(()),
-        _ => Err(ApiError::NoActiveAccountForToken),
+    let user = match state.store.find_user(state.user_id_field, &user_id).await? {
+        Some(user) if user.is_active || !state.settings.check_user_is_active => user,
+        _ => return Err(ApiError::NoActiveAccountForToken),
+    };
+    if !password_unchanged(state, claims, &user) {
+        // As simplejwt does, the refused token is also blacklisted.
+        if state.codec.jti(claims).is_some() {
+            let record = token_record(state, claims, Some(user.id));
+            state.store.blacklist(&record, unix_now()).await?;
+        }
+        return Err(ApiError::PasswordChangedForToken);
     }
+    Ok(())
+}
+
+/// The claims of a new token for `user`: its id, then (CHECK_REVOKE_TOKEN) the password
+/// fingerprint, then TOKEN_USER_CLAIMS, then the claims that code adds.
+fn claims_for(state: &AppState, kind: TokenType, user: &User, now: i64) -> Claims {
+    let user_id = user.field(state.user_id_field);
+    let mut claims = state.codec.claims_for_user(kind, &user_id, now);
+    if state.settings.check_revoke_token {
+        claims.insert(
+            state.settings.revoke_token_claim.clone(),
+            revoke_fingerprint(&user.password),
+        );
+    }
+    for field in &state.settings.token_user_claims {
+        claims.insert(field.clone(), super::users::user_value(user, field));
+    }
+    for source in &state.claim_sources {
+        source.add_claims(user, &mut claims);
+    }
+    claims
 }
 
 /// The primary key of the user a token names, if that user exists.

@@ -186,6 +186,22 @@ pub(crate) fn user_json(state: &AppState, user: &User) -> Value {
     body
 }
 
+/// One user field's value as a token claim: a built-in field or a profile field (null when
+/// the user has none).
+pub(crate) fn user_value(user: &User, field: &str) -> Value {
+    match field {
+        "id" => json!(user.id),
+        "username" => json!(user.username),
+        "email" => json!(user.email),
+        "phone" => json!(user.phone),
+        "first_name" => json!(user.first_name),
+        "last_name" => json!(user.last_name),
+        "is_staff" => json!(user.is_staff),
+        "is_superuser" => json!(user.is_superuser),
+        _ => profile_of(user).remove(field).unwrap_or(Value::Null),
+    }
+}
+
 /// Epoch seconds as DRF writes a `DateTimeField` in UTC.
 fn timestamp(at: Option<i64>) -> Value {
     let Some(at) = at.and_then(|at| u64::try_from(at).ok()) else {

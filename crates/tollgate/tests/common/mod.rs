@@ -128,6 +128,15 @@ impl TestServer {
 
     /// A server on `backend` with the test settings as changed by `edit`.
     pub async fn start_on(backend: Backend, edit: impl FnOnce(&mut Settings)) -> TestServer {
+        TestServer::start_on_with(backend, edit, |state| state).await
+    }
+
+    /// Like [`TestServer::start_on`], with the state changed by `wrap` before the server starts.
+    pub async fn start_on_with(
+        backend: Backend,
+        edit: impl FnOnce(&mut Settings),
+        wrap: impl FnOnce(AppState) -> AppState,
+    ) -> TestServer {
         let mut settings = test_settings();
         edit(&mut settings);
         settings.validate().expect("test settings are valid");
@@ -144,7 +153,7 @@ impl TestServer {
                 .expect("REDIS_URL parses"),
             None => store,
         };
-        let state = AppState::new(settings.clone(), store).expect("state builds");
+        let state = wrap(AppState::new(settings.clone(), store).expect("state builds"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binds");

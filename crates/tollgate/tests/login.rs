@@ -1,0 +1,209 @@
+//! Logging in: identifiers, active users, last login, password-change revocation, Django
+//! hashes, custom claims and the response's shape (#3).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{payload, token_field, Backend, TestServer};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tollgate::state::ClaimSource;
+use tollgate_core::Claims;
+use tollgate_store::{User, UserChanges, UserField};
+
+const PW: &str = "quantum-ferret-72";
+
+async fn login(server: &TestServer, credential: &str, password: &str) -> (StatusCode, Value) {
+    server
+        .post_json(
+            "/api/token/",
+            json!({"username": credential, "password": password}),
+        )
+        .await
+}
+
+fn no_account() -> (StatusCode, Value) {
+    (
+        StatusCode::UNAUTHORIZED,
+        json!({"detail": "No active account found with the given credentials"}),
+    )
+}
+
+on_both_backends! {
+    /// LOGIN_FIELDS: one credential matches the username, the email (any case) or the phone.
+    async fn login_by_username_email_or_phone(backend) {
+        let server = TestServer::start_on(backend, |s| {
+            s.login_fields = vec!["username".into(), "email".into(), "phone".into()];
+        }).await;
+        let user = server.create_user("ann", PW).await;
+        let changes = UserChanges { phone: Some(Some("+15550100".into())), ..UserChanges::default() };
+        server.store().update_user(user.id, &changes).await.expect("updated");
+        for credential in ["ann", "ann@example.com", "ANN@Example.COM", "+15550100"] {
+            let (status, body) = login(&server, credential, PW).await;
+            assert_eq!(status, StatusCode::OK, "{credential}: {body}");
+            let access = token_field(&body, "access");
+            assert_eq!(payload(&access)["user_id"], json!(user.id.to_string()));
+        }
+        assert_eq!(login(&server, "ann", "wrong").await, no_account());
+        assert_eq!(login(&server, "nobody@example.com", PW).await, no_account());
+    }
+
+    /// By default only USERNAME_FIELD identifies the user.
+    async fn by_default_only_the_username_logs_in(backend) {
+        let server = TestServer::start_on(backend, |_| {}).await;
+        server.create_user("ann", PW).await;
+        assert_eq!(login(&server, "ann@example.com", PW).await, no_account());
+        assert_eq!(login(&server, "ANN", PW).await, no_account());
+        assert_eq!(login(&server, "ann", PW).await.0, StatusCode::OK);
+    }
+
+    /// Inactive users cannot log in; with CHECK_USER_IS_ACTIVE a deactivated user's live
+    /// tokens stop working, without it they go on working.
+    async fn deactivation_ends_logins_and_live_tokens(backend) {
+        for check in [true, false] {
+            let server = TestServer::start_on(backend, |s| s.check_user_is_active = check).await;
+            let user = server.create_user("ann", PW).await;
+            let (refresh, access) = server.obtain_pair("ann", PW).await;
+            server.store().set_active(user.id, false).await.expect("deactivated");
+            assert_eq!(login(&server, "ann", PW).await, no_account());
+            let (status, body) = server.send(Method::GET, "/api/user/", Some(&access), None).await;
+            let (refresh_status, refresh_body) = server.post_json("/api/token/refresh/", json!({"refresh": refresh})).await;
+            if check {
+                assert_eq!((status, body), (StatusCode::UNAUTHORIZED, json!({"detail": "User is inactive", "code": "user_inactive"})));
+                assert_eq!((refresh_status, refresh_body), (StatusCode::UNAUTHORIZED, json!({"detail": "No active account found for the given token."})));
+            } else {
+                assert_eq!(status, StatusCode::OK, "{body}");
+                assert_eq!(refresh_status, StatusCode::OK, "{refresh_body}");
+            }
+        }
+    }
+
+    /// UPDATE_LAST_LOGIN records the login time, shown on the user.
+    async fn last_login_is_recorded_when_asked(backend) {
+        for update in [true, false] {
+            let server = TestServer::start_on(backend, |s| s.update_last_login = update).await;
+            server.create_user("ann", PW).await;
+            let (_, access) = server.obtain_pair("ann", PW).await;
+            let (_, body) = server.send(Method::GET, "/api/user/", Some(&access), None).await;
+            assert_eq!(body["last_login"].is_string(), update, "{body}");
+        }
+    }
+
+    /// With CHECK_REVOKE_TOKEN, a password change refuses every earlier access and refresh
+    /// token; tokens minted with the new password work.
+    async fn password_change_refuses_earlier_access_and_refresh_tokens(backend) {
+        let server = TestServer::start_on(backend, |s| s.check_revoke_token = true).await;
+        server.create_user("ann", PW).await;
+        let (refresh, access) = server.obtain_pair("ann", PW).await;
+        assert!(payload(&access)["hash_password"].is_string());
+        let (status, _) = server.send(Method::GET, "/api/user/", Some(&access), None).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = server.send(Method::POST, "/api/user/password/", Some(&access),
+            Some(json!({"old_password": PW, "new_password": "n3w-horse-battery"}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        let (status, body) = server.send(Method::GET, "/api/user/", Some(&access), None).await;
+        assert_eq!((status, body), (StatusCode::UNAUTHORIZED, json!({"detail": "The user's password has been changed.", "code": "password_changed"})));
+        let (status, body) = server.post_json("/api/token/refresh/", json!({"refresh": refresh})).await;
+        assert_eq!((status, body), (StatusCode::UNAUTHORIZED, json!({"detail": "Token is blacklisted", "code": "token_not_valid"})));
+
+        let (new_refresh, new_access) = server.obtain_pair("ann", "n3w-horse-battery").await;
+        let (status, _) = server.send(Method::GET, "/api/user/", Some(&new_access), None).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = server.post_json("/api/token/refresh/", json!({"refresh": new_refresh})).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    /// A password set outside the API (the CLI, another service) also ends refresh tokens
+    /// through the fingerprint, and the refused token is blacklisted, as simplejwt does.
+    async fn refresh_with_a_stale_fingerprint_is_refused_and_blacklisted(backend) {
+        let server = TestServer::start_on(backend, |s| s.check_revoke_token = true).await;
+        let user = server.create_user("ann", PW).await;
+        let (refresh, _) = server.obtain_pair("ann", PW).await;
+        let hash = server.state.passwords.hash("another-pass-word".into()).await;
+        server.store().set_password_hash(user.id, &hash).await.expect("set");
+        let (status, body) = server.post_json("/api/token/refresh/", json!({"refresh": refresh})).await;
+        assert_eq!((status, body), (StatusCode::UNAUTHORIZED, json!({"detail": "The user's password has been changed."})));
+        let (status, body) = server.post_json("/api/token/refresh/", json!({"refresh": refresh})).await;
+        assert_eq!((status, body["detail"].clone()), (StatusCode::UNAUTHORIZED, json!("Token is blacklisted")));
+    }
+
+    /// A user imported with a Django PBKDF2 hash logs in, is moved to argon2id, and the
+    /// tokens of that login carry the new hash's fingerprint.
+    async fn django_hashes_log_in_and_are_rehashed(backend) {
+        let server = TestServer::start_on(backend, |s| s.check_revoke_token = true).await;
+        let user = server.create_user("ann", "unused-password-1").await;
+        // Made by Django's PBKDF2PasswordHasher (see tollgate-core's password fixtures).
+        let django = "pbkdf2_sha256$1000$saltsalt0$3FOIWq+8wztxFF0f9+QHX5gPK+0BKeH6elJMSfbkOIo=";
+        server.store().set_password_hash(user.id, django).await.expect("set");
+        assert_eq!(login(&server, "ann", "correct horse battery stapl").await, no_account());
+        let (_, access) = server.obtain_pair("ann", "correct horse battery staple").await;
+        let stored = server.store().find_user(UserField::Username, "ann").await.expect("query").expect("exists");
+        assert!(stored.password.starts_with("argon2$argon2id$"), "{}", stored.password);
+        let (status, body) = server.send(Method::GET, "/api/user/", Some(&access), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        server.obtain_pair("ann", "correct horse battery staple").await;
+    }
+
+    /// TOKEN_USER_CLAIMS copy user and profile fields into tokens; they carry over on refresh.
+    async fn user_fields_become_claims(backend) {
+        let server = TestServer::start_on(backend, |s| {
+            s.user_profile_fields = vec!["nickname".into(), "credit".into(), "avatar".into()];
+            s.token_user_claims = vec!["username".into(), "nickname".into(), "credit".into(), "avatar".into(), "is_staff".into()];
+        }).await;
+        let (status, _) = server.post_json("/api/users/", json!({"username": "ann", "password": PW, "nickname": "annie", "credit": 40})).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (refresh, access) = server.obtain_pair("ann", PW).await;
+        let claims = payload(&access);
+        assert_eq!(
+            (&claims["username"], &claims["nickname"], &claims["credit"], &claims["avatar"], &claims["is_staff"]),
+            (&json!("ann"), &json!("annie"), &json!(40), &Value::Null, &json!(false))
+        );
+        let (_, body) = server.post_json("/api/token/refresh/", json!({"refresh": refresh})).await;
+        assert_eq!(payload(&token_field(&body, "access"))["nickname"], "annie");
+    }
+
+    /// LOGIN_RESPONSE = token answers djangorestframework-jwt's `{"token": …}`;
+    /// LOGIN_RESPONSE_USER adds the user.
+    async fn login_response_shapes(backend) {
+        let server = TestServer::start_on(backend, |s| s.login_response = "token".into()).await;
+        server.create_user("ann", PW).await;
+        let (status, body) = login(&server, "ann", PW).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body.as_object().expect("object").keys().collect::<Vec<_>>(), ["token"]);
+        let token = token_field(&body, "token");
+        let (status, _) = server.send(Method::GET, "/api/user/", Some(&token), None).await;
+        assert_eq!(status, StatusCode::OK);
+
+        let server = TestServer::start_on(backend, |s| s.login_response_user = true).await;
+        server.create_user("ann", PW).await;
+        let (_, body) = login(&server, "ann", PW).await;
+        assert_eq!(body.as_object().expect("object").keys().collect::<Vec<_>>(), ["refresh", "access", "user"]);
+        assert_eq!(body["user"]["username"], "ann");
+        assert!(body["user"].get("password").is_none());
+    }
+}
+
+struct Tenant;
+
+impl ClaimSource for Tenant {
+    fn add_claims(&self, user: &User, claims: &mut Claims) {
+        claims.insert("tenant", format!("t-{}", user.username));
+    }
+}
+
+/// A ClaimSource registered in code adds claims to refresh and access tokens.
+#[tokio::test]
+async fn claim_sources_add_claims_in_code() {
+    let server = TestServer::start_on_with(
+        Backend::Sqlite,
+        |_| {},
+        |state| state.with_claim_source(Arc::new(Tenant)),
+    )
+    .await;
+    server.create_user("ann", PW).await;
+    let (refresh, access) = server.obtain_pair("ann", PW).await;
+    assert_eq!(payload(&refresh)["tenant"], "t-ann");
+    assert_eq!(payload(&access)["tenant"], "t-ann");
+}
