@@ -7,10 +7,12 @@
 //! # Layout
 //! - [`Store`]: connecting, migrating, health.
 //! - `users`: accounts ([`User`], [`NewUser`]).
+//! - `django`: reading Django's `auth_user` and importing it ([`read_django_users`]).
 //! - `tokens`: the outstanding-token record and the blacklist ([`TokenRecord`]).
 #![deny(missing_docs)]
 
 mod denylist;
+mod django;
 mod tokens;
 mod users;
 
@@ -22,6 +24,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use django::{read_django_users, DjangoUser, ImportOutcome};
 pub use tokens::{FlushReport, TokenRecord};
 pub use users::{NewUser, User, UserChanges, UserField};
 

@@ -325,7 +325,7 @@ impl Store {
 
 /// Turns a unique violation into [`StoreError::Duplicate`] naming the field. PostgreSQL names
 /// the index; SQLite names the column or index in its message.
-fn duplicate_or_database(err: sqlx::Error) -> StoreError {
+pub(crate) fn duplicate_or_database(err: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &err {
         if db.is_unique_violation() {
             let text = format!("{} {}", db.constraint().unwrap_or_default(), db.message());

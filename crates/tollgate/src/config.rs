@@ -11,6 +11,7 @@ pub const NON_SETTING_ENV: &[&str] = &[
     "CONFIG",
     "SUPERUSER_PASSWORD",
     "USER_PASSWORD",
+    "NEW_PASSWORD",
     "TEST_POSTGRES_URL",
     "BLESS",
 ];

@@ -38,6 +38,10 @@ fn help_is_available_for_every_subcommand() {
         "flushexpiredtokens",
         "check",
         "keygen",
+        "import-django",
+        "changepassword",
+        "activate",
+        "deactivate",
     ] {
         let output = run(tollgate(dir.path(), &[sub, "--help"]));
         assert!(output.status.success(), "{sub}: {}", text(&output.stderr));

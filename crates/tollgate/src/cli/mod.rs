@@ -1,7 +1,9 @@
 //! The `tollgate` command line: one module per subcommand.
 
+mod account;
 mod check;
 mod flush;
+mod import_django;
 mod keygen;
 mod migrate;
 mod serve;
@@ -47,6 +49,14 @@ enum Command {
     Check,
     /// Generate a new signing key (a PEM key pair, or a random secret for HS*).
     Keygen(keygen::Args),
+    /// Import the users of a Django database (auth_user), keeping their ids and passwords.
+    ImportDjango(import_django::Args),
+    /// Set a user's password; their refresh tokens are blacklisted.
+    Changepassword(account::PasswordArgs),
+    /// Let a user log in again.
+    Activate(account::Target),
+    /// Stop a user from logging in (and, with CHECK_USER_IS_ACTIVE, end their tokens).
+    Deactivate(account::Target),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell to complete for.
@@ -103,6 +113,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token::run(settings, args).await,
         Command::Flushexpiredtokens => flush::run(settings).await,
         Command::Check => check::run(settings),
+        Command::ImportDjango(args) => import_django::run(settings, args).await,
+        Command::Changepassword(args) => account::change_password(settings, args).await,
+        Command::Activate(target) => account::set_active(settings, target, true).await,
+        Command::Deactivate(target) => account::set_active(settings, target, false).await,
         Command::Completions { .. } | Command::Keygen(_) => Ok(()),
     }
 }

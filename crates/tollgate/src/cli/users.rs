@@ -118,7 +118,7 @@ fn prompt(question: &str) -> anyhow::Result<String> {
     Ok(line.trim().to_owned())
 }
 
-fn prompt_password() -> anyhow::Result<String> {
+pub(crate) fn prompt_password() -> anyhow::Result<String> {
     if !std::io::stdin().is_terminal() {
         // Piped input: read the password and its confirmation as plain lines.
         let password = prompt("Password: ")?;

@@ -1,0 +1,94 @@
+//! `tollgate changepassword`, `tollgate activate` and `tollgate deactivate`.
+
+use anyhow::{bail, Context};
+use tollgate_core::password::{PasswordHasher, PasswordPolicy, UserAttribute};
+use tollgate_core::{unix_now, Settings};
+use tollgate_store::UserField;
+
+/// The user a command acts on.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Target {
+    /// The username.
+    username: String,
+}
+
+/// Options of `changepassword`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PasswordArgs {
+    /// The username.
+    username: String,
+    /// Ask nothing: the new password comes from TOLLGATE_NEW_PASSWORD.
+    #[arg(long)]
+    no_input: bool,
+}
+
+/// Sets a user's password (checked against the password policy, as Django's
+/// `changepassword` does) and blacklists the user's refresh tokens.
+pub(crate) async fn change_password(settings: Settings, args: PasswordArgs) -> anyhow::Result<()> {
+    let store = super::open_store(&settings).await?;
+    let Some(user) = store.find_user(UserField::Username, &args.username).await? else {
+        store.close().await;
+        bail!("user '{}' does not exist", args.username);
+    };
+    let password = if args.no_input {
+        std::env::var("TOLLGATE_NEW_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .context("set TOLLGATE_NEW_PASSWORD to the new password")?
+    } else {
+        eprintln!("Changing password for user '{}'", user.username);
+        super::users::prompt_password()?
+    };
+    let attributes = [
+        ("username", user.username.as_str()),
+        ("first name", user.first_name.as_str()),
+        ("last name", user.last_name.as_str()),
+        ("email address", user.email.as_str()),
+    ]
+    .map(|(verbose_name, value)| UserAttribute {
+        verbose_name,
+        value,
+    });
+    let problems = PasswordPolicy::from_settings(&settings).check(&password, &attributes);
+    if !problems.is_empty() {
+        store.close().await;
+        bail!("the password was refused: {}", problems.join(" "));
+    }
+    let hasher = PasswordHasher::new(
+        settings.argon2_memory_kib,
+        settings.argon2_iterations,
+        settings.argon2_parallelism,
+    )?;
+    let hash = tokio::task::spawn_blocking(move || hasher.hash(&password)).await?;
+    let revoked = store.change_password(user.id, &hash, unix_now()).await?;
+    store.close().await;
+    println!(
+        "Password changed successfully for user '{}' ({} refresh tokens blacklisted).",
+        user.username,
+        revoked.unwrap_or(0)
+    );
+    Ok(())
+}
+
+/// Activates or deactivates a user.
+pub(crate) async fn set_active(
+    settings: Settings,
+    target: Target,
+    active: bool,
+) -> anyhow::Result<()> {
+    let store = super::open_store(&settings).await?;
+    let found = store
+        .find_user(UserField::Username, &target.username)
+        .await?;
+    let changed = match &found {
+        Some(user) => store.set_active(user.id, active).await?,
+        None => false,
+    };
+    store.close().await;
+    if !changed {
+        bail!("user '{}' does not exist", target.username);
+    }
+    let what = if active { "activated" } else { "deactivated" };
+    println!("User '{}' {what}.", target.username);
+    Ok(())
+}

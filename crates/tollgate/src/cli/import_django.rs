@@ -1,0 +1,50 @@
+//! `tollgate import-django`: copies the users of a Django database, with their password
+//! hashes, so that they log in to Tollgate with their old passwords.
+
+use anyhow::Context;
+use tollgate_core::Settings;
+use tollgate_store::ImportOutcome;
+
+/// Options of `import-django`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The Django database: a PostgreSQL URL (postgres://…), a sqlite: URL, or the path of a
+    /// SQLite file. Only `auth_user` is read; nothing there is changed.
+    #[arg(long, value_name = "URL_OR_PATH")]
+    database: String,
+}
+
+pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
+    let source = super::redact_url(&args.database);
+    let users = tollgate_store::read_django_users(&args.database)
+        .await
+        .with_context(|| format!("cannot read auth_user from {source}"))?;
+    let store = super::open_store(&settings).await?;
+    let total = users.len();
+    let (mut imported, mut skipped, mut failed) = (0usize, 0usize, Vec::new());
+    for (done, user) in users.iter().enumerate() {
+        match store.import_django_user(user).await {
+            Ok(ImportOutcome::Imported) => imported += 1,
+            Ok(ImportOutcome::Skipped) => skipped += 1,
+            Ok(ImportOutcome::Failed(reason)) => failed.push((user.username.clone(), reason)),
+            Err(err) => failed.push((user.username.clone(), format!("{err}"))),
+        }
+        // A progress line every 1,000 users and at the end, on standard error.
+        if (done + 1) % 1000 == 0 || done + 1 == total {
+            eprintln!("{} of {total} users read", done + 1);
+        }
+    }
+    store
+        .after_import()
+        .await
+        .context("cannot move the user id sequence past the imported ids")?;
+    store.close().await;
+    println!(
+        "Imported {imported}, skipped {skipped} (already imported), failed {}.",
+        failed.len()
+    );
+    for (username, reason) in &failed {
+        println!("  failed: {username}: {reason}");
+    }
+    Ok(())
+}

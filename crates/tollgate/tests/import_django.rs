@@ -1,0 +1,375 @@
+//! `tollgate import-django` and the account commands, run as a user runs them (#3).
+
+mod common;
+
+use std::path::Path;
+
+use common::binary::{run, text, tollgate, Served};
+use common::payload;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+/// The columns of Django's `auth_user` (django.contrib.auth, 4.x and 5.x), as Django's SQLite
+/// backend creates them: datetimes are text in UTC.
+const AUTH_USER_SQLITE: &str = "CREATE TABLE auth_user (
+    id integer NOT NULL PRIMARY KEY AUTOINCREMENT,
+    password varchar(128) NOT NULL,
+    last_login datetime NULL,
+    is_superuser bool NOT NULL,
+    username varchar(150) NOT NULL UNIQUE,
+    last_name varchar(150) NOT NULL,
+    email varchar(254) NOT NULL,
+    is_staff bool NOT NULL,
+    is_active bool NOT NULL,
+    date_joined datetime NOT NULL,
+    first_name varchar(150) NOT NULL)";
+
+/// Hashes written by Django's own hashers for "correct horse battery staple" (see
+/// tollgate-core's password fixtures for how they were made).
+const PBKDF2: &str = "pbkdf2_sha256$1000$saltsalt0$3FOIWq+8wztxFF0f9+QHX5gPK+0BKeH6elJMSfbkOIo=";
+const ARGON2: &str = "argon2$argon2id$v=19$m=64,t=1,p=2$YXJnb25zYWx0MGFiY2RlZmdoaWo$h4YpnhBDlRKc+r0UVhMho1+cazNVqcbYURUyhVUQva4";
+const BCRYPT_SHA256: &str =
+    "bcrypt_sha256$$2b$04$abcdefghijklmnopqrst0eSJmDzZHV2RMUQ0nSxIQIePAr.CFNXxe";
+const OLD_PASSWORD: &str = "correct horse battery staple";
+
+/// (id, username, email, password, is_active, is_staff, date_joined, last_login)
+type Row<'a> = (
+    i64,
+    &'a str,
+    &'a str,
+    &'a str,
+    bool,
+    bool,
+    &'a str,
+    Option<&'a str>,
+);
+
+const ROWS: &[Row<'static>] = &[
+    (
+        7,
+        "ann",
+        "ann@example.com",
+        PBKDF2,
+        true,
+        true,
+        "2021-03-04 05:06:07.123456",
+        Some("2024-01-02 03:04:05"),
+    ),
+    (
+        9,
+        "bob",
+        "bob@example.com",
+        ARGON2,
+        true,
+        false,
+        "2022-01-01 00:00:00",
+        None,
+    ),
+    (
+        12,
+        "cid",
+        "",
+        BCRYPT_SHA256,
+        true,
+        false,
+        "2022-06-01 12:00:00",
+        None,
+    ),
+    (
+        13,
+        "dan",
+        "dan@example.com",
+        "!Xb3JqLwR0xUe4kYpQz7mVtA9sNc2HfGd1oEiKlMn",
+        true,
+        false,
+        "2023-01-01 00:00:00",
+        None,
+    ),
+    (
+        14,
+        "eve",
+        "ANN@example.com",
+        PBKDF2,
+        true,
+        false,
+        "2023-02-01 00:00:00",
+        None,
+    ),
+    (
+        15,
+        "fay",
+        "fay@example.com",
+        PBKDF2,
+        false,
+        false,
+        "2023-03-01 00:00:00",
+        None,
+    ),
+];
+
+async fn django_sqlite(path: &Path) {
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.expect("opens");
+    sqlx::query(AUTH_USER_SQLITE)
+        .execute(&mut db)
+        .await
+        .expect("table");
+    for (id, username, email, password, active, staff, joined, last_login) in ROWS {
+        sqlx::query(
+            "INSERT INTO auth_user (id, password, last_login, is_superuser, username, last_name, \
+             email, is_staff, is_active, date_joined, first_name) \
+             VALUES (?, ?, ?, 0, ?, 'Last', ?, ?, ?, ?, 'First')",
+        )
+        .bind(id)
+        .bind(password)
+        .bind(last_login)
+        .bind(username)
+        .bind(email)
+        .bind(staff)
+        .bind(active)
+        .bind(joined)
+        .execute(&mut db)
+        .await
+        .expect("row");
+    }
+    db.close().await.expect("closes");
+}
+
+fn import(dir: &Path, source: &str) -> String {
+    let output = run(tollgate(dir, &["import-django", "--database", source]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout)
+}
+
+/// Users imported from a Django SQLite file log in with their old passwords, keep their ids
+/// and dates, and a second import imports nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_users_are_imported_once_and_log_in_with_their_old_passwords() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let django = dir.path().join("django.sqlite3");
+    django_sqlite(&django).await;
+    let source = django.display().to_string();
+
+    let first = import(dir.path(), &source);
+    assert!(
+        first.starts_with("Imported 5, skipped 0 (already imported), failed 1."),
+        "{first}"
+    );
+    assert!(
+        first.contains("failed: eve: the email is taken by another user"),
+        "{first}"
+    );
+    let second = import(dir.path(), &format!("sqlite://{source}"));
+    assert!(
+        second.starts_with("Imported 0, skipped 5 (already imported), failed 1."),
+        "{second}"
+    );
+
+    let served = Served::start(tollgate(dir.path(), &[])).await;
+    let client = reqwest::Client::new();
+    let login = |username: &'static str, password: &'static str| {
+        let request = client
+            .post(format!("{}/api/token/", served.base))
+            .json(&json!({"username": username, "password": password}));
+        async move {
+            let response = request.send().await.expect("sent");
+            let status = response.status();
+            (status, response.json::<Value>().await.expect("JSON"))
+        }
+    };
+    for (username, id) in [("ann", 7), ("bob", 9), ("cid", 12)] {
+        let (status, body) = login(username, OLD_PASSWORD).await;
+        assert_eq!(status, StatusCode::OK, "{username}: {body}");
+        let access = body["access"].as_str().expect("access");
+        assert_eq!(payload(access)["user_id"], json!(id.to_string()));
+        // The second login finds the argon2id hash written by the first.
+        let (status, _) = login(username, OLD_PASSWORD).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = login(username, "wrong password").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // Unusable passwords and inactive users stay out.
+    for username in ["dan", "fay"] {
+        let (status, _) = login(username, OLD_PASSWORD).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{username}");
+    }
+    let (_, body) = login("ann", OLD_PASSWORD).await;
+    let access = body["access"].as_str().expect("access").to_owned();
+    let me: Value = client
+        .get(format!("{}/api/user/", served.base))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        (&me["id"], &me["date_joined"], &me["first_name"]),
+        (&json!(7), &json!("2021-03-04T05:06:07Z"), &json!("First"))
+    );
+    // New users get ids after the imported ones.
+    let (status, body) = {
+        let response = client
+            .post(format!("{}/api/users/", served.base))
+            .json(&json!({"username": "newbie", "password": "quantum-ferret-72"}))
+            .send()
+            .await
+            .expect("sent");
+        (
+            response.status(),
+            response.json::<Value>().await.expect("JSON"),
+        )
+    };
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body["id"].as_i64().expect("id") > 15);
+}
+
+/// A source that is not a Django database is a clear error, not a crash.
+#[test]
+fn a_source_without_auth_user_is_refused_clearly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("nothing.sqlite3");
+    let output = run(tollgate(
+        dir.path(),
+        &[
+            "import-django",
+            "--database",
+            &missing.display().to_string(),
+        ],
+    ));
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("cannot read auth_user"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+/// changepassword, deactivate and activate act on the named user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_commands_change_passwords_and_activity() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let created = run(tollgate(
+        dir.path(),
+        &["createuser", "--username", "ann", "--no-input"],
+    )
+    .env("TOLLGATE_USER_PASSWORD", "quantum-ferret-72"));
+    assert!(created.status.success(), "{}", text(&created.stderr));
+
+    let weak = run(
+        tollgate(dir.path(), &["changepassword", "ann", "--no-input"])
+            .env("TOLLGATE_NEW_PASSWORD", "123"),
+    );
+    assert!(!weak.status.success());
+    assert!(
+        text(&weak.stderr).contains("This password is too short."),
+        "{}",
+        text(&weak.stderr)
+    );
+    let changed = run(
+        tollgate(dir.path(), &["changepassword", "ann", "--no-input"])
+            .env("TOLLGATE_NEW_PASSWORD", "n3w-horse-battery"),
+    );
+    assert!(changed.status.success(), "{}", text(&changed.stderr));
+    assert!(text(&changed.stdout).contains("Password changed successfully for user 'ann'"));
+    let unknown = run(tollgate(dir.path(), &["deactivate", "nobody"]));
+    assert!(!unknown.status.success());
+    assert!(text(&unknown.stderr).contains("user 'nobody' does not exist"));
+    assert!(run(tollgate(dir.path(), &["deactivate", "ann"]))
+        .status
+        .success());
+
+    let served = Served::start(tollgate(dir.path(), &[])).await;
+    let client = reqwest::Client::new();
+    let login = |password: &'static str| {
+        let request = client
+            .post(format!("{}/api/token/", served.base))
+            .json(&json!({"username": "ann", "password": password}));
+        async move { request.send().await.expect("sent").status() }
+    };
+    assert_eq!(login("n3w-horse-battery").await, StatusCode::UNAUTHORIZED);
+    assert!(run(tollgate(dir.path(), &["activate", "ann"]))
+        .status
+        .success());
+    assert_eq!(login("n3w-horse-battery").await, StatusCode::OK);
+    assert_eq!(login("quantum-ferret-72").await, StatusCode::UNAUTHORIZED);
+}
+
+/// The same import from a Django PostgreSQL database, where datetimes are `timestamptz`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_users_are_imported_from_postgresql() {
+    if !common::postgres_available().await {
+        return;
+    }
+    let admin = std::env::var("TOLLGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!("django_src_{}", tollgate_core::new_jti());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("admin connects");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("created");
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
+    let url = format!("{base}/{name}");
+    let mut db = sqlx::PgConnection::connect(&url).await.expect("connects");
+    sqlx::query(
+        "CREATE TABLE auth_user (id integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, \
+         password varchar(128) NOT NULL, last_login timestamptz NULL, is_superuser boolean NOT NULL, \
+         username varchar(150) NOT NULL UNIQUE, first_name varchar(150) NOT NULL, \
+         last_name varchar(150) NOT NULL, email varchar(254) NOT NULL, is_staff boolean NOT NULL, \
+         is_active boolean NOT NULL, date_joined timestamptz NOT NULL)",
+    )
+    .execute(&mut db)
+    .await
+    .expect("table");
+    sqlx::query(
+        "INSERT INTO auth_user (id, password, last_login, is_superuser, username, first_name, \
+         last_name, email, is_staff, is_active, date_joined) VALUES \
+         (3, $1, NULL, true, 'ann', 'Ann', 'Lee', 'ann@example.com', true, true, '2021-03-04 05:06:07.5+00'), \
+         (4, $2, '2024-01-01 00:00:00+00', false, 'bob', '', '', '', false, true, '2022-01-01 00:00:00+00')",
+    )
+    .bind(PBKDF2)
+    .bind(ARGON2)
+    .execute(&mut db)
+    .await
+    .expect("rows");
+    db.close().await.expect("closes");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let command = |dir: &Path| run(tollgate(dir, &["import-django", "--database", &url]));
+    let (first, second) = (command(dir.path()), command(dir.path()));
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .expect("dropped");
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let (first, second) = (text(&first.stdout), text(&second.stdout));
+    assert!(
+        first.starts_with("Imported 2, skipped 0 (already imported), failed 0."),
+        "{first}"
+    );
+    assert!(
+        second.starts_with("Imported 0, skipped 2 (already imported), failed 0."),
+        "{second}"
+    );
+
+    let served = Served::start(tollgate(dir.path(), &[])).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/token/", served.base))
+        .json(&json!({"username": "bob", "password": OLD_PASSWORD}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(
+        payload(body["access"].as_str().expect("access"))["user_id"],
+        "4"
+    );
+}
