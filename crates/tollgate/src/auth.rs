@@ -21,21 +21,105 @@ pub struct AuthenticatedUser {
     pub user: Arc<User>,
     /// The token's claims.
     pub claims: Claims,
-    /// Which of AUTH_TOKEN_CLASSES the token was accepted as.
-    pub token_type: TokenType,
+    /// Which of AUTH_TOKEN_CLASSES the token was accepted as; `None` for HTTP Basic.
+    pub token_type: Option<TokenType>,
 }
 
 impl FromRequestParts<AppState> for AuthenticatedUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // AUTHENTICATION_CLASSES in order, as DRF tries them: a class that finds no credentials
+        // of its kind passes; one that finds bad credentials answers at once.
+        for class in &state.settings.authentication_classes {
+            let found = match class.as_str() {
+                "basic" => basic(parts, state).await?,
+                _ => jwt(parts, state).await?,
+            };
+            if let Some(user) = found {
+                if let Some(slot) = parts.extensions.get::<RequestUser>() {
+                    slot.set(user.user.id);
+                }
+                return Ok(user);
+            }
+        }
+        Err(ApiError::NotAuthenticated)
+    }
+}
+
+/// HTTP Basic, as DRF's `BasicAuthentication`: `Authorization: Basic base64(user:password)`,
+/// the user found through LOGIN_FIELDS. Costs one password hash per request.
+async fn basic(parts: &Parts, state: &AppState) -> Result<Option<AuthenticatedUser>, ApiError> {
+    use base64::Engine as _;
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    let mut words = header
+        .split(u8::is_ascii_whitespace)
+        .filter(|word| !word.is_empty());
+    if !words
+        .next()
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"basic"))
+    {
+        return Ok(None);
+    }
+    let encoded = match (words.next(), words.next()) {
+        (None, _) => {
+            return Err(ApiError::BasicAuthFailed(
+                "Invalid basic header. No credentials provided.",
+            ))
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BasicAuthFailed(
+                "Invalid basic header. Credentials string should not contain spaces.",
+            ))
+        }
+        (Some(encoded), None) => encoded,
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()
+        .map(|bytes| match String::from_utf8(bytes) {
+            Ok(text) => text,
+            // DRF falls back to Latin-1, where every byte is the code point of the same value.
+            Err(err) => err.into_bytes().into_iter().map(char::from).collect(),
+        })
+        .ok_or(ApiError::BasicAuthFailed(
+            "Invalid basic header. Credentials not correctly base64 encoded.",
+        ))?;
+    let (username, password) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
+    let mut user = None;
+    for field in &state.login_fields {
+        user = state.store.find_user(*field, username).await?;
+        if user.is_some() {
+            break;
+        }
+    }
+    let stored = user.as_ref().map(|u| u.password.clone());
+    let check = state.passwords.verify(password.to_owned(), stored).await;
+    match user {
+        // Django's ModelBackend finds no inactive user, so DRF's answer is the same for both.
+        Some(user) if check.matched() && user.is_active => Ok(Some(AuthenticatedUser {
+            user: Arc::new(user),
+            claims: Claims::default(),
+            token_type: None,
+        })),
+        _ => Err(ApiError::BasicAuthFailed("Invalid username/password.")),
+    }
+}
+
+/// A bearer token (simplejwt's `JWTAuthentication`).
+async fn jwt(parts: &Parts, state: &AppState) -> Result<Option<AuthenticatedUser>, ApiError> {
+    {
         let header = parts
             .headers
             .get(&state.auth_header)
             .map(|value| value.as_bytes())
             .unwrap_or_default();
         let raw = match parse_header(header, &state.settings.auth_header_types) {
-            HeaderCredentials::Absent => return Err(ApiError::NotAuthenticated),
+            HeaderCredentials::Absent => return Ok(None),
             HeaderCredentials::Malformed => return Err(ApiError::BadAuthorizationHeader),
             HeaderCredentials::Token(raw) => raw,
         };
@@ -72,14 +156,11 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
         if !password_unchanged(state, &claims, &user) {
             return Err(ApiError::PasswordChanged);
         }
-        if let Some(slot) = parts.extensions.get::<RequestUser>() {
-            slot.set(user.id);
-        }
-        Ok(AuthenticatedUser {
+        Ok(Some(AuthenticatedUser {
             user,
             claims,
-            token_type,
-        })
+            token_type: Some(token_type),
+        }))
     }
 }
 

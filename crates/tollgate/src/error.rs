@@ -58,6 +58,9 @@ pub enum ApiError {
     /// A request authenticated by the refresh cookie that does not come from an allowed origin.
     #[error("CSRF Failed: {0}")]
     Csrf(String),
+    /// HTTP Basic credentials that are malformed or wrong, in DRF's words.
+    #[error("basic authentication failed: {0}")]
+    BasicAuthFailed(&'static str),
     /// A protected endpoint got a token minted before the user's password changed.
     #[error("the user's password has been changed")]
     PasswordChanged,
@@ -193,6 +196,7 @@ impl ApiError {
                 coded("User is inactive", "user_inactive"),
             ),
             ApiError::Csrf(_) => (StatusCode::FORBIDDEN, detail(&self.to_string())),
+            ApiError::BasicAuthFailed(message) => (StatusCode::UNAUTHORIZED, detail(message)),
             ApiError::PasswordChanged => (
                 StatusCode::UNAUTHORIZED,
                 coded("The user's password has been changed.", "password_changed"),

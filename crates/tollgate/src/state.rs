@@ -117,9 +117,13 @@ impl AppState {
             let message = format!("{bad:?} is not an address or a network such as 10.0.0.0/8");
             return Err(invalid("TRUSTED_PROXIES", &message).into());
         }
-        let challenge =
-            HeaderValue::try_from(format!("{} realm=\"api\"", settings.auth_header_types[0]))
-                .map_err(|_| invalid("AUTH_HEADER_TYPES", "must be printable ASCII"))?;
+        // The first of AUTHENTICATION_CLASSES names the scheme, as DRF does.
+        let scheme = match settings.authentication_classes.first().map(String::as_str) {
+            Some("basic") => "Basic",
+            _ => settings.auth_header_types[0].as_str(),
+        };
+        let challenge = HeaderValue::try_from(format!("{scheme} realm=\"api\""))
+            .map_err(|_| invalid("AUTH_HEADER_TYPES", "must be printable ASCII"))?;
         Ok(AppState {
             metrics: Metrics::new(settings.metrics_enabled),
             user_cache: UserCache::new(settings.user_cache_ttl),

@@ -207,3 +207,75 @@ async fn claim_sources_add_claims_in_code() {
     assert_eq!(payload(&refresh)["tenant"], "t-ann");
     assert_eq!(payload(&access)["tenant"], "t-ann");
 }
+
+async fn get_user_with(server: &TestServer, authorization: &str) -> (StatusCode, String, Value) {
+    let response = server
+        .client
+        .get(server.url("/api/user/"))
+        .header("authorization", authorization)
+        .send()
+        .await
+        .expect("sent");
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().expect("ASCII").to_owned())
+        .unwrap_or_default();
+    (
+        response.status(),
+        challenge,
+        response.json().await.expect("JSON"),
+    )
+}
+
+fn basic(credentials: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}
+
+on_both_backends! {
+    /// AUTHENTICATION_CLASSES adds HTTP Basic beside bearer tokens, with DRF's 401 bodies.
+    async fn http_basic_authenticates_protected_endpoints(backend) {
+        let server = TestServer::start_on(backend, |s| {
+            s.authentication_classes = vec!["jwt".into(), "basic".into()];
+        }).await;
+        server.create_user("ann", PW).await;
+        let (status, _, body) = get_user_with(&server, &basic(&format!("ann:{PW}"))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["username"], "ann");
+        let (_, access) = server.obtain_pair("ann", PW).await;
+        let (status, _, _) = get_user_with(&server, &format!("Bearer {access}")).await;
+        assert_eq!(status, StatusCode::OK);
+
+        for (header, message) in [
+            (basic("ann:wrong"), "Invalid username/password."),
+            (basic("nobody:x"), "Invalid username/password."),
+            ("Basic".to_owned(), "Invalid basic header. No credentials provided."),
+            ("Basic a b".to_owned(), "Invalid basic header. Credentials string should not contain spaces."),
+            ("basic !!!".to_owned(), "Invalid basic header. Credentials not correctly base64 encoded."),
+        ] {
+            let (status, challenge, body) = get_user_with(&server, &header).await;
+            assert_eq!((status, body), (StatusCode::UNAUTHORIZED, json!({"detail": message})), "{header}");
+            assert_eq!(challenge, "Bearer realm=\"api\"");
+        }
+    }
+
+    /// Without "basic" a Basic header is no credentials at all; with it first, the challenge
+    /// names Basic.
+    async fn the_first_authentication_class_names_the_challenge(backend) {
+        let server = TestServer::start_on(backend, |_| {}).await;
+        server.create_user("ann", PW).await;
+        let (status, challenge, body) = get_user_with(&server, &basic(&format!("ann:{PW}"))).await;
+        assert_eq!((status, body), (StatusCode::UNAUTHORIZED, json!({"detail": "Authentication credentials were not provided."})));
+        assert_eq!(challenge, "Bearer realm=\"api\"");
+
+        let server = TestServer::start_on(backend, |s| s.authentication_classes = vec!["basic".into()]).await;
+        server.create_user("ann", PW).await;
+        let (_, access) = server.obtain_pair("ann", PW).await;
+        let (status, challenge, _) = get_user_with(&server, &format!("Bearer {access}")).await;
+        assert_eq!((status, challenge.as_str()), (StatusCode::UNAUTHORIZED, "Basic realm=\"api\""));
+    }
+}

@@ -299,6 +299,11 @@ settings! {
     login_response "LOGIN_RESPONSE": String = "pair".to_owned();
     /// Add the user, as USER_PATH shows it, to the login response under `user`.
     login_response_user "LOGIN_RESPONSE_USER": bool = false;
+    /// How protected endpoints authenticate a request, tried in order (DRF's
+    /// DEFAULT_AUTHENTICATION_CLASSES): `jwt` (a bearer token) and `basic` (HTTP Basic with a
+    /// username and password, for scripts; one password hash per request). The first names the
+    /// scheme of `WWW-Authenticate`.
+    authentication_classes "AUTHENTICATION_CLASSES": Vec<String> = vec!["jwt".to_owned()];
     /// Minimum password length in characters (Django's MinimumLengthValidator); 0 turns it off.
     password_min_length "PASSWORD_MIN_LENGTH": usize = 8;
     /// Refuse passwords too similar to the username, names or email address: the similarity
@@ -535,6 +540,17 @@ impl Settings {
             .any(|f| !matches!(f.as_str(), "username" | "email" | "phone"))
         {
             return invalid("LOGIN_FIELDS", "fields must be username, email or phone");
+        }
+        if self.authentication_classes.is_empty()
+            || self
+                .authentication_classes
+                .iter()
+                .any(|c| !matches!(c.as_str(), "jwt" | "basic"))
+        {
+            return invalid(
+                "AUTHENTICATION_CLASSES",
+                "must name one or more of jwt and basic",
+            );
         }
         if !matches!(self.login_response.as_str(), "pair" | "token") {
             return invalid("LOGIN_RESPONSE", "must be pair or token");
