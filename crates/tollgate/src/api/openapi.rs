@@ -263,7 +263,7 @@ struct PasswordChange {
     )),
     responses(
         (status = 201, description = "The user was created", body = UserBody),
-        (status = 400, description = "Missing, invalid or taken fields, or a weak password", body = FieldErrors),
+        (status = 400, description = "Missing, invalid or taken fields, or a weak password", body = BadRequest),
     ))]
 fn register() {}
 
@@ -282,7 +282,7 @@ fn me() {}
     request_body = UserChange,
     responses(
         (status = 200, description = "The changed user", body = UserBody),
-        (status = 400, description = "Missing, invalid or taken fields", body = FieldErrors),
+        (status = 400, description = "Missing, invalid or taken fields", body = BadRequest),
         (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
     ))]
 fn replace_me() {}
@@ -293,7 +293,7 @@ fn replace_me() {}
     request_body = UserChange,
     responses(
         (status = 200, description = "The changed user", body = UserBody),
-        (status = 400, description = "Invalid or taken fields", body = FieldErrors),
+        (status = 400, description = "Invalid or taken fields", body = BadRequest),
         (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
     ))]
 fn update_me() {}
@@ -304,7 +304,7 @@ fn update_me() {}
     request_body = PasswordChange,
     responses(
         (status = 200, description = "Changed: {\"detail\": \"New password has been saved.\"}", body = ErrorDetail),
-        (status = 400, description = "Wrong old password or a weak new one", body = FieldErrors),
+        (status = 400, description = "Wrong old password or a weak new one", body = BadRequest),
         (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
     ))]
 fn change_password() {}
