@@ -9,10 +9,12 @@
 //! - `users`: accounts ([`User`], [`NewUser`]).
 //! - `django`: reading Django's `auth_user` and importing it ([`read_django_users`]).
 //! - `tokens`: the outstanding-token record and the blacklist ([`TokenRecord`]).
+//! - `logins`: login history and lockout counters ([`LoginEvent`], [`LockoutRule`]).
 #![deny(missing_docs)]
 
 mod denylist;
 mod django;
+mod logins;
 mod tokens;
 mod users;
 
@@ -25,6 +27,7 @@ use sqlx::sqlite::{
 };
 
 pub use django::{read_django_users, DjangoUser, ImportOutcome};
+pub use logins::{LockoutRule, LoginEvent, LoginOutcome};
 pub use tokens::{FlushReport, TokenRecord};
 pub use users::{NewUser, User, UserChanges, UserField};
 

@@ -199,6 +199,21 @@ impl Store {
         Ok(rows)
     }
 
+    /// How many rows `flush_expired(now)` would delete: outstanding plus blacklisted tokens that
+    /// expired at or before `now` (for a progress bar).
+    pub async fn count_expired(&self, now: i64) -> Result<u64, StoreError> {
+        let count: i64 = with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM outstanding_tokens WHERE expires_at <= $1) \
+                 + (SELECT COUNT(*) FROM blacklisted_tokens WHERE expires_at <= $1)",
+            )
+            .bind(now)
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     /// How many tokens are recorded as outstanding and as blacklisted.
     pub async fn token_counts(&self) -> Result<(i64, i64), StoreError> {
         let counts: (i64, i64) = with_pool!(self, |pool| {
@@ -277,6 +292,7 @@ mod tests {
             .blacklist(&record("live-dead", 300), 1)
             .await
             .expect("query");
+        assert_eq!(store.count_expired(100).await.expect("query"), 3);
         let mut calls = 0;
         let report = store
             .flush_expired(100, |_| calls += 1)

@@ -33,6 +33,34 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
+/// The client's `User-Agent`, as sent (visible ASCII), cut to 256 bytes; kept with login
+/// records so that a user can tell their devices apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserAgent(pub Option<String>);
+
+/// Longest `User-Agent` kept.
+const MAX_USER_AGENT: usize = 256;
+
+impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(|value| {
+                let mut end = value.len().min(MAX_USER_AGENT);
+                while !value.is_char_boundary(end) {
+                    end -= 1;
+                }
+                value[..end].to_owned()
+            })
+            .filter(|value| !value.is_empty());
+        Ok(UserAgent(agent))
+    }
+}
+
 /// Walks `X-Forwarded-For` from the right (the hop nearest to us) past trusted proxies: the first
 /// untrusted address is the client. A client cannot forge its way past a proxy that appends.
 pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[String]) -> IpAddr {

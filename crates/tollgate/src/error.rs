@@ -79,6 +79,10 @@ pub enum ApiError {
     /// Too many failed logins for the account or the address; retry after this long.
     #[error("login throttled")]
     Throttled(std::time::Duration),
+    /// Login for an account (or identifier) locked after LOGIN_LOCKOUT_THRESHOLD failures;
+    /// `Some(wait)` when the lock ends by itself.
+    #[error("account locked")]
+    AccountLocked(Option<std::time::Duration>),
     /// Anything that is not the client's fault. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -229,6 +233,14 @@ impl ApiError {
                     )),
                 )
             }
+            ApiError::AccountLocked(_) => (
+                StatusCode::FORBIDDEN,
+                coded(
+                    "This account is locked after too many failed logins. Try again later or \
+                     ask an administrator to unlock it.",
+                    "account_locked",
+                ),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 detail("A server error occurred."),
@@ -255,7 +267,7 @@ impl IntoResponse for ApiError {
                 .extensions_mut()
                 .insert(crate::metrics::RejectReason(reason));
         }
-        if let ApiError::Throttled(wait) = &self {
+        if let ApiError::Throttled(wait) | ApiError::AccountLocked(Some(wait)) = &self {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(retry_after_seconds(*wait)),

@@ -42,6 +42,8 @@ fn help_is_available_for_every_subcommand() {
         "changepassword",
         "activate",
         "deactivate",
+        "events",
+        "unlock",
     ] {
         let output = run(tollgate(dir.path(), &[sub, "--help"]));
         assert!(output.status.success(), "{sub}: {}", text(&output.stderr));

@@ -279,3 +279,134 @@ on_both_backends! {
         assert_eq!((status, challenge.as_str()), (StatusCode::UNAUTHORIZED, "Basic realm=\"api\""));
     }
 }
+
+/// Logs in with a `User-Agent`.
+async fn login_as_agent(
+    server: &TestServer,
+    credential: &str,
+    password: &str,
+    agent: &str,
+) -> reqwest::Response {
+    server
+        .client
+        .post(server.url("/api/token/"))
+        .header("user-agent", agent)
+        .json(&json!({"username": credential, "password": password}))
+        .send()
+        .await
+        .expect("request sent")
+}
+
+on_both_backends! {
+    /// Every attempt on an existing account is recorded with its outcome, client address and
+    /// user agent; attempts naming no account are not.
+    async fn login_attempts_on_an_account_are_recorded(backend) {
+        let server = TestServer::start_on(backend, |_| {}).await;
+        let ann = server.create_user("ann", PW).await;
+        let failed = login_as_agent(&server, "ann", "wrong", "phone-app/2.1").await;
+        assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
+        let ok = login_as_agent(&server, "ann", PW, "curl/8.5").await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(login(&server, "nobody", PW).await, no_account());
+        server.store().set_active(ann.id, false).await.expect("deactivated");
+        assert_eq!(login(&server, "ann", PW).await, no_account());
+
+        let events = server.store().login_events(ann.id, 10).await.expect("listed");
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| (e.succeeded, e.reason.as_deref(), e.client_addr.as_str(), e.user_agent.as_deref()))
+            .collect();
+        assert_eq!(seen, vec![
+            (false, Some("inactive"), "127.0.0.1", None),
+            (true, None, "127.0.0.1", Some("curl/8.5")),
+            (false, Some("wrong_password"), "127.0.0.1", Some("phone-app/2.1")),
+        ]);
+    }
+
+    /// LOGIN_LOCKOUT_THRESHOLD: after that many failures the account is locked whichever
+    /// identifier names it, even for the right password; an identifier naming no account locks
+    /// the same way, so a lock reveals nothing. The lock ends after LOGIN_LOCKOUT_DURATION.
+    async fn repeated_failures_lock_the_account_until_the_lock_runs_out(backend) {
+        let server = TestServer::start_on(backend, |s| {
+            s.login_fields = vec!["username".into(), "email".into()];
+            s.login_lockout_threshold = 3;
+            s.login_lockout_duration = std::time::Duration::from_secs(1);
+        }).await;
+        server.create_user("ann", PW).await;
+        for credential in ["ann", "ann@example.com", "ANN@example.com"] {
+            assert_eq!(login(&server, credential, "wrong").await, no_account());
+        }
+        for name in ["ghost"; 3] {
+            assert_eq!(login(&server, name, "wrong").await, no_account());
+        }
+        let locked = json!({
+            "detail": "This account is locked after too many failed logins. Try again later or ask an administrator to unlock it.",
+            "code": "account_locked",
+        });
+        for credential in ["ann", "ann@example.com", "ghost"] {
+            let response = login_as_agent(&server, credential, PW, "t").await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{credential}");
+            assert_eq!(response.headers()["retry-after"], "1");
+            assert_eq!(response.json::<Value>().await.expect("json"), locked);
+        }
+        // Another account is not affected.
+        server.create_user("bob", PW).await;
+        assert_eq!(login(&server, "bob", PW).await.0, StatusCode::OK);
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        assert_eq!(login(&server, "ann", PW).await.0, StatusCode::OK);
+    }
+
+    /// A success resets the count: failures must be consecutive to lock.
+    async fn a_successful_login_resets_the_failure_count(backend) {
+        let server = TestServer::start_on(backend, |s| s.login_lockout_threshold = 2).await;
+        server.create_user("ann", PW).await;
+        for _ in 0..3 {
+            assert_eq!(login(&server, "ann", "wrong").await, no_account());
+            assert_eq!(login(&server, "ann", PW).await.0, StatusCode::OK);
+        }
+    }
+}
+
+/// With LOGIN_LOCKOUT_DURATION = 0 a lock lasts until `tollgate unlock`; `tollgate events`
+/// lists the attempts, the locked one included.
+#[tokio::test]
+async fn a_lock_without_duration_lasts_until_unlocked_from_the_command_line() {
+    use common::binary::{run, text, tollgate};
+    let server = TestServer::start_on(Backend::Sqlite, |s| {
+        s.login_lockout_threshold = 1;
+        s.login_lockout_duration = std::time::Duration::ZERO;
+    })
+    .await;
+    server.create_user("ann", PW).await;
+    assert_eq!(login(&server, "ann", "wrong").await, no_account());
+    let response = login_as_agent(&server, "ann", PW, "laptop/1").await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.headers().get("retry-after").is_none());
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cli = |args: &[&str]| {
+        let mut command = tollgate(dir.path(), args);
+        command.env("DATABASE_URL", &server.settings.database_url);
+        run(command)
+    };
+    let events = cli(&["events", "--user", "ann"]);
+    assert!(events.status.success(), "{}", text(&events.stderr));
+    let listing = text(&events.stdout);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert!(lines[0].starts_with("User 'ann' (id "), "{listing}");
+    assert!(lines[0].ends_with("last login: never"), "{listing}");
+    assert!(
+        lines[2].contains("failed: locked") && lines[2].contains("laptop/1"),
+        "{listing}"
+    );
+    assert!(lines[3].contains("failed: wrong_password"), "{listing}");
+
+    let unlocked = cli(&["unlock", "ann"]);
+    assert!(unlocked.status.success(), "{}", text(&unlocked.stderr));
+    assert_eq!(text(&unlocked.stdout), "User 'ann' unlocked.\n");
+    assert_eq!(login(&server, "ann", PW).await.0, StatusCode::OK);
+
+    let missing = cli(&["unlock", "nobody"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("user 'nobody' does not exist"));
+}

@@ -247,6 +247,16 @@ settings! {
     login_failures_per_address "LOGIN_FAILURES_PER_ADDRESS": u32 = 100;
     /// The window over which failed logins are counted.
     login_failure_window "LOGIN_FAILURE_WINDOW": Duration = Duration::from_secs(60);
+    /// Consecutive failed logins that lock an account (and, alike, an identifier that names
+    /// no account, so that a lock reveals nothing): locked, it gets 403 `account_locked`
+    /// without its password being checked. A successful login resets the count. Counted in the
+    /// database, so all instances share it. 0 (the default) turns lockout off.
+    login_lockout_threshold "LOGIN_LOCKOUT_THRESHOLD": u32 = 0;
+    /// How long a lock lasts; 0 keeps it until an administrator runs `tollgate unlock`.
+    login_lockout_duration "LOGIN_LOCKOUT_DURATION": Duration = Duration::from_secs(15 * 60);
+    /// How long login events (every attempt on an existing account, listed by
+    /// `tollgate events`) are kept; `flushexpiredtokens` deletes older ones. 0 keeps them.
+    login_events_retention "LOGIN_EVENTS_RETENTION": Duration = Duration::from_secs(90 * 24 * 3600);
     /// Development mode: allows an HMAC SIGNING_KEY shorter than the algorithm's hash (32 bytes
     /// for HS256, 48 for HS384, 64 for HS512), which is otherwise refused at start-up. The key
     /// `serve` generates when SIGNING_KEY is empty is long enough without it.

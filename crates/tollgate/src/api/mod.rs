@@ -5,6 +5,7 @@ mod cookie;
 mod health;
 mod index;
 mod jwks;
+pub(crate) mod login;
 pub(crate) mod openapi;
 mod token;
 mod users;

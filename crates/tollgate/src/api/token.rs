@@ -3,22 +3,20 @@
 //! Each follows simplejwt 5.5's view and serializer step by step; the order of checks decides
 //! which message a client sees, so it is kept.
 
-use std::time::Instant;
-
 use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use tollgate_core::password::{revoke_fingerprint, PasswordCheck};
+use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::{unix_now, Claims, Issued, TokenError, TokenType};
 use tollgate_store::{TokenRecord, User, UserField};
 
 use super::body::Payload;
-use super::cookie;
+use super::{cookie, login};
 use crate::auth::password_unchanged;
-use crate::client::ClientAddr;
+use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -26,9 +24,10 @@ use crate::state::AppState;
 pub(crate) async fn obtain_pair(
     State(state): State<AppState>,
     client: ClientAddr,
+    agent: UserAgent,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    let user = throttled_log_in(&state, client, &payload).await?;
+    let user = login::log_in(&state, client, &agent, &payload).await?;
     let now = unix_now();
     let mut refresh_for_cookie = None;
     let mut body = if state.settings.login_response == "token" {
@@ -67,9 +66,10 @@ pub(crate) async fn obtain_pair(
 pub(crate) async fn obtain_sliding(
     State(state): State<AppState>,
     client: ClientAddr,
+    agent: UserAgent,
     payload: Payload,
 ) -> Result<Json<Value>, ApiError> {
-    let user = throttled_log_in(&state, client, &payload).await?;
+    let user = login::log_in(&state, client, &agent, &payload).await?;
     let now = unix_now();
     let sliding = sign(&state, claims_for(&state, TokenType::Sliding, &user, now))?;
     record_outstanding(&state, &sliding, Some(user.id)).await?;
@@ -195,69 +195,6 @@ pub(crate) async fn refresh_sliding(
     state.metrics.issued(TokenType::Sliding);
     state.metrics.refreshed();
     Ok(Json(json!({ "token": slid.token })))
-}
-
-/// [`log_in`] behind the failed-login throttle: an account or address out of failures gets 429
-/// before any password is checked; a failure is counted, a success clears the account's count.
-async fn throttled_log_in(
-    state: &AppState,
-    client: ClientAddr,
-    payload: &Payload,
-) -> Result<User, ApiError> {
-    let [account] = payload
-        .char_fields([state.settings.username_field.as_str()])
-        .map_or([None], |[name]| [Some(name)]);
-    let throttle = &state.login_throttle;
-    throttle
-        .check(account.as_deref(), client.0, Instant::now())
-        .map_err(ApiError::Throttled)?;
-    let outcome = log_in(state, payload).await;
-    match &outcome {
-        Ok(_) => throttle.succeeded(account.as_deref()),
-        Err(ApiError::NoActiveAccount) => {
-            throttle.failed(account.as_deref(), client.0, Instant::now())
-        }
-        Err(_) => {}
-    }
-    outcome
-}
-
-/// Checks a username and password; every failure gives the same answer, and an unknown user
-/// costs the same hash time as a wrong password.
-async fn log_in(state: &AppState, payload: &Payload) -> Result<User, ApiError> {
-    let username_field = state.settings.username_field.as_str();
-    let [username, password] = payload.char_fields([username_field, "password"])?;
-    let mut user = None;
-    for field in &state.login_fields {
-        user = state.store.find_user(*field, &username).await?;
-        if user.is_some() {
-            break;
-        }
-    }
-    let stored = user.as_ref().map(|u| u.password.clone());
-    let check = state.passwords.verify(password.clone(), stored).await;
-    let mut user = match user {
-        Some(user) if check.matched() && user.is_active => user,
-        _ => {
-            state.metrics.login(false);
-            tracing::info!(username_field, "login failed");
-            return Err(ApiError::NoActiveAccount);
-        }
-    };
-    if check == PasswordCheck::MatchNeedsRehash {
-        let hash = state.passwords.hash(password).await;
-        state.store.set_password_hash(user.id, &hash).await?;
-        // Tokens minted below carry the new hash's fingerprint; cached copies must not.
-        user.password = hash;
-        state.user_cache.clear();
-    }
-    if state.settings.update_last_login {
-        let now = unix_now();
-        state.store.set_last_login(user.id, now).await?;
-        user.last_login = Some(now);
-    }
-    state.metrics.login(true);
-    Ok(user)
 }
 
 /// Decodes a refresh or sliding token in simplejwt's order: signature and expiry, then the

@@ -5,6 +5,8 @@ use anyhow::Context;
 use tollgate_core::Settings;
 use tollgate_store::ImportOutcome;
 
+use super::progress::Progress;
+
 /// Options of `import-django`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -20,7 +22,7 @@ pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot read auth_user from {source}"))?;
     let store = super::open_store(&settings).await?;
-    let total = users.len();
+    let mut progress = Progress::new(users.len() as u64, "users read");
     let (mut imported, mut skipped, mut failed) = (0usize, 0usize, Vec::new());
     for (done, user) in users.iter().enumerate() {
         match store.import_django_user(user).await {
@@ -29,11 +31,9 @@ pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
             Ok(ImportOutcome::Failed(reason)) => failed.push((user.username.clone(), reason)),
             Err(err) => failed.push((user.username.clone(), format!("{err}"))),
         }
-        // A progress line every 1,000 users and at the end, on standard error.
-        if (done + 1) % 1000 == 0 || done + 1 == total {
-            eprintln!("{} of {total} users read", done + 1);
-        }
+        progress.set(done as u64 + 1);
     }
+    progress.finish();
     store
         .after_import()
         .await

@@ -5,7 +5,9 @@ mod check;
 mod flush;
 mod import_django;
 mod keygen;
+mod logins;
 mod migrate;
+mod progress;
 mod serve;
 mod token;
 mod users;
@@ -57,6 +59,10 @@ enum Command {
     Activate(account::Target),
     /// Stop a user from logging in (and, with CHECK_USER_IS_ACTIVE, end their tokens).
     Deactivate(account::Target),
+    /// List a user's recent login attempts (time, outcome, client address, user agent).
+    Events(logins::EventsArgs),
+    /// Lift a user's login lockout (LOGIN_LOCKOUT_THRESHOLD).
+    Unlock(logins::UnlockArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell to complete for.
@@ -117,6 +123,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Changepassword(args) => account::change_password(settings, args).await,
         Command::Activate(target) => account::set_active(settings, target, true).await,
         Command::Deactivate(target) => account::set_active(settings, target, false).await,
+        Command::Events(args) => logins::events(settings, args).await,
+        Command::Unlock(args) => logins::unlock(settings, args).await,
         Command::Completions { .. } | Command::Keygen(_) => Ok(()),
     }
 }

@@ -1,0 +1,314 @@
+//! Login records: the history of login attempts on each account, and the lockout counters.
+
+use crate::{with_pool, with_writer, Store, StoreError};
+
+/// How a login attempt on an existing account ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// The password matched and the account was active.
+    Succeeded,
+    /// The password did not match.
+    WrongPassword,
+    /// The password matched but the account is inactive.
+    Inactive,
+    /// The account (or identifier) was locked; the password was not checked.
+    Locked,
+}
+
+impl LoginOutcome {
+    /// The word stored for a failure; `None` for a success.
+    fn reason(self) -> Option<&'static str> {
+        match self {
+            LoginOutcome::Succeeded => None,
+            LoginOutcome::WrongPassword => Some("wrong_password"),
+            LoginOutcome::Inactive => Some("inactive"),
+            LoginOutcome::Locked => Some("locked"),
+        }
+    }
+}
+
+/// One recorded login attempt.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LoginEvent {
+    /// The account.
+    pub user_id: i64,
+    /// Whether it succeeded.
+    pub succeeded: bool,
+    /// Why it failed (`wrong_password`, `inactive`, `locked`); `None` on success.
+    pub reason: Option<String>,
+    /// The client's address.
+    pub client_addr: String,
+    /// The client's `User-Agent`, if it sent one.
+    pub user_agent: Option<String>,
+    /// When, in epoch seconds.
+    pub at: i64,
+}
+
+/// The lockout rule: how many consecutive failures lock a key, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutRule {
+    /// Consecutive failures that lock.
+    pub threshold: u32,
+    /// Seconds a lock lasts; `None` until an administrator unlocks it.
+    pub duration: Option<i64>,
+}
+
+/// A lock with no end: it stays until an administrator lifts it.
+const LOCKED_FOR_GOOD: i64 = i64::MAX;
+
+impl Store {
+    /// Records a login attempt on an account.
+    pub async fn record_login(
+        &self,
+        user_id: i64,
+        outcome: LoginOutcome,
+        client_addr: &str,
+        user_agent: Option<&str>,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        with_writer!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO login_events (user_id, succeeded, reason, client_addr, user_agent, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(user_id)
+            .bind(outcome == LoginOutcome::Succeeded)
+            .bind(outcome.reason())
+            .bind(client_addr)
+            .bind(user_agent)
+            .bind(at)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// An account's most recent login attempts, newest first.
+    pub async fn login_events(
+        &self,
+        user_id: i64,
+        limit: i64,
+    ) -> Result<Vec<LoginEvent>, StoreError> {
+        let events = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT user_id, succeeded, reason, client_addr, user_agent, at \
+                 FROM login_events WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+            )
+            .bind(user_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(events)
+    }
+
+    /// Until when `key` is locked, if it is locked at `now`. `Some(i64::MAX)` means until an
+    /// administrator unlocks it.
+    pub async fn locked_until(&self, key: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        let until: Option<Option<i64>> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT locked_until FROM login_lockouts WHERE key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(until.flatten().filter(|until| *until > now))
+    }
+
+    /// Counts a failed login for `key`; returns the end of the lock if this failure reached the
+    /// threshold. A lock that has run out starts the count again.
+    pub async fn record_login_failure(
+        &self,
+        key: &str,
+        rule: LockoutRule,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let until = rule
+            .duration
+            .map_or(LOCKED_FOR_GOOD, |seconds| now.saturating_add(seconds));
+        // One statement, so that concurrent failures on several instances all count.
+        let locked: Option<i64> = with_writer!(self, |pool| {
+            sqlx::query_scalar(
+                "INSERT INTO login_lockouts (key, failures, last_failure, locked_until) \
+                 VALUES ($1, 1, $2, CASE WHEN 1 >= $3 THEN $4 END) \
+                 ON CONFLICT (key) DO UPDATE SET \
+                   failures = CASE WHEN login_lockouts.locked_until <= $2 THEN 1 \
+                                   ELSE login_lockouts.failures + 1 END, \
+                   last_failure = $2, \
+                   locked_until = CASE \
+                     WHEN login_lockouts.locked_until > $2 THEN login_lockouts.locked_until \
+                     WHEN (CASE WHEN login_lockouts.locked_until <= $2 THEN 1 \
+                                ELSE login_lockouts.failures + 1 END) >= $3 THEN $4 \
+                     END \
+                 RETURNING locked_until",
+            )
+            .bind(key)
+            .bind(now)
+            .bind(i64::from(rule.threshold))
+            .bind(until)
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(locked)
+    }
+
+    /// Forgets the failures counted for these keys (after a successful login, or by an
+    /// administrator to lift a lock). Returns how many were locked at `now`.
+    pub async fn clear_login_failures(&self, keys: &[String], now: i64) -> Result<u64, StoreError> {
+        let mut locked = 0;
+        for key in keys {
+            let was_locked: Option<Option<i64>> = with_writer!(self, |pool| {
+                sqlx::query_scalar(
+                    "DELETE FROM login_lockouts WHERE key = $1 RETURNING locked_until",
+                )
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+            })?;
+            if was_locked.flatten().is_some_and(|until| until > now) {
+                locked += 1;
+            }
+        }
+        Ok(locked)
+    }
+
+    /// Deletes login events recorded before `before`, and failure counters that are not
+    /// locked and saw no failure since then. Returns how many events were deleted.
+    pub async fn flush_login_records(&self, before: i64, now: i64) -> Result<u64, StoreError> {
+        let events = with_writer!(self, |pool| {
+            sqlx::query("DELETE FROM login_events WHERE at < $1")
+                .bind(before)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        with_writer!(self, |pool| {
+            sqlx::query(
+                "DELETE FROM login_lockouts WHERE last_failure < $1 \
+                 AND (locked_until IS NULL OR locked_until <= $2)",
+            )
+            .bind(before)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::memory_store;
+    use crate::NewUser;
+
+    async fn user(store: &Store) -> i64 {
+        store
+            .create_user(
+                &NewUser {
+                    username: "ann".into(),
+                    password_hash: "x".into(),
+                    ..NewUser::default()
+                },
+                1,
+            )
+            .await
+            .expect("creates")
+            .id
+    }
+
+    #[tokio::test]
+    async fn events_are_listed_newest_first() {
+        let store = memory_store().await;
+        let id = user(&store).await;
+        store
+            .record_login(id, LoginOutcome::WrongPassword, "10.0.0.1", None, 100)
+            .await
+            .expect("records");
+        store
+            .record_login(id, LoginOutcome::Succeeded, "10.0.0.2", Some("curl/8"), 200)
+            .await
+            .expect("records");
+        let events = store.login_events(id, 10).await.expect("lists");
+        assert_eq!(events.len(), 2);
+        assert!(events[0].succeeded && events[0].at == 200);
+        assert_eq!(events[0].user_agent.as_deref(), Some("curl/8"));
+        assert_eq!(events[1].reason.as_deref(), Some("wrong_password"));
+        assert_eq!(
+            store.flush_login_records(150, 300).await.expect("flushes"),
+            1
+        );
+        assert_eq!(store.login_events(id, 10).await.expect("lists").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_threshold_locks_for_the_duration_then_counting_restarts() {
+        let store = memory_store().await;
+        let rule = LockoutRule {
+            threshold: 3,
+            duration: Some(60),
+        };
+        for now in [10, 11] {
+            assert_eq!(
+                store
+                    .record_login_failure("k", rule, now)
+                    .await
+                    .expect("counts"),
+                None
+            );
+        }
+        assert_eq!(store.locked_until("k", 12).await.expect("reads"), None);
+        assert_eq!(
+            store
+                .record_login_failure("k", rule, 12)
+                .await
+                .expect("counts"),
+            Some(72)
+        );
+        assert_eq!(store.locked_until("k", 50).await.expect("reads"), Some(72));
+        // Failures while locked do not extend the lock.
+        assert_eq!(
+            store
+                .record_login_failure("k", rule, 50)
+                .await
+                .expect("counts"),
+            Some(72)
+        );
+        assert_eq!(store.locked_until("k", 72).await.expect("reads"), None);
+        // After the lock, one failure is the first of a new count.
+        assert_eq!(
+            store
+                .record_login_failure("k", rule, 80)
+                .await
+                .expect("counts"),
+            None
+        );
+        assert_eq!(store.locked_until("k", 81).await.expect("reads"), None);
+    }
+
+    #[tokio::test]
+    async fn a_lock_without_duration_lasts_until_cleared() {
+        let store = memory_store().await;
+        let rule = LockoutRule {
+            threshold: 1,
+            duration: None,
+        };
+        let until = store
+            .record_login_failure("k", rule, 10)
+            .await
+            .expect("counts");
+        assert_eq!(until, Some(i64::MAX));
+        assert!(store
+            .locked_until("k", 1 << 40)
+            .await
+            .expect("reads")
+            .is_some());
+        let keys = ["k".to_owned(), "other".to_owned()];
+        assert_eq!(
+            store.clear_login_failures(&keys, 20).await.expect("clears"),
+            1
+        );
+        assert_eq!(store.locked_until("k", 20).await.expect("reads"), None);
+    }
+}

@@ -1,0 +1,105 @@
+//! `tollgate events` (an account's login history) and `tollgate unlock` (lift a lockout).
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::bail;
+use tollgate_core::{unix_now, Settings};
+use tollgate_store::{Store, User, UserField};
+
+use crate::api::login::lockout_key;
+
+/// Options of `events`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct EventsArgs {
+    /// The user whose logins to list, by username.
+    #[arg(long, value_name = "NAME")]
+    user: String,
+    /// How many of the most recent attempts to list.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+/// Options of `unlock`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UnlockArgs {
+    /// The username.
+    username: String,
+}
+
+/// Lists a user's most recent login attempts, newest first, and their last login.
+pub(crate) async fn events(settings: Settings, args: EventsArgs) -> anyhow::Result<()> {
+    let store = super::open_store(&settings).await?;
+    let user = find(&store, &args.user).await?;
+    let events = store.login_events(user.id, i64::from(args.limit)).await;
+    store.close().await;
+    let events = events?;
+    println!(
+        "User '{}' (id {}), last login: {}",
+        user.username,
+        user.id,
+        user.last_login.map_or_else(|| "never".to_owned(), time)
+    );
+    if events.is_empty() {
+        println!("No login attempts recorded.");
+        return Ok(());
+    }
+    println!(
+        "{:<20}  {:<22}  {:<39}  USER AGENT",
+        "TIME", "OUTCOME", "CLIENT"
+    );
+    for event in events {
+        let outcome = match (event.succeeded, event.reason.as_deref()) {
+            (true, _) => "succeeded".to_owned(),
+            (false, reason) => format!("failed: {}", reason.unwrap_or("unknown")),
+        };
+        println!(
+            "{:<20}  {outcome:<22}  {:<39}  {}",
+            time(event.at),
+            event.client_addr,
+            event.user_agent.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+/// Lifts a login lockout of a user: the account's own and those of the identifiers that name it.
+pub(crate) async fn unlock(settings: Settings, args: UnlockArgs) -> anyhow::Result<()> {
+    let store = super::open_store(&settings).await?;
+    let user = find(&store, &args.username).await?;
+    let keys = [
+        Some(lockout_key(Some(&user), "")),
+        Some(lockout_key(None, &user.username)),
+        (!user.email.is_empty()).then(|| lockout_key(None, &user.email)),
+        user.phone.as_deref().map(|phone| lockout_key(None, phone)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    let lifted = store.clear_login_failures(&keys, unix_now()).await;
+    store.close().await;
+    if lifted? > 0 {
+        println!("User '{}' unlocked.", user.username);
+    } else {
+        println!(
+            "User '{}' was not locked; failed-login counts cleared.",
+            user.username
+        );
+    }
+    Ok(())
+}
+
+async fn find(store: &Store, username: &str) -> anyhow::Result<User> {
+    match store.find_user(UserField::Username, username).await? {
+        Some(user) => Ok(user),
+        None => {
+            store.close().await;
+            bail!("user '{username}' does not exist")
+        }
+    }
+}
+
+/// Epoch seconds as an RFC 3339 UTC time.
+fn time(seconds: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at).to_string()
+}
