@@ -1,5 +1,7 @@
 //! Reading users out of a Django database (`auth_user`, on SQLite or PostgreSQL) and importing
-//! them with their password hashes, so that they keep logging in with their old passwords.
+//! them with their password hashes, so that they keep logging in with their old passwords;
+//! and reading the live tokens of simplejwt's blacklist app, so that blacklisted ones stay
+//! refused.
 
 use std::str::FromStr;
 
@@ -47,44 +49,158 @@ pub enum ImportOutcome {
     Failed(String),
 }
 
+/// A live token from simplejwt's `token_blacklist` tables: its id and times, never the raw
+/// token that simplejwt keeps beside them. Times are epoch seconds.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DjangoToken {
+    /// The token's `jti`.
+    pub jti: String,
+    /// The user it was issued to, if any.
+    pub user_id: Option<i64>,
+    /// Its `iat`, if recorded.
+    pub created_at: Option<i64>,
+    /// Its `exp`.
+    pub expires_at: i64,
+    /// When it was blacklisted, if it was.
+    pub blacklisted_at: Option<i64>,
+}
+
+/// An open Django database.
+enum Source {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl Source {
+    /// Opens a PostgreSQL URL, a `sqlite:` URL, or the path of a SQLite file (read-only).
+    async fn open(source: &str) -> Result<Source, StoreError> {
+        if source.starts_with("postgres:") || source.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(source)?;
+            return Ok(Source::Postgres(
+                sqlx::PgConnection::connect_with(&options).await?,
+            ));
+        }
+        let options = if source.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(source)?
+        } else {
+            SqliteConnectOptions::new().filename(source)
+        }
+        .read_only(true);
+        Ok(Source::Sqlite(
+            sqlx::SqliteConnection::connect_with(&options).await?,
+        ))
+    }
+
+    /// A datetime column as epoch seconds: PostgreSQL's `timestamptz`, or SQLite's UTC text
+    /// ("YYYY-MM-DD HH:MM:SS[.ffffff]", as Django writes it).
+    fn epoch(&self, column: &str) -> String {
+        match self {
+            Source::Postgres(_) => format!("CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)"),
+            Source::Sqlite(_) => format!("CAST(strftime('%s', {column}) AS INTEGER)"),
+        }
+    }
+
+    async fn has_table(&mut self, table: &str) -> Result<bool, StoreError> {
+        let found: bool = match self {
+            Source::Postgres(connection) => {
+                sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                    .bind(table)
+                    .fetch_one(connection)
+                    .await?
+            }
+            Source::Sqlite(connection) => sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1)",
+            )
+            .bind(table)
+            .fetch_one(connection)
+            .await?,
+        };
+        Ok(found)
+    }
+
+    async fn fetch_all<T>(&mut self, sql: &str, now: Option<i64>) -> Result<Vec<T>, StoreError>
+    where
+        T: Send + Unpin,
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+    {
+        let rows = match self {
+            Source::Postgres(connection) => {
+                let query = sqlx::query_as::<_, T>(sql);
+                match now {
+                    Some(now) => query.bind(now),
+                    None => query,
+                }
+                .fetch_all(connection)
+                .await?
+            }
+            Source::Sqlite(connection) => {
+                let query = sqlx::query_as::<_, T>(sql);
+                match now {
+                    Some(now) => query.bind(now),
+                    None => query,
+                }
+                .fetch_all(connection)
+                .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    async fn close(self) -> Result<(), StoreError> {
+        match self {
+            Source::Postgres(connection) => connection.close().await?,
+            Source::Sqlite(connection) => connection.close().await?,
+        }
+        Ok(())
+    }
+}
+
 /// Reads every user of a Django `auth_user` table, in id order. `source` is a PostgreSQL URL,
 /// a `sqlite:` URL, or the path of a SQLite file (opened read-only).
 pub async fn read_django_users(source: &str) -> Result<Vec<DjangoUser>, StoreError> {
+    let mut db = Source::open(source).await?;
     // Django's id is `integer` or, with BigAutoField, `bigint`.
-    const COLUMNS: &str =
-        "CAST(id AS BIGINT) AS id, username, email, first_name, last_name, password, is_active, \
-                           is_staff, is_superuser";
-    if source.starts_with("postgres:") || source.starts_with("postgresql:") {
-        let options = PgConnectOptions::from_str(source)?;
-        let mut connection = sqlx::PgConnection::connect_with(&options).await?;
-        let sql = format!(
-            "SELECT {COLUMNS}, CAST(EXTRACT(EPOCH FROM date_joined) AS BIGINT) AS date_joined, \
-             CAST(EXTRACT(EPOCH FROM last_login) AS BIGINT) AS last_login \
-             FROM auth_user ORDER BY id"
-        );
-        let users = sqlx::query_as::<_, DjangoUser>(&sql)
-            .fetch_all(&mut connection)
-            .await?;
-        connection.close().await?;
-        return Ok(users);
-    }
-    let options = if source.starts_with("sqlite:") {
-        SqliteConnectOptions::from_str(source)?
-    } else {
-        SqliteConnectOptions::new().filename(source)
-    }
-    .read_only(true);
-    let mut connection = sqlx::SqliteConnection::connect_with(&options).await?;
-    // Django keeps SQLite datetimes as UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]".
     let sql = format!(
-        "SELECT {COLUMNS}, CAST(strftime('%s', date_joined) AS INTEGER) AS date_joined, \
-         CAST(strftime('%s', last_login) AS INTEGER) AS last_login FROM auth_user ORDER BY id"
+        "SELECT CAST(id AS BIGINT) AS id, username, email, first_name, last_name, password, \
+         is_active, is_staff, is_superuser, {} AS date_joined, {} AS last_login \
+         FROM auth_user ORDER BY id",
+        db.epoch("date_joined"),
+        db.epoch("last_login"),
     );
-    let users = sqlx::query_as::<_, DjangoUser>(&sql)
-        .fetch_all(&mut connection)
-        .await?;
-    connection.close().await?;
-    Ok(users)
+    let users = db.fetch_all(&sql, None).await;
+    db.close().await?;
+    users
+}
+
+/// Reads the tokens of simplejwt's blacklist app (`token_blacklist_outstandingtoken` and
+/// `token_blacklist_blacklistedtoken`) that are still alive at `now`, so that a token
+/// blacklisted under Django stays refused. `None` when the source has no such tables.
+pub async fn read_django_tokens(
+    source: &str,
+    now: i64,
+) -> Result<Option<Vec<DjangoToken>>, StoreError> {
+    let mut db = Source::open(source).await?;
+    if !db.has_table("token_blacklist_outstandingtoken").await?
+        || !db.has_table("token_blacklist_blacklistedtoken").await?
+    {
+        db.close().await?;
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT o.jti, CAST(o.user_id AS BIGINT) AS user_id, {} AS created_at, \
+         {} AS expires_at, {} AS blacklisted_at \
+         FROM token_blacklist_outstandingtoken o \
+         LEFT JOIN token_blacklist_blacklistedtoken b ON b.token_id = o.id \
+         WHERE {} > $1 ORDER BY o.id",
+        db.epoch("o.created_at"),
+        db.epoch("o.expires_at"),
+        db.epoch("b.blacklisted_at"),
+        db.epoch("o.expires_at"),
+    );
+    let tokens = db.fetch_all(&sql, Some(now)).await;
+    db.close().await?;
+    tokens.map(Some)
 }
 
 impl Store {
@@ -140,6 +256,21 @@ impl Store {
                 "the {field} is taken by another user"
             ))),
             Err(err) => Err(err),
+        }
+    }
+
+    /// Imports one live token of simplejwt's blacklist app: recorded as outstanding and, if
+    /// Django blacklisted it, blacklisted. Importing it again changes nothing.
+    pub async fn import_django_token(&self, token: &DjangoToken) -> Result<(), StoreError> {
+        let record = crate::TokenRecord {
+            jti: &token.jti,
+            user_id: token.user_id,
+            created_at: token.created_at,
+            expires_at: token.expires_at,
+        };
+        match token.blacklisted_at {
+            Some(at) => self.blacklist(&record, at).await.map(|_| ()),
+            None => self.record_outstanding(&record).await,
         }
     }
 

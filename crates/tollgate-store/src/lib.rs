@@ -26,7 +26,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use django::{read_django_users, DjangoUser, ImportOutcome};
+pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser, ImportOutcome};
 pub use logins::{LockoutRule, LoginEvent, LoginOutcome};
 pub use tokens::{FlushReport, TokenRecord};
 pub use users::{NewUser, User, UserChanges, UserField};

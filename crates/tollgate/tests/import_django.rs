@@ -108,6 +108,36 @@ const ROWS: &[Row<'static>] = &[
     ),
 ];
 
+/// simplejwt's blacklist app as Django's SQLite backend creates it: the raw token beside its jti.
+const TOKEN_BLACKLIST_SQLITE: [&str; 2] = [
+    "CREATE TABLE token_blacklist_outstandingtoken (
+        id integer NOT NULL PRIMARY KEY AUTOINCREMENT, token text NOT NULL,
+        created_at datetime NULL, expires_at datetime NOT NULL,
+        user_id integer NULL REFERENCES auth_user (id), jti varchar(255) NOT NULL UNIQUE)",
+    "CREATE TABLE token_blacklist_blacklistedtoken (
+        id integer NOT NULL PRIMARY KEY AUTOINCREMENT, blacklisted_at datetime NOT NULL,
+        token_id bigint NOT NULL UNIQUE REFERENCES token_blacklist_outstandingtoken (id))",
+];
+
+/// (jti, expires in, blacklisted) of the tokens Django recorded for ann (id 7).
+const DJANGO_TOKENS: [(&str, &str, bool); 3] = [
+    ("dj-live", "+1 hour", false),
+    ("dj-blacklisted", "+1 hour", true),
+    ("dj-expired", "-1 hour", true),
+];
+
+/// A refresh token as Django signed it, with `key`.
+fn django_refresh_token(jti: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let claims = json!({
+        "token_type": "refresh", "exp": now + 3600, "iat": now, "jti": jti, "user_id": "7",
+    });
+    common::sign_with(common::TEST_KEY, &common::test_settings(), claims)
+}
+
 async fn django_sqlite(path: &Path) {
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let mut db = sqlx::SqliteConnection::connect(&url).await.expect("opens");
@@ -132,6 +162,31 @@ async fn django_sqlite(path: &Path) {
         .execute(&mut db)
         .await
         .expect("row");
+    }
+    for sql in TOKEN_BLACKLIST_SQLITE {
+        sqlx::query(sql).execute(&mut db).await.expect("table");
+    }
+    for (jti, expires, blacklisted) in DJANGO_TOKENS {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO token_blacklist_outstandingtoken (token, created_at, expires_at, user_id, jti) \
+             VALUES (?, datetime('now'), datetime('now', ?), 7, ?) RETURNING id",
+        )
+        .bind(django_refresh_token(jti))
+        .bind(expires)
+        .bind(jti)
+        .fetch_one(&mut db)
+        .await
+        .expect("token row");
+        if blacklisted {
+            sqlx::query(
+                "INSERT INTO token_blacklist_blacklistedtoken (blacklisted_at, token_id) \
+                 VALUES (datetime('now'), ?)",
+            )
+            .bind(id)
+            .execute(&mut db)
+            .await
+            .expect("blacklist row");
+        }
     }
     db.close().await.expect("closes");
 }
@@ -163,13 +218,21 @@ async fn django_users_are_imported_once_and_log_in_with_their_old_passwords() {
         first.contains("failed: eve: the email is taken by another user"),
         "{first}"
     );
+    let tokens_line = "Imported 2 live tokens from token_blacklist (1 blacklisted); \
+                       their raw tokens were not copied.";
+    assert!(first.contains(tokens_line), "{first}");
     let second = import(dir.path(), &format!("sqlite://{source}"));
     assert!(
         second.starts_with("Imported 0, skipped 5 (already imported), failed 1."),
         "{second}"
     );
+    assert!(second.contains(tokens_line), "{second}");
 
-    let served = Served::start(tollgate(dir.path(), &[])).await;
+    // Tollgate verifies with Django's key: the token Django blacklisted stays refused, the
+    // live one refreshes.
+    let mut command = tollgate(dir.path(), &[]);
+    command.env("TOLLGATE_SIGNING_KEY", common::TEST_KEY);
+    let served = Served::start(command).await;
     let client = reqwest::Client::new();
     let login = |username: &'static str, password: &'static str| {
         let request = client
@@ -192,6 +255,20 @@ async fn django_users_are_imported_once_and_log_in_with_their_old_passwords() {
         let (status, _) = login(username, "wrong password").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
+    let refresh = |jti: &str| {
+        client
+            .post(format!("{}/api/token/refresh/", served.base))
+            .json(&json!({"refresh": django_refresh_token(jti)}))
+            .send()
+    };
+    let refused = refresh("dj-blacklisted").await.expect("sent");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused.json::<Value>().await.expect("JSON"),
+        json!({"detail": "Token is blacklisted", "code": "token_not_valid"})
+    );
+    let live = refresh("dj-live").await.expect("sent");
+    assert_eq!(live.status(), StatusCode::OK);
     // Unusable passwords and inactive users stay out.
     for username in ["dan", "fay"] {
         let (status, _) = login(username, OLD_PASSWORD).await;

@@ -2,7 +2,7 @@
 //! hashes, so that they log in to Tollgate with their old passwords.
 
 use anyhow::Context;
-use tollgate_core::Settings;
+use tollgate_core::{unix_now, Settings};
 use tollgate_store::ImportOutcome;
 
 use super::progress::Progress;
@@ -11,9 +11,30 @@ use super::progress::Progress;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The Django database: a PostgreSQL URL (postgres://…), a sqlite: URL, or the path of a
-    /// SQLite file. Only `auth_user` is read; nothing there is changed.
+    /// SQLite file. Only `auth_user` and simplejwt's `token_blacklist_*` tables are read;
+    /// nothing there is changed.
     #[arg(long, value_name = "URL_OR_PATH")]
     database: String,
+}
+
+/// Copies the live tokens of simplejwt's blacklist app, if the source has its tables: a refresh
+/// token blacklisted under Django stays refused. Returns (live, blacklisted).
+async fn import_tokens(
+    store: &tollgate_store::Store,
+    database: &str,
+) -> anyhow::Result<Option<(u64, u64)>> {
+    let Some(tokens) = tollgate_store::read_django_tokens(database, unix_now()).await? else {
+        return Ok(None);
+    };
+    let mut progress = Progress::new(tokens.len() as u64, "tokens read");
+    let mut blacklisted = 0;
+    for (done, token) in tokens.iter().enumerate() {
+        store.import_django_token(token).await?;
+        blacklisted += u64::from(token.blacklisted_at.is_some());
+        progress.set(done as u64 + 1);
+    }
+    progress.finish();
+    Ok(Some((tokens.len() as u64, blacklisted)))
 }
 
 pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
@@ -38,6 +59,7 @@ pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
         .after_import()
         .await
         .context("cannot move the user id sequence past the imported ids")?;
+    let tokens = import_tokens(&store, &args.database).await;
     store.close().await;
     println!(
         "Imported {imported}, skipped {skipped} (already imported), failed {}.",
@@ -45,6 +67,13 @@ pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
     );
     for (username, reason) in &failed {
         println!("  failed: {username}: {reason}");
+    }
+    match tokens.with_context(|| format!("cannot import token_blacklist from {source}"))? {
+        Some((live, blacklisted)) => println!(
+            "Imported {live} live tokens from token_blacklist ({blacklisted} blacklisted); \
+             their raw tokens were not copied."
+        ),
+        None => println!("No token_blacklist tables: no tokens imported."),
     }
     Ok(())
 }
