@@ -337,3 +337,104 @@ fn keygen_prints_hmac_secrets_and_refuses_unknown_algorithms() {
         text(&output.stderr)
     );
 }
+
+/// USER_REQUIRED_FIELDS (seed 004: login by email, names required) applies to createsuperuser:
+/// with --no-input the missing options are named; given, they are stored, profile fields too;
+/// interactively, each missing field is asked for.
+#[tokio::test]
+async fn createsuperuser_takes_the_required_and_profile_fields() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let configured = |args: &[&str]| {
+        let mut command = tollgate(dir.path(), args);
+        command
+            .env("TOLLGATE_USERNAME_FIELD", "email")
+            .env("TOLLGATE_USER_REQUIRED_FIELDS", "first_name,last_name")
+            .env("TOLLGATE_USER_PROFILE_FIELDS", "nickname")
+            .env("TOLLGATE_SUPERUSER_PASSWORD", "quantum-ferret-72");
+        command
+    };
+    let missing = run(configured(&[
+        "createsuperuser",
+        "--username",
+        "ann",
+        "--no-input",
+    ]));
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr)
+            .contains("USER_REQUIRED_FIELDS needs --email, --first-name, --last-name"),
+        "{}",
+        text(&missing.stderr)
+    );
+    let created = run(configured(&[
+        "createsuperuser",
+        "--username",
+        "ann",
+        "--email",
+        "ann@example.com",
+        "--first-name",
+        "Ann",
+        "--last-name",
+        "Lee",
+        "--profile",
+        "nickname=Annie",
+        "--no-input",
+    ]));
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let unknown = run(configured(&[
+        "createsuperuser",
+        "--username",
+        "bob",
+        "--profile",
+        "avatar=x",
+        "--no-input",
+    ]));
+    assert!(text(&unknown.stderr).contains("\"avatar\" is not in USER_PROFILE_FIELDS"));
+
+    // Interactively: username, email, first name, last name, password twice.
+    let mut interactive = configured(&["createuser"]);
+    interactive
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = interactive.spawn().expect("starts");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"cid\ncid@example.com\nCid\nMoe\nquantum-ferret-72\nquantum-ferret-72\n")
+            .expect("written");
+    }
+    let output = child.wait_with_output().expect("finishes");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("First name: Last name: "));
+
+    let store = tollgate_store::Store::connect(
+        &format!("sqlite://{}", dir.path().join("tollgate.db").display()),
+        tollgate_store::PoolConfig::default(),
+    )
+    .await
+    .expect("opens");
+    let ann = store
+        .find_user(tollgate_store::UserField::Email, "ann@example.com")
+        .await
+        .expect("query")
+        .expect("ann exists");
+    assert_eq!(
+        (ann.first_name.as_str(), ann.last_name.as_str()),
+        ("Ann", "Lee")
+    );
+    assert!(ann.is_superuser && ann.is_staff);
+    let profile: serde_json::Value = serde_json::from_str(&ann.profile).expect("JSON");
+    assert_eq!(profile["nickname"], "Annie");
+    let cid = store
+        .find_user(tollgate_store::UserField::Username, "cid")
+        .await
+        .expect("query")
+        .expect("cid exists");
+    assert_eq!(
+        (cid.email.as_str(), cid.last_name.as_str()),
+        ("cid@example.com", "Moe")
+    );
+    store.close().await;
+}

@@ -16,6 +16,18 @@ pub(crate) struct Args {
     /// The email address.
     #[arg(long)]
     email: Option<String>,
+    /// The phone number.
+    #[arg(long)]
+    phone: Option<String>,
+    /// Given name.
+    #[arg(long)]
+    first_name: Option<String>,
+    /// Family name.
+    #[arg(long)]
+    last_name: Option<String>,
+    /// A profile field named in USER_PROFILE_FIELDS, as NAME=VALUE (repeatable).
+    #[arg(long = "profile", value_name = "NAME=VALUE")]
+    profile: Vec<String>,
     /// Ask nothing: the username comes from --username and the password from
     /// TOLLGATE_SUPERUSER_PASSWORD (createsuperuser) or TOLLGATE_USER_PASSWORD (createuser).
     #[arg(long)]
@@ -38,25 +50,28 @@ impl Kind {
 }
 
 pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::Result<()> {
-    let (username, email, password) = if args.no_input {
-        let Some(username) = args.username.filter(|u| !u.trim().is_empty()) else {
-            bail!("--username is required with --no-input");
-        };
-        let password = std::env::var(kind.password_env())
+    let no_input = args.no_input;
+    let username = match args.username {
+        Some(username) => username,
+        None if no_input => bail!("--username is required with --no-input"),
+        None => prompt("Username: ")?,
+    };
+    let mut fields = OtherFields::from_args(
+        &settings,
+        args.email,
+        args.phone,
+        args.first_name,
+        args.last_name,
+        &args.profile,
+    )?;
+    fields.complete(&settings, no_input)?;
+    let password = if no_input {
+        std::env::var(kind.password_env())
             .ok()
             .filter(|p| !p.is_empty())
-            .with_context(|| format!("set {} to the new user's password", kind.password_env()))?;
-        (username, args.email.unwrap_or_default(), password)
+            .with_context(|| format!("set {} to the new user's password", kind.password_env()))?
     } else {
-        let username = match args.username {
-            Some(username) => username,
-            None => prompt("Username: ")?,
-        };
-        let email = match args.email {
-            Some(email) => email,
-            None => prompt("Email address: ")?,
-        };
-        (username, email, prompt_password()?)
+        prompt_password()?
     };
     let username = username.trim().to_owned();
     if username.is_empty() {
@@ -80,7 +95,11 @@ pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::R
     }
     let new = NewUser {
         username: username.clone(),
-        email: email.trim().to_owned(),
+        email: fields.email,
+        phone: fields.phone,
+        first_name: fields.first_name,
+        last_name: fields.last_name,
+        profile: serde_json::Value::Object(fields.profile).to_string(),
         password_hash,
         is_active: true,
         is_staff: kind == Kind::Superuser,
@@ -104,6 +123,110 @@ pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::R
         }
         Err(StoreError::Duplicate { field }) => bail!("a user with this {field} already exists"),
         Err(err) => Err(err).context("cannot create the user"),
+    }
+}
+
+/// The user's fields besides the username and password.
+struct OtherFields {
+    email: String,
+    phone: Option<String>,
+    first_name: String,
+    last_name: String,
+    profile: serde_json::Map<String, serde_json::Value>,
+}
+
+impl OtherFields {
+    fn from_args(
+        settings: &Settings,
+        email: Option<String>,
+        phone: Option<String>,
+        first_name: Option<String>,
+        last_name: Option<String>,
+        profile: &[String],
+    ) -> anyhow::Result<OtherFields> {
+        let mut fields = OtherFields {
+            email: email.unwrap_or_default().trim().to_owned(),
+            phone: phone.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()),
+            first_name: first_name.unwrap_or_default().trim().to_owned(),
+            last_name: last_name.unwrap_or_default().trim().to_owned(),
+            profile: serde_json::Map::new(),
+        };
+        for entry in profile {
+            let Some((name, value)) = entry.split_once('=') else {
+                bail!("--profile takes NAME=VALUE, got {entry:?}");
+            };
+            if !settings.user_profile_fields.iter().any(|f| f == name) {
+                bail!("{name:?} is not in USER_PROFILE_FIELDS");
+            }
+            fields.profile.insert(name.to_owned(), value.trim().into());
+        }
+        Ok(fields)
+    }
+
+    /// Asks for the email (unless given) and each USER_REQUIRED_FIELDS field still missing; with
+    /// `no_input`, a missing required field is an error naming its option.
+    fn complete(&mut self, settings: &Settings, no_input: bool) -> anyhow::Result<()> {
+        let required = |field: &str| {
+            settings.user_required_fields.iter().any(|f| f == field)
+                || (field == "email" && settings.username_field == "email")
+        };
+        if !no_input && self.email.is_empty() {
+            self.email = prompt("Email address: ")?;
+        }
+        let mut missing = Vec::new();
+        for (field, option, question) in [
+            ("email", "--email", "Email address: "),
+            ("phone", "--phone", "Phone: "),
+            ("first_name", "--first-name", "First name: "),
+            ("last_name", "--last-name", "Last name: "),
+        ] {
+            if !required(field) || !self.value(field).is_empty() {
+                continue;
+            }
+            if no_input {
+                missing.push(option.to_owned());
+                continue;
+            }
+            let answer = prompt(question)?;
+            match field {
+                "email" => self.email = answer,
+                "phone" => self.phone = Some(answer).filter(|p| !p.is_empty()),
+                "first_name" => self.first_name = answer,
+                _ => self.last_name = answer,
+            }
+            if self.value(field).is_empty() {
+                bail!(
+                    "the {} may not be blank (USER_REQUIRED_FIELDS)",
+                    field.replace('_', " ")
+                );
+            }
+        }
+        for field in &settings.user_profile_fields {
+            if required(field) && !self.profile.contains_key(field) {
+                if no_input {
+                    missing.push(format!("--profile {field}=…"));
+                } else {
+                    let answer = prompt(&format!("{field}: "))?;
+                    self.profile.insert(field.clone(), answer.into());
+                }
+            }
+        }
+        if !missing.is_empty() {
+            bail!(
+                "USER_REQUIRED_FIELDS needs {} with --no-input",
+                missing.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    fn value(&self, field: &str) -> &str {
+        match field {
+            "email" => &self.email,
+            "phone" => self.phone.as_deref().unwrap_or(""),
+            "first_name" => &self.first_name,
+            _ => &self.last_name,
+        }
     }
 }
 
