@@ -104,7 +104,6 @@ pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::R
         is_active: true,
         is_staff: kind == Kind::Superuser,
         is_superuser: kind == Kind::Superuser,
-        ..NewUser::default()
     };
     let created = store.create_user(&new, unix_now()).await;
     store.close().await;
