@@ -198,6 +198,7 @@ impl Store {
         let database = Store {
             pool: self.pool.clone(),
             redis: None,
+            access: std::sync::Arc::clone(&self.access),
         };
         tokio::spawn(async move {
             let mut refill = refill;

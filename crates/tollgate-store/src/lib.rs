@@ -10,8 +10,11 @@
 //! - `django`: reading Django's `auth_user` and importing it ([`read_django_users`]).
 //! - `tokens`: the outstanding-token record and the blacklist ([`TokenRecord`]).
 //! - `logins`: login history and lockout counters ([`LoginEvent`], [`LockoutRule`]).
+//! - `access`: access-token revocation, in memory and in sync across instances
+//!   ([`Revocation`], [`Store::revoke_access`], [`Store::is_access_revoked`]).
 #![deny(missing_docs)]
 
+mod access;
 mod denylist;
 mod django;
 mod logins;
@@ -26,6 +29,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use access::{AccessClaims, Revocation};
 pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser, ImportOutcome};
 pub use logins::{LockoutRule, LoginEvent, LoginOutcome};
 pub use tokens::{FlushReport, TokenRecord};
@@ -135,6 +139,7 @@ impl Default for PoolConfig {
 pub struct Store {
     pool: Pool,
     redis: Option<std::sync::Arc<denylist::RedisDenylist>>,
+    access: std::sync::Arc<access::AccessDenylist>,
 }
 
 /// The first pause between connection attempts; each pause doubles, up to [`MAX_BACKOFF`].
@@ -250,7 +255,11 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        Ok(Store { pool, redis: None })
+        Ok(Store {
+            pool,
+            redis: None,
+            access: access::new_denylist(),
+        })
     }
 
     /// Applies any migrations not yet applied. Safe to run at every start and from several

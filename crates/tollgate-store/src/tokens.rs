@@ -22,6 +22,8 @@ pub struct FlushReport {
     pub outstanding: u64,
     /// Blacklist rows deleted.
     pub blacklisted: u64,
+    /// Access-token revocations deleted (no token they affect is alive any more).
+    pub revoked_access: u64,
 }
 
 /// Records a token as outstanding; the user id is kept only if that user exists (tokens minted
@@ -136,15 +138,15 @@ impl Store {
         Ok(rotated)
     }
 
-    /// Deletes outstanding and blacklisted rows whose token expired at or before `now`, in
-    /// batches; `progress` is called with the running total after each batch.
+    /// Deletes outstanding, blacklisted and access-revocation rows whose token expired at or
+    /// before `now`, in batches; `progress` is called with the running total after each batch.
     pub async fn flush_expired(
         &self,
         now: i64,
         mut progress: impl FnMut(u64),
     ) -> Result<FlushReport, StoreError> {
         let mut report = FlushReport::default();
-        for table in ["blacklisted_tokens", "outstanding_tokens"] {
+        for table in ["blacklisted_tokens", "outstanding_tokens", "revoked_access"] {
             // PostgreSQL plans `id IN (subquery)` as a scan of the whole table per batch; an array
             // of ids makes it look each one up by primary key.
             let sql = match self.backend() {
@@ -167,9 +169,10 @@ impl Store {
                 let deleted = done;
                 match table {
                     "blacklisted_tokens" => report.blacklisted += deleted,
+                    "revoked_access" => report.revoked_access += deleted,
                     _ => report.outstanding += deleted,
                 }
-                progress(report.blacklisted + report.outstanding);
+                progress(report.blacklisted + report.outstanding + report.revoked_access);
                 if deleted < FLUSH_BATCH as u64 {
                     break;
                 }
@@ -199,13 +202,14 @@ impl Store {
         Ok(rows)
     }
 
-    /// How many rows `flush_expired(now)` would delete: outstanding plus blacklisted tokens that
-    /// expired at or before `now` (for a progress bar).
+    /// How many rows `flush_expired(now)` would delete: outstanding and blacklisted tokens and
+    /// access revocations that expired at or before `now` (for a progress bar).
     pub async fn count_expired(&self, now: i64) -> Result<u64, StoreError> {
         let count: i64 = with_pool!(self, |pool| {
             sqlx::query_scalar(
                 "SELECT (SELECT COUNT(*) FROM outstanding_tokens WHERE expires_at <= $1) \
-                 + (SELECT COUNT(*) FROM blacklisted_tokens WHERE expires_at <= $1)",
+                 + (SELECT COUNT(*) FROM blacklisted_tokens WHERE expires_at <= $1) \
+                 + (SELECT COUNT(*) FROM revoked_access WHERE expires_at <= $1)",
             )
             .bind(now)
             .fetch_one(pool)
@@ -302,7 +306,8 @@ mod tests {
             report,
             FlushReport {
                 outstanding: 2,
-                blacklisted: 1
+                blacklisted: 1,
+                revoked_access: 0,
             }
         );
         assert!(calls >= 2);

@@ -225,6 +225,7 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected())
         })?;
+        self.users_changed();
         Ok(done == 1)
     }
 
@@ -254,6 +255,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         });
+        self.users_changed();
         updated.map_err(duplicate_or_database)
     }
 
@@ -294,6 +296,7 @@ impl Store {
             }
             .await
         })?;
+        self.users_changed();
         Ok(changed)
     }
 
@@ -307,6 +310,7 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected())
         })?;
+        self.users_changed();
         Ok(done == 1)
     }
 
@@ -319,6 +323,7 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected())
         })?;
+        self.users_changed();
         Ok(done == 1)
     }
 }

@@ -129,6 +129,13 @@ async fn jwt(parts: &Parts, state: &AppState) -> Result<Option<AuthenticatedUser
             .codec
             .authenticate_token(raw, classes, now)
             .map_err(ApiError::NoValidTokenType)?;
+        if state.access_revoked(&claims) {
+            let refusal = ClassRefusal {
+                token_type,
+                error: TokenError::Blacklisted,
+            };
+            return Err(ApiError::NoValidTokenType(vec![refusal]));
+        }
         // Sliding tokens are blacklistable, so simplejwt checks them against the blacklist.
         if token_type == TokenType::Sliding {
             if let Some(jti) = state.codec.jti(&claims) {

@@ -5,11 +5,15 @@ use std::sync::Arc;
 use axum::http::{HeaderName, HeaderValue};
 use tollgate_core::password::{PasswordCheck, PasswordHasher, PasswordPolicy};
 use tollgate_core::{Claims, Settings, TokenCodec};
-use tollgate_store::{Store, User, UserField};
+use tollgate_store::{AccessClaims, Revocation, Store, StoreError, User, UserField};
 
 use crate::metrics::Metrics;
 use crate::throttle::LoginThrottle;
 use crate::user_cache::UserCache;
+
+/// The claim naming the login session a token belongs to; access tokens carry their refresh
+/// token's.
+pub const SID_CLAIM: &str = "sid";
 
 /// The application state, cloned into every handler (each field is shared).
 #[derive(Clone)]
@@ -147,6 +151,37 @@ impl AppState {
     }
 }
 
+/// ACCESS_TOKEN_REVOCATION after a password change: revokes every token of the user (named by
+/// the value of its user-id claim) issued up to now, then waits for the next whole second.
+/// `iat` counts whole seconds, so the cut-off is the next second: a token issued in the same
+/// second as the change cannot be told from one issued before it. Waiting for that second
+/// means a login with the new password, once the change has been answered, gets a token that
+/// is not revoked. Does nothing when the setting is off.
+pub(crate) async fn revoke_earlier_tokens(
+    store: &Store,
+    settings: &Settings,
+    user_id: &str,
+) -> Result<bool, StoreError> {
+    if !settings.access_token_revocation {
+        return Ok(false);
+    }
+    let now = tollgate_core::unix_now();
+    let issued_before = now + 1;
+    let revocation = Revocation::UserBefore {
+        user_id,
+        issued_before,
+    };
+    store
+        .revoke_access(&revocation, settings.access_token_lifetime, now)
+        .await?;
+    let cut_off = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::try_from(issued_before).unwrap_or(0));
+    if let Ok(wait) = cut_off.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(wait).await;
+    }
+    Ok(true)
+}
+
 /// Puts the calling thread below the async runtime's (about nice 10): when logins and token
 /// checks compete for the cores, a login waits a little longer and a request with a token does
 /// not; when the server has nothing else to do, hashes still get every core.
@@ -162,6 +197,62 @@ fn lower_priority() {
 type Job = Box<dyn FnOnce(&PasswordHasher) + Send>;
 
 impl AppState {
+    /// Starts following revocations and user changes made by other instances (see
+    /// [`Store::start_sync`]) as the settings need: access revocations with
+    /// ACCESS_TOKEN_REVOCATION, user changes with USER_CACHE_TTL. Returns once the revocations in
+    /// force are loaded; call it before serving.
+    pub async fn start_sync(&self) -> Result<(), StoreError> {
+        self.store
+            .start_sync(
+                self.settings.access_token_revocation,
+                !self.settings.user_cache_ttl.is_zero(),
+            )
+            .await
+    }
+
+    /// Revokes live access tokens when ACCESS_TOKEN_REVOCATION is on (and does nothing, with
+    /// `Ok(false)`, when it is off): on this instance at once, on the others within about a
+    /// second. The entry is kept as long as ACCESS_TOKEN_LIFETIME requires.
+    ///
+    /// This is the call for anything that ends a login: logout, a password change, revoking a
+    /// session (`Revocation::Session { sid }` ends every access token carrying that `sid`).
+    ///
+    /// ```no_run
+    /// # async fn end(state: tollgate::state::AppState, sid: &str) -> Result<(), tollgate_store::StoreError> {
+    /// use tollgate_store::Revocation;
+    ///
+    /// state.revoke_access(Revocation::Session { sid }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn revoke_access(&self, revocation: Revocation<'_>) -> Result<bool, StoreError> {
+        if !self.settings.access_token_revocation {
+            return Ok(false);
+        }
+        self.store
+            .revoke_access(
+                &revocation,
+                self.settings.access_token_lifetime,
+                tollgate_core::unix_now(),
+            )
+            .await?;
+        Ok(true)
+    }
+
+    /// Whether ACCESS_TOKEN_REVOCATION is on and the token's claims match a revocation: a
+    /// lookup in memory.
+    pub fn access_revoked(&self, claims: &Claims) -> bool {
+        if !self.settings.access_token_revocation {
+            return false;
+        }
+        let user_id = self.codec.user_id(claims);
+        self.store.is_access_revoked(&AccessClaims {
+            jti: self.codec.jti(claims),
+            sid: claims.str(SID_CLAIM),
+            user_id: user_id.as_deref(),
+            issued_at: claims.timestamp("iat"),
+        })
+    }
+
     /// The state with one more source of claims, run after those added before it.
     pub fn with_claim_source(mut self, source: Arc<dyn ClaimSource>) -> AppState {
         self.claim_sources.push(source);

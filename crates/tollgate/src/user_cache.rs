@@ -1,5 +1,7 @@
 //! A short-lived cache of the users that tokens name, for the protected-request hot path
-//! (USER_CACHE_TTL; off by default).
+//! (USER_CACHE_TTL; off by default). A user changed through any instance on the same
+//! PostgreSQL database (or through this one) is read again at once: see
+//! `Store::user_epoch`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -11,8 +13,9 @@ use tollgate_store::{Store, StoreError, User, UserField};
 /// distinct tokens.
 const MAX_ENTRIES: usize = 100_000;
 
-/// Each user with the time it was loaded, by the value of USER_ID_FIELD.
-type Entries = HashMap<String, (Instant, Arc<User>)>;
+/// Each user with the time it was loaded and the store's user epoch when the load began, by
+/// the value of USER_ID_FIELD.
+type Entries = HashMap<String, (Instant, u64, Arc<User>)>;
 
 /// Users by the value of USER_ID_FIELD, each kept for a fixed time.
 #[derive(Clone)]
@@ -40,9 +43,13 @@ impl UserCache {
         if self.ttl.is_zero() {
             return Ok(store.find_user(field, value).await?.map(Arc::new));
         }
+        // A user changed anywhere (this instance, another, a command) bumps the epoch: entries
+        // loaded under an older one are stale. The epoch is read before the load, so a change
+        // that lands during the load makes the entry stale too.
+        let epoch = store.user_epoch();
         if let Ok(entries) = self.entries.read() {
-            if let Some((loaded, user)) = entries.get(value) {
-                if loaded.elapsed() < self.ttl {
+            if let Some((loaded, loaded_epoch, user)) = entries.get(value) {
+                if *loaded_epoch == epoch && loaded.elapsed() < self.ttl {
                     return Ok(Some(Arc::clone(user)));
                 }
             }
@@ -52,7 +59,7 @@ impl UserCache {
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
-            entries.insert(value.to_owned(), (Instant::now(), Arc::clone(user)));
+            entries.insert(value.to_owned(), (Instant::now(), epoch, Arc::clone(user)));
         }
         Ok(user)
     }
@@ -87,37 +94,42 @@ mod tests {
 
     #[tokio::test]
     async fn a_cached_user_is_reused_until_it_expires() {
-        let (store, user) = store_with_user().await;
+        // Two stores on one file: a change through the other is unseen by this one's epoch, as
+        // a change by another process on SQLite is.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+        let store = Store::connect(&url, PoolConfig::default())
+            .await
+            .expect("connects");
+        store.migrate().await.expect("migrates");
+        let other = Store::connect(&url, PoolConfig::default())
+            .await
+            .expect("connects");
+        let new = NewUser {
+            username: "ann".into(),
+            password_hash: "x".into(),
+            is_active: true,
+            ..NewUser::default()
+        };
+        let user = store.create_user(&new, 1).await.expect("created");
         let cache = UserCache::new(Duration::from_millis(200));
         let id = user.id.to_string();
-        assert!(
+        let active = || async {
             cache
                 .find(&store, UserField::Id, &id)
                 .await
                 .expect("found")
                 .expect("exists")
                 .is_active
-        );
-        store.set_active(user.id, false).await.expect("updated");
-        assert!(
-            cache
-                .find(&store, UserField::Id, &id)
-                .await
-                .expect("found")
-                .expect("exists")
-                .is_active,
-            "cached"
-        );
+        };
+        assert!(active().await);
+        other.set_active(user.id, false).await.expect("updated");
+        assert!(active().await, "cached");
         tokio::time::sleep(Duration::from_millis(250)).await;
-        assert!(
-            !cache
-                .find(&store, UserField::Id, &id)
-                .await
-                .expect("found")
-                .expect("exists")
-                .is_active,
-            "expired"
-        );
+        assert!(!active().await, "expired");
+        // A change through the cache's own store is seen at once.
+        store.set_active(user.id, true).await.expect("updated");
+        assert!(active().await, "changed here");
     }
 
     #[tokio::test]

@@ -297,6 +297,14 @@ settings! {
     /// so that a password change ends every earlier access token at once. Off by default, as
     /// in simplejwt; a password change always blacklists the user's refresh tokens.
     check_revoke_token "CHECK_REVOKE_TOKEN": bool = false;
+    /// Make logout and password change also end live access tokens (simplejwt only blacklists
+    /// refresh tokens, so an access token lives until its `exp`). Logout on TOKEN_BLACKLIST_PATH
+    /// revokes the access token in the Authorization header, if any, and every access token of
+    /// the refresh token's session (`sid` claim); a password change revokes every token of the
+    /// user issued before it (the answer waits for the next second, as `iat` counts whole
+    /// seconds). Each instance keeps revocations in memory, loaded from the database and kept
+    /// in sync through PostgreSQL notifications, so checking costs no database round trip.
+    access_token_revocation "ACCESS_TOKEN_REVOCATION": bool = false;
     /// The claim that holds the password fingerprint.
     revoke_token_claim "REVOKE_TOKEN_CLAIM": String = "hash_password".to_owned();
     /// User fields copied into every new token as claims of the same name: built-in fields

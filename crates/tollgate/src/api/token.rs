@@ -9,9 +9,10 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
+use tollgate_core::auth::{parse_header, HeaderCredentials};
 use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::{unix_now, Claims, Issued, TokenError, TokenType};
-use tollgate_store::{TokenRecord, User, UserField};
+use tollgate_store::{Revocation, TokenRecord, User, UserField};
 
 use super::body::Payload;
 use super::{cookie, login};
@@ -123,7 +124,17 @@ pub(crate) async fn verify(
     payload: Payload,
 ) -> Result<Json<Value>, ApiError> {
     let [raw] = payload.char_fields(["token"])?;
-    let claims = state.codec.decode_as(&raw, None, unix_now())?;
+    let now = unix_now();
+    let claims = state.codec.decode_as(&raw, None, now)?;
+    // ACCESS_TOKEN_REVOCATION: a revoked access token is refused like a blacklisted one.
+    // Refresh and sliding tokens are revoked through the blacklist, checked below.
+    let is_access = state
+        .codec
+        .check_type(&claims, Some(TokenType::Access), now)
+        .is_ok();
+    if is_access && state.access_revoked(&claims) {
+        return Err(TokenError::Blacklisted.into());
+    }
     if state.settings.verify_checks_user {
         require_active_user(&state, &claims).await?;
     }
@@ -146,7 +157,7 @@ pub(crate) async fn blacklist(
     payload: Payload,
 ) -> Result<Response, ApiError> {
     let presented = cookie::presented(&state.settings, &headers, &payload)?;
-    let outcome = blacklist_token(&state, &presented.token).await;
+    let outcome = blacklist_token(&state, &headers, &presented.token).await;
     // Logging out with the cookie ends with the cookie gone, even when the token in it was
     // already refused: a browser must not keep a cookie that can no longer log anyone in.
     if !presented.from_cookie {
@@ -161,7 +172,11 @@ pub(crate) async fn blacklist(
     Ok(response)
 }
 
-async fn blacklist_token(state: &AppState, raw: &str) -> Result<Json<Value>, ApiError> {
+async fn blacklist_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: &str,
+) -> Result<Json<Value>, ApiError> {
     let now = unix_now();
     let claims = decode_blacklistable(state, raw, TokenType::Refresh, now).await?;
     let owner = user_pk(state, &claims).await?;
@@ -177,7 +192,42 @@ async fn blacklist_token(state: &AppState, raw: &str) -> Result<Json<Value>, Api
         jti = state.codec.jti(&claims).unwrap_or_default(),
         "refresh token blacklisted"
     );
+    if state.settings.access_token_revocation {
+        revoke_logged_out_access(state, headers, &claims, now).await?;
+    }
     Ok(Json(json!({})))
+}
+
+/// ACCESS_TOKEN_REVOCATION at logout: ends the access tokens of the refresh token's session
+/// (its `sid`, which its access tokens carry) and the valid access token in the Authorization
+/// header, if any. A missing or unusable header token is no reason to fail a logout.
+async fn revoke_logged_out_access(
+    state: &AppState,
+    headers: &HeaderMap,
+    refresh: &Claims,
+    now: i64,
+) -> Result<(), ApiError> {
+    if let Some(sid) = refresh.str(crate::state::SID_CLAIM) {
+        state.revoke_access(Revocation::Session { sid }).await?;
+    }
+    let header = headers
+        .get(&state.auth_header)
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    if let HeaderCredentials::Token(raw) = parse_header(header, &state.settings.auth_header_types) {
+        let raw = std::str::from_utf8(raw).unwrap_or_default();
+        if let Ok(access) = state.codec.decode_as(raw, Some(TokenType::Access), now) {
+            if let (Some(jti), Some(expires_at)) =
+                (state.codec.jti(&access), access.timestamp("exp"))
+            {
+                state
+                    .revoke_access(Revocation::Token { jti, expires_at })
+                    .await?;
+                tracing::info!(jti, "access token revoked at logout");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `POST /api/token/sliding/refresh/`: the same sliding token with a new `exp`, while its

@@ -124,7 +124,8 @@ pub(crate) async fn update_me(
 }
 
 /// `POST /api/user/password/`: changes the password given the old one. Every refresh and
-/// sliding token issued to the user so far is blacklisted.
+/// sliding token issued to the user so far is blacklisted, and with ACCESS_TOKEN_REVOCATION
+/// every access token too.
 pub(crate) async fn change_password(
     State(state): State<AppState>,
     auth: AuthenticatedUser,
@@ -158,6 +159,8 @@ pub(crate) async fn change_password(
         .await?
         .ok_or(ApiError::UserNotFound)?;
     state.user_cache.clear();
+    let user_id = user.field(state.user_id_field);
+    crate::state::revoke_earlier_tokens(&state.store, &state.settings, &user_id).await?;
     tracing::info!(user_id = user.id, revoked, "password changed");
     Ok(Json(json!({ "detail": "New password has been saved." })))
 }

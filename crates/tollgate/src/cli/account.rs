@@ -23,7 +23,8 @@ pub(crate) struct PasswordArgs {
 }
 
 /// Sets a user's password (checked against the password policy, as Django's
-/// `changepassword` does) and blacklists the user's refresh tokens.
+/// `changepassword` does) and blacklists the user's refresh tokens (with
+/// ACCESS_TOKEN_REVOCATION, revokes their access tokens too).
 pub(crate) async fn change_password(settings: Settings, args: PasswordArgs) -> anyhow::Result<()> {
     let store = super::open_store(&settings).await?;
     let Some(user) = store.find_user(UserField::Username, &args.username).await? else {
@@ -61,6 +62,11 @@ pub(crate) async fn change_password(settings: Settings, args: PasswordArgs) -> a
     )?;
     let hash = tokio::task::spawn_blocking(move || hasher.hash(&password)).await?;
     let revoked = store.change_password(user.id, &hash, unix_now()).await?;
+    if let Some(field) = UserField::from_name(&settings.user_id_field) {
+        crate::state::revoke_earlier_tokens(&store, &settings, &user.field(field))
+            .await
+            .context("cannot revoke the user's access tokens")?;
+    }
     store.close().await;
     println!(
         "Password changed successfully for user '{}' ({} refresh tokens blacklisted).",

@@ -31,6 +31,12 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         "deleted {} expired outstanding and {} expired blacklisted tokens",
         report.outstanding, report.blacklisted
     );
+    if report.revoked_access > 0 {
+        println!(
+            "deleted {} expired access-token revocations",
+            report.revoked_access
+        );
+    }
     let events = events.context("cannot delete old login events")?;
     if events > 0 {
         println!("deleted {events} login events older than LOGIN_EVENTS_RETENTION");

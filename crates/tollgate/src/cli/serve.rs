@@ -30,6 +30,10 @@ pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()
     let bind = args.bind.unwrap_or_else(|| settings.bind.clone());
     let grace = settings.shutdown_timeout;
     let state = AppState::new(settings, store.clone()).context("invalid configuration")?;
+    state
+        .start_sync()
+        .await
+        .context("cannot load the access-token revocations")?;
     let listener = TcpListener::bind(&bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;

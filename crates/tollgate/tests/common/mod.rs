@@ -154,6 +154,7 @@ impl TestServer {
             None => store,
         };
         let state = wrap(AppState::new(settings.clone(), store).expect("state builds"));
+        state.start_sync().await.expect("revocations load");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binds");
