@@ -9,6 +9,8 @@ use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::{unix_now, Claims, TokenError, TokenType};
 use tollgate_store::User;
 
+use crate::api::login::{check_password, Channel};
+use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
 use crate::logging::RequestUser;
 use crate::state::AppState;
@@ -48,7 +50,8 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
 }
 
 /// HTTP Basic, as DRF's `BasicAuthentication`: `Authorization: Basic base64(user:password)`,
-/// the user found through LOGIN_FIELDS. Costs one password hash per request.
+/// the user found through LOGIN_FIELDS. Costs one password hash per request, and counts against
+/// the failed-login throttle and lockout as a login does.
 async fn basic(parts: &Parts, state: &AppState) -> Result<Option<AuthenticatedUser>, ApiError> {
     use base64::Engine as _;
     let header = parts
@@ -90,23 +93,27 @@ async fn basic(parts: &Parts, state: &AppState) -> Result<Option<AuthenticatedUs
             "Invalid basic header. Credentials not correctly base64 encoded.",
         ))?;
     let (username, password) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
-    let mut user = None;
-    for field in &state.login_fields {
-        user = state.store.find_user(*field, username).await?;
-        if user.is_some() {
-            break;
-        }
-    }
-    let stored = user.as_ref().map(|u| u.password.clone());
-    let check = state.passwords.verify(password.to_owned(), stored).await;
-    match user {
-        // Django's ModelBackend finds no inactive user, so DRF's answer is the same for both.
-        Some(user) if check.matched() && user.is_active => Ok(Some(AuthenticatedUser {
+    // The same throttle, lockout and records as a login, so that Basic is no way around them.
+    let checked = check_password(
+        state,
+        ClientAddr::of(parts, state),
+        &UserAgent::of(&parts.headers),
+        username,
+        password.to_owned(),
+        Channel::Basic,
+    )
+    .await;
+    match checked {
+        Ok(user) => Ok(Some(AuthenticatedUser {
             user: Arc::new(user),
             claims: Claims::default(),
             token_type: None,
         })),
-        _ => Err(ApiError::BasicAuthFailed("Invalid username/password.")),
+        // Django's ModelBackend finds no inactive user, so DRF's answer is the same for both.
+        Err(ApiError::NoActiveAccount) => {
+            Err(ApiError::BasicAuthFailed("Invalid username/password."))
+        }
+        Err(err) => Err(err),
     }
 }
 

@@ -20,16 +20,23 @@ impl FromRequestParts<AppState> for ClientAddr {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr::of(parts, state))
+    }
+}
+
+impl ClientAddr {
+    /// The client of a request, by its connection and headers.
+    pub fn of(parts: &Parts, state: &AppState) -> ClientAddr {
         // Without connection info (a router driven in-process) the client is this host.
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::from([127, 0, 0, 1]), |info| info.0.ip());
-        Ok(ClientAddr(client_addr(
+        ClientAddr(client_addr(
             peer,
             &parts.headers,
             &state.settings.trusted_proxies,
-        )))
+        ))
     }
 }
 
@@ -45,8 +52,14 @@ impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let agent = parts
-            .headers
+        Ok(UserAgent::of(&parts.headers))
+    }
+}
+
+impl UserAgent {
+    /// The `User-Agent` of a request's headers.
+    pub fn of(headers: &HeaderMap) -> UserAgent {
+        let agent = headers
             .get(axum::http::header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
             .map(|value| {
@@ -57,7 +70,7 @@ impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
                 value[..end].to_owned()
             })
             .filter(|value| !value.is_empty());
-        Ok(UserAgent(agent))
+        UserAgent(agent)
     }
 }
 

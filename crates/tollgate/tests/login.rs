@@ -410,3 +410,42 @@ async fn a_lock_without_duration_lasts_until_unlocked_from_the_command_line() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("user 'nobody' does not exist"));
 }
+
+on_both_backends! {
+    /// HTTP Basic is no way around the failed-login throttle or the lockout: its failures count
+    /// as login failures and are recorded; its successes are not logins (no event, no last
+    /// login), as with Django's BasicAuthentication.
+    async fn http_basic_counts_against_the_throttle_and_the_lockout(backend) {
+        let server = TestServer::start_on(backend, |s| {
+            s.authentication_classes = vec!["jwt".into(), "basic".into()];
+            s.login_failures_per_account = 3;
+        }).await;
+        let ann = server.create_user("ann", PW).await;
+        let (status, _, _) = get_user_with(&server, &basic(&format!("ann:{PW}"))).await;
+        assert_eq!(status, StatusCode::OK);
+        for _ in 0..3 {
+            let (status, _, _) = get_user_with(&server, &basic("ann:wrong")).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        let (status, _, body) = get_user_with(&server, &basic(&format!("ann:{PW}"))).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(login(&server, "ann", PW).await.0, StatusCode::TOO_MANY_REQUESTS);
+
+        let events = server.store().login_events(ann.id, 10).await.expect("listed");
+        assert_eq!(events.len(), 3, "only the failures: {events:?}");
+        assert!(events.iter().all(|e| e.reason.as_deref() == Some("wrong_password")));
+        let stored = server.store().find_user(UserField::Username, "ann").await.expect("query");
+        assert_eq!(stored.expect("ann").last_login, None);
+
+        let server = TestServer::start_on(backend, |s| {
+            s.authentication_classes = vec!["basic".into()];
+            s.login_lockout_threshold = 2;
+        }).await;
+        server.create_user("bob", PW).await;
+        for _ in 0..2 {
+            get_user_with(&server, &basic("bob:wrong")).await;
+        }
+        let (status, _, body) = get_user_with(&server, &basic(&format!("bob:{PW}"))).await;
+        assert_eq!((status, &body["code"]), (StatusCode::FORBIDDEN, &json!("account_locked")));
+    }
+}

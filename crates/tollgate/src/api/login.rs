@@ -12,36 +12,18 @@ use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Checks the credentials in `payload` behind the failed-login throttle: an account or address
-/// out of failures gets 429 before any password is checked; a failure is counted, a success
-/// clears the account's count.
-pub(super) async fn log_in(
-    state: &AppState,
-    client: ClientAddr,
-    agent: &UserAgent,
-    payload: &Payload,
-) -> Result<User, ApiError> {
-    let [account] = payload
-        .char_fields([state.settings.username_field.as_str()])
-        .map_or([None], |[name]| [Some(name)]);
-    let throttle = &state.login_throttle;
-    throttle
-        .check(account.as_deref(), client.0, Instant::now())
-        .map_err(ApiError::Throttled)?;
-    let outcome = check_credentials(state, client, agent, payload).await;
-    match &outcome {
-        Ok(_) => throttle.succeeded(account.as_deref()),
-        Err(ApiError::NoActiveAccount) => {
-            throttle.failed(account.as_deref(), client.0, Instant::now())
-        }
-        Err(_) => {}
-    }
-    outcome
+/// Where a password arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Channel {
+    /// The obtain endpoints: a login, which updates the last login and is recorded.
+    Login,
+    /// HTTP Basic on a protected endpoint (AUTHENTICATION_CLASSES): checked on every request,
+    /// so only failures are recorded, and the last login is left alone (as Django does).
+    Basic,
 }
 
-/// Checks an identifier and password; every failure gives the same answer, and an unknown user
-/// costs the same hash time as a wrong password.
-async fn check_credentials(
+/// Checks the credentials of an obtain request (the USERNAME_FIELD and `password` fields).
+pub(super) async fn log_in(
     state: &AppState,
     client: ClientAddr,
     agent: &UserAgent,
@@ -49,9 +31,48 @@ async fn check_credentials(
 ) -> Result<User, ApiError> {
     let username_field = state.settings.username_field.as_str();
     let [identifier, password] = payload.char_fields([username_field, "password"])?;
+    check_password(state, client, agent, &identifier, password, Channel::Login).await
+}
+
+/// Checks an identifier and password behind the failed-login throttle and the lockout: an
+/// account or address out of failures gets 429, a locked one 403, before any password is
+/// checked. Every failure gives the same answer, [`ApiError::NoActiveAccount`], and an unknown
+/// user costs the same hash time as a wrong password.
+pub(crate) async fn check_password(
+    state: &AppState,
+    client: ClientAddr,
+    agent: &UserAgent,
+    identifier: &str,
+    password: String,
+    channel: Channel,
+) -> Result<User, ApiError> {
+    let throttle = &state.login_throttle;
+    throttle
+        .check(Some(identifier), client.0, Instant::now())
+        .map_err(ApiError::Throttled)?;
+    let outcome = check_credentials(state, client, agent, identifier, password, channel).await;
+    match &outcome {
+        Ok(_) => throttle.succeeded(Some(identifier)),
+        Err(ApiError::NoActiveAccount) => {
+            throttle.failed(Some(identifier), client.0, Instant::now())
+        }
+        Err(_) => {}
+    }
+    outcome
+}
+
+async fn check_credentials(
+    state: &AppState,
+    client: ClientAddr,
+    agent: &UserAgent,
+    identifier: &str,
+    password: String,
+    channel: Channel,
+) -> Result<User, ApiError> {
+    let username_field = state.settings.username_field.as_str();
     let mut user = None;
     for field in &state.login_fields {
-        user = state.store.find_user(*field, &identifier).await?;
+        user = state.store.find_user(*field, identifier).await?;
         if user.is_some() {
             break;
         }
@@ -60,6 +81,9 @@ async fn check_credentials(
     let record = |user_id: i64, outcome: LoginOutcome| {
         let addr = client.0.to_string();
         async move {
+            if channel == Channel::Basic && outcome == LoginOutcome::Succeeded {
+                return Ok(());
+            }
             state
                 .store
                 .record_login(user_id, outcome, &addr, agent.0.as_deref(), now)
@@ -67,7 +91,7 @@ async fn check_credentials(
         }
     };
     let lockout = lockout_rule(state);
-    let lock_key = lockout.map(|_| lockout_key(user.as_ref(), &identifier));
+    let lock_key = lockout.map(|_| lockout_key(user.as_ref(), identifier));
     if let Some(key) = &lock_key {
         if let Some(until) = state.store.locked_until(key, now).await? {
             if let Some(user) = &user {
@@ -118,12 +142,14 @@ async fn check_credentials(
         user.password = hash;
         state.user_cache.clear();
     }
-    if state.settings.update_last_login {
+    if channel == Channel::Login && state.settings.update_last_login {
         state.store.set_last_login(user.id, now).await?;
         user.last_login = Some(now);
     }
     record(user.id, LoginOutcome::Succeeded).await?;
-    state.metrics.login(true);
+    if channel == Channel::Login {
+        state.metrics.login(true);
+    }
     Ok(user)
 }
 
