@@ -401,6 +401,8 @@ impl Store {
 
 async fn listen(pool: &sqlx::PgPool) -> Result<sqlx::postgres::PgListener, StoreError> {
     let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    // A lost connection is reported at once, and re-established here, followed by a reload.
+    listener.eager_reconnect(false);
     listener
         .listen_all([REVOKED_CHANNEL, USERS_CHANNEL])
         .await?;
@@ -408,68 +410,89 @@ async fn listen(pool: &sqlx::PgPool) -> Result<sqlx::postgres::PgListener, Store
 }
 
 /// Applies notifications as they come; after the connection was lost, listens again and then
-/// reloads, since what was announced meanwhile is gone.
+/// reloads, since what was announced meanwhile is gone. Ends when the store is closed.
 async fn follow_postgres(
     store: Store,
     own: sqlx::PgPool,
-    mut listener: sqlx::postgres::PgListener,
+    first: sqlx::postgres::PgListener,
     access: bool,
 ) {
+    let mut ready = Some(first);
     let mut swept = tokio::time::Instant::now();
     loop {
-        if store.is_closed() {
-            own.close().await;
-            return;
-        }
-        if swept.elapsed() >= SWEEP {
-            store.access.sweep(now());
-            swept = tokio::time::Instant::now();
-        }
-        let lost = match tokio::time::timeout(POLL, listener.try_recv()).await {
-            Err(_) => continue, // Nothing announced: look up and wait again.
-            Ok(Ok(Some(notification))) => {
-                match notification.channel() {
+        let mut listener = match ready.take() {
+            Some(listener) => listener,
+            None => match listen_again(&store, &own, access).await {
+                Some(listener) => listener,
+                None => break,
+            },
+        };
+        let lost = loop {
+            if store.is_closed() {
+                break None;
+            }
+            if swept.elapsed() >= SWEEP {
+                store.access.sweep(now());
+                swept = tokio::time::Instant::now();
+            }
+            match tokio::time::timeout(POLL, listener.try_recv()).await {
+                Err(_) => {} // Nothing announced: look up and wait again.
+                Ok(Ok(Some(notification))) => match notification.channel() {
                     USERS_CHANNEL => store.access.user_changed(),
                     _ if access => match Row::parse(notification.payload()) {
                         Some(row) => store.access.add(row),
                         None => tracing::warn!("unreadable access revocation notification"),
                     },
                     _ => {}
-                }
-                continue;
+                },
+                Ok(Ok(None)) => break Some("the connection was lost".to_owned()),
+                Ok(Err(err)) => break Some(err.to_string()),
             }
-            Ok(Ok(None)) => "the connection was lost".to_owned(),
-            Ok(Err(err)) => err.to_string(),
+        };
+        drop(listener);
+        let Some(cause) = lost else {
+            break;
         };
         tracing::warn!(
-            cause = lost,
+            cause,
             "revocation listener interrupted: listening again, then reloading"
         );
-        let mut pause = Duration::from_millis(100);
-        listener = loop {
-            if store.is_closed() {
-                own.close().await;
-                return;
+    }
+    own.close().await;
+}
+
+/// Listens again, retrying with growing pauses, then reloads the revocations; None once the
+/// store is closed.
+async fn listen_again(
+    store: &Store,
+    own: &sqlx::PgPool,
+    access: bool,
+) -> Option<sqlx::postgres::PgListener> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        if store.is_closed() {
+            return None;
+        }
+        let reloaded = async {
+            let listener = listen(own).await?;
+            if access {
+                store.load_access().await?;
             }
-            let reloaded = async {
-                let listener = listen(&own).await?;
-                if access {
-                    store.load_access().await?;
-                }
-                Ok::<_, StoreError>(listener)
-            };
-            match reloaded.await {
-                Ok(listener) => break listener,
-                Err(err) => {
-                    tracing::debug!(cause = %err, "revocation listener still down");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(MAX_BACKOFF);
-                }
-            }
+            Ok::<_, StoreError>(listener)
         };
-        // Users may have changed while nobody listened.
-        store.access.user_changed();
-        tracing::info!("revocation listener back: access revocations reloaded");
+        match reloaded.await {
+            Ok(listener) => {
+                // Users may have changed while nobody listened.
+                store.access.user_changed();
+                tracing::info!("revocation listener back: access revocations reloaded");
+                return Some(listener);
+            }
+            Err(err) => {
+                tracing::debug!(cause = %err, "revocation listener still down");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_BACKOFF);
+            }
+        }
     }
 }
 
