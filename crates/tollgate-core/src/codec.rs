@@ -1,22 +1,23 @@
 //! Minting and checking tokens: what simplejwt's token classes and PyJWT do, in one place.
 
-use std::collections::HashSet;
+use std::sync::Arc;
 
-use jsonwebtoken::{Header, Validation};
+use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
 
-use crate::jose::{HeaderCheck, UniqueObject};
+use crate::jose::UniqueObject;
+use crate::keyring::KeyRing;
 use crate::keys::Keys;
 use crate::settings::{Settings, SettingsError};
 use crate::token::{new_jti, Claims, Issued, SigningError, TokenError, TokenType};
 
 /// Issues and checks tokens with the configured keys, lifetimes and claim names.
-#[derive(Debug, Clone)]
+///
+/// The keys are a [`KeyRing`] that [`replace_keys`](TokenCodec::replace_keys) swaps while
+/// requests run (after a rotation), without locking the requests out.
+#[derive(Debug)]
 pub struct TokenCodec {
-    keys: Keys,
-    header: Header,
-    header_check: HeaderCheck,
-    validation: Validation,
+    ring: ArcSwap<KeyRing>,
     access_lifetime: i64,
     refresh_lifetime: i64,
     sliding_lifetime: i64,
@@ -34,19 +35,31 @@ fn seconds(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// A clone holds the keys the original holds now; later replacements are not shared.
+impl Clone for TokenCodec {
+    fn clone(&self) -> TokenCodec {
+        TokenCodec {
+            ring: ArcSwap::new(self.ring.load_full()),
+            access_lifetime: self.access_lifetime,
+            refresh_lifetime: self.refresh_lifetime,
+            sliding_lifetime: self.sliding_lifetime,
+            sliding_refresh_lifetime: self.sliding_refresh_lifetime,
+            leeway: self.leeway,
+            audience: self.audience.clone(),
+            issuer: self.issuer.clone(),
+            user_id_claim: self.user_id_claim.clone(),
+            token_type_claim: self.token_type_claim.clone(),
+            jti_claim: self.jti_claim.clone(),
+            refresh_exp_claim: self.refresh_exp_claim.clone(),
+        }
+    }
+}
+
 impl TokenCodec {
-    /// Builds the codec; fails if the keys in the settings are unusable.
+    /// Builds the codec with the configured key alone; fails if the keys in the settings are
+    /// unusable. Rotated keys come in with [`replace_keys`](TokenCodec::replace_keys).
     pub fn new(settings: &Settings) -> Result<TokenCodec, SettingsError> {
         let keys = Keys::from_settings(settings)?;
-        let alg = keys.algorithm.to_jsonwebtoken();
-        // jsonwebtoken checks the signature and the algorithm; the registered claims are checked
-        // below, as PyJWT checks them, so that messages and edge cases match simplejwt.
-        let mut validation = Validation::new(alg);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims = HashSet::new();
-        validation.leeway = 0;
         let audience = match settings.audience.as_slice() {
             [] => None,
             [one] => Some(Value::String(one.clone())),
@@ -54,15 +67,8 @@ impl TokenCodec {
                 many.iter().cloned().map(Value::String).collect(),
             )),
         };
-        let header = Header {
-            kid: Some(keys.kid.clone()),
-            ..Header::new(alg)
-        };
         Ok(TokenCodec {
-            header_check: HeaderCheck::new(&header),
-            header,
-            validation,
-            keys,
+            ring: ArcSwap::from_pointee(KeyRing::single(keys)),
             access_lifetime: seconds(settings.access_token_lifetime),
             refresh_lifetime: seconds(settings.refresh_token_lifetime),
             sliding_lifetime: seconds(settings.sliding_token_lifetime),
@@ -155,7 +161,8 @@ impl TokenCodec {
         if let Some(issuer) = &self.issuer {
             claims.insert("iss", issuer.as_str());
         }
-        let token = jsonwebtoken::encode(&self.header, &claims.0, &self.keys.encoding)
+        let ring = self.ring.load();
+        let token = jsonwebtoken::encode(ring.header(), &claims.0, &ring.signing_keys().encoding)
             .map_err(|err| SigningError(err.to_string()))?;
         Ok(Issued {
             jti: self.jti(&claims).unwrap_or_default().to_owned(),
@@ -168,14 +175,17 @@ impl TokenCodec {
 
     /// Checks the signature, the algorithm and the registered claims (`exp`, `nbf`, `iat`, `aud`,
     /// `iss`) as PyJWT does, and returns the payload. No token-type checks yet.
-    /// A header with `crit`, or a header or payload with a repeated member, is refused.
+    /// A header with `crit`, or a header or payload with a repeated member, is refused. The key
+    /// is the one the header's `kid` names (none: the configured key); an unknown `kid`, or a
+    /// retired key past its `verify_until`, is refused.
     pub fn decode(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
-        self.header_check
-            .check(token)
-            .map_err(TokenError::invalid)?;
-        let data =
-            jsonwebtoken::decode::<UniqueObject>(token, &self.keys.decoding, &self.validation)
-                .map_err(|err| TokenError::invalid(classify(&err)))?;
+        let ring = self.ring.load();
+        let key = ring.verifier_for(token).map_err(TokenError::invalid)?;
+        if !key.verifies_at(now) {
+            return Err(TokenError::invalid("key no longer verifies"));
+        }
+        let data = jsonwebtoken::decode::<UniqueObject>(token, key.decoding(), &key.validation)
+            .map_err(|err| TokenError::invalid(classify(&err)))?;
         let claims = Claims(data.claims.0);
         self.check_registered(&claims, now)?;
         Ok(claims)
@@ -296,9 +306,14 @@ impl TokenCodec {
         }
     }
 
-    /// The keys in use.
-    pub fn keys(&self) -> &Keys {
-        &self.keys
+    /// The keys in use now: the active signing key and those that verify.
+    pub fn keys(&self) -> Arc<KeyRing> {
+        self.ring.load_full()
+    }
+
+    /// Signs and verifies with `ring` from now on; requests in flight finish with the old one.
+    pub fn replace_keys(&self, ring: KeyRing) {
+        self.ring.store(Arc::new(ring));
     }
 }
 
@@ -338,7 +353,9 @@ mod tests {
 
     fn sign(codec: &TokenCodec, payload: Value) -> String {
         let claims = Claims(payload.as_object().cloned().unwrap_or_default());
-        jsonwebtoken::encode(&codec.header, &claims.0, &codec.keys.encoding).expect("signs")
+        let ring = codec.keys();
+        jsonwebtoken::encode(ring.header(), &claims.0, &ring.signing_keys().encoding)
+            .expect("signs")
     }
 
     #[test]
@@ -385,19 +402,28 @@ mod tests {
     }
 
     #[test]
-    fn signed_headers_take_the_fast_path() {
+    fn headers_other_than_ours_are_read_for_their_kid() {
         let codec = codec();
+        let ring = codec.keys();
         let issued = codec
             .sign(codec.claims_for_user(TokenType::Access, "1", NOW))
             .expect("signs");
-        let header = issued.token.split('.').next().unwrap_or_default();
-        assert_eq!(codec.header_check, HeaderCheck::new(&codec.header));
-        assert!(codec.header_check.is_ours(header));
-        let mut crit = codec.header.clone();
-        crit.kid = Some("k".into());
-        let token =
-            jsonwebtoken::encode(&crit, &issued.claims.0, &codec.keys.encoding).expect("signs");
-        assert!(codec.decode(&token, NOW).is_ok());
+        let encode = |header: &jsonwebtoken::Header| {
+            jsonwebtoken::encode(header, &issued.claims.0, &ring.signing_keys().encoding)
+                .expect("signs")
+        };
+        // Our kid in another header layout, and no kid at all: the configured key.
+        let mut reordered = ring.header().clone();
+        reordered.typ = None;
+        assert!(codec.decode(&encode(&reordered), NOW).is_ok());
+        reordered.kid = None;
+        assert!(codec.decode(&encode(&reordered), NOW).is_ok());
+        // A kid the ring does not hold, even on a token signed with the right key.
+        reordered.kid = Some("k".into());
+        assert_eq!(
+            codec.decode(&encode(&reordered), NOW),
+            Err(TokenError::invalid("unknown key id"))
+        );
     }
 
     #[test]
@@ -412,7 +438,7 @@ mod tests {
         );
         let signature = jsonwebtoken::crypto::sign(
             signing_input.as_bytes(),
-            &codec.keys.encoding,
+            &codec.keys().signing_keys().encoding,
             jsonwebtoken::Algorithm::HS256,
         )
         .expect("signs");
@@ -504,9 +530,23 @@ mod tests {
         let token = sign(&other, json!({"exp": NOW + 60}));
         assert_eq!(
             codec.decode(&token, NOW),
-            Err(TokenError::Invalid {
-                reason: "bad signature"
-            })
+            Err(TokenError::invalid("unknown key id"))
+        );
+        let claims = Claims(
+            json!({"exp": NOW + 60})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let forged = jsonwebtoken::encode(
+            codec.keys().header(),
+            &claims.0,
+            &other.keys().signing_keys().encoding,
+        )
+        .expect("signs");
+        assert_eq!(
+            codec.decode(&forged, NOW),
+            Err(TokenError::invalid("bad signature"))
         );
         let hs512 = codec_with(|s| s.algorithm = crate::keys::Algorithm::HS512);
         let token = hs512

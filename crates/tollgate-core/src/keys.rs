@@ -330,12 +330,28 @@ mod tests {
 
             let header = jsonwebtoken::decode_header(&issued.token).expect("header");
             assert_eq!(header.alg, alg.to_jsonwebtoken(), "{alg:?}");
-            assert_eq!(header.kid.as_deref(), Some(codec_a.keys().kid()), "{alg:?}");
+            assert_eq!(
+                header.kid.as_deref(),
+                Some(codec_a.keys().signing_keys().kid()),
+                "{alg:?}"
+            );
 
             assert_eq!(
                 codec_b.decode(&issued.token, NOW),
-                Err(TokenError::invalid("bad signature")),
+                Err(TokenError::invalid("unknown key id")),
                 "{alg:?} verified with another key"
+            );
+            // Another key's signature under this key's header (and kid).
+            let forged = jsonwebtoken::encode(
+                codec_a.keys().header(),
+                &issued.claims.0,
+                &codec_b.keys().signing_keys().encoding,
+            )
+            .expect("signs");
+            assert_eq!(
+                codec_a.decode(&forged, NOW),
+                Err(TokenError::invalid("bad signature")),
+                "{alg:?} verified another key's signature"
             );
             let payload_at = issued.token.find('.').expect("dot") + 5;
             let signature_at = issued.token.rfind('.').expect("dot") + 5;
@@ -393,8 +409,9 @@ mod tests {
     fn published_jwks_verify_tokens_with_an_independent_decoder() {
         for alg in Algorithm::ALL.into_iter().filter(|a| !a.is_hmac()) {
             let codec = codec(alg, fixture(alg, 'a'));
-            let jwk = codec
-                .keys()
+            let ring = codec.keys();
+            let jwk = ring
+                .signing_keys()
                 .public_jwk()
                 .expect("asymmetric keys have a JWK");
             assert_eq!(jwk.get("use"), Some(&Value::String("sig".into())));

@@ -8,6 +8,8 @@
 //! - [`settings`]: the one typed [`Settings`], with simplejwt's names and defaults.
 //! - [`TokenCodec`]: mints access, refresh and sliding tokens and checks them.
 //! - [`Keys`] and [`keygen`]: signing keys, their `kid` and public JWK; new key pairs.
+//! - [`KeyRing`]: the active key and the retired keys that still verify, chosen by `kid`;
+//!   [`StoredKey`] and [`KeysEncryptionKey`] for the rotated keys kept in the database.
 //! - [`auth`]: reads an authorization header as simplejwt's `JWTAuthentication` does.
 //! - [`password`]: argon2id password hashes; Django's other formats are verified too.
 //!
@@ -31,13 +33,17 @@ pub mod auth;
 mod codec;
 mod jose;
 mod jwk;
+mod key_encryption;
 pub mod keygen;
+mod keyring;
 mod keys;
 pub mod password;
 pub mod settings;
 mod token;
 
 pub use codec::TokenCodec;
+pub use key_encryption::{KeysEncryptionKey, UnsealError};
+pub use keyring::{KeyRing, KeyRingError, KeyState, StoredKey};
 pub use keys::{Algorithm, KeyError, Keys};
 pub use settings::{Settings, SettingsError};
 pub use token::{new_jti, Claims, Issued, SigningError, TokenError, TokenType};

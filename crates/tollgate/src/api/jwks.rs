@@ -11,15 +11,15 @@ use crate::state::AppState;
 /// How long clients may cache the key set. Short, so that a rotated key is seen soon.
 const CACHE_CONTROL: &str = "public, max-age=60";
 
-/// `GET /.well-known/jwks.json`: the public keys that verify Tollgate's tokens, each with its
-/// `kid`, `alg` and `use`. HMAC secrets are never published, so under HS* the set is empty.
+/// `GET /.well-known/jwks.json`: the public keys that verify Tollgate's tokens (the active key
+/// first, then retired keys until their `verify_until`), each with its `kid`, `alg` and `use`.
+/// HMAC secrets are never published, so with HS* keys alone the set is empty.
 pub(crate) async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
-    let keys: Vec<Value> = state
-        .codec
-        .keys()
-        .public_jwk()
-        .map(|jwk| Value::Object(jwk.clone()))
+    let ring = state.codec.keys();
+    let keys: Vec<Value> = ring
+        .public_jwks(tollgate_core::unix_now())
         .into_iter()
+        .map(|jwk| Value::Object(jwk.clone()))
         .collect();
     (
         [(header::CACHE_CONTROL, CACHE_CONTROL)],

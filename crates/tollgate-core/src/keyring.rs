@@ -1,0 +1,619 @@
+//! The keys that sign and verify tokens: one active signing key and the retired keys that still
+//! verify, each chosen by the `kid` in a token's header.
+//!
+//! Without rotation the ring holds one key, the configured `SIGNING_KEY`. `tollgate keys rotate`
+//! stores a new key (sealed, see [`KeysEncryptionKey`]) and retires the previous one until every
+//! token it signed has expired; [`KeyRing::assemble`] builds the ring from those stored rows.
+//!
+//! The header's `kid` only ever selects among keys the ring already holds: an unknown `kid` is
+//! refused, and `jku`, `x5u` or an embedded `jwk` are never read. A token without `kid` (as
+//! simplejwt writes them) is checked with the configured key, while that key still verifies.
+
+use std::collections::HashSet;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{DecodingKey, Header, Validation};
+use serde_json::{Map, Value};
+
+use crate::key_encryption::{KeysEncryptionKey, UnsealError};
+use crate::keys::{Algorithm, KeyError, Keys};
+
+/// A signing key as the database keeps it (table `signing_keys`). Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// The key id written in the tokens it signs.
+    pub kid: String,
+    /// The key's algorithm.
+    pub algorithm: Algorithm,
+    /// The PEM public key (asymmetric algorithms); not secret.
+    pub public_key: Option<String>,
+    /// The private key or HMAC secret, sealed with `KEYS_ENCRYPTION_KEY`. `None` for the key
+    /// configured in SIGNING_KEY, whose secret stays in the configuration.
+    pub sealed_key: Option<String>,
+    /// When the key was stored.
+    pub created_at: i64,
+    /// When it stopped signing; `None` while it is the active key.
+    pub retired_at: Option<i64>,
+    /// When a retired key stops verifying.
+    pub verify_until: Option<i64>,
+}
+
+/// Where a stored key stands at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Signs new tokens (and verifies).
+    Active,
+    /// Verifies the tokens it signed until `verify_until`.
+    Retired,
+    /// Past `verify_until`: verifies nothing, and `tollgate keys prune` deletes it.
+    Expired,
+}
+
+impl KeyState {
+    /// The state's name, as `tollgate keys list` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+            KeyState::Expired => "expired",
+        }
+    }
+}
+
+impl StoredKey {
+    /// Where the key stands at `now`.
+    pub fn state(&self, now: i64) -> KeyState {
+        match (self.retired_at, self.verify_until) {
+            (None, _) => KeyState::Active,
+            (Some(_), Some(until)) if now < until => KeyState::Retired,
+            (Some(_), _) => KeyState::Expired,
+        }
+    }
+
+    /// A new key for `algorithm`, generated and sealed for storage as the next active key.
+    pub fn generate(
+        algorithm: Algorithm,
+        sealing: &KeysEncryptionKey,
+        now: i64,
+    ) -> Result<StoredKey, KeyRingError> {
+        let generated = crate::keygen::generate(algorithm)
+            .map_err(|err| KeyRingError::Generate(err.to_string()))?;
+        let public = generated.verifying_key.clone();
+        let keys = Keys::new(
+            algorithm,
+            generated.signing_key.expose(),
+            public.as_deref().unwrap_or_default(),
+        )
+        .map_err(|err| KeyRingError::Generate(err.to_string()))?;
+        let sealed = sealing
+            .seal(keys.kid(), algorithm, generated.signing_key.expose())
+            .map_err(|reason| KeyRingError::Generate(reason.to_owned()))?;
+        Ok(StoredKey {
+            kid: keys.kid().to_owned(),
+            algorithm,
+            public_key: public,
+            sealed_key: Some(sealed),
+            created_at: now,
+            retired_at: None,
+            verify_until: None,
+        })
+    }
+
+    /// The row that stands for the configured key (SIGNING_KEY) once it is retired: its public
+    /// key, never its secret.
+    pub fn configured(keys: &Keys, verifying_pem: &str, now: i64, verify_until: i64) -> StoredKey {
+        StoredKey {
+            kid: keys.kid().to_owned(),
+            algorithm: keys.algorithm(),
+            public_key: (!keys.algorithm().is_hmac()).then(|| verifying_pem.to_owned()),
+            sealed_key: None,
+            created_at: now,
+            retired_at: Some(now),
+            verify_until: Some(verify_until),
+        }
+    }
+}
+
+/// The stored keys cannot be turned into a ring.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyRingError {
+    /// Stored keys need `KEYS_ENCRYPTION_KEY` and it is not set.
+    #[error(
+        "the database holds rotated signing keys: set KEYS_ENCRYPTION_KEY to the key they were \
+         encrypted with"
+    )]
+    NoEncryptionKey,
+    /// A sealed key does not decrypt.
+    #[error(transparent)]
+    Unseal(#[from] UnsealError),
+    /// The active row has no sealed key, so nothing can sign.
+    #[error("the active stored key {kid} has no private key")]
+    ActiveWithoutSecret {
+        /// Its key id.
+        kid: String,
+    },
+    /// A stored key decrypts but is not usable, or is not the key its row names.
+    #[error("the stored key {kid} is unusable: {reason}")]
+    Unusable {
+        /// Its key id.
+        kid: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A new key could not be made.
+    #[error("cannot make a new key: {0}")]
+    Generate(String),
+}
+
+/// A key that verifies tokens.
+#[derive(Clone)]
+pub(crate) struct Verifier {
+    kid: String,
+    decoding: DecodingKey,
+    /// Accepts this key's algorithm only; registered claims are checked by the codec.
+    pub(crate) validation: Validation,
+    /// The header segment Tollgate writes with this key, recognised without parsing.
+    header_segment: String,
+    jwk: Option<Map<String, Value>>,
+    /// The end of a retired key's life; `None` for the active and the unrotated key.
+    verify_until: Option<i64>,
+}
+
+impl Verifier {
+    fn new(keys: &Keys, verify_until: Option<i64>) -> Verifier {
+        let alg = keys.algorithm.to_jsonwebtoken();
+        let mut validation = Validation::new(alg);
+        // jsonwebtoken checks the signature and the algorithm; the registered claims are
+        // checked by the codec, as PyJWT checks them, so that messages match simplejwt.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims = HashSet::new();
+        validation.leeway = 0;
+        let header_json = serde_json::to_vec(&header_for(keys)).unwrap_or_default();
+        Verifier {
+            kid: keys.kid.clone(),
+            decoding: keys.decoding.clone(),
+            validation,
+            header_segment: URL_SAFE_NO_PAD.encode(header_json),
+            jwk: keys.jwk.clone(),
+            verify_until,
+        }
+    }
+
+    pub(crate) fn decoding(&self) -> &DecodingKey {
+        &self.decoding
+    }
+
+    /// Whether the key still verifies at `now`.
+    pub(crate) fn verifies_at(&self, now: i64) -> bool {
+        self.verify_until.is_none_or(|until| now < until)
+    }
+}
+
+/// The header of every token signed with `keys`.
+fn header_for(keys: &Keys) -> Header {
+    Header {
+        kid: Some(keys.kid.clone()),
+        ..Header::new(keys.algorithm.to_jsonwebtoken())
+    }
+}
+
+/// One active signing key and the keys that verify, looked up by `kid`.
+#[derive(Clone)]
+pub struct KeyRing {
+    signer: Keys,
+    header: Header,
+    /// The active key first, then retired keys, newest first.
+    verifiers: Vec<Verifier>,
+    /// The configured key's place in `verifiers`: it checks tokens without `kid`.
+    configured: Option<usize>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("active", &self.signer.kid)
+            .field("verifying", &self.kids())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyRing {
+    /// A ring of one key, which signs and verifies for ever: Tollgate without rotation.
+    ///
+    /// ```
+    /// use tollgate_core::{Algorithm, KeyRing, Keys};
+    ///
+    /// let keys = Keys::new(Algorithm::HS256, "a long random secret of at least 32 bytes!", "").unwrap();
+    /// let ring = KeyRing::single(keys.clone());
+    /// assert_eq!(ring.signing_keys().kid(), keys.kid());
+    /// assert!(ring.public_jwks(0).is_empty(), "HMAC secrets are never published");
+    /// ```
+    pub fn single(configured: Keys) -> KeyRing {
+        KeyRing {
+            header: header_for(&configured),
+            verifiers: vec![Verifier::new(&configured, None)],
+            configured: Some(0),
+            signer: configured,
+        }
+    }
+
+    /// The ring for the keys the database holds, at `now`.
+    ///
+    /// - The active row (sealed) signs. Without one, the configured key signs, as if nothing
+    ///   had been rotated.
+    /// - A retired row verifies until its `verify_until`. Only keys this process can
+    ///   authenticate are used: sealed rows that decrypt under `sealing` (and whose public key
+    ///   belongs to the private one), and the configured key's own row. A row written by a
+    ///   database user alone, without the encryption key, verifies nothing.
+    /// - The configured key checks tokens without `kid` while it is the signing key or a
+    ///   retired key that still verifies.
+    pub fn assemble(
+        configured: Keys,
+        stored: &[StoredKey],
+        sealing: Option<&KeysEncryptionKey>,
+        now: i64,
+    ) -> Result<KeyRing, KeyRingError> {
+        let open = |row: &StoredKey| -> Result<Option<Keys>, KeyRingError> {
+            let Some(sealed) = &row.sealed_key else {
+                return Ok(None);
+            };
+            let sealing = sealing.ok_or(KeyRingError::NoEncryptionKey)?;
+            let secret = sealing.open(&row.kid, row.algorithm, sealed)?;
+            let unusable = |reason: String| KeyRingError::Unusable {
+                kid: row.kid.clone(),
+                reason,
+            };
+            let keys = Keys::new(
+                row.algorithm,
+                secret.expose(),
+                row.public_key.as_deref().unwrap_or_default(),
+            )
+            .map_err(|err: KeyError| unusable(err.to_string()))?;
+            if keys.kid != row.kid {
+                return Err(unusable("its key id does not match the key".to_owned()));
+            }
+            Ok(Some(keys))
+        };
+        let active = stored.iter().find(|row| row.retired_at.is_none());
+        let (signer, mut verifiers, mut configured_at) = match active {
+            Some(row) => {
+                let keys = open(row)?.ok_or_else(|| KeyRingError::ActiveWithoutSecret {
+                    kid: row.kid.clone(),
+                })?;
+                (keys.clone(), vec![Verifier::new(&keys, None)], None)
+            }
+            None => (
+                configured.clone(),
+                vec![Verifier::new(&configured, None)],
+                Some(0),
+            ),
+        };
+        let mut retired: Vec<&StoredKey> = stored
+            .iter()
+            .filter(|row| row.state(now) == KeyState::Retired && row.kid != signer.kid)
+            .collect();
+        retired.sort_by_key(|row| std::cmp::Reverse(row.retired_at));
+        for row in retired {
+            if verifiers.iter().any(|v| v.kid == row.kid) {
+                continue;
+            }
+            if row.kid == configured.kid && row.algorithm == configured.algorithm {
+                configured_at = Some(verifiers.len());
+                verifiers.push(Verifier::new(&configured, row.verify_until));
+            } else if let Some(keys) = open(row)? {
+                verifiers.push(Verifier::new(&keys, row.verify_until));
+            }
+            // Otherwise: the configured key of another configuration, whose secret this
+            // process does not hold; its stored public key alone is not trusted.
+        }
+        Ok(KeyRing {
+            header: header_for(&signer),
+            signer,
+            verifiers,
+            configured: configured_at,
+        })
+    }
+
+    /// The active key, which signs new tokens.
+    pub fn signing_keys(&self) -> &Keys {
+        &self.signer
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The ids of every key that verifies, the active one first.
+    pub fn kids(&self) -> Vec<&str> {
+        self.verifiers.iter().map(|v| v.kid.as_str()).collect()
+    }
+
+    /// The public keys that verify at `now`, as JWKs, the active one first. HMAC secrets are
+    /// never among them.
+    pub fn public_jwks(&self, now: i64) -> Vec<&Map<String, Value>> {
+        self.verifiers
+            .iter()
+            .filter(|v| v.verifies_at(now))
+            .filter_map(|v| v.jwk.as_ref())
+            .collect()
+    }
+
+    /// The key that checks `token`: the one whose header Tollgate writes when the header is
+    /// exactly that (no parsing), else the one its `kid` names, else (no `kid`) the configured
+    /// key. A header with `crit` or repeated members is refused.
+    pub(crate) fn verifier_for(&self, token: &str) -> Result<&Verifier, &'static str> {
+        let Some((segment, _)) = token.split_once('.') else {
+            return Err("malformed token");
+        };
+        if let Some(known) = self.verifiers.iter().find(|v| v.header_segment == segment) {
+            return Ok(known);
+        }
+        match crate::jose::header_kid(segment)? {
+            None => self
+                .configured
+                .and_then(|at| self.verifiers.get(at))
+                .ok_or("no key id, and the configured key no longer verifies"),
+            Some(kid) => self
+                .verifiers
+                .iter()
+                .find(|v| v.kid == kid)
+                .ok_or("unknown key id"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{Secret, Settings};
+    use crate::{TokenCodec, TokenError, TokenType};
+
+    const NOW: i64 = 1_700_000_000;
+    const HOUR: i64 = 3600;
+
+    fn sealing() -> KeysEncryptionKey {
+        KeysEncryptionKey::parse(&"5a".repeat(32)).expect("valid")
+    }
+
+    /// Access tokens outlive the retired key's verify_until here, so that the test sees the
+    /// key's end rather than the token's.
+    fn configured_settings() -> Settings {
+        Settings {
+            signing_key: Secret("the-configured-hmac-secret-0123456789-abcdef".into()),
+            access_token_lifetime: std::time::Duration::from_secs(2 * HOUR as u64),
+            ..Settings::default()
+        }
+    }
+
+    fn configured() -> Keys {
+        Keys::from_settings(&configured_settings()).expect("keys")
+    }
+
+    /// The rows after one rotation from the configured HS256 key to a new `alg` key.
+    fn rotated(alg: Algorithm) -> Vec<StoredKey> {
+        let old = StoredKey::configured(&configured(), "", NOW, NOW + HOUR);
+        let new = StoredKey::generate(alg, &sealing(), NOW).expect("generates");
+        vec![new, old]
+    }
+
+    fn codec_with(ring: KeyRing) -> TokenCodec {
+        let codec = TokenCodec::new(&configured_settings()).expect("codec");
+        codec.replace_keys(ring);
+        codec
+    }
+
+    fn mint(codec: &TokenCodec) -> String {
+        codec
+            .sign(codec.claims_for_user(TokenType::Access, "1", NOW))
+            .expect("signs")
+            .token
+    }
+
+    fn hmac_token(header: &str, key: &[u8]) -> String {
+        let body = format!(
+            r#"{{"token_type":"access","exp":{},"jti":"j","user_id":"1"}}"#,
+            NOW + 60
+        );
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(body)
+        );
+        let signature = jsonwebtoken::crypto::sign(
+            input.as_bytes(),
+            &jsonwebtoken::EncodingKey::from_secret(key),
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .expect("signs");
+        format!("{input}.{signature}")
+    }
+
+    #[test]
+    fn without_stored_keys_the_configured_key_signs_and_verifies() {
+        let ring = KeyRing::assemble(configured(), &[], None, NOW).expect("ring");
+        assert_eq!(ring.signing_keys().kid(), configured().kid());
+        assert_eq!(ring.kids(), [configured().kid()]);
+        let codec = codec_with(ring);
+        assert!(codec.decode(&mint(&codec), NOW).is_ok());
+    }
+
+    #[test]
+    fn after_rotation_old_tokens_verify_and_new_ones_carry_the_new_kid() {
+        let before = TokenCodec::new(&configured_settings()).expect("codec");
+        let old_token = mint(&before);
+        let rows = rotated(Algorithm::ES256);
+        let ring = KeyRing::assemble(configured(), &rows, Some(&sealing()), NOW).expect("ring");
+        assert_eq!(ring.signing_keys().kid(), rows[0].kid);
+        assert_eq!(ring.kids(), [rows[0].kid.as_str(), configured().kid()]);
+        let codec = codec_with(ring);
+        let new_token = mint(&codec);
+        let header = jsonwebtoken::decode_header(&new_token).expect("header");
+        assert_eq!(header.kid.as_deref(), Some(rows[0].kid.as_str()));
+        assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+        assert!(codec.decode(&new_token, NOW).is_ok());
+        assert!(codec.decode(&old_token, NOW).is_ok());
+        // simplejwt writes no kid: such tokens are checked with the configured key.
+        let no_kid = hmac_token(
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            configured_settings().signing_key.expose().as_bytes(),
+        );
+        assert!(codec.decode(&no_kid, NOW).is_ok());
+        // Until the retired key's verify_until, and not after.
+        assert!(codec.decode(&old_token, NOW + HOUR - 1).is_ok());
+        let past = NOW + HOUR;
+        assert_eq!(
+            codec.decode(&old_token, past),
+            Err(TokenError::invalid("key no longer verifies"))
+        );
+        assert_eq!(
+            codec.decode(&no_kid, past),
+            Err(TokenError::invalid("key no longer verifies"))
+        );
+        // Rebuilt after verify_until, the ring no longer holds the old key at all.
+        let later = KeyRing::assemble(configured(), &rows, Some(&sealing()), past).expect("ring");
+        assert_eq!(later.kids(), [rows[0].kid.as_str()]);
+        let codec = codec_with(later);
+        assert_eq!(
+            codec.decode(&old_token, NOW),
+            Err(TokenError::invalid("unknown key id"))
+        );
+        assert_eq!(
+            codec.decode(&no_kid, NOW),
+            Err(TokenError::invalid(
+                "no key id, and the configured key no longer verifies"
+            ))
+        );
+    }
+
+    #[test]
+    fn a_kid_selects_only_known_keys_and_only_with_their_algorithm() {
+        let rows = rotated(Algorithm::ES256);
+        let ring = KeyRing::assemble(configured(), &rows, Some(&sealing()), NOW).expect("ring");
+        let codec = codec_with(ring);
+        let attacker = b"attacker-chosen-secret-0123456789-abcdefghij";
+        let public_pem = rows[0].public_key.clone().expect("public key");
+        for (header, key) in [
+            (
+                r#"{"alg":"HS256","kid":"unknown"}"#.to_owned(),
+                &attacker[..],
+            ),
+            (r#"{"alg":"HS256","kid":""}"#.to_owned(), &attacker[..]),
+            (r#"{"alg":"HS256","kid":7}"#.to_owned(), &attacker[..]),
+            (
+                format!(r#"{{"alg":"HS256","kid":"{}"}}"#, configured().kid()),
+                &attacker[..],
+            ),
+            // The ES256 key's id with HS256 and its public key as the HMAC secret.
+            (
+                format!(r#"{{"alg":"HS256","kid":"{}"}}"#, rows[0].kid),
+                public_pem.as_bytes(),
+            ),
+        ] {
+            assert!(
+                matches!(
+                    codec.decode(&hmac_token(&header, key), NOW),
+                    Err(TokenError::Invalid { .. })
+                ),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn stored_keys_need_the_encryption_key_they_were_sealed_with() {
+        let rows = rotated(Algorithm::EdDSA);
+        assert_eq!(
+            KeyRing::assemble(configured(), &rows, None, NOW).unwrap_err(),
+            KeyRingError::NoEncryptionKey
+        );
+        let other = KeysEncryptionKey::parse(&"77".repeat(32)).expect("valid");
+        assert!(matches!(
+            KeyRing::assemble(configured(), &rows, Some(&other), NOW),
+            Err(KeyRingError::Unseal(_))
+        ));
+        let sealed = rows[0].sealed_key.as_deref().expect("sealed");
+        assert!(!sealed.contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn rows_a_database_user_could_write_verify_nothing() {
+        let mut rows = rotated(Algorithm::ES256);
+        // A retired row with only a public key, as a database writer without the encryption
+        // key could add: never trusted.
+        let foreign = crate::keygen::generate(Algorithm::ES256).expect("generates");
+        let foreign_keys = Keys::new(
+            Algorithm::ES256,
+            foreign.signing_key.expose(),
+            foreign.verifying_key.as_deref().unwrap_or_default(),
+        )
+        .expect("keys");
+        rows.push(StoredKey {
+            kid: foreign_keys.kid().to_owned(),
+            algorithm: Algorithm::ES256,
+            public_key: foreign.verifying_key.clone(),
+            sealed_key: None,
+            created_at: NOW,
+            retired_at: Some(NOW),
+            verify_until: Some(NOW + HOUR),
+        });
+        let ring = KeyRing::assemble(configured(), &rows, Some(&sealing()), NOW).expect("ring");
+        assert!(!ring.kids().contains(&foreign_keys.kid()));
+        // The active row's public key replaced by another: the pair check refuses it.
+        let mut swapped = rotated(Algorithm::ES256);
+        swapped[0].public_key = foreign.verifying_key.clone();
+        assert!(matches!(
+            KeyRing::assemble(configured(), &swapped, Some(&sealing()), NOW),
+            Err(KeyRingError::Unusable { .. })
+        ));
+        // Sealed material moved onto another row's id does not open.
+        let mut moved = rotated(Algorithm::ES256);
+        moved[0].kid = foreign_keys.kid().to_owned();
+        assert!(matches!(
+            KeyRing::assemble(configured(), &moved, Some(&sealing()), NOW),
+            Err(KeyRingError::Unseal(_))
+        ));
+    }
+
+    #[test]
+    fn rotating_again_keeps_every_key_that_still_verifies() {
+        let mut rows = rotated(Algorithm::ES256);
+        rows[0].retired_at = Some(NOW + 10);
+        rows[0].verify_until = Some(NOW + 2 * HOUR);
+        let third = StoredKey::generate(Algorithm::HS512, &sealing(), NOW + 10).expect("key");
+        rows.push(third.clone());
+        let ring =
+            KeyRing::assemble(configured(), &rows, Some(&sealing()), NOW + 20).expect("ring");
+        assert_eq!(
+            ring.kids(),
+            [third.kid.as_str(), rows[0].kid.as_str(), configured().kid()]
+        );
+        // Only the ES256 key is public; the HMAC keys are not published.
+        let jwks = ring.public_jwks(NOW + 20);
+        assert_eq!(jwks.len(), 1);
+        assert_eq!(
+            jwks[0].get("kid").and_then(Value::as_str),
+            Some(rows[0].kid.as_str())
+        );
+        assert!(ring.public_jwks(NOW + 2 * HOUR).is_empty());
+    }
+
+    #[test]
+    fn stored_key_states_follow_retirement_and_verify_until() {
+        let rows = rotated(Algorithm::ES256);
+        assert_eq!(rows[0].state(NOW), KeyState::Active);
+        assert_eq!(rows[1].state(NOW), KeyState::Retired);
+        assert_eq!(rows[1].state(NOW + HOUR), KeyState::Expired);
+        assert!(
+            rows[1].sealed_key.is_none(),
+            "the configured secret is not stored"
+        );
+        assert!(
+            rows[1].public_key.is_none(),
+            "an HMAC key has no public half"
+        );
+    }
+}
