@@ -12,12 +12,14 @@
 //! - `logins`: login history and lockout counters ([`LoginEvent`], [`LockoutRule`]).
 //! - `access`: access-token revocation, in memory and in sync across instances
 //!   ([`Revocation`], [`Store::revoke_access`], [`Store::is_access_revoked`]).
+//! - `signing_keys`: rotated signing keys, sealed by the caller ([`SigningKeyRecord`]).
 #![deny(missing_docs)]
 
 mod access;
 mod denylist;
 mod django;
 mod logins;
+mod signing_keys;
 mod tokens;
 mod users;
 
@@ -32,6 +34,7 @@ use sqlx::sqlite::{
 pub use access::{AccessClaims, Revocation};
 pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser, ImportOutcome};
 pub use logins::{LockoutRule, LoginEvent, LoginOutcome};
+pub use signing_keys::{Rotation, SigningKeyRecord};
 pub use tokens::{FlushReport, TokenRecord};
 pub use users::{NewUser, User, UserChanges, UserField};
 
@@ -60,6 +63,9 @@ pub enum StoreError {
     /// database).
     #[error("redis: {0}")]
     Redis(redis::RedisError),
+    /// Another key rotation was committed at the same time; this one changed nothing.
+    #[error("another key rotation was committed at the same time; nothing was changed")]
+    RotationRace,
     /// The database did not accept a connection within the time allowed for it to start.
     #[error("the database was still unreachable after {}s: {last}", .waited.as_secs())]
     Unreachable {

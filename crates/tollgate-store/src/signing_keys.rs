@@ -1,0 +1,238 @@
+//! Rotated signing keys (table `signing_keys`): the active key and the retired keys that still
+//! verify. Private material arrives here already sealed; the store never sees a usable secret.
+
+use crate::{with_pool, with_writer, Store, StoreError};
+
+/// One row of `signing_keys`. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SigningKeyRecord {
+    /// The key id written in the tokens it signs.
+    pub kid: String,
+    /// The algorithm's name (`ES256`, `HS256`, ...).
+    pub algorithm: String,
+    /// The PEM public key; `None` for HMAC keys.
+    pub public_key: Option<String>,
+    /// The private key or HMAC secret, sealed (AES-256-GCM) by the caller; `None` for the key
+    /// configured in SIGNING_KEY.
+    pub sealed_key: Option<String>,
+    /// When the key was stored.
+    pub created_at: i64,
+    /// When it stopped signing; `None` for the active key.
+    pub retired_at: Option<i64>,
+    /// When a retired key stops verifying.
+    pub verify_until: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "kid, algorithm, public_key, sealed_key, created_at, retired_at, verify_until";
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The key that was active before (the configured key's id on the first rotation).
+    pub retired: String,
+}
+
+impl Store {
+    /// Every stored signing key, the active one first, then the most recently retired.
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let query = format!(
+            "SELECT {COLUMNS} FROM signing_keys \
+             ORDER BY retired_at IS NOT NULL, retired_at DESC, created_at DESC, kid"
+        );
+        let rows = with_pool!(self, |pool| {
+            sqlx::query_as::<_, SigningKeyRecord>(&query)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows)
+    }
+
+    /// Makes `new` the active key in one transaction, retiring the active key at `now` with
+    /// `verify_until`. Without an active row (the first rotation), `configured` (the row that
+    /// stands for SIGNING_KEY) is recorded as the retired key instead. Of two rotations at
+    /// once, one fails with [`StoreError::RotationRace`] and changes nothing.
+    pub async fn rotate_signing_key(
+        &self,
+        new: &SigningKeyRecord,
+        configured: &SigningKeyRecord,
+        now: i64,
+        verify_until: i64,
+    ) -> Result<Rotation, StoreError> {
+        let insert = format!(
+            "INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (kid) DO UPDATE SET retired_at = excluded.retired_at, \
+             verify_until = excluded.verify_until"
+        );
+        let outcome = with_writer!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let active: Option<String> =
+                    sqlx::query_scalar("SELECT kid FROM signing_keys WHERE retired_at IS NULL")
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let retired = match active {
+                    Some(kid) => {
+                        let done = sqlx::query(
+                            "UPDATE signing_keys SET retired_at = $1, verify_until = $2 \
+                             WHERE kid = $3 AND retired_at IS NULL",
+                        )
+                        .bind(now)
+                        .bind(verify_until)
+                        .bind(&kid)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if done != 1 {
+                            tx.rollback().await?;
+                            return Ok::<Option<String>, sqlx::Error>(None);
+                        }
+                        kid
+                    }
+                    None => {
+                        sqlx::query(&insert)
+                            .bind(&configured.kid)
+                            .bind(&configured.algorithm)
+                            .bind(&configured.public_key)
+                            .bind(None::<String>)
+                            .bind(configured.created_at)
+                            .bind(now)
+                            .bind(verify_until)
+                            .execute(&mut *tx)
+                            .await?;
+                        configured.kid.clone()
+                    }
+                };
+                sqlx::query(&insert)
+                    .bind(&new.kid)
+                    .bind(&new.algorithm)
+                    .bind(&new.public_key)
+                    .bind(&new.sealed_key)
+                    .bind(new.created_at)
+                    .bind(None::<i64>)
+                    .bind(None::<i64>)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Some(retired))
+            }
+            .await
+        });
+        match outcome {
+            Ok(Some(retired)) => Ok(Rotation { retired }),
+            Ok(None) => Err(StoreError::RotationRace),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::RotationRace)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Deletes retired keys whose `verify_until` is at or before `now`; returns their ids.
+    pub async fn prune_signing_keys(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let kids = with_writer!(self, |pool| {
+            sqlx::query_scalar::<_, String>(
+                "DELETE FROM signing_keys \
+                 WHERE retired_at IS NOT NULL AND verify_until <= $1 RETURNING kid",
+            )
+            .bind(now)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(kids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::memory_store;
+
+    fn key(kid: &str, now: i64) -> SigningKeyRecord {
+        SigningKeyRecord {
+            kid: kid.to_owned(),
+            algorithm: "ES256".to_owned(),
+            public_key: Some(format!("public {kid}")),
+            sealed_key: Some(format!("sealed {kid}")),
+            created_at: now,
+            retired_at: None,
+            verify_until: None,
+        }
+    }
+
+    fn configured() -> SigningKeyRecord {
+        SigningKeyRecord {
+            sealed_key: None,
+            ..key("configured", 0)
+        }
+    }
+
+    #[tokio::test]
+    async fn rotations_retire_the_active_key_and_prune_drops_expired_ones() {
+        let store = memory_store().await;
+        assert!(store.signing_keys().await.expect("lists").is_empty());
+        let first = store
+            .rotate_signing_key(&key("one", 100), &configured(), 100, 200)
+            .await
+            .expect("rotates");
+        assert_eq!(first.retired, "configured");
+        let second = store
+            .rotate_signing_key(&key("two", 150), &configured(), 150, 300)
+            .await
+            .expect("rotates");
+        assert_eq!(second.retired, "one");
+        let rows = store.signing_keys().await.expect("lists");
+        let summary: Vec<(&str, Option<i64>, Option<i64>, bool)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.kid.as_str(),
+                    r.retired_at,
+                    r.verify_until,
+                    r.sealed_key.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("two", None, None, true),
+                ("one", Some(150), Some(300), true),
+                ("configured", Some(100), Some(200), false),
+            ]
+        );
+        assert_eq!(
+            store.prune_signing_keys(199).await.expect("prunes"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            store.prune_signing_keys(200).await.expect("prunes"),
+            ["configured"]
+        );
+        assert_eq!(
+            store.prune_signing_keys(10_000).await.expect("prunes"),
+            ["one"]
+        );
+        let left = store.signing_keys().await.expect("lists");
+        assert_eq!(left.len(), 1, "the active key is never pruned");
+        assert_eq!(left[0].kid, "two");
+    }
+
+    #[tokio::test]
+    async fn a_second_active_key_is_refused() {
+        let store = memory_store().await;
+        store
+            .rotate_signing_key(&key("one", 100), &configured(), 100, 200)
+            .await
+            .expect("rotates");
+        let raced = with_writer!(store, |pool| {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, algorithm, created_at) VALUES ('x', 'ES256', 1)",
+            )
+            .execute(pool)
+            .await
+            .map(|_| ())
+        });
+        assert!(raced.is_err(), "two active keys at once");
+    }
+}
