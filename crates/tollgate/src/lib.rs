@@ -9,6 +9,7 @@
 //! - [`state`]: what every handler shares.
 //! - [`server`]: the router and [`server::run`].
 //! - [`error`]: [`error::ApiError`], the one table from errors to statuses and bodies.
+//! - [`keyring`]: the stored signing keys, reloaded while the server runs.
 //! - [`throttle`]: counters of failed logins per account and address.
 //! - [`logging`] and [`metrics`]: the access log, request ids, Prometheus metrics.
 //! - `api/`: one module per resource; `cli/`: one module per subcommand.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod keyring;
 pub mod logging;
 pub mod metrics;
 pub mod server;

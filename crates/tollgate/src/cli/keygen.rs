@@ -19,7 +19,7 @@ pub(crate) struct Args {
     out: Option<PathBuf>,
 }
 
-fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
+pub(crate) fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     name.parse().map_err(|()| {
         let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
         format!("unknown algorithm; one of {}", names.join(", "))

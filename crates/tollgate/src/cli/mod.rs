@@ -5,6 +5,7 @@ mod check;
 mod flush;
 mod import_django;
 mod keygen;
+mod keys;
 mod logins;
 mod migrate;
 mod progress;
@@ -51,6 +52,12 @@ enum Command {
     Check,
     /// Generate a new signing key (a PEM key pair, or a random secret for HS*).
     Keygen(keygen::Args),
+    /// Rotate, list and prune the signing keys stored (encrypted) in the database.
+    Keys {
+        /// What to do with the keys.
+        #[command(subcommand)]
+        command: keys::Command,
+    },
     /// Import the users of a Django database (auth_user), keeping their ids and passwords.
     ImportDjango(import_django::Args),
     /// Set a user's password; their refresh tokens are blacklisted.
@@ -119,6 +126,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token::run(settings, args).await,
         Command::Flushexpiredtokens => flush::run(settings).await,
         Command::Check => check::run(settings),
+        Command::Keys { command } => keys::run(settings, command).await,
         Command::ImportDjango(args) => import_django::run(settings, args).await,
         Command::Changepassword(args) => account::change_password(settings, args).await,
         Command::Activate(target) => account::set_active(settings, target, true).await,

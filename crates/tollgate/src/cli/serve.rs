@@ -34,6 +34,10 @@ pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()
         .start_sync()
         .await
         .context("cannot load the access-token revocations")?;
+    let loaded = crate::keyring::load(&state.codec, &state.settings, &store)
+        .await
+        .context("cannot load the signing keys")?;
+    tracing::info!(kid = %state.codec.keys().signing_keys().kid(), "signing key loaded");
     let listener = TcpListener::bind(&bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -44,6 +48,16 @@ pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()
     // The server stops accepting at the signal and waits for requests in flight; past
     // SHUTDOWN_TIMEOUT it is not waited for any longer.
     let (signalled, mut signal_seen) = tokio::sync::watch::channel(false);
+    let mut keys_stop = signal_seen.clone();
+    let keys_watcher = tokio::spawn(crate::keyring::watch(
+        std::sync::Arc::clone(&state.codec),
+        std::sync::Arc::clone(&state.settings),
+        store.clone(),
+        loaded,
+        async move {
+            let _ = keys_stop.wait_for(|seen| *seen).await;
+        },
+    ));
     let shutdown = async move {
         shutdown_signal().await;
         let _ = signalled.send(true);
@@ -62,6 +76,7 @@ pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()
             tracing::warn!(timeout = ?grace, "requests still in flight at SHUTDOWN_TIMEOUT; exiting");
         }
     }
+    keys_watcher.abort();
     store.close().await;
     tracing::info!("tollgate stopped");
     Ok(())

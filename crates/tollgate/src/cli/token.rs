@@ -20,6 +20,9 @@ pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()
     let codec = TokenCodec::new(&settings).context("invalid keys")?;
     let user_id_field = UserField::from_name(&settings.user_id_field).unwrap_or(UserField::Id);
     let store = super::open_store(&settings).await?;
+    crate::keyring::load(&codec, &settings, &store)
+        .await
+        .context("cannot load the signing keys")?;
     let Some(user) = store.find_user(UserField::Username, &args.user).await? else {
         bail!("no user named {:?}", args.user);
     };

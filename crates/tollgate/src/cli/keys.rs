@@ -1,0 +1,174 @@
+//! `tollgate keys rotate | list | prune`: the signing keys kept in the database.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use tollgate_core::{unix_now, Algorithm, KeyState, Keys, Settings, StoredKey};
+
+use crate::keyring;
+
+/// The `keys` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Make a new active signing key, stored encrypted with KEYS_ENCRYPTION_KEY. The previous
+    /// key stops signing and keeps verifying until every token it signed has expired (the
+    /// longest token lifetime, plus LEEWAY and KEYS_RELOAD_INTERVAL). Running servers switch
+    /// within KEYS_RELOAD_INTERVAL, or at once on SIGHUP. Prints the new key's id.
+    #[command(
+        after_help = "Run it with the configuration the servers use: the lifetimes decide \
+                            how long the previous key keeps verifying."
+    )]
+    Rotate(RotateArgs),
+    /// List the signing keys: id, algorithm, state (active, retired, expired), when each was
+    /// made and until when it verifies. Never prints key material.
+    List,
+    /// Delete retired keys past their verify-until time; prints the ids deleted.
+    Prune,
+}
+
+/// Options of `tollgate keys rotate`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RotateArgs {
+    /// The new key's algorithm: HS256/384/512, RS256/384/512, PS256/384/512, ES256/384, EdDSA.
+    /// Default: the algorithm of the key signing now.
+    #[arg(long, value_parser = super::keygen::parse_algorithm)]
+    alg: Option<Algorithm>,
+}
+
+pub(crate) async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Rotate(args) => rotate(settings, args).await,
+        Command::List => list(settings).await,
+        Command::Prune => prune(settings).await,
+    }
+}
+
+async fn rotate(mut settings: Settings, args: RotateArgs) -> anyhow::Result<()> {
+    crate::config::ensure_signing_key(&mut settings)?;
+    let Some(sealing) = keyring::encryption_key(&settings)? else {
+        bail!(
+            "KEYS_ENCRYPTION_KEY is not set: rotated keys are stored encrypted with it. Set \
+             TOLLGATE_KEYS_ENCRYPTION_KEY (for example to the output of `openssl rand -hex 32`), \
+             the same on every instance, and keep it out of the database"
+        );
+    };
+    let store = super::open_store(&settings).await?;
+    let now = unix_now();
+    // The keys as the servers would load them: this also proves that KEYS_ENCRYPTION_KEY is the
+    // one the stored keys were sealed with, before a key sealed with another is added.
+    let records = store.signing_keys().await?;
+    let current =
+        keyring::assemble(&settings, &records, now).context("cannot use the keys stored now")?;
+    let algorithm = args
+        .alg
+        .unwrap_or_else(|| current.signing_keys().algorithm());
+    let new = StoredKey::generate(algorithm, &sealing, now)?;
+    let verify_until = keyring::verify_until(&settings, now);
+    let configured = Keys::from_settings(&settings).context("invalid keys")?;
+    let configured = StoredKey::configured(&configured, &settings.verifying_key, now, verify_until);
+    let rotation = store
+        .rotate_signing_key(
+            &keyring::record(&new),
+            &keyring::record(&configured),
+            now,
+            verify_until,
+        )
+        .await
+        .context("cannot store the new key")?;
+    store.close().await;
+    println!("{}", new.kid);
+    eprintln!(
+        "new active key {} ({}); {} verifies until {}",
+        new.kid,
+        algorithm.as_str(),
+        rotation.retired,
+        time(verify_until)
+    );
+    eprintln!(
+        "running servers switch within KEYS_RELOAD_INTERVAL ({}), or at once on SIGHUP",
+        humantime::format_duration(settings.keys_reload_interval)
+    );
+    Ok(())
+}
+
+async fn list(mut settings: Settings) -> anyhow::Result<()> {
+    let store = super::open_store(&settings).await?;
+    let records = store.signing_keys().await?;
+    store.close().await;
+    let now = unix_now();
+    let mut rows = Vec::new();
+    for record in &records {
+        let key = keyring::stored_key(record)?;
+        let stored = if key.sealed_key.is_some() {
+            "encrypted"
+        } else {
+            "SIGNING_KEY"
+        };
+        rows.push([
+            key.kid.clone(),
+            key.algorithm.as_str().to_owned(),
+            key.state(now).as_str().to_owned(),
+            time(key.created_at),
+            key.verify_until.map_or_else(|| "-".to_owned(), time),
+            stored.to_owned(),
+        ]);
+    }
+    if rows.is_empty() {
+        // Nothing rotated yet: the configured key is the only one.
+        if crate::config::ensure_signing_key(&mut settings).is_ok() {
+            if let Ok(keys) = Keys::from_settings(&settings) {
+                rows.push([
+                    keys.kid().to_owned(),
+                    keys.algorithm().as_str().to_owned(),
+                    KeyState::Active.as_str().to_owned(),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                    "SIGNING_KEY".to_owned(),
+                ]);
+            }
+        }
+    }
+    let header = ["KID", "ALG", "STATE", "CREATED", "VERIFY UNTIL", "SECRET"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let line = |cells: [&str; 6]| {
+        let mut out = String::new();
+        for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if index + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        out
+    };
+    println!("{}", line(header));
+    for row in &rows {
+        println!("{}", line(row.each_ref().map(String::as_str)));
+    }
+    Ok(())
+}
+
+async fn prune(settings: Settings) -> anyhow::Result<()> {
+    let store = super::open_store(&settings).await?;
+    let pruned = store.prune_signing_keys(unix_now()).await?;
+    store.close().await;
+    for kid in &pruned {
+        println!("{kid}");
+    }
+    eprintln!(
+        "deleted {} key(s) past their verify-until time",
+        pruned.len()
+    );
+    Ok(())
+}
+
+/// Unix seconds as RFC 3339 UTC.
+fn time(seconds: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or_default());
+    humantime::format_rfc3339_seconds(at).to_string()
+}

@@ -1,0 +1,270 @@
+//! The signing keys of a running server: read from the database at start-up, then again every
+//! KEYS_RELOAD_INTERVAL and on SIGHUP, so that `tollgate keys rotate` reaches every instance
+//! without a restart.
+
+use std::sync::Arc;
+
+use tollgate_core::{
+    unix_now, Algorithm, KeyRing, KeyRingError, Keys, KeysEncryptionKey, Settings, StoredKey,
+    TokenCodec,
+};
+use tollgate_store::{SigningKeyRecord, Store, StoreError};
+
+/// The stored keys could not be read or used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored keys do not make a usable ring.
+    #[error(transparent)]
+    Ring(#[from] KeyRingError),
+    /// A setting is unusable.
+    #[error(transparent)]
+    Settings(#[from] tollgate_core::SettingsError),
+    /// A row names an algorithm Tollgate does not know.
+    #[error("the stored key {kid} has the unknown algorithm {algorithm:?}")]
+    UnknownAlgorithm {
+        /// The row's key id.
+        kid: String,
+        /// The algorithm as stored.
+        algorithm: String,
+    },
+}
+
+/// KEYS_ENCRYPTION_KEY, parsed; `None` when unset.
+pub fn encryption_key(settings: &Settings) -> Result<Option<KeysEncryptionKey>, KeysError> {
+    if settings.keys_encryption_key.is_empty() {
+        return Ok(None);
+    }
+    KeysEncryptionKey::parse(settings.keys_encryption_key.expose())
+        .map(Some)
+        .map_err(|message| {
+            KeysError::Settings(tollgate_core::SettingsError::Invalid {
+                key: "KEYS_ENCRYPTION_KEY",
+                message,
+            })
+        })
+}
+
+/// A row as the key ring reads it.
+pub fn stored_key(record: &SigningKeyRecord) -> Result<StoredKey, KeysError> {
+    let algorithm: Algorithm =
+        record
+            .algorithm
+            .parse()
+            .map_err(|()| KeysError::UnknownAlgorithm {
+                kid: record.kid.clone(),
+                algorithm: record.algorithm.clone(),
+            })?;
+    Ok(StoredKey {
+        kid: record.kid.clone(),
+        algorithm,
+        public_key: record.public_key.clone(),
+        sealed_key: record.sealed_key.clone(),
+        created_at: record.created_at,
+        retired_at: record.retired_at,
+        verify_until: record.verify_until,
+    })
+}
+
+/// A key as the store keeps it.
+pub fn record(key: &StoredKey) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: key.kid.clone(),
+        algorithm: key.algorithm.as_str().to_owned(),
+        public_key: key.public_key.clone(),
+        sealed_key: key.sealed_key.clone(),
+        created_at: key.created_at,
+        retired_at: key.retired_at,
+        verify_until: key.verify_until,
+    }
+}
+
+/// The ring for `records` at `now`, with the configured key from `settings`.
+pub fn assemble(
+    settings: &Settings,
+    records: &[SigningKeyRecord],
+    now: i64,
+) -> Result<KeyRing, KeysError> {
+    let configured = Keys::from_settings(settings)?;
+    let stored = records
+        .iter()
+        .map(stored_key)
+        .collect::<Result<Vec<_>, _>>()?;
+    let sealing = encryption_key(settings)?;
+    Ok(KeyRing::assemble(
+        configured,
+        &stored,
+        sealing.as_ref(),
+        now,
+    )?)
+}
+
+/// Reads the stored keys and makes `codec` sign and verify with them; returns the rows read.
+pub async fn load(
+    codec: &TokenCodec,
+    settings: &Settings,
+    store: &Store,
+) -> Result<Vec<SigningKeyRecord>, KeysError> {
+    let records = store.signing_keys().await?;
+    codec.replace_keys(assemble(settings, &records, unix_now())?);
+    Ok(records)
+}
+
+/// How long a retired key must keep verifying: every token it may have signed must have expired,
+/// with LEEWAY, including those signed by instances that see the rotation up to one
+/// KEYS_RELOAD_INTERVAL late.
+pub fn verify_until(settings: &Settings, now: i64) -> i64 {
+    let longest = [
+        settings.access_token_lifetime,
+        settings.refresh_token_lifetime,
+        settings.sliding_token_lifetime,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or_default();
+    let span = longest
+        .saturating_add(settings.leeway)
+        .saturating_add(settings.keys_reload_interval);
+    now.saturating_add(i64::try_from(span.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Keeps `codec` in step with the stored keys until `shutdown` completes: reads them every
+/// KEYS_RELOAD_INTERVAL (never if zero) and whenever the process receives SIGHUP. `loaded` are
+/// the rows the keys in use were built from. A failed read keeps the keys in use (a retired key
+/// still stops verifying at its `verify_until`) and is logged.
+pub async fn watch(
+    codec: Arc<TokenCodec>,
+    settings: Arc<Settings>,
+    store: Store,
+    loaded: Vec<SigningKeyRecord>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let interval = settings.keys_reload_interval;
+    let mut ticks = (!interval.is_zero()).then(|| {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
+    let mut hangups = hangup_signals();
+    let mut last = loaded;
+    tokio::pin!(shutdown);
+    loop {
+        let cause = tokio::select! {
+            () = &mut shutdown => return,
+            _ = async {
+                match ticks.as_mut() {
+                    Some(ticks) => ticks.tick().await,
+                    None => std::future::pending().await,
+                }
+            } => "interval",
+            () = next_hangup(&mut hangups) => "SIGHUP",
+        };
+        reload(&codec, &settings, &store, &mut last, cause).await;
+    }
+}
+
+/// One reload. On the interval, the ring is rebuilt only when the stored rows changed or a key
+/// in it has reached its `verify_until`; SIGHUP always rebuilds it.
+async fn reload(
+    codec: &TokenCodec,
+    settings: &Settings,
+    store: &Store,
+    last: &mut Vec<SigningKeyRecord>,
+    cause: &'static str,
+) {
+    let records = match store.signing_keys().await {
+        Ok(records) => records,
+        Err(err) => {
+            tracing::warn!(cause = %err, trigger = cause, "cannot read the signing keys; keeping those in use");
+            return;
+        }
+    };
+    let now = unix_now();
+    let current = codec.keys();
+    let kids = current.kids();
+    let ran_out = records.iter().any(|r| {
+        r.verify_until.is_some_and(|until| until <= now) && kids.contains(&r.kid.as_str())
+    });
+    if cause != "SIGHUP" && *last == records && !ran_out {
+        return;
+    }
+    match assemble(settings, &records, now) {
+        Ok(ring) => {
+            let before = current.signing_keys().kid().to_owned();
+            let active = ring.signing_keys().kid().to_owned();
+            let verifying = ring.kids().join(",");
+            codec.replace_keys(ring);
+            *last = records;
+            if before != active {
+                tracing::info!(kid = %active, previous = %before, trigger = cause, "signing key rotated");
+            }
+            tracing::debug!(active = %active, verifying = %verifying, trigger = cause, "signing keys loaded");
+        }
+        Err(err) => {
+            tracing::error!(cause = %err, trigger = cause, "cannot use the stored signing keys; keeping those in use");
+        }
+    }
+}
+
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = ();
+
+#[cfg(unix)]
+fn hangup_signals() -> Hangups {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(err) => {
+            tracing::warn!(cause = %err, "cannot listen for SIGHUP; keys reload on the interval only");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_signals() -> Hangups {}
+
+#[cfg(unix)]
+async fn next_hangup(hangups: &mut Hangups) {
+    let received = match hangups {
+        Some(signal) => signal.recv().await.is_some(),
+        None => false,
+    };
+    if !received {
+        // No signal stream (or it ended): never complete, so that the loop keeps its interval.
+        std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(not(unix))]
+async fn next_hangup(_: &mut Hangups) {
+    std::future::pending().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn retired_keys_outlive_every_token_they_signed() {
+        let settings = Settings {
+            access_token_lifetime: Duration::from_secs(300),
+            refresh_token_lifetime: Duration::from_secs(86_400),
+            sliding_token_lifetime: Duration::from_secs(600),
+            leeway: Duration::from_secs(10),
+            keys_reload_interval: Duration::from_secs(30),
+            ..Settings::default()
+        };
+        assert_eq!(verify_until(&settings, 1_000), 1_000 + 86_400 + 10 + 30);
+        let sliding = Settings {
+            sliding_token_lifetime: Duration::from_secs(200_000),
+            keys_reload_interval: Duration::ZERO,
+            ..settings
+        };
+        assert_eq!(verify_until(&sliding, 0), 200_000 + 10);
+    }
+}

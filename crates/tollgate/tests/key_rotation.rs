@@ -1,0 +1,373 @@
+//! Signing-key rotation with real `tollgate` processes: `tollgate keys rotate | list | prune`,
+//! servers that pick up a rotation by polling or on SIGHUP, retired keys that verify until their
+//! `verify_until` and no longer, and keys that are stored only encrypted.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::binary::{run, text, tollgate, Served};
+use common::{Backend, TestDatabase};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tollgate_core::{unix_now, Algorithm, KeysEncryptionKey};
+
+/// The KEYS_ENCRYPTION_KEY of these tests.
+const SEALING: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0";
+
+/// An ES256 pair written by `tollgate keygen` into `dir`: (private PEM, public PEM).
+fn es256_pair(dir: &Path) -> (String, String) {
+    let out = dir.join("configured");
+    let made = run(tollgate(
+        dir,
+        &[
+            "keygen",
+            "--alg",
+            "ES256",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+    ));
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).expect("key file");
+    (read("signing_key.pem"), read("verifying_key.pem"))
+}
+
+/// A `tollgate` command on `database_url` with the configured ES256 key, the encryption key
+/// and token lifetimes of `lifetime`.
+fn command(
+    dir: &Path,
+    database_url: &str,
+    (private, public): &(String, String),
+    lifetime: &str,
+    args: &[&str],
+) -> Command {
+    let mut command = tollgate(dir, args);
+    command
+        .env("DATABASE_URL", database_url)
+        .env("TOLLGATE_ALGORITHM", "ES256")
+        .env("TOLLGATE_SIGNING_KEY", private)
+        .env("TOLLGATE_VERIFYING_KEY", public)
+        .env("TOLLGATE_KEYS_ENCRYPTION_KEY", SEALING)
+        .env("TOLLGATE_ACCESS_TOKEN_LIFETIME", lifetime)
+        .env("TOLLGATE_REFRESH_TOKEN_LIFETIME", lifetime)
+        .env("TOLLGATE_SLIDING_TOKEN_LIFETIME", lifetime)
+        .env("TOLLGATE_KEYS_RELOAD_INTERVAL", "1s");
+    command
+}
+
+async fn post(base: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(&body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The `kid`s the server publishes, in order.
+async fn published(base: &str) -> Vec<String> {
+    let body: Value = reqwest::get(format!("{base}/.well-known/jwks.json"))
+        .await
+        .expect("request sent")
+        .json()
+        .await
+        .expect("JSON");
+    let keys = body["keys"].as_array().expect("a key list");
+    for key in keys {
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            assert!(key.get(private).is_none(), "published {private}: {key}");
+        }
+    }
+    keys.iter()
+        .map(|key| key["kid"].as_str().expect("kid").to_owned())
+        .collect()
+}
+
+/// Waits (up to 10 s) until the server publishes exactly `kids`.
+async fn until_published(base: &str, kids: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = published(base).await;
+        if now == kids {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{base} publishes {now:?}, not {kids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token)
+        .expect("header")
+        .kid
+        .expect("a kid")
+}
+
+async fn verifies(base: &str, token: &str) -> StatusCode {
+    post(base, "/api/token/verify/", json!({ "token": token }))
+        .await
+        .0
+}
+
+/// Two servers on one PostgreSQL database follow `tollgate keys rotate`: one by polling, one on
+/// SIGHUP (its polling is off). Tokens from before the rotation keep verifying on both, new
+/// tokens carry the new kid, and the JWKS lists both keys; once the old key's verify_until has
+/// passed, its tokens are refused and it leaves the JWKS. The database holds the new private
+/// key only encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_follow_a_rotation_until_the_old_key_retires() {
+    if !common::postgres_available().await {
+        return;
+    }
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let url = database.url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pair = es256_pair(dir.path());
+    // Tokens live 5 s; the retired key then verifies for 5 s + KEYS_RELOAD_INTERVAL (1 s).
+    let lifetime = "5s";
+    let tollgate = |args: &[&str]| command(dir.path(), &url, &pair, lifetime, args);
+    let created = run(
+        tollgate(&["createuser", "--username", "alice", "--no-input"])
+            .env("TOLLGATE_USER_PASSWORD", "alice-password"),
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+
+    let polling = Served::start(tollgate(&[])).await;
+    let mut signalled = tollgate(&[]);
+    signalled.env("TOLLGATE_KEYS_RELOAD_INTERVAL", "0");
+    let signalled = Served::start(signalled).await;
+
+    let old_kid = published(&polling.base).await;
+    assert_eq!(old_kid.len(), 1);
+    let old_kid = old_kid[0].clone();
+    assert_eq!(published(&signalled.base).await, [old_kid.as_str()]);
+    let (status, pair_before) = post(
+        &polling.base,
+        "/api/token/",
+        json!({"username": "alice", "password": "alice-password"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{pair_before}");
+    let access_before = pair_before["access"].as_str().expect("access").to_owned();
+    let refresh_before = pair_before["refresh"].as_str().expect("refresh").to_owned();
+    assert_eq!(kid_of(&access_before), old_kid);
+    // A token of the old key that outlives the key itself, to see the key's end and not the
+    // token's: signed with the configured private key, as the server signs.
+    let user_id = common::payload(&access_before)["user_id"].clone();
+    let long_lived = jsonwebtoken::encode(
+        &jsonwebtoken::Header {
+            kid: Some(old_kid.clone()),
+            ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256)
+        },
+        &json!({"token_type": "access", "exp": unix_now() + 3600, "iat": unix_now(),
+                "jti": tollgate_core::new_jti(), "user_id": user_id}),
+        &jsonwebtoken::EncodingKey::from_ec_pem(pair.0.as_bytes()).expect("PEM"),
+    )
+    .expect("signs");
+
+    let rotated = run(tollgate(&["keys", "rotate"]));
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    let new_kid = text(&rotated.stdout).trim().to_owned();
+    assert_ne!(new_kid, old_kid);
+    let pid = signalled.child.id().expect("running").to_string();
+    assert!(run(Command::new("kill").args(["-HUP", &pid]))
+        .status
+        .success());
+    for server in [&signalled, &polling] {
+        until_published(&server.base, &[&new_kid, &old_kid]).await;
+    }
+
+    for server in [&polling, &signalled] {
+        for token in [&access_before, &long_lived] {
+            assert_eq!(
+                verifies(&server.base, token).await,
+                StatusCode::OK,
+                "{}",
+                server.base
+            );
+        }
+    }
+    // New tokens, from a login or a refresh with an old refresh token, carry the new kid and
+    // verify on the other server.
+    let (status, refreshed) = post(
+        &signalled.base,
+        "/api/token/refresh/",
+        json!({ "refresh": refresh_before }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let access_after = refreshed["access"].as_str().expect("access").to_owned();
+    let (status, login) = post(
+        &signalled.base,
+        "/api/token/",
+        json!({"username": "alice", "password": "alice-password"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for token in [&access_after, login["access"].as_str().expect("access")] {
+        assert_eq!(kid_of(token), new_kid);
+        assert_eq!(verifies(&polling.base, token).await, StatusCode::OK);
+    }
+
+    // What the database holds: the new private key sealed, nothing of the configured one.
+    let rows = stored_rows(&url).await;
+    let row = |kid: &str| {
+        rows.iter()
+            .find(|r| r.0 == kid)
+            .unwrap_or_else(|| panic!("no row {kid}"))
+            .clone()
+    };
+    let (_, public_key, sealed, verify_until) = row(&new_kid);
+    let sealed = sealed.expect("the new key is stored sealed");
+    assert!(!sealed.contains("PRIVATE KEY") && sealed.starts_with("v1."));
+    assert!(public_key.expect("public key").contains("PUBLIC KEY"));
+    assert_eq!(verify_until, None);
+    let wrong = KeysEncryptionKey::parse(&"ab".repeat(32)).expect("valid");
+    assert!(wrong.open(&new_kid, Algorithm::ES256, &sealed).is_err());
+    let right = KeysEncryptionKey::parse(SEALING).expect("valid");
+    let opened = right
+        .open(&new_kid, Algorithm::ES256, &sealed)
+        .expect("opens with the setting");
+    assert!(opened.expose().starts_with("-----BEGIN PRIVATE KEY-----"));
+    let (_, _, configured_sealed, old_until) = row(&old_kid);
+    assert_eq!(
+        configured_sealed, None,
+        "SIGNING_KEY never enters the database"
+    );
+    let private_body: String = pair.0.lines().filter(|l| !l.starts_with("-----")).collect();
+    for (kid, public, sealed, _) in &rows {
+        for text in [Some(kid), public.as_ref(), sealed.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                !text.contains(&private_body[..40]),
+                "the configured private key is stored"
+            );
+        }
+    }
+
+    // Past the old key's verify_until: its tokens are refused and it is no longer published.
+    let old_until = old_until.expect("the retired key has an end");
+    assert!(
+        old_until > unix_now(),
+        "the test ran past verify_until too early"
+    );
+    let wait = u64::try_from(old_until + 1 - unix_now()).unwrap_or_default();
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    for server in [&polling, &signalled] {
+        until_published(&server.base, &[&new_kid]).await;
+        assert_eq!(
+            verifies(&server.base, &long_lived).await,
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            server.base
+        );
+    }
+
+    let listed = run(tollgate(&["keys", "list"]));
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listing = text(&listed.stdout);
+    assert!(
+        listing.contains(&format!("{new_kid}  ES256  active")),
+        "{listing}"
+    );
+    assert!(
+        listing.contains(&format!("{old_kid}  ES256  expired")),
+        "{listing}"
+    );
+    let pruned = run(tollgate(&["keys", "prune"]));
+    assert!(pruned.status.success(), "{}", text(&pruned.stderr));
+    assert_eq!(text(&pruned.stdout).trim(), old_kid);
+    assert_eq!(stored_rows(&url).await.len(), 1);
+}
+
+/// (kid, public_key, sealed_key, verify_until) of every stored key.
+async fn stored_rows(url: &str) -> Vec<(String, Option<String>, Option<String>, Option<i64>)> {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(url).await.expect("connects");
+    let rows = sqlx::query_as("SELECT kid, public_key, sealed_key, verify_until FROM signing_keys")
+        .fetch_all(&mut connection)
+        .await
+        .expect("reads");
+    let _ = connection.close().await;
+    rows
+}
+
+/// Rotation needs KEYS_ENCRYPTION_KEY, and refuses one the stored keys were not sealed with;
+/// a server without it does not start once keys are stored; `keys list` shows no key material.
+#[test]
+fn rotation_needs_the_encryption_key_it_was_sealed_with() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plain = |args: &[&str]| {
+        let mut command = tollgate(dir.path(), args);
+        command.env(
+            "TOLLGATE_SIGNING_KEY",
+            "an-hmac-signing-key-for-the-cli-test-0123456789",
+        );
+        command
+    };
+    let refused = run(plain(&["keys", "rotate"]));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("KEYS_ENCRYPTION_KEY is not set"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let sealed = |args: &[&str], key: &str| {
+        let mut command = plain(args);
+        command.env("TOLLGATE_KEYS_ENCRYPTION_KEY", key);
+        command
+    };
+    let rotated = run(sealed(&["keys", "rotate", "--alg", "EdDSA"], SEALING));
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    let kid = text(&rotated.stdout).trim().to_owned();
+    let other = "1".repeat(64);
+    let mismatch = run(sealed(&["keys", "rotate"], &other));
+    assert_eq!(mismatch.status.code(), Some(1));
+    assert!(
+        text(&mismatch.stderr).contains("does not decrypt"),
+        "{}",
+        text(&mismatch.stderr)
+    );
+    let bad_alg = run(sealed(&["keys", "rotate", "--alg", "none"], SEALING));
+    assert_eq!(bad_alg.status.code(), Some(2));
+
+    let without = run(plain(&["serve", "--bind", "127.0.0.1:0"]));
+    assert_eq!(without.status.code(), Some(1));
+    assert!(
+        text(&without.stderr).contains("set KEYS_ENCRYPTION_KEY"),
+        "{}",
+        text(&without.stderr)
+    );
+
+    // The second rotation keeps the algorithm of the key signing now.
+    let again = run(sealed(&["keys", "rotate"], SEALING));
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let listed = run(plain(&["keys", "list"]));
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listing = text(&listed.stdout);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 4, "{listing}");
+    assert!(lines[0].starts_with("KID"), "{listing}");
+    assert!(lines[1].contains("EdDSA  active"), "{listing}");
+    assert!(
+        lines[2].starts_with(&kid) && lines[2].contains("EdDSA  retired"),
+        "{listing}"
+    );
+    assert!(lines[3].contains("HS256  retired") && lines[3].ends_with("SIGNING_KEY"));
+    assert!(
+        !listing.contains("v1.") && !listing.contains("BEGIN"),
+        "{listing}"
+    );
+    assert!(!listing.contains("an-hmac-signing-key"), "{listing}");
+}
