@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use tollgate_core::auth::{parse_header, ClassRefusal, HeaderCredentials};
 use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::{unix_now, Claims, TokenError, TokenType};
-use tollgate_store::User;
+use tollgate_store::{User, UserField};
 
 use crate::api::login::{check_password, Channel};
 use crate::client::{ClientAddr, UserAgent};
@@ -25,6 +25,74 @@ pub struct AuthenticatedUser {
     pub claims: Claims,
     /// Which of AUTH_TOKEN_CLASSES the token was accepted as; `None` for HTTP Basic.
     pub token_type: Option<TokenType>,
+    /// Whether `user` was made of the token's claims (`jwt_stateless`) rather than read from
+    /// the database: only its id, username, email and flags are meaningful. Handlers that need
+    /// the stored user call [`AuthenticatedUser::stored`].
+    pub stateless: bool,
+}
+
+impl AuthenticatedUser {
+    /// This user as stored: itself when it was read from the database, else read now, with the
+    /// checks `jwt` makes (exists, active, password unchanged).
+    pub async fn stored(self, state: &AppState) -> Result<AuthenticatedUser, ApiError> {
+        if !self.stateless {
+            return Ok(self);
+        }
+        let user = stored_user(state, &self.claims).await?;
+        Ok(AuthenticatedUser {
+            user,
+            stateless: false,
+            ..self
+        })
+    }
+}
+
+/// The user a token names, read from the database (through the user cache) and checked as
+/// simplejwt's JWTAuthentication checks it.
+async fn stored_user(state: &AppState, claims: &Claims) -> Result<Arc<User>, ApiError> {
+    let user_id = state
+        .codec
+        .user_id(claims)
+        .ok_or(ApiError::NoUserIdentification)?;
+    let user = state
+        .user_cache
+        .find(&state.store, state.user_id_field, &user_id)
+        .await?
+        .ok_or(ApiError::UserNotFound)?;
+    if state.settings.check_user_is_active && !user.is_active {
+        return Err(ApiError::UserInactive);
+    }
+    if !password_unchanged(state, claims, &user) {
+        return Err(ApiError::PasswordChanged);
+    }
+    Ok(user)
+}
+
+/// simplejwt's TokenUser: a user made of the token's claims alone. The id is the user-id claim
+/// when it is a number (USER_ID_FIELD = id), else 0; `username` is the `username` claim (or the
+/// user-id claim when USER_ID_FIELD is username), else empty; always active.
+fn token_user(state: &AppState, claims: &Claims, user_id: String) -> User {
+    let flag = |name: &str| claims.get(name).and_then(|v| v.as_bool()).unwrap_or(false);
+    let username = match claims.str("username") {
+        Some(name) => name.to_owned(),
+        None if state.user_id_field == UserField::Username => user_id.clone(),
+        None => String::new(),
+    };
+    User {
+        id: user_id.parse().unwrap_or(0),
+        username,
+        email: claims.str("email").unwrap_or_default().to_owned(),
+        phone: None,
+        first_name: String::new(),
+        last_name: String::new(),
+        password: String::new(),
+        is_active: true,
+        is_staff: flag("is_staff"),
+        is_superuser: flag("is_superuser"),
+        date_joined: 0,
+        last_login: None,
+        profile: "{}".to_owned(),
+    }
 }
 
 impl FromRequestParts<AppState> for AuthenticatedUser {
@@ -36,7 +104,8 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
         for class in &state.settings.authentication_classes {
             let found = match class.as_str() {
                 "basic" => basic(parts, state).await?,
-                _ => jwt(parts, state).await?,
+                "jwt_stateless" => jwt(parts, state, true).await?,
+                _ => jwt(parts, state, false).await?,
             };
             if let Some(user) = found {
                 if let Some(slot) = parts.extensions.get::<RequestUser>() {
@@ -108,6 +177,7 @@ async fn basic(parts: &Parts, state: &AppState) -> Result<Option<AuthenticatedUs
             user: Arc::new(user),
             claims: Claims::default(),
             token_type: None,
+            stateless: false,
         })),
         // Django's ModelBackend finds no inactive user, so DRF's answer is the same for both.
         Err(ApiError::NoActiveAccount) => {
@@ -117,65 +187,56 @@ async fn basic(parts: &Parts, state: &AppState) -> Result<Option<AuthenticatedUs
     }
 }
 
-/// A bearer token (simplejwt's `JWTAuthentication`).
-async fn jwt(parts: &Parts, state: &AppState) -> Result<Option<AuthenticatedUser>, ApiError> {
-    {
-        let header = parts
-            .headers
-            .get(&state.auth_header)
-            .map(|value| value.as_bytes())
-            .unwrap_or_default();
-        let raw = match parse_header(header, &state.settings.auth_header_types) {
-            HeaderCredentials::Absent => return Ok(None),
-            HeaderCredentials::Malformed => return Err(ApiError::BadAuthorizationHeader),
-            HeaderCredentials::Token(raw) => raw,
-        };
-        let now = unix_now();
-        let classes = &state.settings.auth_token_classes;
-        let (token_type, claims) = state
-            .codec
-            .authenticate_token(raw, classes, now)
-            .map_err(ApiError::NoValidTokenType)?;
-        if state.access_revoked(&claims) {
-            let refusal = ClassRefusal {
-                token_type,
-                error: TokenError::Blacklisted,
-            };
-            return Err(ApiError::NoValidTokenType(vec![refusal]));
-        }
-        // Sliding tokens are blacklistable, so simplejwt checks them against the blacklist.
-        if token_type == TokenType::Sliding {
-            if let Some(jti) = state.codec.jti(&claims) {
-                if state.store.is_blacklisted(jti).await? {
-                    let refusal = ClassRefusal {
-                        token_type,
-                        error: TokenError::Blacklisted,
-                    };
-                    return Err(ApiError::NoValidTokenType(vec![refusal]));
-                }
+/// A bearer token: simplejwt's `JWTAuthentication`, or with `stateless` its
+/// `JWTStatelessUserAuthentication` (no database read for an access token).
+async fn jwt(
+    parts: &Parts,
+    state: &AppState,
+    stateless: bool,
+) -> Result<Option<AuthenticatedUser>, ApiError> {
+    let header = parts
+        .headers
+        .get(&state.auth_header)
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    let raw = match parse_header(header, &state.settings.auth_header_types) {
+        HeaderCredentials::Absent => return Ok(None),
+        HeaderCredentials::Malformed => return Err(ApiError::BadAuthorizationHeader),
+        HeaderCredentials::Token(raw) => raw,
+    };
+    let now = unix_now();
+    let classes = &state.settings.auth_token_classes;
+    let (token_type, claims) = state
+        .codec
+        .authenticate_token(raw, classes, now)
+        .map_err(ApiError::NoValidTokenType)?;
+    let refused = |error| ApiError::NoValidTokenType(vec![ClassRefusal { token_type, error }]);
+    if state.access_revoked(&claims) {
+        return Err(refused(TokenError::Blacklisted));
+    }
+    // Sliding tokens are blacklistable, so simplejwt checks them against the blacklist.
+    if token_type == TokenType::Sliding {
+        if let Some(jti) = state.codec.jti(&claims) {
+            if state.store.is_blacklisted(jti).await? {
+                return Err(refused(TokenError::Blacklisted));
             }
         }
+    }
+    let user = if stateless {
         let user_id = state
             .codec
             .user_id(&claims)
             .ok_or(ApiError::NoUserIdentification)?;
-        let user = state
-            .user_cache
-            .find(&state.store, state.user_id_field, &user_id)
-            .await?
-            .ok_or(ApiError::UserNotFound)?;
-        if state.settings.check_user_is_active && !user.is_active {
-            return Err(ApiError::UserInactive);
-        }
-        if !password_unchanged(state, &claims, &user) {
-            return Err(ApiError::PasswordChanged);
-        }
-        Ok(Some(AuthenticatedUser {
-            user,
-            claims,
-            token_type: Some(token_type),
-        }))
-    }
+        Arc::new(token_user(state, &claims, user_id))
+    } else {
+        stored_user(state, &claims).await?
+    };
+    Ok(Some(AuthenticatedUser {
+        user,
+        claims,
+        token_type: Some(token_type),
+        stateless,
+    }))
 }
 
 /// With CHECK_REVOKE_TOKEN, whether the token's password fingerprint is that of the user's

@@ -326,9 +326,13 @@ settings! {
     /// Add the user, as USER_PATH shows it, to the login response under `user`.
     login_response_user "LOGIN_RESPONSE_USER": bool = false;
     /// How protected endpoints authenticate a request, tried in order (DRF's
-    /// DEFAULT_AUTHENTICATION_CLASSES): `jwt` (a bearer token) and `basic` (HTTP Basic with a
-    /// username and password, for scripts; one password hash per request). The first names the
-    /// scheme of `WWW-Authenticate`.
+    /// DEFAULT_AUTHENTICATION_CLASSES): `jwt` (a bearer token, its user read from the database),
+    /// `jwt_stateless` (a bearer token trusted alone, as simplejwt's
+    /// JWTStatelessUserAuthentication: no database read, so no user, active or password check;
+    /// the user is made of the token's claims, `username` from a `username` claim or empty) and
+    /// `basic` (HTTP Basic with a username and password, for scripts; one password hash per
+    /// request). The first names the scheme of `WWW-Authenticate`. The account endpoints
+    /// (USER_PATH, USER_PASSWORD_PATH) always read the user from the database.
     authentication_classes "AUTHENTICATION_CLASSES": Vec<String> = vec!["jwt".to_owned()];
     /// Minimum password length in characters (Django's MinimumLengthValidator); 0 turns it off.
     password_min_length "PASSWORD_MIN_LENGTH": usize = 8;
@@ -577,11 +581,11 @@ impl Settings {
             || self
                 .authentication_classes
                 .iter()
-                .any(|c| !matches!(c.as_str(), "jwt" | "basic"))
+                .any(|c| !matches!(c.as_str(), "jwt" | "jwt_stateless" | "basic"))
         {
             return invalid(
                 "AUTHENTICATION_CLASSES",
-                "must name one or more of jwt and basic",
+                "must name one or more of jwt, jwt_stateless and basic",
             );
         }
         if !matches!(self.login_response.as_str(), "pair" | "token") {

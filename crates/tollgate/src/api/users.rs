@@ -74,8 +74,12 @@ pub(crate) async fn register(
 }
 
 /// `GET /api/user/`: the authenticated user.
-pub(crate) async fn me(State(state): State<AppState>, auth: AuthenticatedUser) -> Json<Value> {
-    Json(user_json(&state, &auth.user))
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    auth: AuthenticatedUser,
+) -> Result<Json<Value>, ApiError> {
+    let auth = auth.stored(&state).await?;
+    Ok(Json(user_json(&state, &auth.user)))
 }
 
 /// `PUT` and `PATCH /api/user/`: changes the authenticated user's own fields. `PUT` requires
@@ -87,6 +91,7 @@ pub(crate) async fn update_me(
     auth: AuthenticatedUser,
     payload: Payload,
 ) -> Result<Json<Value>, ApiError> {
+    let auth = auth.stored(&state).await?;
     let mode = if method == Method::PATCH {
         Mode::Patch
     } else {
@@ -131,6 +136,7 @@ pub(crate) async fn change_password(
     auth: AuthenticatedUser,
     payload: Payload,
 ) -> Result<Json<Value>, ApiError> {
+    let auth = auth.stored(&state).await?;
     let [old_password, new_password] = payload.char_fields(["old_password", "new_password"])?;
     let user = &auth.user;
     let check = state
