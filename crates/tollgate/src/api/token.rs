@@ -87,16 +87,25 @@ pub(crate) async fn refresh(
 ) -> Result<Response, ApiError> {
     let raw = cookie::presented(&state.settings, &headers, &payload)?.token;
     let now = unix_now();
-    let claims = decode_blacklistable(&state, &raw, TokenType::Refresh, now).await?;
-    require_active_user(&state, &claims).await?;
+    let claiming = state.settings.rotate_refresh_tokens && state.settings.blacklist_after_rotation;
+    let (claims, owner) = if claiming {
+        checked_for_rotation(&state, &raw, now).await?
+    } else {
+        let claims = decode_blacklistable(&state, &raw, TokenType::Refresh, now).await?;
+        require_active_user(&state, &claims, false).await?;
+        (claims, None)
+    };
     let access = sign(&state, state.codec.access_claims_from(&claims, now))?;
-    state.metrics.issued(TokenType::Access);
     if !state.settings.rotate_refresh_tokens {
+        state.metrics.issued(TokenType::Access);
         state.metrics.refreshed();
         return Ok(Json(json!({ "access": access.token })).into_response());
     }
     let rotated = sign(&state, state.codec.rotated_claims(&claims, now))?;
-    let owner = user_pk(&state, &claims).await?;
+    let owner = match owner {
+        Some(id) => Some(id),
+        None => user_pk(&state, &claims).await?,
+    };
     let new_record = issued_record(&rotated, owner);
     if state.settings.blacklist_after_rotation {
         // The blacklist insert is the lock: of concurrent refreshes of one token, only the one
@@ -109,6 +118,8 @@ pub(crate) async fn refresh(
     } else {
         state.store.record_outstanding(&new_record).await?;
     }
+    // Counted once handed out: a rotation that lost the race issued nothing.
+    state.metrics.issued(TokenType::Access);
     state.metrics.issued(TokenType::Refresh);
     state.metrics.refreshed();
     tracing::info!(jti = %rotated.jti, "refresh token rotated");
@@ -116,6 +127,47 @@ pub(crate) async fn refresh(
         return with_refresh_cookie(&state, json!({ "access": access.token }), &rotated);
     }
     Ok(Json(json!({ "access": access.token, "refresh": rotated.token })).into_response())
+}
+
+/// The checks of a refresh with rotation and blacklisting, with one read fewer: the blacklist
+/// is not read up front, since the rotation claims the token atomically (and fails if it was
+/// blacklisted). It is read only when the refresh is refused for another reason, so that a
+/// blacklisted token gets simplejwt's answer, "Token is blacklisted", whatever else is wrong
+/// with it. Returns the claims and the user's primary key, when the user was read.
+async fn checked_for_rotation(
+    state: &AppState,
+    raw: &str,
+    now: i64,
+) -> Result<(Claims, Option<i64>), ApiError> {
+    let claims = state.codec.decode(raw, now)?;
+    let user = match state
+        .codec
+        .check_type(&claims, Some(TokenType::Refresh), now)
+    {
+        Ok(()) => active_user(state, &claims, false).await,
+        Err(err) => Err(err.into()),
+    };
+    let blacklisted = || async {
+        match state.codec.jti(&claims) {
+            Some(jti) => state.store.is_blacklisted(jti).await,
+            None => Ok(false),
+        }
+    };
+    let user = match user {
+        Ok(user) => user,
+        Err(_) if blacklisted().await? => return Err(TokenError::Blacklisted.into()),
+        Err(err) => return Err(err),
+    };
+    if let Some(user) = &user {
+        if !password_unchanged(state, &claims, user) {
+            if blacklisted().await? {
+                return Err(TokenError::Blacklisted.into());
+            }
+            refuse_for_changed_password(state, &claims, user).await?;
+        }
+    }
+    let owner = user.map(|user| user.id);
+    Ok((claims, owner))
 }
 
 /// `POST /api/token/verify/`: `{}` if the token is valid, of any type.
@@ -136,11 +188,12 @@ pub(crate) async fn verify(
         return Err(TokenError::Blacklisted.into());
     }
     if state.settings.verify_checks_user {
-        require_active_user(&state, &claims).await?;
+        require_active_user(&state, &claims, true).await?;
     }
     // simplejwt checks the blacklist here only when BLACKLIST_AFTER_ROTATION is on, and answers
-    // a validation error (400), not a token error.
-    if state.settings.blacklist_after_rotation {
+    // a validation error (400), not a token error. Only refresh and sliding tokens are ever
+    // blacklisted, so an access token needs no lookup (a revoked one was refused above).
+    if state.settings.blacklist_after_rotation && !is_access {
         if let Some(jti) = state.codec.jti(&claims) {
             if state.store.is_blacklisted(jti).await? {
                 return Err(ApiError::NonField(TokenError::Blacklisted.to_string()));
@@ -240,7 +293,7 @@ pub(crate) async fn refresh_sliding(
     let now = unix_now();
     let claims = decode_blacklistable(&state, &raw, TokenType::Sliding, now).await?;
     state.codec.check_refresh_window(&claims, now)?;
-    require_active_user(&state, &claims).await?;
+    require_active_user(&state, &claims, false).await?;
     let slid = sign(&state, state.codec.slid_claims(&claims, now))?;
     state.metrics.issued(TokenType::Sliding);
     state.metrics.refreshed();
@@ -267,23 +320,58 @@ async fn decode_blacklistable(
 
 /// Refuses a refresh for a user who is gone or inactive. simplejwt 5.5.1 answers 500 for a
 /// deleted user; its next release, and Tollgate, answer 401. Tokens naming no user pass.
-async fn require_active_user(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
-    let Some(user_id) = state.codec.user_id(claims) else {
-        return Ok(());
-    };
-    let user = match state.store.find_user(state.user_id_field, &user_id).await? {
-        Some(user) if user.is_active || !state.settings.check_user_is_active => user,
-        _ => return Err(ApiError::NoActiveAccountForToken),
-    };
-    if !password_unchanged(state, claims, &user) {
-        // As simplejwt does, the refused token is also blacklisted.
-        if state.codec.jti(claims).is_some() {
-            let record = token_record(state, claims, Some(user.id));
-            state.store.blacklist(&record, unix_now()).await?;
+async fn require_active_user(
+    state: &AppState,
+    claims: &Claims,
+    cached: bool,
+) -> Result<(), ApiError> {
+    if let Some(user) = active_user(state, claims, cached).await? {
+        if !password_unchanged(state, claims, &user) {
+            refuse_for_changed_password(state, claims, &user).await?;
         }
-        return Err(ApiError::PasswordChangedForToken);
     }
     Ok(())
+}
+
+/// The active user a token names (through the user cache when `cached`); None for a token that
+/// names no user.
+async fn active_user(
+    state: &AppState,
+    claims: &Claims,
+    cached: bool,
+) -> Result<Option<std::sync::Arc<User>>, ApiError> {
+    let Some(user_id) = state.codec.user_id(claims) else {
+        return Ok(None);
+    };
+    let found = if cached {
+        state
+            .user_cache
+            .find(&state.store, state.user_id_field, &user_id)
+            .await?
+    } else {
+        state
+            .store
+            .find_user(state.user_id_field, &user_id)
+            .await?
+            .map(std::sync::Arc::new)
+    };
+    match found {
+        Some(user) if user.is_active || !state.settings.check_user_is_active => Ok(Some(user)),
+        _ => Err(ApiError::NoActiveAccountForToken),
+    }
+}
+
+/// Refuses a token whose password fingerprint is stale and, as simplejwt does, blacklists it.
+async fn refuse_for_changed_password(
+    state: &AppState,
+    claims: &Claims,
+    user: &User,
+) -> Result<(), ApiError> {
+    if state.codec.jti(claims).is_some() {
+        let record = token_record(state, claims, Some(user.id));
+        state.store.blacklist(&record, unix_now()).await?;
+    }
+    Err(ApiError::PasswordChangedForToken)
 }
 
 /// The claims of a new token for `user`: its id, then (CHECK_REVOKE_TOKEN) the password
