@@ -37,6 +37,21 @@ const BLACKLIST: &str =
     "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) VALUES ($1, $2, $3) \
      ON CONFLICT (jti) DO NOTHING";
 
+/// A rotation on PostgreSQL as one statement: record the old token as outstanding, claim it in
+/// the blacklist, and record the new token only if the claim succeeded; answers how many claims
+/// succeeded (0 or 1). Data-modifying CTEs all run, in one transaction.
+const ROTATE_POSTGRES: &str = "WITH old AS ( \
+       INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at) \
+       VALUES ($1, (SELECT id FROM users WHERE id = $2), $3, $4) ON CONFLICT (jti) DO NOTHING \
+     ), claimed AS ( \
+       INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) VALUES ($1, $5, $4) \
+       ON CONFLICT (jti) DO NOTHING RETURNING jti \
+     ), new AS ( \
+       INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at) \
+       SELECT $6, (SELECT id FROM users WHERE id = $7), $8, $9 WHERE EXISTS (SELECT 1 FROM claimed) \
+       ON CONFLICT (jti) DO NOTHING \
+     ) SELECT COUNT(*) FROM claimed";
+
 /// Rows deleted per statement when flushing, so that no single statement holds locks for long.
 const FLUSH_BATCH: i64 = 10_000;
 
@@ -90,8 +105,8 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Rotates a refresh token in one transaction: blacklists `old` (recording it as outstanding
-    /// if it was not) and records `new` as outstanding. Returns false, changing nothing, if `old`
+    /// Rotates a refresh token in one transaction (one statement on PostgreSQL): blacklists `old`
+    /// (recording it as outstanding if it was not) and records `new` as outstanding. Returns false, changing nothing, if `old`
     /// was already blacklisted: of concurrent rotations of one token, exactly one succeeds.
     pub async fn rotate(
         &self,
@@ -99,6 +114,27 @@ impl Store {
         new: &TokenRecord<'_>,
         now: i64,
     ) -> Result<bool, StoreError> {
+        if let crate::Pool::Postgres(pool) = &self.pool {
+            // One statement, one round trip. The blacklist insert waits for any concurrent
+            // insert of the same jti to commit and then does nothing, so of concurrent
+            // rotations exactly one sees its row returned; only that one records the new token.
+            let claimed: i64 = sqlx::query_scalar(ROTATE_POSTGRES)
+                .bind(old.jti)
+                .bind(old.user_id)
+                .bind(old.created_at)
+                .bind(old.expires_at)
+                .bind(now)
+                .bind(new.jti)
+                .bind(new.user_id)
+                .bind(new.created_at)
+                .bind(new.expires_at)
+                .fetch_one(pool)
+                .await?;
+            if claimed == 1 {
+                self.redis_add(old.jti, old.expires_at, now).await;
+            }
+            return Ok(claimed == 1);
+        }
         let rotated = with_writer!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
