@@ -1,6 +1,7 @@
 //! Reading a request's credentials the way simplejwt's `JWTAuthentication` does.
 
 use crate::codec::TokenCodec;
+use crate::rules::ClaimRules;
 use crate::token::{Claims, TokenError, TokenType};
 
 /// What the authorization header holds.
@@ -53,20 +54,22 @@ pub struct ClassRefusal {
     pub error: TokenError,
 }
 
-impl TokenCodec {
+impl ClaimRules {
     /// Tries the token as each type of AUTH_TOKEN_CLASSES in order, as simplejwt's
-    /// `get_validated_token` does; on failure every class's refusal is returned.
+    /// `get_validated_token` does; on failure every class's refusal is returned. `decode`
+    /// checks the signature and the registered claims (see [`ClaimRules::check_registered`]).
     pub fn authenticate_token(
         &self,
         raw: &[u8],
         classes: &[TokenType],
         now: i64,
+        decode: impl FnOnce(&str) -> Result<Claims, TokenError>,
     ) -> Result<(TokenType, Claims), Vec<ClassRefusal>> {
         let decoded = std::str::from_utf8(raw)
             .map_err(|_| TokenError::Invalid {
                 reason: "token is not UTF-8",
             })
-            .and_then(|token| self.decode(token, now));
+            .and_then(decode);
         let mut refusals = Vec::with_capacity(classes.len());
         for &token_type in classes {
             let result = decoded.as_ref().map_err(Clone::clone).and_then(|claims| {
@@ -79,6 +82,19 @@ impl TokenCodec {
             }
         }
         Err(refusals)
+    }
+}
+
+impl TokenCodec {
+    /// [`ClaimRules::authenticate_token`] with this codec's key.
+    pub fn authenticate_token(
+        &self,
+        raw: &[u8],
+        classes: &[TokenType],
+        now: i64,
+    ) -> Result<(TokenType, Claims), Vec<ClassRefusal>> {
+        self.rules()
+            .authenticate_token(raw, classes, now, |token| self.decode(token, now))
     }
 }
 

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use crate::jose::UniqueObject;
 use crate::keyring::KeyRing;
 use crate::keys::Keys;
+use crate::rules::ClaimRules;
 use crate::settings::{Settings, SettingsError};
 use crate::token::{new_jti, Claims, Issued, SigningError, TokenError, TokenType};
 
@@ -22,13 +23,24 @@ pub struct TokenCodec {
     refresh_lifetime: i64,
     sliding_lifetime: i64,
     sliding_refresh_lifetime: i64,
-    leeway: i64,
-    audience: Option<Value>,
-    issuer: Option<String>,
+    rules: ClaimRules,
     user_id_claim: String,
     token_type_claim: Option<String>,
     jti_claim: Option<String>,
     refresh_exp_claim: String,
+}
+
+/// What jsonwebtoken checks: the signature and the algorithm only. The registered claims are
+/// checked by [`ClaimRules`], as PyJWT checks them, so that messages and edge cases match
+/// simplejwt.
+pub(crate) fn signature_only(alg: jsonwebtoken::Algorithm) -> jsonwebtoken::Validation {
+    let mut validation = jsonwebtoken::Validation::new(alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims = std::collections::HashSet::new();
+    validation.leeway = 0;
+    validation
 }
 
 fn seconds(duration: std::time::Duration) -> i64 {
@@ -44,9 +56,7 @@ impl Clone for TokenCodec {
             refresh_lifetime: self.refresh_lifetime,
             sliding_lifetime: self.sliding_lifetime,
             sliding_refresh_lifetime: self.sliding_refresh_lifetime,
-            leeway: self.leeway,
-            audience: self.audience.clone(),
-            issuer: self.issuer.clone(),
+            rules: self.rules.clone(),
             user_id_claim: self.user_id_claim.clone(),
             token_type_claim: self.token_type_claim.clone(),
             jti_claim: self.jti_claim.clone(),
@@ -60,22 +70,13 @@ impl TokenCodec {
     /// unusable. Rotated keys come in with [`replace_keys`](TokenCodec::replace_keys).
     pub fn new(settings: &Settings) -> Result<TokenCodec, SettingsError> {
         let keys = Keys::from_settings(settings)?;
-        let audience = match settings.audience.as_slice() {
-            [] => None,
-            [one] => Some(Value::String(one.clone())),
-            many => Some(Value::Array(
-                many.iter().cloned().map(Value::String).collect(),
-            )),
-        };
         Ok(TokenCodec {
             ring: ArcSwap::from_pointee(KeyRing::single(keys)),
             access_lifetime: seconds(settings.access_token_lifetime),
             refresh_lifetime: seconds(settings.refresh_token_lifetime),
             sliding_lifetime: seconds(settings.sliding_token_lifetime),
             sliding_refresh_lifetime: seconds(settings.sliding_token_refresh_lifetime),
-            leeway: seconds(settings.leeway),
-            audience,
-            issuer: settings.issuer.clone(),
+            rules: ClaimRules::new(settings),
             user_id_claim: settings.user_id_claim.clone(),
             token_type_claim: settings.token_type_claim.clone(),
             jti_claim: settings.jti_claim.clone(),
@@ -155,10 +156,10 @@ impl TokenCodec {
 
     /// Signs claims, adding `aud` and `iss` when configured.
     pub fn sign(&self, mut claims: Claims) -> Result<Issued, SigningError> {
-        if let Some(audience) = &self.audience {
+        if let Some(audience) = &self.rules.audience {
             claims.insert("aud", audience.clone());
         }
-        if let Some(issuer) = &self.issuer {
+        if let Some(issuer) = &self.rules.issuer {
             claims.insert("iss", issuer.as_str());
         }
         let ring = self.ring.load();
@@ -192,47 +193,7 @@ impl TokenCodec {
     }
 
     fn check_registered(&self, claims: &Claims, now: i64) -> Result<(), TokenError> {
-        if claims.get("exp").is_some() {
-            let exp = claims
-                .timestamp("exp")
-                .ok_or(TokenError::invalid("exp is not a number"))?;
-            if exp <= now.saturating_sub(self.leeway) {
-                return Err(TokenError::Expired);
-            }
-        }
-        for (name, reason) in [
-            ("iat", "iat is in the future"),
-            ("nbf", "nbf is in the future"),
-        ] {
-            if claims.get(name).is_some() {
-                let at = claims
-                    .timestamp(name)
-                    .ok_or(TokenError::invalid("iat or nbf is not a number"))?;
-                if at > now.saturating_add(self.leeway) {
-                    return Err(TokenError::invalid(reason));
-                }
-            }
-        }
-        if let Some(expected) = &self.audience {
-            let accepted: Vec<&Value> = match expected {
-                Value::Array(items) => items.iter().collect(),
-                one => vec![one],
-            };
-            let matches = match claims.get("aud") {
-                Some(Value::String(aud)) => accepted.iter().any(|a| a.as_str() == Some(aud)),
-                Some(Value::Array(auds)) => auds.iter().any(|aud| accepted.contains(&aud)),
-                _ => false,
-            };
-            if !matches {
-                return Err(TokenError::invalid("audience does not match"));
-            }
-        }
-        if let Some(issuer) = &self.issuer {
-            if claims.str("iss") != Some(issuer.as_str()) {
-                return Err(TokenError::invalid("issuer does not match"));
-            }
-        }
-        Ok(())
+        self.rules.check_registered(claims, now)
     }
 
     /// simplejwt's `Token.verify` for a token of `expected` type (`None`: any type, as verify
@@ -243,40 +204,12 @@ impl TokenCodec {
         expected: Option<TokenType>,
         now: i64,
     ) -> Result<(), TokenError> {
-        self.check_time_claim(claims, "exp", now)?;
-        if let Some(jti_claim) = &self.jti_claim {
-            if claims.get(jti_claim).is_none() {
-                return Err(TokenError::NoId);
-            }
-        }
-        if let (Some(expected), Some(type_claim)) = (expected, &self.token_type_claim) {
-            match claims.get(type_claim) {
-                None => return Err(TokenError::NoType),
-                Some(value) if value.as_str() != Some(expected.as_str()) => {
-                    return Err(TokenError::WrongType)
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(())
+        self.rules.check_type(claims, expected, now)
     }
 
     /// A sliding token's refresh window: `refresh_exp` present and not passed.
     pub fn check_refresh_window(&self, claims: &Claims, now: i64) -> Result<(), TokenError> {
-        self.check_time_claim(claims, &self.refresh_exp_claim, now)
-    }
-
-    fn check_time_claim(&self, claims: &Claims, name: &str, now: i64) -> Result<(), TokenError> {
-        if claims.get(name).is_none() {
-            return Err(TokenError::MissingClaim(name.to_owned()));
-        }
-        let at = claims
-            .timestamp(name)
-            .ok_or(TokenError::invalid("time claim is not a number"))?;
-        if at <= now.saturating_sub(self.leeway) {
-            return Err(TokenError::ClaimExpired(name.to_owned()));
-        }
-        Ok(())
+        self.rules.check_refresh_window(claims, now)
     }
 
     /// Decodes and checks a token of `expected` type; the full check of a token endpoint.
@@ -293,17 +226,18 @@ impl TokenCodec {
 
     /// The token's `jti`, if it has one.
     pub fn jti<'c>(&self, claims: &'c Claims) -> Option<&'c str> {
-        claims.str(self.jti_claim.as_deref()?)
+        self.rules.jti(claims)
     }
 
     /// The user id claim, read as a string or a number (simplejwt before 5.5 wrote numbers).
     /// Absent, null or empty means the token names no user.
     pub fn user_id(&self, claims: &Claims) -> Option<String> {
-        match claims.get(&self.user_id_claim)? {
-            Value::String(id) if !id.is_empty() => Some(id.clone()),
-            Value::Number(id) => Some(id.to_string()),
-            _ => None,
-        }
+        self.rules.user_id(claims)
+    }
+
+    /// The claim checks, without the keys: what a service that only verifies tokens needs.
+    pub fn rules(&self) -> &ClaimRules {
+        &self.rules
     }
 
     /// The keys in use now: the active signing key and those that verify.
@@ -318,7 +252,7 @@ impl TokenCodec {
 }
 
 /// A short reason for the logs; the client only ever sees "Token is invalid".
-fn classify(err: &jsonwebtoken::errors::Error) -> &'static str {
+pub(crate) fn classify(err: &jsonwebtoken::errors::Error) -> &'static str {
     use jsonwebtoken::errors::ErrorKind;
     match err.kind() {
         ErrorKind::InvalidSignature => "bad signature",
@@ -334,7 +268,7 @@ fn classify(err: &jsonwebtoken::errors::Error) -> &'static str {
 mod tests {
     use super::*;
     use crate::settings::Secret;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     const NOW: i64 = 1_700_000_000;
 

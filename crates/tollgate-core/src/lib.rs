@@ -10,6 +10,8 @@
 //! - [`Keys`] and [`keygen`]: signing keys, their `kid` and public JWK; new key pairs.
 //! - [`KeyRing`]: the active key and the retired keys that still verify, chosen by `kid`;
 //!   [`StoredKey`] and [`KeysEncryptionKey`] for the rotated keys kept in the database.
+//! - [`KeySet`]: verifying keys picked by `kid`, from a JWK Set or the local settings.
+//! - [`rules`]: the claim checks, which need no key.
 //! - [`auth`]: reads an authorization header as simplejwt's `JWTAuthentication` does.
 //! - [`password`]: argon2id password hashes; Django's other formats are verified too.
 //!
@@ -37,7 +39,9 @@ mod key_encryption;
 pub mod keygen;
 mod keyring;
 mod keys;
+mod keyset;
 pub mod password;
+pub mod rules;
 pub mod settings;
 mod token;
 
@@ -45,6 +49,7 @@ pub use codec::TokenCodec;
 pub use key_encryption::{KeysEncryptionKey, UnsealError};
 pub use keyring::{KeyRing, KeyRingError, KeyState, StoredKey};
 pub use keys::{Algorithm, KeyError, Keys};
+pub use keyset::{JwksError, KeySet};
 pub use settings::{Settings, SettingsError};
 pub use token::{new_jti, Claims, Issued, SigningError, TokenError, TokenType};
 
