@@ -14,6 +14,7 @@
 //! - [`rules`]: the claim checks, which need no key.
 //! - [`auth`]: reads an authorization header as simplejwt's `JWTAuthentication` does.
 //! - [`password`]: argon2id password hashes; Django's other formats are verified too.
+//! - [`body`]: request bodies (JSON or form) read with DRF's field rules and messages.
 //!
 //! # Example
 //! ```
@@ -32,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod body;
 mod codec;
 mod jose;
 mod jwk;

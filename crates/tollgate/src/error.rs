@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 use tollgate_core::auth::ClassRefusal;
+use tollgate_core::body::BodyError;
 use tollgate_core::TokenError;
 
 /// Everything a handler can answer other than success.
@@ -86,6 +87,21 @@ pub enum ApiError {
     /// Anything that is not the client's fault. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<BodyError> for ApiError {
+    fn from(err: BodyError) -> ApiError {
+        match err {
+            BodyError::Fields(fields) => ApiError::Fields(fields),
+            BodyError::NonField(message) => ApiError::NonField(message),
+            BodyError::JsonParse(message) => ApiError::JsonParse(message),
+            BodyError::UnsupportedMediaType(media_type) => {
+                ApiError::UnsupportedMediaType(media_type)
+            }
+            // Every kind is mapped above; a new one is a client error until it is.
+            _ => ApiError::NonField(err.to_string()),
+        }
+    }
 }
 
 impl ApiError {

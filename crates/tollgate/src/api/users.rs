@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::Json;
 use serde_json::{json, Map, Value};
+use tollgate_core::body::BodyError;
 use tollgate_core::password::{PasswordCheck, UserAttribute};
 use tollgate_core::unix_now;
 use tollgate_store::{NewUser, StoreError, User, UserChanges, UserField};
@@ -32,11 +33,11 @@ pub(crate) async fn register(
     let fields = read_fields(&state, &payload, Mode::Create, &mut errors);
     let password = match payload.char_fields(["password"]) {
         Ok([password]) => Some(password),
-        Err(ApiError::Fields(mut found)) => {
+        Err(BodyError::Fields(mut found)) => {
             errors.0.append(&mut found);
             None
         }
-        Err(other) => return Err(other),
+        Err(other) => return Err(other.into()),
     };
     check_unique(&state, &fields, None, &mut errors).await?;
     if let Some(password) = &password {
