@@ -132,8 +132,9 @@ async fn two_servers_follow_a_rotation_until_the_old_key_retires() {
     let url = database.url();
     let dir = tempfile::tempdir().expect("temp dir");
     let pair = es256_pair(dir.path());
-    // Tokens live 5 s; the retired key then verifies for 5 s + KEYS_RELOAD_INTERVAL (1 s).
-    let lifetime = "5s";
+    // Tokens live 15 s; the retired key then verifies for 15 s + KEYS_RELOAD_INTERVAL (1 s):
+    // long enough for the steps before the wait on a busy machine, short enough to wait out.
+    let lifetime = "15s";
     let tollgate = |args: &[&str]| command(dir.path(), &url, &pair, lifetime, args);
     let created = run(
         tollgate(&["createuser", "--username", "alice", "--no-input"])
