@@ -11,7 +11,9 @@ use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_F
 use tollgate_core::auth::{parse_header, HeaderCredentials};
 use tollgate_core::password::PasswordHasher;
 use tollgate_core::settings::Secret;
-use tollgate_core::{Algorithm, Settings, TokenCodec, TokenType};
+use tollgate_core::{
+    Algorithm, KeyRing, Keys, KeysEncryptionKey, Settings, StoredKey, TokenCodec, TokenType,
+};
 
 const NOW: i64 = 1_700_000_000;
 
@@ -120,6 +122,7 @@ fn tokens(c: &mut Criterion) {
             })
         });
     }
+    rotated(c);
     let codec = TokenCodec::new(&settings_for(Algorithm::HS256)).expect("codec");
     c.bench_function("claims/access from refresh", |b| {
         let refresh = codec.claims_for_user(TokenType::Refresh, "42", NOW);
@@ -127,6 +130,36 @@ fn tokens(c: &mut Criterion) {
     });
     c.bench_function("HS256/refuse garbage token", |b| {
         b.iter(|| codec.decode("abc.def.ghi", NOW).expect_err("invalid"))
+    });
+}
+
+/// After two rotations the ring holds three keys; a token of the oldest is the last one looked
+/// up.
+fn rotated(c: &mut Criterion) {
+    let settings = settings_for(Algorithm::HS256);
+    let before = TokenCodec::new(&settings).expect("codec");
+    let token = before
+        .sign(before.claims_for_user(TokenType::Access, "42", NOW))
+        .expect("signs")
+        .token;
+    let sealing = KeysEncryptionKey::parse(&"5a".repeat(32)).expect("key");
+    let configured = Keys::from_settings(&settings).expect("keys");
+    let first = StoredKey::configured(&configured, "", NOW, NOW + 86_400);
+    let mut second = StoredKey::generate(Algorithm::HS256, &sealing, NOW).expect("key");
+    second.retired_at = Some(NOW + 1);
+    second.verify_until = Some(NOW + 86_400);
+    let third = StoredKey::generate(Algorithm::HS256, &sealing, NOW).expect("key");
+    let ring =
+        KeyRing::assemble(configured, &[third, second, first], Some(&sealing), NOW).expect("ring");
+    assert_eq!(ring.kids().len(), 3);
+    let codec = TokenCodec::new(&settings).expect("codec");
+    codec.replace_keys(ring);
+    c.bench_function("HS256/verify access of the oldest of 3 keys", |b| {
+        b.iter(|| {
+            codec
+                .decode_as(&token, Some(TokenType::Access), NOW)
+                .expect("valid")
+        })
     });
 }
 
