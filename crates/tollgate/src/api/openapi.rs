@@ -325,8 +325,9 @@ fn healthz() {}
 fn readyz() {}
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys",
-    description = "The public keys that verify tokens (RFC 7517), each with kid, alg and use. \
-                   Empty under HMAC algorithms: shared secrets are never published.",
+    description = "The public keys that verify tokens (RFC 7517), each with kid, alg and use: \
+                   the active key first, then keys retired by a rotation until their tokens \
+                   have expired. HMAC keys are never published (shared secrets).",
     responses((status = 200, description = "The key set", body = Jwks)))]
 fn jwks() {}
 
