@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{FromRef, FromRequestParts, Query};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName};
+use axum::http::{HeaderMap, HeaderName, Uri};
 use tollgate_core::auth::{parse_header, HeaderCredentials};
 
 use crate::error::AuthError;
@@ -50,10 +50,16 @@ pub struct WebSocketAuth {
 }
 
 impl WebSocketAuth {
-    /// The token of a request's query string or header. For servers that verify tokens their
-    /// own way; services use the extractor.
-    pub fn from_parts(parts: &Parts, header_name: &HeaderName, header_types: &[String]) -> Self {
-        let query = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+    /// The token of a request's query string or header (`header_name`, with a scheme of
+    /// `header_types`). For servers that verify tokens their own way; services use the
+    /// extractor.
+    pub fn new(
+        uri: &Uri,
+        headers: &HeaderMap,
+        header_name: &HeaderName,
+        header_types: &[String],
+    ) -> Self {
+        let query = Query::<Vec<(String, String)>>::try_from_uri(uri)
             .map(|Query(pairs)| pairs)
             .unwrap_or_default();
         if let Some((_, token)) = query.into_iter().find(|(name, _)| name == "token") {
@@ -63,7 +69,7 @@ impl WebSocketAuth {
             };
         }
         WebSocketAuth {
-            found: header_token(&parts.headers, header_name, header_types),
+            found: header_token(headers, header_name, header_types),
             timeout: FIRST_MESSAGE_TIMEOUT,
         }
     }
@@ -149,19 +155,23 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let verifier = Verifier::from_ref(state);
         let (name, types) = verifier.header();
-        Ok(WebSocketAuth::from_parts(parts, name, types))
+        Ok(WebSocketAuth::new(&parts.uri, &parts.headers, name, types))
     }
 }
 
 /// Closes the socket because of `error`: code [`CLOSE_FORBIDDEN`] for
 /// [`AuthError::PermissionDenied`], [`CLOSE_UNAUTHENTICATED`] otherwise, and the reason
-/// [`AuthError::reason`] (cut to the 123 bytes a close frame holds).
+/// [`AuthError::reason`].
 pub async fn close(socket: &mut WebSocket, error: &AuthError) {
     let code = match error {
         AuthError::PermissionDenied => CLOSE_FORBIDDEN,
         _ => CLOSE_UNAUTHENTICATED,
     };
-    let mut reason = error.reason();
+    close_with(socket, code, error.reason()).await;
+}
+
+/// Closes the socket with `code` and `reason`, cut to the 123 bytes a close frame holds.
+pub async fn close_with(socket: &mut WebSocket, code: u16, mut reason: String) {
     while reason.len() > 123 {
         reason.pop();
     }

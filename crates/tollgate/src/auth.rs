@@ -204,6 +204,16 @@ async fn jwt(
         HeaderCredentials::Malformed => return Err(ApiError::BadAuthorizationHeader),
         HeaderCredentials::Token(raw) => raw,
     };
+    authenticate_token(raw, state, stateless).await.map(Some)
+}
+
+/// The user of a raw token, checked as a bearer token of the authorization header is (the
+/// WebSocket endpoint reads tokens from elsewhere too).
+pub(crate) async fn authenticate_token(
+    raw: &[u8],
+    state: &AppState,
+    stateless: bool,
+) -> Result<AuthenticatedUser, ApiError> {
     let now = unix_now();
     let classes = &state.settings.auth_token_classes;
     let (token_type, claims) = state
@@ -231,12 +241,12 @@ async fn jwt(
     } else {
         stored_user(state, &claims).await?
     };
-    Ok(Some(AuthenticatedUser {
+    Ok(AuthenticatedUser {
         user,
         claims,
         token_type: Some(token_type),
         stateless,
-    }))
+    })
 }
 
 /// With CHECK_REVOKE_TOKEN, whether the token's password fingerprint is that of the user's

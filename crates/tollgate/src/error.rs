@@ -68,6 +68,9 @@ pub enum ApiError {
     /// A refresh with a token minted before the user's password changed.
     #[error("the user's password has been changed (refresh)")]
     PasswordChangedForToken,
+    /// A plain request to an endpoint that speaks only WebSocket.
+    #[error("upgrade required")]
+    UpgradeRequired,
     /// No route has this path.
     #[error("not found")]
     NotFound,
@@ -131,6 +134,28 @@ impl ApiError {
             }
             _ => None,
         }
+    }
+
+    /// The close code and reason that end a WebSocket for this error: 4401 (or 4403, or 1011 for
+    /// a server error) and `code: message`, with simplejwt's code (`not_authenticated` when the
+    /// body has none) and the first refusal's message, e.g. `token_not_valid: Token is expired`.
+    pub(crate) fn close_frame(&self) -> (u16, String) {
+        let (status, body) = self.status_and_body();
+        let code = match status {
+            StatusCode::FORBIDDEN => tollgate_axum::ws::CLOSE_FORBIDDEN,
+            status if status.is_server_error() => 1011,
+            _ => tollgate_axum::ws::CLOSE_UNAUTHENTICATED,
+        };
+        let name = body
+            .get("code")
+            .and_then(Value::as_str)
+            .unwrap_or("not_authenticated");
+        let message = body
+            .pointer("/messages/0/message")
+            .or_else(|| body.get("detail"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        (code, format!("{name}: {message}"))
     }
 
     fn status_and_body(&self) -> (StatusCode, Value) {
@@ -224,6 +249,10 @@ impl ApiError {
             ApiError::PasswordChangedForToken => (
                 StatusCode::UNAUTHORIZED,
                 detail("The user's password has been changed."),
+            ),
+            ApiError::UpgradeRequired => (
+                StatusCode::UPGRADE_REQUIRED,
+                detail("This endpoint speaks WebSocket: send an upgrade request."),
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, detail("Not found.")),
             ApiError::MethodNotAllowed(method) => (

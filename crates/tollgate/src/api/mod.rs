@@ -9,6 +9,7 @@ pub(crate) mod login;
 pub(crate) mod openapi;
 mod token;
 mod users;
+mod ws;
 
 use axum::handler::Handler;
 use axum::http::Method;
@@ -18,6 +19,9 @@ use tollgate_core::Settings;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The demonstration WebSocket: greets its user, then echoes.
+pub(crate) const WS_ECHO_PATH: &str = "/ws/echo/";
 
 /// Where the public key set is published (RFC 8414's well-known location).
 pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -49,6 +53,7 @@ pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
         endpoint("/healthz", Method::GET, health::healthz),
         endpoint("/readyz", Method::GET, health::readyz),
         endpoint(JWKS_PATH, Method::GET, jwks::jwks),
+        endpoint(WS_ECHO_PATH, Method::GET, ws::echo),
         endpoint(&s.user_path, Method::GET, users::me),
         endpoint(&s.user_path, Method::PUT, users::update_me),
         endpoint(&s.user_path, Method::PATCH, users::update_me),

@@ -331,11 +331,25 @@ fn readyz() {}
     responses((status = 200, description = "The key set", body = Jwks)))]
 fn jwks() {}
 
+#[utoipa::path(get, path = "/ws/echo/", tag = "websocket",
+    description = "A WebSocket (RFC 6455) that greets its user (\"hello, USERNAME\") and then echoes \
+                   every message. The access token comes from the `token` query parameter, the \
+                   authorization header, or the first text message. A connection that does not \
+                   authenticate is closed with code 4401 and a reason such as \
+                   `token_not_valid: Token is expired`. A request that is not a WebSocket upgrade \
+                   gets 426.",
+    params(("token" = Option<String>, Query, description = "An access token")),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 426, description = "Not a WebSocket upgrade request", body = ErrorDetail),
+    ))]
+fn ws_echo() {}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tollgate", description = "JWT authentication with djangorestframework-simplejwt's token API."),
     paths(obtain_pair, refresh, verify, blacklist, obtain_sliding, refresh_sliding, index, healthz, readyz, jwks,
-        register, me, replace_me, update_me, change_password),
+        ws_echo, register, me, replace_me, update_me, change_password),
     modifiers(&BearerScheme),
 )]
 struct ApiDoc;
