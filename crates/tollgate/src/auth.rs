@@ -216,10 +216,22 @@ pub(crate) async fn authenticate_token(
 ) -> Result<AuthenticatedUser, ApiError> {
     let now = unix_now();
     let classes = &state.settings.auth_token_classes;
-    let (token_type, claims) = state
-        .codec
-        .authenticate_token(raw, classes, now)
-        .map_err(ApiError::NoValidTokenType)?;
+    let (token_type, claims) = match &state.foreign_tokens {
+        // JWK_URL: another issuer's tokens, verified with its published keys.
+        Some(verifier) => {
+            let verified = verifier.verify(raw).await.map_err(|err| match err {
+                tollgate_axum::AuthError::NoValidTokenType(refusals) => {
+                    ApiError::NoValidTokenType(refusals)
+                }
+                other => ApiError::internal(other),
+            })?;
+            (verified.token_type, verified.claims)
+        }
+        None => state
+            .codec
+            .authenticate_token(raw, classes, now)
+            .map_err(ApiError::NoValidTokenType)?,
+    };
     let refused = |error| ApiError::NoValidTokenType(vec![ClassRefusal { token_type, error }]);
     if state.access_revoked(&claims) {
         return Err(refused(TokenError::Blacklisted));

@@ -46,6 +46,8 @@ pub struct AppState {
     pub user_cache: UserCache,
     /// Failed-login counters (LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_ADDRESS).
     pub login_throttle: Arc<LoginThrottle>,
+    /// With JWK_URL, verifies the tokens that authenticate requests with that issuer's keys.
+    pub foreign_tokens: Option<tollgate_axum::Verifier>,
 }
 
 /// Adds claims to the tokens Tollgate mints, for applications that embed Tollgate as a library
@@ -128,7 +130,16 @@ impl AppState {
         };
         let challenge = HeaderValue::try_from(format!("{scheme} realm=\"api\""))
             .map_err(|_| invalid("AUTH_HEADER_TYPES", "must be printable ASCII"))?;
+        let foreign_tokens = match &settings.jwk_url {
+            Some(url) => {
+                let jwks = tollgate_axum::JwksClient::new(url.as_str())
+                    .map_err(|err| invalid("JWK_URL", &err.to_string()))?;
+                Some(tollgate_axum::Verifier::with_jwks(&settings, jwks)?)
+            }
+            None => None,
+        };
         Ok(AppState {
+            foreign_tokens,
             metrics: Metrics::new(settings.metrics_enabled),
             user_cache: UserCache::new(settings.user_cache_ttl),
             login_throttle: Arc::new(LoginThrottle::new(

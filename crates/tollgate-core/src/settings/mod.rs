@@ -142,6 +142,14 @@ settings! {
     issuer "ISSUER": Option<String> = None;
     /// Clock skew allowed when checking `exp`, `nbf`, `iat` and `refresh_exp`.
     leeway "LEEWAY": Duration = Duration::ZERO;
+    /// A JWKS URL of another issuer (simplejwt's JWK_URL), e.g.
+    /// `https://issuer.example.com/.well-known/jwks.json`. When set, the tokens that authenticate
+    /// requests to protected endpoints (and `/ws/echo/`) are verified with that issuer's public
+    /// keys, picked by `kid`, instead of Tollgate's own, with AUDIENCE, ISSUER and LEEWAY; the
+    /// user is still found by USER_ID_CLAIM. The set is cached and fetched again when a token
+    /// names an unknown `kid`, at most once every 10 seconds. The token endpoints keep signing
+    /// and checking Tollgate's own tokens.
+    jwk_url "JWK_URL": Option<String> = None;
     /// Accepted words before the token in the authorization header; the first one is sent in
     /// `WWW-Authenticate`. Case-sensitive, as in simplejwt.
     auth_header_types "AUTH_HEADER_TYPES": Vec<String> = vec!["Bearer".to_owned()];
@@ -529,6 +537,12 @@ impl Settings {
         {
             let message = format!("{origin:?} is not an origin such as https://app.example.com");
             return invalid("CORS_ALLOWED_ORIGINS", &message);
+        }
+        if let Some(url) = &self.jwk_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                let message = format!("{url:?} is not an http:// or https:// URL");
+                return invalid("JWK_URL", &message);
+            }
         }
         if !self.algorithm.is_hmac() && self.signing_key.is_empty() {
             return invalid(
