@@ -7,6 +7,8 @@
 //! - `BIND`: the address to listen on; defaults to `127.0.0.1:3000`. Port 0 picks a free port.
 //! - `AUDIENCE`, `ISSUER`: when set, tokens must carry this `aud` / `iss`.
 //! - `LEEWAY`: clock skew allowed, in seconds; defaults to 0.
+//! - `JWKS_MIN_INTERVAL`: the shortest time between two fetches of the key set, in seconds;
+//!   defaults to 10.
 //!
 //! It prints `listening on http://ADDRESS` once it accepts connections.
 //!
@@ -74,19 +76,22 @@ fn env(name: &str) -> Option<String> {
 
 fn verifier() -> Result<Verifier, String> {
     let url = env("JWKS_URL").ok_or("JWKS_URL is not set")?;
-    let leeway = match env("LEEWAY") {
+    let seconds = |name: &str, default: u64| match env(name) {
         Some(text) => text
             .parse()
-            .map_err(|_| format!("LEEWAY: {text:?} is not a number of seconds"))?,
-        None => 0,
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{name}: {text:?} is not a number of seconds")),
+        None => Ok(Duration::from_secs(default)),
     };
     let settings = Settings {
         audience: env("AUDIENCE").into_iter().collect(),
         issuer: env("ISSUER"),
-        leeway: Duration::from_secs(leeway),
+        leeway: seconds("LEEWAY", 0)?,
         ..Settings::default()
     };
-    let jwks = JwksClient::new(url).map_err(|err| err.to_string())?;
+    let jwks = JwksClient::new(url)
+        .map_err(|err| err.to_string())?
+        .min_interval(seconds("JWKS_MIN_INTERVAL", 10)?);
     Verifier::with_jwks(&settings, jwks).map_err(|err| err.to_string())
 }
 
