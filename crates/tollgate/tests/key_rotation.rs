@@ -372,3 +372,66 @@ fn rotation_needs_the_encryption_key_it_was_sealed_with() {
     );
     assert!(!listing.contains("an-hmac-signing-key"), "{listing}");
 }
+
+on_both_backends! {
+    /// Rotations run at once from several places leave exactly one active key: each either
+    /// succeeds, retiring the key active when it committed, or fails with RotationRace and
+    /// changes nothing.
+    async fn concurrent_rotations_leave_one_active_key(backend) {
+        use tollgate_store::{PoolConfig, SigningKeyRecord, Store, StoreError};
+        let database = TestDatabase::create(backend).await;
+        let store = Store::connect(&database.url(), PoolConfig::default())
+            .await
+            .expect("connects");
+        store.migrate().await.expect("migrates");
+        let record = |kid: String, sealed: bool| SigningKeyRecord {
+            kid,
+            algorithm: "ES256".to_owned(),
+            public_key: Some("public".to_owned()),
+            sealed_key: sealed.then(|| "v1.sealed".to_owned()),
+            created_at: 100,
+            retired_at: None,
+            verify_until: None,
+        };
+        let configured = record("configured".to_owned(), false);
+        for round in 0..3 {
+            let attempts = (0..4).map(|n| {
+                let (store, configured) = (store.clone(), configured.clone());
+                let new = record(format!("key-{round}-{n}"), true);
+                tokio::spawn(async move {
+                    store.rotate_signing_key(&new, &configured, 100, 200).await
+                })
+            });
+            for outcome in join_tasks(attempts).await {
+                match outcome {
+                    Ok(_) | Err(StoreError::RotationRace) => {}
+                    Err(err) => panic!("{err}"),
+                }
+            }
+            let rows = store.signing_keys().await.expect("lists");
+            let active: Vec<&SigningKeyRecord> =
+                rows.iter().filter(|r| r.retired_at.is_none()).collect();
+            assert_eq!(active.len(), 1, "{rows:#?}");
+            assert!(active[0].sealed_key.is_some());
+            assert!(rows
+                .iter()
+                .filter(|r| r.retired_at.is_some())
+                .all(|r| r.verify_until == Some(200)));
+            assert_eq!(
+                rows.iter().filter(|r| r.kid == "configured").count(),
+                1,
+                "the configured key is recorded once"
+            );
+        }
+        store.close().await;
+    }
+}
+
+/// Waits for every task and returns their outcomes.
+async fn join_tasks<T>(tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut outcomes = Vec::new();
+    for task in tasks.collect::<Vec<_>>() {
+        outcomes.push(task.await.expect("task"));
+    }
+    outcomes
+}
