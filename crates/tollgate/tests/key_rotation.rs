@@ -354,6 +354,25 @@ fn rotation_needs_the_encryption_key_it_was_sealed_with() {
     // The second rotation keeps the algorithm of the key signing now.
     let again = run(sealed(&["keys", "rotate"], SEALING));
     assert!(again.status.success(), "{}", text(&again.stderr));
+    let active = text(&again.stdout).trim().to_owned();
+
+    // `tollgate token` signs with the active stored key.
+    let created = run(
+        sealed(&["createuser", "--username", "bob", "--no-input"], SEALING)
+            .env("TOLLGATE_USER_PASSWORD", "bob-password-long"),
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let minted = run(sealed(&["token", "--user", "bob"], SEALING));
+    assert!(minted.status.success(), "{}", text(&minted.stderr));
+    let pair: Value = serde_json::from_slice(&minted.stdout).expect("JSON");
+    for name in ["refresh", "access"] {
+        let token = pair[name].as_str().expect("a token");
+        assert_eq!(kid_of(token), active);
+        assert_eq!(
+            jsonwebtoken::decode_header(token).expect("header").alg,
+            jsonwebtoken::Algorithm::EdDSA
+        );
+    }
     let listed = run(plain(&["keys", "list"]));
     assert!(listed.status.success(), "{}", text(&listed.stderr));
     let listing = text(&listed.stdout);
