@@ -247,7 +247,7 @@ impl std::fmt::Debug for Secret {
 }
 
 impl SettingValue for Secret {
-    const EXPECTED: &'static str = "a string (an HMAC secret or a PEM key)";
+    const EXPECTED: &'static str = "a secret string, masked by `tollgate check`";
     fn parse(raw: &RawValue) -> Result<Self, String> {
         String::parse(raw).map(Secret)
     }
