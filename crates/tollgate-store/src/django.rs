@@ -267,6 +267,7 @@ impl Store {
             user_id: token.user_id,
             created_at: token.created_at,
             expires_at: token.expires_at,
+            session_id: None,
         };
         match token.blacklisted_at {
             Some(at) => self.blacklist(&record, at).await.map(|_| ()),

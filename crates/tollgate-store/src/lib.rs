@@ -13,12 +13,14 @@
 //! - `access`: access-token revocation, in memory and in sync across instances
 //!   ([`Revocation`], [`Store::revoke_access`], [`Store::is_access_revoked`]).
 //! - `signing_keys`: rotated signing keys, sealed by the caller ([`SigningKeyRecord`]).
+//! - `sessions`: token families, one per login ([`Session`], [`RotatedToken`]).
 #![deny(missing_docs)]
 
 mod access;
 mod denylist;
 mod django;
 mod logins;
+mod sessions;
 mod signing_keys;
 mod tokens;
 mod users;
@@ -34,6 +36,7 @@ use sqlx::sqlite::{
 pub use access::{AccessClaims, Revocation};
 pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser, ImportOutcome};
 pub use logins::{LockoutRule, LoginEvent, LoginOutcome};
+pub use sessions::{NewSession, RotatedToken, Session};
 pub use signing_keys::{Rotation, SigningKeyRecord};
 pub use tokens::{FlushReport, TokenRecord};
 pub use users::{NewUser, User, UserChanges, UserField};

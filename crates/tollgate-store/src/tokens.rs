@@ -13,6 +13,8 @@ pub struct TokenRecord<'a> {
     pub created_at: Option<i64>,
     /// Its `exp`: after this the row may be flushed.
     pub expires_at: i64,
+    /// The session (token family) it belongs to, from its `sid` claim.
+    pub session_id: Option<&'a str>,
 }
 
 /// What `flushexpiredtokens` deleted.
@@ -24,13 +26,15 @@ pub struct FlushReport {
     pub blacklisted: u64,
     /// Access-token revocations deleted (no token they affect is alive any more).
     pub revoked_access: u64,
+    /// Session rows deleted.
+    pub sessions: u64,
 }
 
 /// Records a token as outstanding; the user id is kept only if that user exists (tokens minted
 /// elsewhere may name others), and recording the same jti twice is harmless.
-const RECORD_OUTSTANDING: &str =
-    "INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at) \
-     VALUES ($1, (SELECT id FROM users WHERE id = $2), $3, $4) ON CONFLICT (jti) DO NOTHING";
+pub(crate) const RECORD_OUTSTANDING: &str =
+    "INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at, session_id) \
+     VALUES ($1, (SELECT id FROM users WHERE id = $2), $3, $4, $5) ON CONFLICT (jti) DO NOTHING";
 
 /// Blacklists a jti; affects no row if it already was.
 const BLACKLIST: &str =
@@ -40,16 +44,20 @@ const BLACKLIST: &str =
 /// A rotation on PostgreSQL as one statement: record the old token as outstanding, claim it in
 /// the blacklist, and record the new token only if the claim succeeded; answers how many claims
 /// succeeded (0 or 1). Data-modifying CTEs all run, in one transaction.
-const ROTATE_POSTGRES: &str = "WITH old AS ( \
-       INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at) \
-       VALUES ($1, (SELECT id FROM users WHERE id = $2), $3, $4) ON CONFLICT (jti) DO NOTHING \
-     ), claimed AS ( \
+const ROTATE_POSTGRES: &str = "WITH claimed AS ( \
        INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) VALUES ($1, $5, $4) \
        ON CONFLICT (jti) DO NOTHING RETURNING jti \
-     ), new AS ( \
-       INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at) \
-       SELECT $6, (SELECT id FROM users WHERE id = $7), $8, $9 WHERE EXISTS (SELECT 1 FROM claimed) \
+     ), old AS ( \
+       INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at, session_id, replaced_by) \
+       SELECT $1, (SELECT id FROM users WHERE id = $2), $3, $4, $10, (SELECT $6 FROM claimed) \
        ON CONFLICT (jti) DO NOTHING \
+     ), new AS ( \
+       INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at, session_id) \
+       SELECT $6, (SELECT id FROM users WHERE id = $7), $8, $9, $11 WHERE EXISTS (SELECT 1 FROM claimed) \
+       ON CONFLICT (jti) DO NOTHING \
+     ), linked AS ( \
+       UPDATE outstanding_tokens SET replaced_by = $6 \
+       WHERE jti = $1 AND EXISTS (SELECT 1 FROM claimed) \
      ) SELECT COUNT(*) FROM claimed";
 
 /// Rows deleted per statement when flushing, so that no single statement holds locks for long.
@@ -64,6 +72,7 @@ impl Store {
                 .bind(token.user_id)
                 .bind(token.created_at)
                 .bind(token.expires_at)
+                .bind(token.session_id)
                 .execute(pool)
                 .await
                 .map(|_| ())
@@ -117,7 +126,9 @@ impl Store {
         if let crate::Pool::Postgres(pool) = &self.pool {
             // One statement, one round trip. The blacklist insert waits for any concurrent
             // insert of the same jti to commit and then does nothing, so of concurrent
-            // rotations exactly one sees its row returned; only that one records the new token.
+            // rotations exactly one sees its row returned; only that one records the new token
+            // and links the old one to it, for reuse detection (`linked` when the old token was
+            // recorded before; `old`, which records it, otherwise).
             let claimed: i64 = sqlx::query_scalar(ROTATE_POSTGRES)
                 .bind(old.jti)
                 .bind(old.user_id)
@@ -128,6 +139,8 @@ impl Store {
                 .bind(new.user_id)
                 .bind(new.created_at)
                 .bind(new.expires_at)
+                .bind(old.session_id)
+                .bind(new.session_id)
                 .fetch_one(pool)
                 .await?;
             if claimed == 1 {
@@ -143,6 +156,7 @@ impl Store {
                     .bind(old.user_id)
                     .bind(old.created_at)
                     .bind(old.expires_at)
+                    .bind(old.session_id)
                     .execute(&mut *tx)
                     .await?;
                 let claimed = sqlx::query(BLACKLIST)
@@ -161,6 +175,13 @@ impl Store {
                     .bind(new.user_id)
                     .bind(new.created_at)
                     .bind(new.expires_at)
+                    .bind(new.session_id)
+                    .execute(&mut *tx)
+                    .await?;
+                // The link that reuse detection follows from a replayed token to its successor.
+                sqlx::query("UPDATE outstanding_tokens SET replaced_by = $1 WHERE jti = $2")
+                    .bind(new.jti)
+                    .bind(old.jti)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -175,14 +196,20 @@ impl Store {
     }
 
     /// Deletes outstanding, blacklisted and access-revocation rows whose token expired at or
-    /// before `now`, in batches; `progress` is called with the running total after each batch.
+    /// before `now`, and sessions whose every token did, in batches; `progress` is called with
+    /// the running total after each batch.
     pub async fn flush_expired(
         &self,
         now: i64,
         mut progress: impl FnMut(u64),
     ) -> Result<FlushReport, StoreError> {
         let mut report = FlushReport::default();
-        for table in ["blacklisted_tokens", "outstanding_tokens", "revoked_access"] {
+        for table in [
+            "blacklisted_tokens",
+            "outstanding_tokens",
+            "revoked_access",
+            "sessions",
+        ] {
             // PostgreSQL plans `id IN (subquery)` as a scan of the whole table per batch; an array
             // of ids makes it look each one up by primary key.
             let sql = match self.backend() {
@@ -206,9 +233,15 @@ impl Store {
                 match table {
                     "blacklisted_tokens" => report.blacklisted += deleted,
                     "revoked_access" => report.revoked_access += deleted,
+                    "sessions" => report.sessions += deleted,
                     _ => report.outstanding += deleted,
                 }
-                progress(report.blacklisted + report.outstanding + report.revoked_access);
+                progress(
+                    report.blacklisted
+                        + report.outstanding
+                        + report.revoked_access
+                        + report.sessions,
+                );
                 if deleted < FLUSH_BATCH as u64 {
                     break;
                 }
@@ -245,7 +278,8 @@ impl Store {
             sqlx::query_scalar(
                 "SELECT (SELECT COUNT(*) FROM outstanding_tokens WHERE expires_at <= $1) \
                  + (SELECT COUNT(*) FROM blacklisted_tokens WHERE expires_at <= $1) \
-                 + (SELECT COUNT(*) FROM revoked_access WHERE expires_at <= $1)",
+                 + (SELECT COUNT(*) FROM revoked_access WHERE expires_at <= $1) \
+                 + (SELECT COUNT(*) FROM sessions WHERE expires_at <= $1)",
             )
             .bind(now)
             .fetch_one(pool)
@@ -278,6 +312,7 @@ mod tests {
             user_id: Some(999),
             created_at: Some(1),
             expires_at,
+            session_id: None,
         }
     }
 
@@ -344,6 +379,7 @@ mod tests {
                 outstanding: 2,
                 blacklisted: 1,
                 revoked_access: 0,
+                sessions: 0,
             }
         );
         assert!(calls >= 2);

@@ -259,9 +259,9 @@ impl Store {
         updated.map_err(duplicate_or_database)
     }
 
-    /// Sets a new password hash and blacklists every unexpired refresh or sliding token
-    /// recorded for the user, in one transaction. Returns how many tokens were blacklisted, or
-    /// `None` if there is no such user.
+    /// Sets a new password hash, blacklists every unexpired refresh or sliding token recorded
+    /// for the user and revokes the user's sessions, in one transaction. Returns how many tokens
+    /// were blacklisted, or `None` if there is no such user.
     pub async fn change_password(
         &self,
         user_id: i64,
@@ -291,6 +291,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
                 Ok(Some(blacklisted))
             }
@@ -314,7 +321,8 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Deletes a user; their outstanding tokens stay, with no user. False if there was none.
+    /// Deletes a user and their sessions; their outstanding tokens stay, with no user (refresh
+    /// answers that the account is gone). False if there was none.
     pub async fn delete_user(&self, user_id: i64) -> Result<bool, StoreError> {
         let done = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM users WHERE id = $1")

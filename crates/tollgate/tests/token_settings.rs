@@ -108,7 +108,7 @@ on_both_backends! {
         let auth = format!("Bearer {sliding}");
         assert_eq!(server.get("/api/index/", Some(&auth)).await.0, StatusCode::OK);
         let jti = payload(&sliding)["jti"].as_str().expect("jti").to_owned();
-        let record = tollgate_store::TokenRecord { jti: &jti, user_id: None, created_at: None, expires_at: i64::MAX };
+        let record = tollgate_store::TokenRecord { jti: &jti, user_id: None, created_at: None, expires_at: i64::MAX, session_id: None };
         server.store().blacklist(&record, 0).await.expect("blacklisted");
         let (status, body) = server.get("/api/index/", Some(&auth)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -126,7 +126,7 @@ on_both_backends! {
         let jtis: Vec<String> = (0..25).map(|i| format!("jti-{i}")).collect();
         for (i, jti) in jtis.iter().enumerate() {
             let expires_at = if i < 20 { 100 } else { i64::MAX / 2 };
-            let record = tollgate_store::TokenRecord { jti, user_id: None, created_at: Some(1), expires_at };
+            let record = tollgate_store::TokenRecord { jti, user_id: None, created_at: Some(1), expires_at, session_id: None };
             if i % 2 == 0 {
                 store.blacklist(&record, 1).await.expect("blacklisted");
             } else {
@@ -171,9 +171,10 @@ async fn tollgate_tokens_decode_with_a_standard_library() {
             jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation).expect("decodes");
         assert_eq!(data.header.alg, jsonwebtoken::Algorithm::HS256);
         let claims = data.claims.as_object().expect("object");
+        // simplejwt's claims in its order, then the login's session id.
         assert_eq!(
             claims.keys().collect::<Vec<_>>(),
-            ["token_type", "exp", "iat", "jti", "user_id"]
+            ["token_type", "exp", "iat", "jti", "user_id", "sid"]
         );
         assert_eq!(claims["token_type"], kind);
         assert_eq!(claims["user_id"], "1");

@@ -232,6 +232,22 @@ settings! {
     /// (as refresh does). simplejwt's verify checks the signature and claims only; false restores
     /// that.
     verify_checks_user "VERIFY_CHECKS_USER": bool = true;
+    /// Path of the sessions list (`GET`: the caller's sessions, the current one marked;
+    /// `DELETE`: log out everywhere). One session is `<SESSIONS_PATH><id>/` (`DELETE` revokes it).
+    sessions_path "SESSIONS_PATH": String = "/api/sessions/".to_owned();
+    /// Path of the log-out-everywhere endpoint (`POST`, authenticated): revokes every session of
+    /// the caller and blacklists all their refresh and sliding tokens.
+    token_blacklist_all_path "TOKEN_BLACKLIST_ALL_PATH": String = "/api/token/blacklist/all/".to_owned();
+    /// Refresh-token reuse detection, with ROTATE_REFRESH_TOKENS and BLACKLIST_AFTER_ROTATION:
+    /// a refresh token that was already rotated and comes back after REFRESH_TOKEN_REUSE_GRACE
+    /// was stolen or leaked, so its whole family (the session and every token rotated from it)
+    /// is revoked, and the answer is 401 `Token is blacklisted`. Off by default: the replay is
+    /// refused and nothing else happens, as in simplejwt.
+    refresh_token_reuse_detection "REFRESH_TOKEN_REUSE_DETECTION": bool = false;
+    /// With REFRESH_TOKEN_REUSE_DETECTION, how long after a rotation the old refresh token may
+    /// come back (a client retrying after a lost answer, or two tabs refreshing at once) and be
+    /// answered with the family's current tokens instead of revoking the family.
+    refresh_token_reuse_grace "REFRESH_TOKEN_REUSE_GRACE": Duration = Duration::from_secs(10);
 
     // Database, Redis and running many instances.
     /// Most database connections each Tollgate process holds open at once. With N instances on
@@ -642,6 +658,10 @@ impl Settings {
                 return invalid(key, "must start with /");
             }
         }
+        if !self.sessions_path.ends_with('/') {
+            // One session lives at <SESSIONS_PATH><id>/.
+            return invalid("SESSIONS_PATH", "must end with /");
+        }
         if self.refresh_cookie_name.is_empty()
             || !self
                 .refresh_cookie_name
@@ -706,6 +726,15 @@ impl Settings {
                     .to_owned(),
             );
         }
+        if self.refresh_token_reuse_detection
+            && !(self.rotate_refresh_tokens && self.blacklist_after_rotation)
+        {
+            warnings.push(
+                "REFRESH_TOKEN_REUSE_DETECTION is on but needs ROTATE_REFRESH_TOKENS and \
+                 BLACKLIST_AFTER_ROTATION: without them no token is ever reused, and nothing is detected"
+                    .to_owned(),
+            );
+        }
         if self.algorithm.is_hmac()
             && self.signing_key.expose().len() < self.algorithm.min_hmac_key_len()
         {
@@ -719,7 +748,7 @@ impl Settings {
     }
 
     /// Each endpoint path setting with its key.
-    pub fn paths(&self) -> [(&'static str, &str); 10] {
+    pub fn paths(&self) -> [(&'static str, &str); 12] {
         [
             ("TOKEN_OBTAIN_PATH", &self.token_obtain_path),
             ("TOKEN_REFRESH_PATH", &self.token_refresh_path),
@@ -734,6 +763,8 @@ impl Settings {
             ("USERS_PATH", &self.users_path),
             ("USER_PATH", &self.user_path),
             ("USER_PASSWORD_PATH", &self.user_password_path),
+            ("SESSIONS_PATH", &self.sessions_path),
+            ("TOKEN_BLACKLIST_ALL_PATH", &self.token_blacklist_all_path),
         ]
     }
 

@@ -7,6 +7,7 @@ mod index;
 mod jwks;
 pub(crate) mod login;
 pub(crate) mod openapi;
+mod sessions;
 mod token;
 mod users;
 mod ws;
@@ -58,11 +59,24 @@ pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
         endpoint(&s.user_path, Method::PUT, users::update_me),
         endpoint(&s.user_path, Method::PATCH, users::update_me),
         endpoint(&s.user_password_path, Method::POST, users::change_password),
+        endpoint(&s.sessions_path, Method::GET, sessions::list),
+        endpoint(&s.sessions_path, Method::DELETE, sessions::revoke_all),
+        endpoint(&session_path(s), Method::DELETE, sessions::revoke),
+        endpoint(
+            &s.token_blacklist_all_path,
+            Method::POST,
+            sessions::blacklist_all,
+        ),
     ];
     if s.registration_enabled {
         list.push(endpoint(&s.users_path, Method::POST, users::register));
     }
     list
+}
+
+/// Where one session lives: `<SESSIONS_PATH>{id}/` (the route's parameter).
+pub(crate) fn session_path(s: &Settings) -> String {
+    format!("{}{{id}}/", s.sessions_path)
 }
 
 fn endpoint<H, T>(path: &str, method: Method, handler: H) -> Endpoint

@@ -311,6 +311,61 @@ fn update_me() {}
     ))]
 fn change_password() {}
 
+/// A login session: the family of tokens refreshed from one login.
+#[derive(Serialize, ToSchema)]
+struct SessionBody {
+    /// The session's id, the `sid` claim of its tokens.
+    id: String,
+    /// When the user logged in (RFC 3339, UTC).
+    created: String,
+    /// When a token of the session was last refreshed, or the login (RFC 3339, UTC).
+    last_used: String,
+    /// The address the login came from (see TRUSTED_PROXIES).
+    client_address: String,
+    /// The login's `User-Agent` header, or "".
+    user_agent: String,
+    /// Whether the request's own token belongs to this session.
+    current: bool,
+}
+
+#[utoipa::path(get, path = "/api/sessions/", tag = "sessions",
+    description = "The authenticated user's live sessions (one per login), most recently used first; the session of the request's token is marked `current`.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The sessions", body = Vec<SessionBody>),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+    ))]
+fn sessions() {}
+
+#[utoipa::path(delete, path = "/api/sessions/", tag = "sessions",
+    description = "Log out everywhere: revoke every session of the authenticated user and blacklist all their refresh and sliding tokens (with ACCESS_TOKEN_REVOCATION, their access tokens stop working too).",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session revoked"),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+    ))]
+fn revoke_sessions() {}
+
+#[utoipa::path(delete, path = "/api/sessions/{id}/", tag = "sessions",
+    description = "Revoke one of the authenticated user's sessions: its refresh and sliding tokens are blacklisted (with ACCESS_TOKEN_REVOCATION, its access tokens stop working too).",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+        (status = 404, description = "The user has no live session with this id", body = ErrorDetail),
+    ))]
+fn revoke_session() {}
+
+#[utoipa::path(post, path = "/api/token/blacklist/all/", tag = "token",
+    description = "Log out everywhere, as DELETE on the sessions list does: every session of the authenticated user is revoked.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every session revoked", body = Empty),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+    ))]
+fn blacklist_all() {}
+
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     description = "Liveness: the process is up.",
     responses((status = 200, description = "Up", body = Health)))]
@@ -349,7 +404,8 @@ fn ws_echo() {}
 #[openapi(
     info(title = "Tollgate", description = "JWT authentication with djangorestframework-simplejwt's token API."),
     paths(obtain_pair, refresh, verify, blacklist, obtain_sliding, refresh_sliding, index, healthz, readyz, jwks,
-        ws_echo, register, me, replace_me, update_me, change_password),
+        ws_echo, register, me, replace_me, update_me, change_password,
+        sessions, revoke_sessions, revoke_session, blacklist_all),
     modifiers(&BearerScheme),
 )]
 struct ApiDoc;
@@ -371,7 +427,14 @@ impl utoipa::Modify for BearerScheme {
 /// The description with each path moved to where the settings put it.
 pub(crate) fn document(settings: &Settings) -> Document {
     let mut doc = ApiDoc::openapi();
+    let session_path = super::session_path(settings);
     let moved: Vec<(&str, &str)> = vec![
+        ("/api/sessions/", &settings.sessions_path),
+        ("/api/sessions/{id}/", &session_path),
+        (
+            "/api/token/blacklist/all/",
+            &settings.token_blacklist_all_path,
+        ),
         ("/api/token/", &settings.token_obtain_path),
         ("/api/token/refresh/", &settings.token_refresh_path),
         ("/api/token/verify/", &settings.token_verify_path),
@@ -390,10 +453,14 @@ pub(crate) fn document(settings: &Settings) -> Document {
     if !settings.registration_enabled {
         paths.remove("/api/users/");
     }
-    for (default, configured) in moved {
-        if let Some(item) = paths.remove(default) {
-            paths.insert(configured.to_owned(), item);
-        }
+    // Every item is taken out before any is put back, so that a path configured where another
+    // one's default lies is not overwritten.
+    let taken: Vec<_> = moved
+        .into_iter()
+        .filter_map(|(default, configured)| Some((configured, paths.remove(default)?)))
+        .collect();
+    for (configured, item) in taken {
+        paths.insert(configured.to_owned(), item);
     }
     doc.paths.paths = paths;
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();

@@ -12,14 +12,14 @@ use serde_json::{json, Value};
 use tollgate_core::auth::{parse_header, HeaderCredentials};
 use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::{unix_now, Claims, Issued, TokenError, TokenType};
-use tollgate_store::{Revocation, TokenRecord, User, UserField};
+use tollgate_store::{NewSession, Revocation, TokenRecord, User, UserField};
 
 use super::body::Payload;
 use super::{cookie, login};
 use crate::auth::password_unchanged;
 use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, SID_CLAIM};
 
 /// `POST /api/token/`: a refresh and an access token for a username and password.
 pub(crate) async fn obtain_pair(
@@ -38,12 +38,17 @@ pub(crate) async fn obtain_pair(
         tracing::info!(user_id = user.id, "access token obtained");
         json!({ "token": access.token })
     } else {
-        let refresh = sign(&state, claims_for(&state, TokenType::Refresh, &user, now))?;
-        record_outstanding(&state, &refresh, Some(user.id)).await?;
+        let sid = tollgate_core::new_jti();
+        let mut claims = claims_for(&state, TokenType::Refresh, &user, now);
+        claims.insert(SID_CLAIM, sid.as_str());
+        let refresh = sign(&state, claims)?;
+        let addr = client.0.to_string();
+        let session = new_session(&sid, &user, &addr, &agent, now, refresh.expires_at);
+        start_session(&state, &session, &refresh).await?;
         let access = sign(&state, state.codec.access_claims_from(&refresh.claims, now))?;
         state.metrics.issued(TokenType::Refresh);
         state.metrics.issued(TokenType::Access);
-        tracing::info!(user_id = user.id, jti = %refresh.jti, "token pair obtained");
+        tracing::info!(user_id = user.id, jti = %refresh.jti, session_id = %sid, "token pair obtained");
         if state.settings.refresh_cookie {
             let body = json!({ "access": access.token });
             refresh_for_cookie = Some(refresh);
@@ -72,8 +77,18 @@ pub(crate) async fn obtain_sliding(
 ) -> Result<Json<Value>, ApiError> {
     let user = login::log_in(&state, client, &agent, &payload).await?;
     let now = unix_now();
-    let sliding = sign(&state, claims_for(&state, TokenType::Sliding, &user, now))?;
-    record_outstanding(&state, &sliding, Some(user.id)).await?;
+    let sid = tollgate_core::new_jti();
+    let mut claims = claims_for(&state, TokenType::Sliding, &user, now);
+    claims.insert(SID_CLAIM, sid.as_str());
+    let sliding = sign(&state, claims)?;
+    // A sliding token's session lasts as long as it can be slid.
+    let refreshable_until = sliding
+        .claims
+        .timestamp(&state.settings.sliding_token_refresh_exp_claim)
+        .unwrap_or(sliding.expires_at);
+    let addr = client.0.to_string();
+    let session = new_session(&sid, &user, &addr, &agent, now, refreshable_until);
+    start_session(&state, &session, &sliding).await?;
     state.metrics.issued(TokenType::Sliding);
     tracing::info!(user_id = user.id, jti = %sliding.jti, "sliding token obtained");
     Ok(Json(json!({ "token": sliding.token })))
@@ -89,19 +104,26 @@ pub(crate) async fn refresh(
     let now = unix_now();
     let claiming = state.settings.rotate_refresh_tokens && state.settings.blacklist_after_rotation;
     let (claims, owner) = if claiming {
+        // A replayed rotated token passes these checks; its rotation then fails, and reuse
+        // detection, when on, takes over below.
         checked_for_rotation(&state, &raw, now).await?
     } else {
         let claims = decode_blacklistable(&state, &raw, TokenType::Refresh, now).await?;
         require_active_user(&state, &claims, false).await?;
         (claims, None)
     };
+    let rotated = if state.settings.rotate_refresh_tokens {
+        Some(sign(&state, state.codec.rotated_claims(&claims, now))?)
+    } else {
+        None
+    };
+    touch_session(&state, &claims, now, rotated.as_ref().map(|r| r.expires_at)).await?;
     let access = sign(&state, state.codec.access_claims_from(&claims, now))?;
-    if !state.settings.rotate_refresh_tokens {
+    let Some(rotated) = rotated else {
         state.metrics.issued(TokenType::Access);
         state.metrics.refreshed();
         return Ok(Json(json!({ "access": access.token })).into_response());
-    }
-    let rotated = sign(&state, state.codec.rotated_claims(&claims, now))?;
+    };
     let owner = match owner {
         Some(id) => Some(id),
         None => user_pk(&state, &claims).await?,
@@ -112,6 +134,11 @@ pub(crate) async fn refresh(
         // whose insert lands may rotate it; the old and new records are one transaction.
         let old_record = token_record(&state, &claims, owner);
         if !state.store.rotate(&old_record, &new_record, now).await? {
+            if detects_reuse(&state) {
+                // Lost the race to a concurrent refresh of the same token: a replay within the
+                // grace period, answered with what the winner got.
+                return replayed(&state, &claims, now).await;
+            }
             return Err(TokenError::Blacklisted.into());
         }
         state.metrics.blacklisted();
@@ -123,10 +150,123 @@ pub(crate) async fn refresh(
     state.metrics.issued(TokenType::Refresh);
     state.metrics.refreshed();
     tracing::info!(jti = %rotated.jti, "refresh token rotated");
+    refreshed(&state, &access, &rotated)
+}
+
+/// The answer to a refresh with rotation: the new access token, and the new refresh token in
+/// the body or the refresh cookie.
+fn refreshed(state: &AppState, access: &Issued, refresh: &Issued) -> Result<Response, ApiError> {
     if state.settings.refresh_cookie {
-        return with_refresh_cookie(&state, json!({ "access": access.token }), &rotated);
+        return with_refresh_cookie(state, json!({ "access": access.token }), refresh);
     }
-    Ok(Json(json!({ "access": access.token, "refresh": rotated.token })).into_response())
+    Ok(Json(json!({ "access": access.token, "refresh": refresh.token })).into_response())
+}
+
+/// Whether REFRESH_TOKEN_REUSE_DETECTION applies: it needs rotation with the blacklist.
+fn detects_reuse(state: &AppState) -> bool {
+    let s = &state.settings;
+    s.refresh_token_reuse_detection && s.rotate_refresh_tokens && s.blacklist_after_rotation
+}
+
+/// A refresh token presented again after it was rotated (REFRESH_TOKEN_REUSE_DETECTION).
+///
+/// Within REFRESH_TOKEN_REUSE_GRACE of its rotation it is an honest retry (a lost answer, two
+/// tabs refreshing at once): the answer is the family's current refresh token, signed again
+/// from what the store keeps of it (the rotated token's payload differs from the replayed one
+/// only in `jti`, `iat` and `exp`), and a fresh access token. Later, it was stolen or leaked:
+/// the whole family (its session, or without one its newest token) is revoked and the answer
+/// is the usual 401 for a blacklisted token. A token that was logged out or revoked rather than
+/// rotated gets that 401 and changes nothing.
+async fn replayed(state: &AppState, claims: &Claims, now: i64) -> Result<Response, ApiError> {
+    let blacklisted = || ApiError::from(TokenError::Blacklisted);
+    let Some(jti) = state.codec.jti(claims) else {
+        return Err(blacklisted());
+    };
+    let Some(rotation) = state.store.rotation(jti).await? else {
+        return Err(blacklisted());
+    };
+    if rotation.current_blacklisted {
+        // The family already ended (logged out, revoked, or a reuse detected before).
+        return Err(blacklisted());
+    }
+    let grace =
+        i64::try_from(state.settings.refresh_token_reuse_grace.as_secs()).unwrap_or(i64::MAX);
+    let within_grace = now.saturating_sub(rotation.rotated_at) < grace;
+    if let (true, Some(issued_at)) = (within_grace, rotation.current_created_at) {
+        if let Some(sid) = &rotation.session_id {
+            if !state.store.touch_session(sid, now, None).await? {
+                return Err(blacklisted());
+            }
+        }
+        let mut current = claims.clone();
+        if let Some(jti_claim) = &state.settings.jti_claim {
+            current.insert(jti_claim.clone(), rotation.current_jti.as_str());
+        }
+        current.insert("iat", issued_at);
+        current.insert("exp", rotation.current_expires_at);
+        let refresh = sign(state, current)?;
+        let access = sign(state, state.codec.access_claims_from(&refresh.claims, now))?;
+        state.metrics.issued(TokenType::Access);
+        state.metrics.refreshed();
+        tracing::info!(jti, current = %rotation.current_jti, "rotated refresh token presented again within the grace period");
+        return refreshed(state, &access, &refresh);
+    }
+    match &rotation.session_id {
+        Some(sid) => {
+            revoke_session(state, None, sid, now).await?;
+        }
+        None => {
+            let record = TokenRecord {
+                jti: &rotation.current_jti,
+                user_id: user_pk(state, claims).await?,
+                created_at: rotation.current_created_at,
+                expires_at: rotation.current_expires_at,
+                session_id: None,
+            };
+            state.store.blacklist(&record, now).await?;
+        }
+    }
+    state.metrics.blacklisted();
+    tracing::warn!(
+        jti,
+        user_id = state.codec.user_id(claims).unwrap_or_default(),
+        session_id = rotation.session_id.as_deref().unwrap_or_default(),
+        "refresh token reuse detected: its family is revoked"
+    );
+    Err(blacklisted())
+}
+
+/// Revokes session `sid` (of user `owner` only, when given): its tokens are blacklisted and,
+/// with ACCESS_TOKEN_REVOCATION, its access tokens revoked. False if there was no such live
+/// session.
+pub(super) async fn revoke_session(
+    state: &AppState,
+    owner: Option<i64>,
+    sid: &str,
+    now: i64,
+) -> Result<bool, ApiError> {
+    if !state.store.revoke_session(owner, sid, now).await? {
+        return Ok(false);
+    }
+    state.revoke_access(Revocation::Session { sid }).await?;
+    tracing::info!(session_id = sid, "session revoked");
+    Ok(true)
+}
+
+/// Records a refresh of the token's session; a token whose session was revoked is refused as
+/// blacklisted. Tokens without a stored session pass.
+async fn touch_session(
+    state: &AppState,
+    claims: &Claims,
+    now: i64,
+    expires_at: Option<i64>,
+) -> Result<(), ApiError> {
+    if let Some(sid) = claims.str(SID_CLAIM) {
+        if !state.store.touch_session(sid, now, expires_at).await? {
+            return Err(TokenError::Blacklisted.into());
+        }
+    }
+    Ok(())
 }
 
 /// The checks of a refresh with rotation and blacklisting, with one read fewer: the blacklist
@@ -245,6 +385,10 @@ async fn blacklist_token(
         jti = state.codec.jti(&claims).unwrap_or_default(),
         "refresh token blacklisted"
     );
+    // Logging out ends the session the token belongs to (its other tokens included).
+    if let Some(sid) = claims.str(SID_CLAIM) {
+        state.store.revoke_session(None, sid, now).await?;
+    }
     if state.settings.access_token_revocation {
         revoke_logged_out_access(state, headers, &claims, now).await?;
     }
@@ -295,6 +439,7 @@ pub(crate) async fn refresh_sliding(
     state.codec.check_refresh_window(&claims, now)?;
     require_active_user(&state, &claims, false).await?;
     let slid = sign(&state, state.codec.slid_claims(&claims, now))?;
+    touch_session(&state, &claims, now, Some(slid.expires_at)).await?;
     state.metrics.issued(TokenType::Sliding);
     state.metrics.refreshed();
     Ok(Json(json!({ "token": slid.token })))
@@ -309,13 +454,19 @@ async fn decode_blacklistable(
     now: i64,
 ) -> Result<Claims, ApiError> {
     let claims = state.codec.decode(raw, now)?;
-    if let Some(jti) = state.codec.jti(&claims) {
-        if state.store.is_blacklisted(jti).await? {
-            return Err(TokenError::Blacklisted.into());
-        }
+    if is_blacklisted(state, &claims).await? {
+        return Err(TokenError::Blacklisted.into());
     }
     state.codec.check_type(&claims, Some(expected), now)?;
     Ok(claims)
+}
+
+/// Whether the token's jti is blacklisted; a token without one cannot be.
+async fn is_blacklisted(state: &AppState, claims: &Claims) -> Result<bool, ApiError> {
+    match state.codec.jti(claims) {
+        Some(jti) => Ok(state.store.is_blacklisted(jti).await?),
+        None => Ok(false),
+    }
 }
 
 /// Refuses a refresh for a user who is gone or inactive. simplejwt 5.5.1 answers 500 for a
@@ -416,6 +567,7 @@ fn token_record<'c>(state: &AppState, claims: &'c Claims, user_id: Option<i64>) 
         user_id,
         created_at: claims.timestamp("iat"),
         expires_at: claims.timestamp("exp").unwrap_or_default(),
+        session_id: claims.str(SID_CLAIM),
     }
 }
 
@@ -434,14 +586,34 @@ fn sign(state: &AppState, claims: Claims) -> Result<Issued, ApiError> {
     state.codec.sign(claims).map_err(ApiError::internal)
 }
 
-async fn record_outstanding(
+/// A login's session: who, from where, with what, until when.
+fn new_session<'a>(
+    sid: &'a str,
+    user: &User,
+    client_addr: &'a str,
+    agent: &'a UserAgent,
+    now: i64,
+    expires_at: i64,
+) -> NewSession<'a> {
+    NewSession {
+        id: sid,
+        user_id: user.id,
+        created_at: now,
+        client_addr,
+        user_agent: agent.0.as_deref().unwrap_or_default(),
+        expires_at,
+    }
+}
+
+/// Starts a login's session with its first token.
+async fn start_session(
     state: &AppState,
+    session: &NewSession<'_>,
     issued: &Issued,
-    user_id: Option<i64>,
 ) -> Result<(), ApiError> {
     Ok(state
         .store
-        .record_outstanding(&issued_record(issued, user_id))
+        .start_session(session, &issued_record(issued, Some(session.user_id)))
         .await?)
 }
 
@@ -451,5 +623,6 @@ fn issued_record(issued: &Issued, user_id: Option<i64>) -> TokenRecord<'_> {
         user_id,
         created_at: Some(issued.issued_at),
         expires_at: issued.expires_at,
+        session_id: issued.claims.str(SID_CLAIM),
     }
 }

@@ -213,7 +213,7 @@ pub(crate) fn user_value(user: &User, field: &str) -> Value {
 }
 
 /// Epoch seconds as DRF writes a `DateTimeField` in UTC.
-fn timestamp(at: Option<i64>) -> Value {
+pub(super) fn timestamp(at: Option<i64>) -> Value {
     let Some(at) = at.and_then(|at| u64::try_from(at).ok()) else {
         return Value::Null;
     };

@@ -76,7 +76,8 @@ pub(crate) async fn change_password(settings: Settings, args: PasswordArgs) -> a
     Ok(())
 }
 
-/// Activates or deactivates a user.
+/// Activates or deactivates a user; deactivating (with CHECK_USER_IS_ACTIVE) ends their
+/// sessions, so that reactivating them does not bring old logins back.
 pub(crate) async fn set_active(
     settings: Settings,
     target: Target,
@@ -90,11 +91,25 @@ pub(crate) async fn set_active(
         Some(user) => store.set_active(user.id, active).await?,
         None => false,
     };
+    let ended = match &found {
+        // With CHECK_USER_IS_ACTIVE off, an inactive user's tokens keep working, as in simplejwt.
+        Some(user) if changed && !active && settings.check_user_is_active => {
+            store.end_sessions(user.id, unix_now()).await
+        }
+        _ => Ok(0),
+    };
     store.close().await;
+    let ended = ended.context("cannot end the user's sessions")?;
     if !changed {
         bail!("user '{}' does not exist", target.username);
     }
-    let what = if active { "activated" } else { "deactivated" };
-    println!("User '{}' {what}.", target.username);
+    if active {
+        println!("User '{}' activated.", target.username);
+    } else {
+        println!(
+            "User '{}' deactivated ({ended} sessions ended).",
+            target.username
+        );
+    }
     Ok(())
 }

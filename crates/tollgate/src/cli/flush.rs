@@ -31,6 +31,9 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         "deleted {} expired outstanding and {} expired blacklisted tokens",
         report.outstanding, report.blacklisted
     );
+    if report.sessions > 0 {
+        println!("deleted {} expired sessions", report.sessions);
+    }
     if report.revoked_access > 0 {
         println!(
             "deleted {} expired access-token revocations",

@@ -10,6 +10,7 @@ mod logins;
 mod migrate;
 mod progress;
 mod serve;
+mod sessions;
 mod token;
 mod users;
 
@@ -64,12 +65,15 @@ enum Command {
     Changepassword(account::PasswordArgs),
     /// Let a user log in again.
     Activate(account::Target),
-    /// Stop a user from logging in (and, with CHECK_USER_IS_ACTIVE, end their tokens).
+    /// Stop a user from logging in and revoke their sessions (with CHECK_USER_IS_ACTIVE, their
+    /// tokens stop working at once).
     Deactivate(account::Target),
     /// List a user's recent login attempts (time, outcome, client address, user agent).
     Events(logins::EventsArgs),
     /// Lift a user's login lockout (LOGIN_LOCKOUT_THRESHOLD).
     Unlock(logins::UnlockArgs),
+    /// List a user's sessions (one per login) or revoke them.
+    Sessions(sessions::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell to complete for.
@@ -131,6 +135,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Changepassword(args) => account::change_password(settings, args).await,
         Command::Activate(target) => account::set_active(settings, target, true).await,
         Command::Deactivate(target) => account::set_active(settings, target, false).await,
+        Command::Sessions(args) => sessions::run(settings, args).await,
         Command::Events(args) => logins::events(settings, args).await,
         Command::Unlock(args) => logins::unlock(settings, args).await,
         Command::Completions { .. } | Command::Keygen(_) => Ok(()),

@@ -38,6 +38,7 @@ pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()
         user_id: Some(user.id),
         created_at: Some(now),
         expires_at: issued.expires_at,
+        session_id: None,
     };
     store.record_outstanding(&record).await?;
     let output = if args.sliding {

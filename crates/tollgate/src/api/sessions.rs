@@ -1,0 +1,88 @@
+//! The sessions API: the caller's sessions (one per login, the family of tokens refreshed from
+//! it), and logging out of one session or of all of them.
+//!
+//! Every endpoint acts on the authenticated caller's own sessions only. A session id of another
+//! user is answered exactly as an unknown one (404), so that ids reveal nothing.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+use tollgate_core::unix_now;
+use tollgate_store::Revocation;
+
+use super::users::timestamp;
+use crate::auth::AuthenticatedUser;
+use crate::error::ApiError;
+use crate::state::{AppState, SID_CLAIM};
+
+/// `GET /api/sessions/`: the caller's live sessions, most recently used first; the one the
+/// caller's token belongs to has `"current": true`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    auth: AuthenticatedUser,
+) -> Result<Json<Value>, ApiError> {
+    let current = auth.claims.str(SID_CLAIM);
+    let sessions = state.store.sessions_of(auth.user.id, unix_now()).await?;
+    let listed = sessions
+        .iter()
+        .map(|session| {
+            json!({
+                "id": session.id,
+                "created": timestamp(Some(session.created_at)),
+                "last_used": timestamp(Some(session.last_used_at)),
+                "client_address": session.client_addr,
+                "user_agent": session.user_agent,
+                "current": current == Some(session.id.as_str()),
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(listed)))
+}
+
+/// `DELETE /api/sessions/{id}/`: revokes one of the caller's sessions; 204, or 404 if the
+/// caller has no such live session.
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    auth: AuthenticatedUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::NotFound);
+    };
+    if !super::token::revoke_session(&state, Some(auth.user.id), &id, unix_now()).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/sessions/`: logs the caller out everywhere; 204.
+pub(crate) async fn revoke_all(
+    State(state): State<AppState>,
+    auth: AuthenticatedUser,
+) -> Result<StatusCode, ApiError> {
+    log_out_everywhere(&state, &auth).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/token/blacklist/all/`: logs the caller out everywhere; `{}`, as logout answers.
+pub(crate) async fn blacklist_all(
+    State(state): State<AppState>,
+    auth: AuthenticatedUser,
+) -> Result<Json<Value>, ApiError> {
+    log_out_everywhere(&state, &auth).await?;
+    Ok(Json(json!({})))
+}
+
+/// Revokes every session of the caller and blacklists all their refresh and sliding tokens;
+/// with ACCESS_TOKEN_REVOCATION, the sessions' access tokens stop working too.
+async fn log_out_everywhere(state: &AppState, auth: &AuthenticatedUser) -> Result<(), ApiError> {
+    let user_id = auth.user.id;
+    let revoked = state.store.revoke_all_sessions(user_id, unix_now()).await?;
+    for sid in &revoked {
+        state.revoke_access(Revocation::Session { sid }).await?;
+    }
+    tracing::info!(user_id, sessions = revoked.len(), "logged out everywhere");
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! `tollgate sessions list|revoke`: an administrator's view of a user's sessions (one per
+//! login), and logging the user out of one session or of all of them.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use tollgate_core::{unix_now, Settings};
+use tollgate_store::{Revocation, Store, User, UserField};
+
+/// Options of `sessions`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: SessionsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsCommand {
+    /// List a user's live sessions, most recently used first: id, login time, last refresh,
+    /// client address and user agent.
+    List {
+        /// The user, by username.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+    },
+    /// Revoke one session of a user (--session ID) or all of them (--all): their refresh and
+    /// sliding tokens are blacklisted, and with ACCESS_TOKEN_REVOCATION their access tokens
+    /// stop working too.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["session", "all"])))]
+    Revoke {
+        /// The user, by username.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// The session to revoke, by the id that `sessions list` shows.
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
+        /// Revoke every session of the user (log out everywhere).
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
+    let store = super::open_store(&settings).await?;
+    let outcome = match args.command {
+        SessionsCommand::List { user } => list(&store, &user).await,
+        SessionsCommand::Revoke {
+            user,
+            session,
+            all: _,
+        } => revoke(&store, &settings, &user, session.as_deref()).await,
+    };
+    store.close().await;
+    outcome
+}
+
+async fn list(store: &Store, username: &str) -> anyhow::Result<()> {
+    let user = find(store, username).await?;
+    let sessions = store.sessions_of(user.id, unix_now()).await?;
+    if sessions.is_empty() {
+        println!("User '{}' has no live sessions.", user.username);
+        return Ok(());
+    }
+    println!(
+        "{:<32}  {:<20}  {:<20}  {:<39}  USER AGENT",
+        "ID", "CREATED", "LAST USED", "CLIENT"
+    );
+    for session in sessions {
+        let agent = match session.user_agent.as_str() {
+            "" => "-",
+            agent => agent,
+        };
+        println!(
+            "{:<32}  {:<20}  {:<20}  {:<39}  {agent}",
+            session.id,
+            time(session.created_at),
+            time(session.last_used_at),
+            session.client_addr,
+        );
+    }
+    Ok(())
+}
+
+/// Revokes one session (`Some(id)`) or all of them (`None`).
+async fn revoke(
+    store: &Store,
+    settings: &Settings,
+    username: &str,
+    session: Option<&str>,
+) -> anyhow::Result<()> {
+    let user = find(store, username).await?;
+    let now = unix_now();
+    let revoked = match session {
+        Some(id) => {
+            if !store.revoke_session(Some(user.id), id, now).await? {
+                bail!("user '{}' has no live session {id}", user.username);
+            }
+            vec![id.to_owned()]
+        }
+        None => store.revoke_all_sessions(user.id, now).await?,
+    };
+    if settings.access_token_revocation {
+        for sid in &revoked {
+            store
+                .revoke_access(
+                    &Revocation::Session { sid },
+                    settings.access_token_lifetime,
+                    now,
+                )
+                .await
+                .context("cannot revoke the session's access tokens")?;
+        }
+    }
+    match session {
+        Some(id) => println!("Session {id} of user '{}' revoked.", user.username),
+        None => println!(
+            "{} sessions of user '{}' revoked.",
+            revoked.len(),
+            user.username
+        ),
+    }
+    Ok(())
+}
+
+async fn find(store: &Store, username: &str) -> anyhow::Result<User> {
+    match store.find_user(UserField::Username, username).await? {
+        Some(user) => Ok(user),
+        None => bail!("user '{username}' does not exist"),
+    }
+}
+
+/// Epoch seconds as an RFC 3339 UTC time.
+fn time(seconds: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at).to_string()
+}
