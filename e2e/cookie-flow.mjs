@@ -1,5 +1,6 @@
 // The refresh cookie in a real browser: headless Chromium logs in on a small page, calls a
-// protected endpoint, reloads (the access token is lost, the cookie refreshes it), and logs out.
+// protected endpoint, reloads (the access token is lost, the cookie refreshes it), and logs out;
+// then logs in from two browsers, lists the sessions and logs out everywhere.
 //
 // The page is served by a small server in this process that also passes /api/ through to
 // Tollgate (E2E_TOLLGATE_URL), so page and API share one origin, as behind a reverse proxy. Run it
@@ -113,6 +114,36 @@ try {
     body: JSON.stringify({ refresh: rotated.value }),
   });
   assert.equal(replay.status, 401);
+
+  // Two browsers (two contexts, two user agents): the sessions list shows both, this one
+  // marked; logging out everywhere from one signs both out.
+  const other = await browser.newContext({ userAgent: "e2e second browser" });
+  other.setDefaultTimeout(10_000);
+  const otherTab = await other.newPage();
+  for (const t of [tab, otherTab]) {
+    await t.goto(origin + "/");
+    await t.waitForFunction(() => document.getElementById("status").textContent === "signed out");
+    await t.fill("#username", username);
+    await t.fill("#password", password);
+    await t.click("#log-in");
+    await t.waitForFunction(
+      (expected) => document.getElementById("status").textContent === expected,
+      `signed in as ${username}`);
+  }
+  await tab.click("#sessions");
+  await statusIs("2 sessions");
+  const listed = await tab.evaluate(() => window.lastSessions.body);
+  assert.equal(listed.filter((s) => s.current).length, 1);
+  assert.notEqual(listed.find((s) => s.current).user_agent, "e2e second browser");
+  assert.ok(listed.some((s) => !s.current && s.user_agent === "e2e second browser"));
+  console.log("two browsers: both sessions listed, this one marked current");
+  await tab.click("#log-out-everywhere");
+  await statusIs("logged out everywhere");
+  for (const t of [tab, otherTab]) {
+    await t.reload();
+    await t.waitForFunction(() => document.getElementById("status").textContent === "signed out");
+  }
+  console.log("logged out everywhere; neither browser's cookie refreshes any more");
   console.log("browser test passed");
 } catch (err) {
   failed = true;

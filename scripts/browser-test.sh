@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The refresh cookie in a real browser (e2e/cookie-flow.mjs): headless Chromium logs in on a small
-# page, calls a protected endpoint, reloads and refreshes from the cookie, and logs out.
+# The refresh cookie and sessions in a real browser (e2e/cookie-flow.mjs): headless Chromium logs
+# in on a small page, calls a protected endpoint, reloads and refreshes from the cookie, logs out,
+# then logs in from two browsers, lists the sessions and logs out everywhere.
 #
 #   scripts/browser-test.sh
 #
