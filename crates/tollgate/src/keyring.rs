@@ -130,6 +130,24 @@ pub fn verify_until(settings: &Settings, now: i64) -> i64 {
     now.saturating_add(i64::try_from(span.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// What made a server read its keys again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// KEYS_RELOAD_INTERVAL passed.
+    Interval,
+    /// The process received SIGHUP: an operator asks for the keys now.
+    Hangup,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Interval => "interval",
+            Trigger::Hangup => "SIGHUP",
+        }
+    }
+}
+
 /// Keeps `codec` in step with the stored keys until `shutdown` completes: reads them every
 /// KEYS_RELOAD_INTERVAL (never if zero) and whenever the process receives SIGHUP. `loaded` are
 /// the rows the keys in use were built from. A failed read keeps the keys in use (a retired key
@@ -151,17 +169,17 @@ pub async fn watch(
     let mut last = loaded;
     tokio::pin!(shutdown);
     loop {
-        let cause = tokio::select! {
+        let trigger = tokio::select! {
             () = &mut shutdown => return,
             _ = async {
                 match ticks.as_mut() {
                     Some(ticks) => ticks.tick().await,
                     None => std::future::pending().await,
                 }
-            } => "interval",
-            () = next_hangup(&mut hangups) => "SIGHUP",
+            } => Trigger::Interval,
+            () = next_hangup(&mut hangups) => Trigger::Hangup,
         };
-        reload(&codec, &settings, &store, &mut last, cause).await;
+        reload(&codec, &settings, &store, &mut last, trigger).await;
     }
 }
 
@@ -172,8 +190,9 @@ async fn reload(
     settings: &Settings,
     store: &Store,
     last: &mut Vec<SigningKeyRecord>,
-    cause: &'static str,
+    trigger: Trigger,
 ) {
+    let cause = trigger.as_str();
     let records = match store.signing_keys().await {
         Ok(records) => records,
         Err(err) => {
@@ -187,7 +206,7 @@ async fn reload(
     let ran_out = records.iter().any(|r| {
         r.verify_until.is_some_and(|until| until <= now) && kids.contains(&r.kid.as_str())
     });
-    if cause != "SIGHUP" && *last == records && !ran_out {
+    if trigger == Trigger::Interval && *last == records && !ran_out {
         return;
     }
     match assemble(settings, &records, now) {
