@@ -12,7 +12,10 @@
 //!   arrives; after the listening connection was lost, the instance reloads the table, since
 //!   notifications sent meanwhile are gone;
 //! - on SQLite (one machine), each instance reads the rows added since its last look once a
-//!   second.
+//!   second;
+//! - with a Redis denylist (REDIS_URL), each revocation is also published on a Redis channel
+//!   that every instance subscribes to; after the subscription was lost, the instance
+//!   subscribes again and reloads. Either path suffices; an entry seen twice is harmless.
 //!
 //! An entry is kept only until the longest access token it could affect has expired, so the
 //! denylist stays small: a logout adds entries for the lifetime of one access token.
@@ -81,6 +84,9 @@ pub struct AccessClaims<'a> {
 const REVOKED_CHANNEL: &str = "tollgate_revoked_access";
 /// The channel on which changes of `users` are announced.
 const USERS_CHANNEL: &str = "tollgate_user_changed";
+/// The Redis channels, after REDIS_KEY_PREFIX, carrying the same payloads.
+const REDIS_REVOKED_CHANNEL: &str = "revoked_access";
+const REDIS_USERS_CHANNEL: &str = "user_changed";
 /// How often SQLite is read for new rows, and how often the listener looks up from waiting.
 const POLL: Duration = Duration::from_secs(1);
 /// How often expired entries are dropped from memory.
@@ -147,6 +153,14 @@ struct Row {
 }
 
 impl Row {
+    /// The notification payload for this row (what the PostgreSQL trigger writes).
+    fn payload(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}",
+            self.kind, self.expires_at, self.issued_before, self.subject
+        )
+    }
+
     /// Reads a notification payload: kind, expires_at, issued_before and subject, separated by
     /// tabs (the subject last, so that it may hold anything).
     fn parse(payload: &str) -> Option<Row> {
@@ -277,8 +291,28 @@ impl Store {
             .await
             .map(|_| ())
         })?;
+        self.publish(REDIS_REVOKED_CHANNEL, row.payload()).await;
         self.access.add(row);
         Ok(())
+    }
+
+    /// Publishes on a Redis channel when a Redis denylist is configured and connected. A failure
+    /// is only logged: the database (and its notifications) stays the source of truth.
+    async fn publish(&self, channel: &str, payload: String) {
+        let Some(redis) = &self.redis else {
+            return;
+        };
+        let Some(mut connection) = redis.connection() else {
+            return;
+        };
+        let mut publish = redis::cmd("PUBLISH");
+        publish
+            .arg(format!("{}{channel}", redis.prefix))
+            .arg(payload);
+        let sent = crate::denylist::call(publish.query_async::<i64>(&mut connection)).await;
+        if let Err(err) = sent {
+            tracing::debug!(cause = %err, channel, "cannot publish on redis");
+        }
     }
 
     /// Whether an access token was revoked: a lookup in memory, no I/O. Always false until
@@ -301,9 +335,11 @@ impl Store {
         self.access.user_epoch.load(Ordering::Acquire)
     }
 
-    /// Marks users as changed in this process (see [`Store::user_epoch`]).
-    pub(crate) fn users_changed(&self) {
+    /// Marks users as changed in this process (see [`Store::user_epoch`]) and, with Redis,
+    /// tells the other instances.
+    pub(crate) async fn users_changed(&self) {
         self.access.user_changed();
+        self.publish(REDIS_USERS_CHANNEL, String::new()).await;
     }
 
     /// Loads the revocations still in force and keeps following new ones (`access`), and user
@@ -335,6 +371,9 @@ impl Store {
                     tokio::spawn(follow_sqlite(self.clone()));
                 }
             }
+        }
+        if self.redis.is_some() {
+            tokio::spawn(follow_redis(self.clone(), access));
         }
         Ok(())
     }
@@ -493,6 +532,70 @@ async fn listen_again(
                 pause = (pause * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+/// Applies what other instances publish on Redis; after the subscription was lost, subscribes
+/// again and reloads. Ends when the store is closed.
+async fn follow_redis(store: Store, access: bool) {
+    use futures_util::StreamExt;
+    let Some(redis) = store.redis.clone() else {
+        return;
+    };
+    let revoked = format!("{}{REDIS_REVOKED_CHANNEL}", redis.prefix);
+    let users = format!("{}{REDIS_USERS_CHANNEL}", redis.prefix);
+    let mut pause = Duration::from_millis(100);
+    let mut subscribed_before = false;
+    while !store.is_closed() {
+        let subscribe = async {
+            let mut pubsub = redis.client.get_async_pubsub().await?;
+            pubsub
+                .subscribe(&[revoked.as_str(), users.as_str()])
+                .await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = match crate::denylist::call(subscribe).await {
+            Ok(pubsub) => pubsub,
+            Err(err) => {
+                tracing::debug!(cause = %err, "redis revocation channel still down");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        // Subscribed first, reloaded second: nothing published meanwhile is missed.
+        if access {
+            if let Err(err) = store.load_access().await {
+                tracing::warn!(cause = %err, "cannot reload access revocations");
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+        }
+        if subscribed_before {
+            store.access.user_changed();
+            tracing::info!("redis revocation channel back: access revocations reloaded");
+        }
+        subscribed_before = true;
+        pause = Duration::from_millis(100);
+        let mut messages = pubsub.into_on_message();
+        loop {
+            let message = match tokio::time::timeout(POLL, messages.next()).await {
+                Err(_) if store.is_closed() => return,
+                Err(_) => continue,
+                Ok(None) => break,
+                Ok(Some(message)) => message,
+            };
+            if message.get_channel_name() == users {
+                store.access.user_changed();
+            } else if access {
+                let payload: String = message.get_payload().unwrap_or_default();
+                match Row::parse(&payload) {
+                    Some(row) => store.access.add(row),
+                    None => tracing::warn!("unreadable access revocation on redis"),
+                }
+            }
+        }
+        tracing::warn!("redis revocation channel lost: subscribing again, then reloading");
     }
 }
 

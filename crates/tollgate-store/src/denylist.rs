@@ -27,9 +27,9 @@ const SYNC_PAGE: i64 = 1000;
 
 /// A Redis denylist shared by the clones of a [`Store`].
 pub(crate) struct RedisDenylist {
-    client: redis::Client,
+    pub(crate) client: redis::Client,
     connection: Mutex<Option<ConnectionManager>>,
-    prefix: String,
+    pub(crate) prefix: String,
     /// Whether Redis may be asked: the last call succeeded and the marker was seen or set.
     healthy: AtomicBool,
     /// Whether a background recovery is running.
@@ -54,7 +54,7 @@ impl RedisDenylist {
         format!("{}denylist:synced", self.prefix)
     }
 
-    fn connection(&self) -> Option<ConnectionManager> {
+    pub(crate) fn connection(&self) -> Option<ConnectionManager> {
         self.connection.lock().ok().and_then(|c| c.clone())
     }
 
@@ -78,7 +78,7 @@ fn timed_out() -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::IoError, "redis call timed out"))
 }
 
-async fn call<T>(
+pub(crate) async fn call<T>(
     work: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> redis::RedisResult<T> {
     tokio::time::timeout(CALL_TIMEOUT, work)

@@ -225,7 +225,7 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected())
         })?;
-        self.users_changed();
+        self.users_changed().await;
         Ok(done == 1)
     }
 
@@ -255,7 +255,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         });
-        self.users_changed();
+        self.users_changed().await;
         updated.map_err(duplicate_or_database)
     }
 
@@ -303,7 +303,7 @@ impl Store {
             }
             .await
         })?;
-        self.users_changed();
+        self.users_changed().await;
         Ok(changed)
     }
 
@@ -317,7 +317,7 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected())
         })?;
-        self.users_changed();
+        self.users_changed().await;
         Ok(done == 1)
     }
 
@@ -331,7 +331,7 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected())
         })?;
-        self.users_changed();
+        self.users_changed().await;
         Ok(done == 1)
     }
 }

@@ -661,3 +661,88 @@ async fn an_instance_killed_mid_traffic_loses_nothing_it_acknowledged() {
         logged_out.len()
     );
 }
+
+/// With Redis, instances also tell each other through Redis pub/sub: two instances on one
+/// SQLite file (where nothing else announces user changes) caching users for a minute see a
+/// password change made through the other within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_carries_user_changes_between_instances() {
+    let port = free_port();
+    let _redis_server = PrivateRedis::start(port);
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let created = run(tollgate(
+        dir.path(),
+        &["createuser", "--username", "ann", "--no-input"],
+    )
+    .env("TOLLGATE_USER_PASSWORD", PW));
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let serve = || {
+        let mut command = tollgate(dir.path(), &[]);
+        command
+            .env("TOLLGATE_SIGNING_KEY", TEST_KEY)
+            .env("TOLLGATE_REDIS_URL", &url)
+            .env("TOLLGATE_REDIS_KEY_PREFIX", "pubsub-test:")
+            .env("TOLLGATE_USER_CACHE_TTL", "60s")
+            .env("TOLLGATE_CHECK_REVOKE_TOKEN", "true");
+        Served::start(command)
+    };
+    let (a, b) = (serve().await, serve().await);
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    within(Duration::from_secs(10), "both instances subscribed", || {
+        let mut redis = redis.clone();
+        async move {
+            let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg("pubsub-test:user_changed")
+                .query_async(&mut redis)
+                .await
+                .expect("PUBSUB");
+            counts.first().is_some_and(|(_, n)| *n == 2)
+        }
+    })
+    .await;
+    let _ = &mut redis;
+
+    let http = reqwest::Client::new();
+    let post = |server: &Served, path: &str, body: Value, bearer: Option<&str>| {
+        let mut request = http.post(format!("{}{path}", server.base)).json(&body);
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        async move { read(request.send().await.expect("sent")).await }
+    };
+    let index = |server: &Served, access: &str| {
+        let request = http
+            .get(format!("{}/api/index/", server.base))
+            .header("authorization", format!("Bearer {access}"));
+        async move { read(request.send().await.expect("sent")).await.0 }
+    };
+    let (status, pair) = post(
+        &a,
+        "/api/token/",
+        json!({"username": "ann", "password": PW}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let access = common::token_field(&pair, "access");
+    // B caches ann.
+    assert_eq!(index(&b, &access).await, StatusCode::OK);
+    let (status, body) = post(
+        &a,
+        "/api/user/password/",
+        json!({"old_password": PW, "new_password": "n3w-horse-battery"}),
+        Some(&access),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    within(SECOND, "password change seen through redis", || async {
+        index(&b, &access).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+}
