@@ -487,3 +487,94 @@ async fn sessions_command_lists_and_revokes() {
     let help = run(tollgate(dir.path(), &["sessions", "revoke", "--help"]));
     assert!(text(&help.stdout).contains("--all") && text(&help.stdout).contains("--session <ID>"));
 }
+
+/// `tollgate sessions revoke` with REDIS_URL copies the revoked tokens into the Redis denylist,
+/// which servers trust: verify (which reads the blacklist) refuses them at once. Uses the local
+/// Redis under a key prefix of its own.
+#[tokio::test]
+async fn sessions_revoke_reaches_the_redis_denylist() {
+    use common::binary::Served;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prefix = format!("tollgate-test-{}:", tollgate_core::new_jti());
+    let settings = [
+        ("TOLLGATE_SIGNING_KEY", common::TEST_KEY),
+        ("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ("TOLLGATE_REDIS_KEY_PREFIX", prefix.as_str()),
+        ("TOLLGATE_ROTATE_REFRESH_TOKENS", "true"),
+        ("TOLLGATE_BLACKLIST_AFTER_ROTATION", "true"),
+    ];
+    let with_settings = |args: &[&str]| {
+        let mut command = tollgate(dir.path(), args);
+        command.envs(settings);
+        command
+    };
+    let mut create = with_settings(&["createuser", "--username", "ann", "--no-input"]);
+    create.env("TOLLGATE_USER_PASSWORD", PASSWORD);
+    assert!(run(create).status.success());
+    let served = Served::start(with_settings(&[])).await;
+    // Wait until the server filled Redis and trusts it.
+    let redis = redis::Client::open("redis://127.0.0.1:6379/0").expect("url");
+    let mut connection = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("local redis");
+    let marker = format!("{prefix}denylist:synced");
+    for _ in 0..100 {
+        let synced: bool = redis::cmd("EXISTS")
+            .arg(&marker)
+            .query_async(&mut connection)
+            .await
+            .expect("EXISTS");
+        if synced {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = reqwest::Client::new();
+    let (refresh, _) = log_in(&client, &served.base, "laptop").await;
+    let verify = |token: String| {
+        let (client, url) = (client.clone(), format!("{}/api/token/verify/", served.base));
+        async move {
+            let response = client
+                .post(url)
+                .json(&json!({"token": token}))
+                .send()
+                .await
+                .expect("sent");
+            (
+                response.status(),
+                response.json::<Value>().await.expect("JSON"),
+            )
+        }
+    };
+    assert_eq!(verify(refresh.clone()).await, (StatusCode::OK, json!({})));
+    let revoked = run(with_settings(&[
+        "sessions", "revoke", "--user", "ann", "--all",
+    ]));
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    assert!(
+        !text(&revoked.stderr).contains("warning"),
+        "{}",
+        text(&revoked.stderr)
+    );
+    assert_eq!(
+        verify(refresh).await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"non_field_errors": ["Token is blacklisted"]})
+        )
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut connection)
+        .await
+        .expect("KEYS");
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut connection)
+            .await
+            .expect("DEL");
+    }
+}
