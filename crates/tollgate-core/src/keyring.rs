@@ -284,7 +284,13 @@ impl KeyRing {
                 let keys = open(row)?.ok_or_else(|| KeyRingError::ActiveWithoutSecret {
                     kid: row.kid.clone(),
                 })?;
-                (keys.clone(), vec![Verifier::new(&keys, None)], None)
+                // SIGNING_KEY may have been set to the stored active key itself.
+                let configured_at = (keys.kid == configured.kid).then_some(0);
+                (
+                    keys.clone(),
+                    vec![Verifier::new(&keys, None)],
+                    configured_at,
+                )
             }
             None => (
                 configured.clone(),
@@ -599,6 +605,27 @@ mod tests {
             Some(rows[0].kid.as_str())
         );
         assert!(ring.public_jwks(NOW + 2 * HOUR).is_empty());
+    }
+
+    #[test]
+    fn a_configured_key_that_is_the_active_stored_key_checks_tokens_without_kid() {
+        let rows = rotated(Algorithm::HS256);
+        let secret = sealing()
+            .open(
+                &rows[0].kid,
+                Algorithm::HS256,
+                rows[0].sealed_key.as_deref().unwrap_or(""),
+            )
+            .expect("opens");
+        let settings = Settings {
+            signing_key: secret.clone(),
+            ..configured_settings()
+        };
+        let same = Keys::from_settings(&settings).expect("keys");
+        let ring = KeyRing::assemble(same, &rows, Some(&sealing()), NOW).expect("ring");
+        let codec = codec_with(ring);
+        let no_kid = hmac_token(r#"{"alg":"HS256"}"#, secret.expose().as_bytes());
+        assert!(codec.decode(&no_kid, NOW).is_ok());
     }
 
     #[test]
