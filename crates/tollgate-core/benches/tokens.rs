@@ -150,7 +150,7 @@ fn rotated(c: &mut Criterion) {
     second.verify_until = Some(NOW + 86_400);
     let third = StoredKey::generate(Algorithm::HS256, &sealing, NOW).expect("key");
     let ring =
-        KeyRing::assemble(configured, &[third, second, first], Some(&sealing), NOW).expect("ring");
+        KeyRing::assemble(configured, &[third, second, first], &[sealing], NOW).expect("ring");
     assert_eq!(ring.kids().len(), 3);
     let codec = TokenCodec::new(&settings).expect("codec");
     codec.replace_keys(ring);

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::key_encryption::{KeysEncryptionKey, UnsealError};
 use crate::keys::{Algorithm, KeyError, Keys};
+use crate::settings::Secret;
 
 /// A signing key as the database keeps it (table `signing_keys`). Times are Unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +99,40 @@ impl StoredKey {
             retired_at: None,
             verify_until: None,
         })
+    }
+
+    /// The sealed secret, opened with the first of `sealing` that opens it; `None` for the
+    /// configured key's row.
+    pub fn open(&self, sealing: &[KeysEncryptionKey]) -> Result<Option<Secret>, KeyRingError> {
+        let Some(sealed) = &self.sealed_key else {
+            return Ok(None);
+        };
+        let mut failure = KeyRingError::NoEncryptionKey;
+        for key in sealing {
+            match key.open(&self.kid, self.algorithm, sealed) {
+                Ok(secret) => return Ok(Some(secret)),
+                Err(err) => failure = err.into(),
+            }
+        }
+        Err(failure)
+    }
+
+    /// The secret sealed again under `to`, when it opens only with another of `from`; `None`
+    /// when it is already sealed under `to` or is the configured key's row.
+    pub fn reseal(
+        &self,
+        from: &[KeysEncryptionKey],
+        to: &KeysEncryptionKey,
+    ) -> Result<Option<String>, KeyRingError> {
+        if self.open(std::slice::from_ref(to)).is_ok() {
+            return Ok(None);
+        }
+        let Some(secret) = self.open(from)? else {
+            return Ok(None);
+        };
+        to.seal(&self.kid, self.algorithm, secret.expose())
+            .map(Some)
+            .map_err(|reason| KeyRingError::Generate(reason.to_owned()))
     }
 
     /// The row that stands for the configured key (SIGNING_KEY) once it is retired: its public
@@ -246,7 +281,8 @@ impl KeyRing {
     /// - The active row (sealed) signs. Without one, the configured key signs, as if nothing
     ///   had been rotated.
     /// - A retired row verifies until its `verify_until`. Only keys this process can
-    ///   authenticate are used: sealed rows that decrypt under `sealing` (and whose public key
+    ///   authenticate are used: sealed rows that decrypt under one of `sealing` (the current
+    ///   KEYS_ENCRYPTION_KEY, then a previous one; and whose public key
     ///   belongs to the private one), and the configured key's own row. A row written by a
     ///   database user alone, without the encryption key, verifies nothing.
     /// - The configured key checks tokens without `kid` while it is the signing key or a
@@ -254,15 +290,13 @@ impl KeyRing {
     pub fn assemble(
         configured: Keys,
         stored: &[StoredKey],
-        sealing: Option<&KeysEncryptionKey>,
+        sealing: &[KeysEncryptionKey],
         now: i64,
     ) -> Result<KeyRing, KeyRingError> {
         let open = |row: &StoredKey| -> Result<Option<Keys>, KeyRingError> {
-            let Some(sealed) = &row.sealed_key else {
+            let Some(secret) = row.open(sealing)? else {
                 return Ok(None);
             };
-            let sealing = sealing.ok_or(KeyRingError::NoEncryptionKey)?;
-            let secret = sealing.open(&row.kid, row.algorithm, sealed)?;
             let unusable = |reason: String| KeyRingError::Unusable {
                 kid: row.kid.clone(),
                 reason,
@@ -440,7 +474,7 @@ mod tests {
 
     #[test]
     fn without_stored_keys_the_configured_key_signs_and_verifies() {
-        let ring = KeyRing::assemble(configured(), &[], None, NOW).expect("ring");
+        let ring = KeyRing::assemble(configured(), &[], &[], NOW).expect("ring");
         assert_eq!(ring.signing_keys().kid(), configured().kid());
         assert_eq!(ring.kids(), [configured().kid()]);
         let codec = codec_with(ring);
@@ -452,7 +486,7 @@ mod tests {
         let before = TokenCodec::new(&configured_settings()).expect("codec");
         let old_token = mint(&before);
         let rows = rotated(Algorithm::ES256);
-        let ring = KeyRing::assemble(configured(), &rows, Some(&sealing()), NOW).expect("ring");
+        let ring = KeyRing::assemble(configured(), &rows, &[sealing()], NOW).expect("ring");
         assert_eq!(ring.signing_keys().kid(), rows[0].kid);
         assert_eq!(ring.kids(), [rows[0].kid.as_str(), configured().kid()]);
         let codec = codec_with(ring);
@@ -480,7 +514,7 @@ mod tests {
             Err(TokenError::invalid("key no longer verifies"))
         );
         // Rebuilt after verify_until, the ring no longer holds the old key at all.
-        let later = KeyRing::assemble(configured(), &rows, Some(&sealing()), past).expect("ring");
+        let later = KeyRing::assemble(configured(), &rows, &[sealing()], past).expect("ring");
         assert_eq!(later.kids(), [rows[0].kid.as_str()]);
         let codec = codec_with(later);
         assert_eq!(
@@ -498,7 +532,7 @@ mod tests {
     #[test]
     fn a_kid_selects_only_known_keys_and_only_with_their_algorithm() {
         let rows = rotated(Algorithm::ES256);
-        let ring = KeyRing::assemble(configured(), &rows, Some(&sealing()), NOW).expect("ring");
+        let ring = KeyRing::assemble(configured(), &rows, &[sealing()], NOW).expect("ring");
         let codec = codec_with(ring);
         let attacker = b"attacker-chosen-secret-0123456789-abcdefghij";
         let public_pem = rows[0].public_key.clone().expect("public key");
@@ -533,16 +567,49 @@ mod tests {
     fn stored_keys_need_the_encryption_key_they_were_sealed_with() {
         let rows = rotated(Algorithm::EdDSA);
         assert_eq!(
-            KeyRing::assemble(configured(), &rows, None, NOW).unwrap_err(),
+            KeyRing::assemble(configured(), &rows, &[], NOW).unwrap_err(),
             KeyRingError::NoEncryptionKey
         );
         let other = KeysEncryptionKey::parse(&"77".repeat(32)).expect("valid");
         assert!(matches!(
-            KeyRing::assemble(configured(), &rows, Some(&other), NOW),
+            KeyRing::assemble(configured(), &rows, &[other], NOW),
             Err(KeyRingError::Unseal(_))
         ));
         let sealed = rows[0].sealed_key.as_deref().expect("sealed");
         assert!(!sealed.contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn a_previous_encryption_key_opens_rows_until_they_are_resealed() {
+        let rows = rotated(Algorithm::ES256);
+        let next = KeysEncryptionKey::parse(&"c3".repeat(32)).expect("valid");
+        assert!(KeyRing::assemble(configured(), &rows, std::slice::from_ref(&next), NOW).is_err());
+        let both = [next.clone(), sealing()];
+        assert!(KeyRing::assemble(configured(), &rows, &both, NOW).is_ok());
+        let resealed = rows[0]
+            .reseal(&both, &next)
+            .expect("reseals")
+            .expect("changed");
+        let moved = StoredKey {
+            sealed_key: Some(resealed),
+            ..rows[0].clone()
+        };
+        assert_eq!(
+            moved.reseal(&both, &next),
+            Ok(None),
+            "already under the new key"
+        );
+        assert_eq!(
+            rows[1].reseal(&both, &next),
+            Ok(None),
+            "the configured key's row"
+        );
+        let after = [moved, rows[1].clone()];
+        assert!(KeyRing::assemble(configured(), &after, &[next], NOW).is_ok());
+        assert!(matches!(
+            KeyRing::assemble(configured(), &after, &[sealing()], NOW),
+            Err(KeyRingError::Unseal(_))
+        ));
     }
 
     #[test]
@@ -566,20 +633,20 @@ mod tests {
             retired_at: Some(NOW),
             verify_until: Some(NOW + HOUR),
         });
-        let ring = KeyRing::assemble(configured(), &rows, Some(&sealing()), NOW).expect("ring");
+        let ring = KeyRing::assemble(configured(), &rows, &[sealing()], NOW).expect("ring");
         assert!(!ring.kids().contains(&foreign_keys.kid()));
         // The active row's public key replaced by another: the pair check refuses it.
         let mut swapped = rotated(Algorithm::ES256);
         swapped[0].public_key = foreign.verifying_key.clone();
         assert!(matches!(
-            KeyRing::assemble(configured(), &swapped, Some(&sealing()), NOW),
+            KeyRing::assemble(configured(), &swapped, &[sealing()], NOW),
             Err(KeyRingError::Unusable { .. })
         ));
         // Sealed material moved onto another row's id does not open.
         let mut moved = rotated(Algorithm::ES256);
         moved[0].kid = foreign_keys.kid().to_owned();
         assert!(matches!(
-            KeyRing::assemble(configured(), &moved, Some(&sealing()), NOW),
+            KeyRing::assemble(configured(), &moved, &[sealing()], NOW),
             Err(KeyRingError::Unseal(_))
         ));
     }
@@ -591,8 +658,7 @@ mod tests {
         rows[0].verify_until = Some(NOW + 2 * HOUR);
         let third = StoredKey::generate(Algorithm::HS512, &sealing(), NOW + 10).expect("key");
         rows.push(third.clone());
-        let ring =
-            KeyRing::assemble(configured(), &rows, Some(&sealing()), NOW + 20).expect("ring");
+        let ring = KeyRing::assemble(configured(), &rows, &[sealing()], NOW + 20).expect("ring");
         assert_eq!(
             ring.kids(),
             [third.kid.as_str(), rows[0].kid.as_str(), configured().kid()]
@@ -622,7 +688,7 @@ mod tests {
             ..configured_settings()
         };
         let same = Keys::from_settings(&settings).expect("keys");
-        let ring = KeyRing::assemble(same, &rows, Some(&sealing()), NOW).expect("ring");
+        let ring = KeyRing::assemble(same, &rows, &[sealing()], NOW).expect("ring");
         let codec = codec_with(ring);
         let no_kid = hmac_token(r#"{"alg":"HS256"}"#, secret.expose().as_bytes());
         assert!(codec.decode(&no_kid, NOW).is_ok());

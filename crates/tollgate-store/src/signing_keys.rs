@@ -128,6 +128,28 @@ impl Store {
         }
     }
 
+    /// Replaces a key's sealed material with `new`, if it is still `old` (so that two reseals at
+    /// once cannot overwrite each other with stale data). Returns whether the row changed.
+    pub async fn reseal_signing_key(
+        &self,
+        kid: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let changed = with_writer!(self, |pool| {
+            sqlx::query(
+                "UPDATE signing_keys SET sealed_key = $1 WHERE kid = $2 AND sealed_key = $3",
+            )
+            .bind(new)
+            .bind(kid)
+            .bind(old)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(changed == 1)
+    }
+
     /// Deletes retired keys whose `verify_until` is at or before `now`; returns their ids.
     pub async fn prune_signing_keys(&self, now: i64) -> Result<Vec<String>, StoreError> {
         let kids = with_writer!(self, |pool| {

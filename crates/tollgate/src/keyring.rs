@@ -34,17 +34,29 @@ pub enum KeysError {
 
 /// KEYS_ENCRYPTION_KEY, parsed; `None` when unset.
 pub fn encryption_key(settings: &Settings) -> Result<Option<KeysEncryptionKey>, KeysError> {
-    if settings.keys_encryption_key.is_empty() {
+    parse_key("KEYS_ENCRYPTION_KEY", settings.keys_encryption_key.expose())
+}
+
+/// The keys that may open stored keys: KEYS_ENCRYPTION_KEY, then
+/// KEYS_PREVIOUS_ENCRYPTION_KEY, those that are set.
+pub fn decryption_keys(settings: &Settings) -> Result<Vec<KeysEncryptionKey>, KeysError> {
+    let previous = parse_key(
+        "KEYS_PREVIOUS_ENCRYPTION_KEY",
+        settings.keys_previous_encryption_key.expose(),
+    )?;
+    Ok(encryption_key(settings)?
+        .into_iter()
+        .chain(previous)
+        .collect())
+}
+
+fn parse_key(key: &'static str, text: &str) -> Result<Option<KeysEncryptionKey>, KeysError> {
+    if text.is_empty() {
         return Ok(None);
     }
-    KeysEncryptionKey::parse(settings.keys_encryption_key.expose())
-        .map(Some)
-        .map_err(|message| {
-            KeysError::Settings(tollgate_core::SettingsError::Invalid {
-                key: "KEYS_ENCRYPTION_KEY",
-                message,
-            })
-        })
+    KeysEncryptionKey::parse(text).map(Some).map_err(|message| {
+        KeysError::Settings(tollgate_core::SettingsError::Invalid { key, message })
+    })
 }
 
 /// A row as the key ring reads it.
@@ -92,13 +104,8 @@ pub fn assemble(
         .iter()
         .map(stored_key)
         .collect::<Result<Vec<_>, _>>()?;
-    let sealing = encryption_key(settings)?;
-    Ok(KeyRing::assemble(
-        configured,
-        &stored,
-        sealing.as_ref(),
-        now,
-    )?)
+    let sealing = decryption_keys(settings)?;
+    Ok(KeyRing::assemble(configured, &stored, &sealing, now)?)
 }
 
 /// Reads the stored keys and makes `codec` sign and verify with them; returns the rows read.

@@ -305,7 +305,8 @@ async fn stored_rows(url: &str) -> Vec<(String, Option<String>, Option<String>, 
 }
 
 /// Rotation needs KEYS_ENCRYPTION_KEY, and refuses one the stored keys were not sealed with;
-/// a server without it does not start once keys are stored; `keys list` shows no key material.
+/// a server without it does not start once keys are stored; `keys list` shows no key material;
+/// `keys reseal` moves the stored keys to a new encryption key.
 #[test]
 fn rotation_needs_the_encryption_key_it_was_sealed_with() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -390,6 +391,35 @@ fn rotation_needs_the_encryption_key_it_was_sealed_with() {
         "{listing}"
     );
     assert!(!listing.contains("an-hmac-signing-key"), "{listing}");
+
+    // Replacing the encryption key: the new one as KEYS_ENCRYPTION_KEY, the old one as
+    // KEYS_PREVIOUS_ENCRYPTION_KEY, then `keys reseal`; afterwards the new key alone suffices
+    // and the old one no longer opens anything.
+    let next = "c3".repeat(32);
+    let both = |args: &[&str]| {
+        let mut command = sealed(args, &next);
+        command.env("TOLLGATE_KEYS_PREVIOUS_ENCRYPTION_KEY", SEALING);
+        command
+    };
+    let resealed = run(both(&["keys", "reseal"]));
+    assert!(resealed.status.success(), "{}", text(&resealed.stderr));
+    let mut kids: Vec<String> = text(&resealed.stdout).lines().map(str::to_owned).collect();
+    kids.sort();
+    let mut expected = vec![kid.clone(), active.clone()];
+    expected.sort();
+    assert_eq!(kids, expected, "both stored keys, not the configured one");
+    let again = run(both(&["keys", "reseal"]));
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(text(&again.stdout), "", "nothing left to re-encrypt");
+    let with_new = run(sealed(&["keys", "rotate"], &next));
+    assert!(with_new.status.success(), "{}", text(&with_new.stderr));
+    let with_old = run(sealed(&["keys", "rotate"], SEALING));
+    assert_eq!(with_old.status.code(), Some(1));
+    assert!(
+        text(&with_old.stderr).contains("does not decrypt"),
+        "{}",
+        text(&with_old.stderr)
+    );
 }
 
 on_both_backends! {

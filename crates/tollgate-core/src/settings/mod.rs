@@ -133,6 +133,11 @@ settings! {
     /// instance. Required once keys have been rotated; keep it apart from the database, whose
     /// copy alone then cannot mint tokens.
     keys_encryption_key "KEYS_ENCRYPTION_KEY": Secret = Secret::default();
+    /// The KEYS_ENCRYPTION_KEY used before the current one, while it is being replaced: stored
+    /// keys that do not open with KEYS_ENCRYPTION_KEY are tried with this one, and
+    /// `tollgate keys reseal` encrypts them again with the current one. Empty (the default)
+    /// once every stored key is resealed.
+    keys_previous_encryption_key "KEYS_PREVIOUS_ENCRYPTION_KEY": Secret = Secret::default();
     /// How often `serve` reads the stored signing keys again, so that a rotation reaches every
     /// instance without a restart (SIGHUP reloads at once). 0 turns the polling off.
     keys_reload_interval "KEYS_RELOAD_INTERVAL": Duration = Duration::from_secs(30);
@@ -540,10 +545,17 @@ impl Settings {
             );
             return invalid("SIGNING_KEY", &message);
         }
-        if !self.keys_encryption_key.is_empty() {
-            if let Err(message) = crate::KeysEncryptionKey::parse(self.keys_encryption_key.expose())
-            {
-                return invalid("KEYS_ENCRYPTION_KEY", &message);
+        for (key, value) in [
+            ("KEYS_ENCRYPTION_KEY", &self.keys_encryption_key),
+            (
+                "KEYS_PREVIOUS_ENCRYPTION_KEY",
+                &self.keys_previous_encryption_key,
+            ),
+        ] {
+            if !value.is_empty() {
+                if let Err(message) = crate::KeysEncryptionKey::parse(value.expose()) {
+                    return invalid(key, &message);
+                }
             }
         }
         if let Some(origin) = self
@@ -896,6 +908,12 @@ mod tests {
         let err = load("KEYS_ENCRYPTION_KEY = \"not hex\"", &[]).unwrap_err();
         assert!(
             err.to_string().starts_with("setting KEYS_ENCRYPTION_KEY"),
+            "{err}"
+        );
+        let err = load("KEYS_PREVIOUS_ENCRYPTION_KEY = \"abc\"", &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("setting KEYS_PREVIOUS_ENCRYPTION_KEY"),
             "{err}"
         );
         let hex = "0123456789abcdef".repeat(4);

@@ -24,6 +24,15 @@ pub(crate) enum Command {
     List,
     /// Delete retired keys past their verify-until time; prints the ids deleted.
     Prune,
+    /// Encrypt the stored keys again with KEYS_ENCRYPTION_KEY, opening them with
+    /// KEYS_PREVIOUS_ENCRYPTION_KEY: the step that retires an old encryption key. Prints the ids
+    /// of the keys re-encrypted.
+    #[command(
+        after_help = "Replacing KEYS_ENCRYPTION_KEY: give every instance the new key as \
+                            KEYS_ENCRYPTION_KEY and the old one as KEYS_PREVIOUS_ENCRYPTION_KEY, \
+                            run `tollgate keys reseal`, then remove KEYS_PREVIOUS_ENCRYPTION_KEY."
+    )]
+    Reseal,
 }
 
 /// Options of `tollgate keys rotate`.
@@ -40,6 +49,7 @@ pub(crate) async fn run(settings: Settings, command: Command) -> anyhow::Result<
         Command::Rotate(args) => rotate(settings, args).await,
         Command::List => list(settings).await,
         Command::Prune => prune(settings).await,
+        Command::Reseal => reseal(settings).await,
     }
 }
 
@@ -163,6 +173,39 @@ async fn prune(settings: Settings) -> anyhow::Result<()> {
     eprintln!(
         "deleted {} key(s) past their verify-until time",
         pruned.len()
+    );
+    Ok(())
+}
+
+async fn reseal(settings: Settings) -> anyhow::Result<()> {
+    let Some(current) = keyring::encryption_key(&settings)? else {
+        bail!("KEYS_ENCRYPTION_KEY is not set: it is the key the stored keys are encrypted with");
+    };
+    let all = keyring::decryption_keys(&settings)?;
+    let store = super::open_store(&settings).await?;
+    let mut resealed = Vec::new();
+    for record in store.signing_keys().await? {
+        let key = keyring::stored_key(&record)?;
+        let Some(new) = key.reseal(&all, &current)? else {
+            continue;
+        };
+        let old = record.sealed_key.as_deref().unwrap_or_default();
+        if !store.reseal_signing_key(&key.kid, old, &new).await? {
+            bail!(
+                "the stored key {} changed while it was re-encrypted; run it again",
+                key.kid
+            );
+        }
+        resealed.push(key.kid);
+    }
+    store.close().await;
+    for kid in &resealed {
+        println!("{kid}");
+    }
+    eprintln!(
+        "re-encrypted {} key(s) with KEYS_ENCRYPTION_KEY; KEYS_PREVIOUS_ENCRYPTION_KEY is no \
+         longer needed",
+        resealed.len()
     );
     Ok(())
 }
