@@ -12,9 +12,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::binary::{run, text, tollgate, Served, BINARY};
+use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_tungstenite::tungstenite::Message;
 
 const SEALING: &str = "5a4b3c2d1e0f5a4b3c2d1e0f5a4b3c2d1e0f5a4b3c2d1e0f5a4b3c2d1e0f5a4b";
 const PASSWORD: &str = "correct horse battery";
@@ -204,4 +206,27 @@ async fn the_example_service_accepts_tollgate_tokens_through_a_key_rotation() {
     // until its tokens have expired.
     let (status, _, body) = service.hello(Some(format!("Bearer {before}"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The service's WebSocket takes both tokens too, and closes on a refresh token.
+    let ws = service.base.replacen("http", "ws", 1);
+    for token in [&before, &after] {
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(format!("{ws}/ws/echo?token={token}"))
+                .await
+                .expect("handshake");
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => assert_eq!(text.as_str(), "hello, user 1"),
+            other => panic!("expected the greeting, got {other:?}"),
+        }
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{ws}/ws/echo?token={refresh}"))
+        .await
+        .expect("handshake");
+    match socket.next().await {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(
+            (u16::from(frame.code), frame.reason.as_str()),
+            (4401, "token_not_valid: Token has wrong type")
+        ),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
 }
