@@ -150,6 +150,24 @@ impl Store {
         Ok(changed == 1)
     }
 
+    /// Ends a retired key's life now: its `verify_until` becomes `now` unless it has passed
+    /// already. Returns false, changing nothing, when no retired key has this id (the active key
+    /// cannot be ended this way; rotate first).
+    pub async fn expire_signing_key(&self, kid: &str, now: i64) -> Result<bool, StoreError> {
+        let changed = with_writer!(self, |pool| {
+            sqlx::query(
+                "UPDATE signing_keys SET verify_until = $1 \
+                 WHERE kid = $2 AND retired_at IS NOT NULL AND verify_until > $1",
+            )
+            .bind(now)
+            .bind(kid)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(changed == 1)
+    }
+
     /// Deletes retired keys whose `verify_until` is at or before `now`; returns their ids.
     pub async fn prune_signing_keys(&self, now: i64) -> Result<Vec<String>, StoreError> {
         let kids = with_writer!(self, |pool| {

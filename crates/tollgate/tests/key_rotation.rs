@@ -413,6 +413,21 @@ fn rotation_needs_the_encryption_key_it_was_sealed_with() {
     assert_eq!(text(&again.stdout), "", "nothing left to re-encrypt");
     let with_new = run(sealed(&["keys", "rotate"], &next));
     assert!(with_new.status.success(), "{}", text(&with_new.stderr));
+
+    // A retired key ended early, as for a key suspected leaked; the active one cannot be.
+    let expired = run(plain(&["keys", "expire", &kid]));
+    assert!(expired.status.success(), "{}", text(&expired.stderr));
+    let listed = text(&run(plain(&["keys", "list"])).stdout);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&kid))
+        .expect("listed");
+    assert!(line.contains("EdDSA  expired"), "{listed}");
+    let newest = listed.lines().nth(1).expect("the active key");
+    let newest_kid = newest.split_whitespace().next().expect("kid");
+    let refused = run(plain(&["keys", "expire", newest_kid]));
+    assert_eq!(refused.status.code(), Some(1), "{listed}");
+    assert!(text(&refused.stderr).contains("rotate first"));
     let with_old = run(sealed(&["keys", "rotate"], SEALING));
     assert_eq!(with_old.status.code(), Some(1));
     assert!(

@@ -22,6 +22,10 @@ pub(crate) enum Command {
     /// List the signing keys: id, algorithm, state (active, retired, expired), when each was
     /// made and until when it verifies. Never prints key material.
     List,
+    /// End a retired key's verification now, before its verify-until time (a key suspected
+    /// leaked): servers refuse its tokens from their next reload (KEYS_RELOAD_INTERVAL, or at
+    /// once on SIGHUP).
+    Expire(ExpireArgs),
     /// Delete retired keys past their verify-until time; prints the ids deleted.
     Prune,
     /// Encrypt the stored keys again with KEYS_ENCRYPTION_KEY, opening them with
@@ -33,6 +37,14 @@ pub(crate) enum Command {
                             run `tollgate keys reseal`, then remove KEYS_PREVIOUS_ENCRYPTION_KEY."
     )]
     Reseal,
+}
+
+/// Options of `tollgate keys expire`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExpireArgs {
+    /// The retired key's id, as `tollgate keys list` shows it. The active key cannot be
+    /// expired: rotate first.
+    kid: String,
 }
 
 /// Options of `tollgate keys rotate`.
@@ -48,6 +60,7 @@ pub(crate) async fn run(settings: Settings, command: Command) -> anyhow::Result<
     match command {
         Command::Rotate(args) => rotate(settings, args).await,
         Command::List => list(settings).await,
+        Command::Expire(args) => expire(settings, args).await,
         Command::Prune => prune(settings).await,
         Command::Reseal => reseal(settings).await,
     }
@@ -160,6 +173,25 @@ async fn list(mut settings: Settings) -> anyhow::Result<()> {
     for row in &rows {
         println!("{}", line(row.each_ref().map(String::as_str)));
     }
+    Ok(())
+}
+
+async fn expire(settings: Settings, args: ExpireArgs) -> anyhow::Result<()> {
+    let store = super::open_store(&settings).await?;
+    let ended = store.expire_signing_key(&args.kid, unix_now()).await?;
+    store.close().await;
+    if !ended {
+        bail!(
+            "no retired key {:?} that still verifies; `tollgate keys list` shows the keys (the \
+             active key cannot be expired: rotate first)",
+            args.kid
+        );
+    }
+    eprintln!(
+        "{} no longer verifies; running servers drop it within KEYS_RELOAD_INTERVAL, or at once \
+         on SIGHUP",
+        args.kid
+    );
     Ok(())
 }
 
