@@ -215,6 +215,29 @@ on_both_backends! {
         server.stop().await;
     }
 
+    /// A sliding-token login is a session too: listed with the sliding token itself as the
+    /// bearer, and once revoked the sliding token neither slides nor authenticates.
+    async fn a_sliding_token_login_is_a_session(backend) {
+        let server = TestServer::start_on(backend, |s| {
+            s.auth_token_classes = vec![tollgate_core::TokenType::Access, tollgate_core::TokenType::Sliding];
+        })
+        .await;
+        server.create_user("ann", PASSWORD).await;
+        let (status, body) = server.post_json("/api/token/sliding/", json!({"username": "ann", "password": PASSWORD})).await;
+        assert_eq!(status, StatusCode::OK);
+        let sliding = token_field(&body, "token");
+        let listed = sessions(&server, &sliding).await;
+        assert_eq!((listed.len(), &listed[0]["id"], &listed[0]["current"]), (1, &json!(sid(&sliding)), &json!(true)));
+        let (status, _) = server.post_json("/api/token/sliding/refresh/", json!({"token": sliding})).await;
+        assert_eq!(status, StatusCode::OK);
+        let path = format!("/api/sessions/{}/", sid(&sliding));
+        assert_eq!(delete(&server, &path, &sliding).await, StatusCode::NO_CONTENT);
+        assert_eq!(server.post_json("/api/token/sliding/refresh/", json!({"token": sliding})).await, blacklisted());
+        let (status, body) = server.get("/api/index/", Some(&format!("Bearer {sliding}"))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        server.stop().await;
+    }
+
     /// Deactivating a user ends their sessions (as `tollgate deactivate` does): reactivated, the
     /// old refresh token stays refused. Deleting a user deletes their sessions.
     async fn deactivating_or_deleting_a_user_ends_their_sessions(backend) {
