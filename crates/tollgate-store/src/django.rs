@@ -124,25 +124,21 @@ impl Source {
         T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
         T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
     {
+        // The same statement on either connection type.
+        macro_rules! fetch {
+            ($connection:expr) => {{
+                let query = sqlx::query_as::<_, T>(sql);
+                match now {
+                    Some(now) => query.bind(now),
+                    None => query,
+                }
+                .fetch_all($connection)
+                .await?
+            }};
+        }
         let rows = match self {
-            Source::Postgres(connection) => {
-                let query = sqlx::query_as::<_, T>(sql);
-                match now {
-                    Some(now) => query.bind(now),
-                    None => query,
-                }
-                .fetch_all(connection)
-                .await?
-            }
-            Source::Sqlite(connection) => {
-                let query = sqlx::query_as::<_, T>(sql);
-                match now {
-                    Some(now) => query.bind(now),
-                    None => query,
-                }
-                .fetch_all(connection)
-                .await?
-            }
+            Source::Postgres(connection) => fetch!(connection),
+            Source::Sqlite(connection) => fetch!(connection),
         };
         Ok(rows)
     }

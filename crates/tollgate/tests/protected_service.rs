@@ -2,8 +2,8 @@
 //! processes: the service verifies Tollgate's tokens with nothing but the JWKS URL, before and
 //! after `tollgate keys rotate`.
 //!
-//! The service's binary is built with the workspace (`cargo test --workspace`, or
-//! `cargo build -p protected-service`) next to `tollgate`'s.
+//! The service's binary lands next to `tollgate`'s: `cargo test --workspace` builds it for the
+//! service's own tests, `cargo build -p protected-service` alone.
 
 mod common;
 
