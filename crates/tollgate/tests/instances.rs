@@ -6,10 +6,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::binary::{run, text, tollgate, Served};
+use common::redis_server::{free_port, PrivateRedis};
 use common::{Backend, TestDatabase, TEST_KEY};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -356,47 +357,6 @@ async fn admin(sql: &str) {
         .expect("admin connects");
     sqlx::query(sql).execute(&mut connection).await.expect(sql);
     let _ = connection.close().await;
-}
-
-/// A private Redis on `port`, without persistence; killed when dropped.
-struct PrivateRedis(Child);
-
-impl PrivateRedis {
-    fn start(port: u16) -> PrivateRedis {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts (is it installed?)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        PrivateRedis(child)
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// Waits until `server` logged a line containing `needle`.
