@@ -9,13 +9,12 @@
 //! refused, and `jku`, `x5u` or an embedded `jwk` are never read. A token without `kid` (as
 //! simplejwt writes them) is checked with the configured key, while that key still verifies.
 
-use std::collections::HashSet;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{DecodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
+use crate::codec::signature_only;
 use crate::key_encryption::{KeysEncryptionKey, UnsealError};
 use crate::keys::{Algorithm, KeyError, Keys};
 use crate::settings::Secret;
@@ -198,15 +197,7 @@ pub(crate) struct Verifier {
 
 impl Verifier {
     fn new(keys: &Keys, verify_until: Option<i64>) -> Verifier {
-        let alg = keys.algorithm.to_jsonwebtoken();
-        let mut validation = Validation::new(alg);
-        // jsonwebtoken checks the signature and the algorithm; the registered claims are
-        // checked by the codec, as PyJWT checks them, so that messages match simplejwt.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims = HashSet::new();
-        validation.leeway = 0;
+        let validation = signature_only(keys.algorithm.to_jsonwebtoken());
         let header_json = serde_json::to_vec(&header_for(keys)).unwrap_or_default();
         Verifier {
             kid: keys.kid.clone(),
