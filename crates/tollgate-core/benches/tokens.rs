@@ -181,6 +181,23 @@ fn password(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // The most logins the machine can check: one verify per core at once, as the server's
+    // hashing pool runs them. Two argon2 runs share the memory bus and caches, so a round can
+    // take longer than one verify alone; logins per second ≤ cores ÷ this round's time.
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    group.bench_function(format!("argon2id verify, {cores} at once"), |b| {
+        b.iter_custom(|rounds| {
+            let start = std::time::Instant::now();
+            for _ in 0..rounds {
+                std::thread::scope(|scope| {
+                    for _ in 0..cores {
+                        scope.spawn(|| hasher.verify("benchmark password", &stored));
+                    }
+                });
+            }
+            start.elapsed()
+        })
+    });
     group.finish();
 }
 

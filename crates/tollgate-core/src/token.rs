@@ -131,9 +131,12 @@ pub struct Issued {
     pub expires_at: i64,
 }
 
-/// A 32-character lowercase hex id, as simplejwt writes (`uuid4().hex`).
+/// A 32-character lowercase hex id, the shape simplejwt writes (`uuid4().hex`), but of a
+/// version-7 UUID: 48 bits of milliseconds, then 74 random bits. Ids minted later sort later,
+/// so recording and blacklisting tokens appends to the end of the `jti` indexes instead of
+/// landing on a random page of each: a rotation then writes a few pages, not a dozen.
 pub fn new_jti() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 #[cfg(test)]
@@ -182,5 +185,8 @@ mod tests {
             .chars()
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a, b);
+        // Minted in order, they sort in order (within one millisecond too).
+        let minted: Vec<String> = (0..1000).map(|_| new_jti()).collect();
+        assert!(minted.windows(2).all(|pair| pair[0] < pair[1]));
     }
 }

@@ -12,7 +12,7 @@
 //!   arrives; after the listening connection was lost, the instance reloads the table, since
 //!   notifications sent meanwhile are gone;
 //! - on SQLite (one machine), each instance reads the rows added since its last look once a
-//!   second;
+//!   second (and, for user changes, the counter that a trigger on `users` moves);
 //! - with a Redis denylist (REDIS_URL), each revocation is also published on a Redis channel
 //!   that every instance subscribes to; after the subscription was lost, the instance
 //!   subscribes again and reloads. Either path suffices; an entry seen twice is harmless.
@@ -188,6 +188,8 @@ pub(crate) struct AccessDenylist {
     user_epoch: AtomicU64,
     /// The highest `revoked_access` id read (SQLite polling).
     last_id: AtomicI64,
+    /// The `user_changes` counter last read (SQLite polling).
+    user_version: AtomicI64,
     /// Whether sync was started.
     started: AtomicBool,
 }
@@ -330,7 +332,8 @@ impl Store {
 
     /// A number that changes whenever a user may have changed: through this store, or (once
     /// [`Store::start_sync`] ran with `users` on) through any instance or command on the same
-    /// PostgreSQL database. A cache of users made under one value is stale under another.
+    /// database: at once on PostgreSQL (a notification), within about a second on SQLite (a
+    /// polled counter). A cache of users made under one value is stale under another.
     pub fn user_epoch(&self) -> u64 {
         self.access.user_epoch.load(Ordering::Acquire)
     }
@@ -368,8 +371,12 @@ impl Store {
             Pool::Sqlite { .. } => {
                 if access {
                     self.load_access().await?;
-                    tokio::spawn(follow_sqlite(self.clone()));
                 }
+                if users {
+                    let version = self.user_changes_version().await?;
+                    self.access.user_version.store(version, Ordering::Release);
+                }
+                tokio::spawn(follow_sqlite(self.clone(), access, users));
             }
         }
         if self.redis.is_some() {
@@ -430,6 +437,24 @@ impl Store {
                 })
                 .collect(),
         );
+        Ok(())
+    }
+
+    /// The SQLite counter of user changes (see its migration).
+    async fn user_changes_version(&self) -> Result<i64, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT version FROM user_changes WHERE id = 1")
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    /// Bumps the user epoch if the SQLite counter of user changes moved since the last look.
+    async fn poll_users(&self) -> Result<(), StoreError> {
+        let version = self.user_changes_version().await?;
+        if self.access.user_version.swap(version, Ordering::AcqRel) != version {
+            self.access.user_changed();
+        }
         Ok(())
     }
 
@@ -599,16 +624,25 @@ async fn follow_redis(store: Store, access: bool) {
     }
 }
 
-/// Reads new rows once a second until the store is closed.
-async fn follow_sqlite(store: Store) {
+/// Reads new revocations and the user change counter once a second until the store is closed.
+async fn follow_sqlite(store: Store, access: bool, users: bool) {
     let mut swept = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(POLL).await;
         if store.is_closed() {
             return;
         }
-        if let Err(err) = store.poll_access().await {
-            tracing::warn!(cause = %err, "cannot read new access revocations");
+        if access {
+            if let Err(err) = store.poll_access().await {
+                tracing::warn!(cause = %err, "cannot read new access revocations");
+            }
+        }
+        if users {
+            if let Err(err) = store.poll_users().await {
+                // Unknown whether users changed meanwhile: drop what is cached.
+                store.access.user_changed();
+                tracing::warn!(cause = %err, "cannot read the user change counter");
+            }
         }
         if swept.elapsed() >= SWEEP {
             store.access.sweep(now());
@@ -735,6 +769,61 @@ mod tests {
         assert!(seen, "the second store never read the new revocation");
         first.close().await;
         second.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Whether `store`'s user epoch moves away from `from` within a few poll intervals.
+    async fn epoch_moves(store: &Store, from: u64) -> bool {
+        for _ in 0..30 {
+            if store.user_epoch() != from {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn a_user_changed_by_another_process_on_sqlite_moves_the_epoch() {
+        let dir = std::env::temp_dir().join(format!("tollgate-users-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let url = format!("sqlite://{}/db.sqlite", dir.display());
+        let watcher = Store::connect(&url, crate::PoolConfig::default())
+            .await
+            .expect("connects");
+        watcher.migrate().await.expect("migrates");
+        // Another process's writes reach the file only: a second store stands for it.
+        let other = Store::connect(&url, crate::PoolConfig::default())
+            .await
+            .expect("connects");
+        let new = crate::NewUser {
+            username: "ann".into(),
+            password_hash: "x".into(),
+            is_active: true,
+            ..crate::NewUser::default()
+        };
+        let user = other.create_user(&new, 1).await.expect("created");
+        watcher.start_sync(false, true).await.expect("follows");
+
+        // A login's last_login update is not a change of the user.
+        let epoch = watcher.user_epoch();
+        other.set_last_login(user.id, 2).await.expect("updated");
+        tokio::time::sleep(POLL * 2).await;
+        assert_eq!(
+            watcher.user_epoch(),
+            epoch,
+            "last_login alone moved the epoch"
+        );
+
+        // A deactivation is, and so is a deletion.
+        other.set_active(user.id, false).await.expect("updated");
+        assert!(epoch_moves(&watcher, epoch).await, "deactivation unseen");
+        let epoch = watcher.user_epoch();
+        other.delete_user(user.id).await.expect("deleted");
+        assert!(epoch_moves(&watcher, epoch).await, "deletion unseen");
+
+        watcher.close().await;
+        other.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -41,25 +41,6 @@ const BLACKLIST: &str =
     "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) VALUES ($1, $2, $3) \
      ON CONFLICT (jti) DO NOTHING";
 
-/// A rotation on PostgreSQL as one statement: record the old token as outstanding, claim it in
-/// the blacklist, and record the new token only if the claim succeeded; answers how many claims
-/// succeeded (0 or 1). Data-modifying CTEs all run, in one transaction.
-const ROTATE_POSTGRES: &str = "WITH claimed AS ( \
-       INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) VALUES ($1, $5, $4) \
-       ON CONFLICT (jti) DO NOTHING RETURNING jti \
-     ), old AS ( \
-       INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at, session_id, replaced_by) \
-       SELECT $1, (SELECT id FROM users WHERE id = $2), $3, $4, $10, (SELECT $6 FROM claimed) \
-       ON CONFLICT (jti) DO NOTHING \
-     ), new AS ( \
-       INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at, session_id) \
-       SELECT $6, (SELECT id FROM users WHERE id = $7), $8, $9, $11 WHERE EXISTS (SELECT 1 FROM claimed) \
-       ON CONFLICT (jti) DO NOTHING \
-     ), linked AS ( \
-       UPDATE outstanding_tokens SET replaced_by = $6 \
-       WHERE jti = $1 AND EXISTS (SELECT 1 FROM claimed) \
-     ) SELECT COUNT(*) FROM claimed";
-
 /// Rows deleted per statement when flushing, so that no single statement holds locks for long.
 const FLUSH_BATCH: i64 = 10_000;
 
@@ -112,87 +93,6 @@ impl Store {
         // Also when it was already blacklisted: the earlier copy may be missing from Redis.
         self.redis_add(token.jti, token.expires_at, now).await;
         Ok(done == 1)
-    }
-
-    /// Rotates a refresh token in one transaction (one statement on PostgreSQL): blacklists `old`
-    /// (recording it as outstanding if it was not) and records `new` as outstanding. Returns false, changing nothing, if `old`
-    /// was already blacklisted: of concurrent rotations of one token, exactly one succeeds.
-    pub async fn rotate(
-        &self,
-        old: &TokenRecord<'_>,
-        new: &TokenRecord<'_>,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        if let crate::Pool::Postgres(pool) = &self.pool {
-            // One statement, one round trip. The blacklist insert waits for any concurrent
-            // insert of the same jti to commit and then does nothing, so of concurrent
-            // rotations exactly one sees its row returned; only that one records the new token
-            // and links the old one to it, for reuse detection (`linked` when the old token was
-            // recorded before; `old`, which records it, otherwise).
-            let claimed: i64 = sqlx::query_scalar(ROTATE_POSTGRES)
-                .bind(old.jti)
-                .bind(old.user_id)
-                .bind(old.created_at)
-                .bind(old.expires_at)
-                .bind(now)
-                .bind(new.jti)
-                .bind(new.user_id)
-                .bind(new.created_at)
-                .bind(new.expires_at)
-                .bind(old.session_id)
-                .bind(new.session_id)
-                .fetch_one(pool)
-                .await?;
-            if claimed == 1 {
-                self.redis_add(old.jti, old.expires_at, now).await;
-            }
-            return Ok(claimed == 1);
-        }
-        let rotated = with_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                sqlx::query(RECORD_OUTSTANDING)
-                    .bind(old.jti)
-                    .bind(old.user_id)
-                    .bind(old.created_at)
-                    .bind(old.expires_at)
-                    .bind(old.session_id)
-                    .execute(&mut *tx)
-                    .await?;
-                let claimed = sqlx::query(BLACKLIST)
-                    .bind(old.jti)
-                    .bind(now)
-                    .bind(old.expires_at)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if claimed != 1 {
-                    tx.rollback().await?;
-                    return Ok::<bool, sqlx::Error>(false);
-                }
-                sqlx::query(RECORD_OUTSTANDING)
-                    .bind(new.jti)
-                    .bind(new.user_id)
-                    .bind(new.created_at)
-                    .bind(new.expires_at)
-                    .bind(new.session_id)
-                    .execute(&mut *tx)
-                    .await?;
-                // The link that reuse detection follows from a replayed token to its successor.
-                sqlx::query("UPDATE outstanding_tokens SET replaced_by = $1 WHERE jti = $2")
-                    .bind(new.jti)
-                    .bind(old.jti)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(true)
-            }
-            .await
-        })?;
-        if rotated {
-            self.redis_add(old.jti, old.expires_at, now).await;
-        }
-        Ok(rotated)
     }
 
     /// Deletes outstanding, blacklisted and access-revocation rows whose token expired at or
@@ -325,23 +225,6 @@ mod tests {
         assert!(store.is_blacklisted("a").await.expect("query"));
         // The unknown user 999 was not kept, and the token was recorded as outstanding once.
         assert_eq!(store.token_counts().await.expect("query"), (1, 1));
-    }
-
-    #[tokio::test]
-    async fn rotation_is_claimed_once_and_records_both_tokens() {
-        let store = memory_store().await;
-        assert!(store
-            .rotate(&record("old", 50), &record("new", 60), 10)
-            .await
-            .expect("query"));
-        assert!(store.is_blacklisted("old").await.expect("query"));
-        assert!(!store.is_blacklisted("new").await.expect("query"));
-        assert!(!store
-            .rotate(&record("old", 50), &record("newer", 60), 11)
-            .await
-            .expect("query"));
-        // The losing rotation recorded nothing.
-        assert_eq!(store.token_counts().await.expect("query"), (2, 1));
     }
 
     #[tokio::test]

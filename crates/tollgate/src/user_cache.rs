@@ -1,7 +1,7 @@
-//! A short-lived cache of the users that tokens name, for the protected-request hot path
-//! (USER_CACHE_TTL; off by default). A user changed through any instance on the same
-//! PostgreSQL database (or through this one) is read again at once: see
-//! `Store::user_epoch`.
+//! A short-lived cache of the users that tokens name, for the protected-request, verify and
+//! refresh hot paths (USER_CACHE_TTL, 5 s by default). A user changed through this instance is
+//! read again at once, and one changed anywhere else on the same database within about a
+//! second: see `Store::user_epoch`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

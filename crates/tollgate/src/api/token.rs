@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tollgate_core::auth::{parse_header, HeaderCredentials};
 use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::{unix_now, Claims, Issued, TokenError, TokenType};
-use tollgate_store::{NewSession, Revocation, TokenRecord, User, UserField};
+use tollgate_store::{NewSession, Revocation, RotateOutcome, TokenRecord, User, UserField};
 
 use super::body::Payload;
 use super::{cookie, login};
@@ -109,7 +109,7 @@ pub(crate) async fn refresh(
         checked_for_rotation(&state, &raw, now).await?
     } else {
         let claims = decode_blacklistable(&state, &raw, TokenType::Refresh, now).await?;
-        require_active_user(&state, &claims, false).await?;
+        require_active_user(&state, &claims).await?;
         (claims, None)
     };
     let rotated = if state.settings.rotate_refresh_tokens {
@@ -117,7 +117,10 @@ pub(crate) async fn refresh(
     } else {
         None
     };
-    touch_session(&state, &claims, now, rotated.as_ref().map(|r| r.expires_at)).await?;
+    if !claiming {
+        // With the blacklist, the rotation records the refresh on the session itself.
+        touch_session(&state, &claims, now, rotated.as_ref().map(|r| r.expires_at)).await?;
+    }
     let access = sign(&state, state.codec.access_claims_from(&claims, now))?;
     let Some(rotated) = rotated else {
         state.metrics.issued(TokenType::Access);
@@ -133,13 +136,16 @@ pub(crate) async fn refresh(
         // The blacklist insert is the lock: of concurrent refreshes of one token, only the one
         // whose insert lands may rotate it; the old and new records are one transaction.
         let old_record = token_record(&state, &claims, owner);
-        if !state.store.rotate(&old_record, &new_record, now).await? {
-            if detects_reuse(&state) {
+        match state.store.rotate(&old_record, &new_record, now).await? {
+            RotateOutcome::Rotated => {}
+            RotateOutcome::AlreadyBlacklisted if detects_reuse(&state) => {
                 // Lost the race to a concurrent refresh of the same token: a replay within the
                 // grace period, answered with what the winner got.
                 return replayed(&state, &claims, now).await;
             }
-            return Err(TokenError::Blacklisted.into());
+            RotateOutcome::AlreadyBlacklisted | RotateOutcome::SessionRevoked => {
+                return Err(TokenError::Blacklisted.into());
+            }
         }
         state.metrics.blacklisted();
     } else {
@@ -284,7 +290,7 @@ async fn checked_for_rotation(
         .codec
         .check_type(&claims, Some(TokenType::Refresh), now)
     {
-        Ok(()) => active_user(state, &claims, false).await,
+        Ok(()) => active_user(state, &claims).await,
         Err(err) => Err(err.into()),
     };
     let blacklisted = || async {
@@ -328,7 +334,7 @@ pub(crate) async fn verify(
         return Err(TokenError::Blacklisted.into());
     }
     if state.settings.verify_checks_user {
-        require_active_user(&state, &claims, true).await?;
+        require_active_user(&state, &claims).await?;
     }
     // simplejwt checks the blacklist here only when BLACKLIST_AFTER_ROTATION is on, and answers
     // a validation error (400), not a token error. Only refresh and sliding tokens are ever
@@ -437,7 +443,7 @@ pub(crate) async fn refresh_sliding(
     let now = unix_now();
     let claims = decode_blacklistable(&state, &raw, TokenType::Sliding, now).await?;
     state.codec.check_refresh_window(&claims, now)?;
-    require_active_user(&state, &claims, false).await?;
+    require_active_user(&state, &claims).await?;
     let slid = sign(&state, state.codec.slid_claims(&claims, now))?;
     touch_session(&state, &claims, now, Some(slid.expires_at)).await?;
     state.metrics.issued(TokenType::Sliding);
@@ -471,12 +477,8 @@ async fn is_blacklisted(state: &AppState, claims: &Claims) -> Result<bool, ApiEr
 
 /// Refuses a refresh for a user who is gone or inactive. simplejwt 5.5.1 answers 500 for a
 /// deleted user; its next release, and Tollgate, answer 401. Tokens naming no user pass.
-async fn require_active_user(
-    state: &AppState,
-    claims: &Claims,
-    cached: bool,
-) -> Result<(), ApiError> {
-    if let Some(user) = active_user(state, claims, cached).await? {
+async fn require_active_user(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
+    if let Some(user) = active_user(state, claims).await? {
         if !password_unchanged(state, claims, &user) {
             refuse_for_changed_password(state, claims, &user).await?;
         }
@@ -484,28 +486,19 @@ async fn require_active_user(
     Ok(())
 }
 
-/// The active user a token names (through the user cache when `cached`); None for a token that
-/// names no user.
+/// The active user a token names (through the user cache, see USER_CACHE_TTL); None for a
+/// token that names no user.
 async fn active_user(
     state: &AppState,
     claims: &Claims,
-    cached: bool,
 ) -> Result<Option<std::sync::Arc<User>>, ApiError> {
     let Some(user_id) = state.codec.user_id(claims) else {
         return Ok(None);
     };
-    let found = if cached {
-        state
-            .user_cache
-            .find(&state.store, state.user_id_field, &user_id)
-            .await?
-    } else {
-        state
-            .store
-            .find_user(state.user_id_field, &user_id)
-            .await?
-            .map(std::sync::Arc::new)
-    };
+    let found = state
+        .user_cache
+        .find(&state.store, state.user_id_field, &user_id)
+        .await?;
     match found {
         Some(user) if user.is_active || !state.settings.check_user_is_active => Ok(Some(user)),
         _ => Err(ApiError::NoActiveAccountForToken),

@@ -1,0 +1,535 @@
+//! Refresh-token rotation with blacklisting: the write that every rotating refresh makes.
+//!
+//! A rotation touches the token's session, records the old token as outstanding, claims it in
+//! the blacklist (the unique key on `jti` lets exactly one of concurrent claims win), records
+//! the new token and links the old one to it for reuse detection, all in one transaction.
+//!
+//! - **PostgreSQL** runs it as one statement: one round trip, and concurrent rotations commit
+//!   side by side on their own connections.
+//! - **SQLite** has one writer. Run one by one, each rotation would cost seven trips to that
+//!   writer (SQLite's driver runs every statement on the connection's own thread), which caps
+//!   refresh at about two thousand a second. Instead, rotations queue for one task that takes
+//!   every rotation waiting and runs them together: one trip and one commit for the whole
+//!   batch, each statement with a row per rotation. Under load the batch grows
+//!   with the queue; alone, a rotation runs as a batch of one. Each caller is answered only
+//!   after the commit, so an answered rotation is as durable as before.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Store, StoreError, TokenRecord};
+
+/// How a rotation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The old token is blacklisted and the new one recorded.
+    Rotated,
+    /// The old token was already blacklisted (rotated, or logged out, before): nothing changed.
+    AlreadyBlacklisted,
+    /// The token's session was revoked: nothing changed.
+    SessionRevoked,
+}
+
+/// Rotations taken into one SQLite batch at most; the call then binds about 40 × 256 values,
+/// below SQLite's limit of 32,766.
+const MAX_BATCH: usize = 256;
+/// Rotations that may wait for the writer before callers wait to queue.
+const QUEUE: usize = 4096;
+
+/// A rotation's records, owned so that they can wait in the queue.
+#[derive(Debug, Clone)]
+struct Record {
+    jti: String,
+    user_id: Option<i64>,
+    created_at: Option<i64>,
+    expires_at: i64,
+    session_id: Option<String>,
+}
+
+impl From<&TokenRecord<'_>> for Record {
+    fn from(token: &TokenRecord<'_>) -> Record {
+        Record {
+            jti: token.jti.to_owned(),
+            user_id: token.user_id,
+            created_at: token.created_at,
+            expires_at: token.expires_at,
+            session_id: token.session_id.map(str::to_owned),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Rotation {
+    old: Record,
+    new: Record,
+    now: i64,
+}
+
+type Reply = oneshot::Sender<Result<RotateOutcome, StoreError>>;
+
+/// The queue of a SQLite store's rotations, shared by the store's clones.
+#[derive(Debug, Clone)]
+pub(crate) struct RotationQueue(mpsc::Sender<(Rotation, Reply)>);
+
+impl RotationQueue {
+    /// Starts the task that runs the rotations of `write`, the SQLite writer; it ends when the
+    /// last clone of the queue is dropped.
+    pub(crate) fn start(write: SqlitePool) -> RotationQueue {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(run_batches(write, receiver));
+        RotationQueue(sender)
+    }
+}
+
+/// A rotation on PostgreSQL as one statement. The CTEs all run, in one transaction, on one
+/// snapshot: `live` says whether the session (if the token has one) was not revoked; the
+/// blacklist insert claims the old token only then, and waits for any concurrent insert of the
+/// same jti to commit and then does nothing, so of concurrent rotations exactly one sees its
+/// row returned; only that one records the new token and links the old one to it (`linked`
+/// when the old token was recorded before; `old`, which records it, otherwise).
+const ROTATE_POSTGRES: &str = "WITH live AS ( \
+       SELECT NOT EXISTS (SELECT 1 FROM sessions WHERE id = $10 AND revoked_at IS NOT NULL) AS ok \
+     ), touched AS ( \
+       UPDATE sessions SET last_used_at = $5, expires_at = GREATEST(expires_at, $9) \
+       WHERE id = $10 AND revoked_at IS NULL \
+     ), claimed AS ( \
+       INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
+       SELECT $1, $5, $4 WHERE (SELECT ok FROM live) \
+       ON CONFLICT (jti) DO NOTHING RETURNING jti \
+     ), old AS ( \
+       INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at, session_id, replaced_by) \
+       SELECT $1, (SELECT id FROM users WHERE id = $2), $3, $4, $10, (SELECT $6 FROM claimed) \
+       ON CONFLICT (jti) DO NOTHING \
+     ), new AS ( \
+       INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at, session_id) \
+       SELECT $6, (SELECT id FROM users WHERE id = $7), $8, $9, $11 WHERE EXISTS (SELECT 1 FROM claimed) \
+       ON CONFLICT (jti) DO NOTHING \
+     ), linked AS ( \
+       UPDATE outstanding_tokens SET replaced_by = $6 \
+       WHERE jti = $1 AND EXISTS (SELECT 1 FROM claimed) \
+     ) SELECT (SELECT COUNT(*) FROM claimed), (SELECT ok FROM live)";
+
+impl Store {
+    /// Rotates a refresh token: blacklists `old` (recording it as outstanding if it was not),
+    /// records `new` as outstanding and, when `old` has a session, records the refresh on it
+    /// (last use `now`, expiry at least `new`'s). Of concurrent rotations of one token, exactly
+    /// one answers [`RotateOutcome::Rotated`]; the others change nothing.
+    pub async fn rotate(
+        &self,
+        old: &TokenRecord<'_>,
+        new: &TokenRecord<'_>,
+        now: i64,
+    ) -> Result<RotateOutcome, StoreError> {
+        let outcome = match &self.pool {
+            crate::Pool::Postgres(pool) => {
+                let (claimed, live): (i64, bool) = sqlx::query_as(ROTATE_POSTGRES)
+                    .bind(old.jti)
+                    .bind(old.user_id)
+                    .bind(old.created_at)
+                    .bind(old.expires_at)
+                    .bind(now)
+                    .bind(new.jti)
+                    .bind(new.user_id)
+                    .bind(new.created_at)
+                    .bind(new.expires_at)
+                    .bind(old.session_id)
+                    .bind(new.session_id)
+                    .fetch_one(pool)
+                    .await?;
+                match (claimed, live) {
+                    (_, false) => RotateOutcome::SessionRevoked,
+                    (1, true) => RotateOutcome::Rotated,
+                    _ => RotateOutcome::AlreadyBlacklisted,
+                }
+            }
+            crate::Pool::Sqlite { rotations, .. } => {
+                let rotation = Rotation {
+                    old: old.into(),
+                    new: new.into(),
+                    now,
+                };
+                let (reply, answer) = oneshot::channel();
+                // A closed queue or a dropped reply means the store was closed under us.
+                let closed = || StoreError::Database(sqlx::Error::PoolClosed);
+                rotations
+                    .0
+                    .send((rotation, reply))
+                    .await
+                    .map_err(|_| closed())?;
+                answer.await.map_err(|_| closed())??
+            }
+        };
+        if outcome == RotateOutcome::Rotated {
+            self.redis_add(old.jti, old.expires_at, now).await;
+        }
+        Ok(outcome)
+    }
+}
+
+/// Takes every rotation waiting (up to [`MAX_BATCH`]) and runs them as one transaction. If the
+/// batch fails, each rotation runs again on its own, so that one failing rotation cannot fail
+/// the others.
+async fn run_batches(write: SqlitePool, mut queue: mpsc::Receiver<(Rotation, Reply)>) {
+    let mut waiting = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut waiting, MAX_BATCH).await > 0 {
+        let (batch, replies): (Vec<Rotation>, Vec<Reply>) = waiting.drain(..).unzip();
+        match rotate_batch(&write, &batch).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // A caller that went away (its request was cancelled) needs no answer.
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(err) if batch.len() == 1 => {
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(err));
+                }
+            }
+            Err(err) => {
+                tracing::warn!(cause = %err, size = batch.len(), "rotation batch failed: retrying one by one");
+                for (rotation, reply) in batch.iter().zip(replies) {
+                    let outcome = rotate_batch(&write, std::slice::from_ref(rotation))
+                        .await
+                        .map(|outcomes| outcomes[0]);
+                    let _ = reply.send(outcome);
+                }
+            }
+        }
+    }
+}
+
+/// Runs `batch` in one transaction on the SQLite writer; the outcomes are in `batch`'s order.
+/// Of rotations of the same token within the batch, the first one wins.
+///
+/// SQLite's driver runs each call on the connection's own thread, and each trip there and back
+/// costs more than the statements themselves, so the whole transaction is one call of several
+/// statements, each with a row per rotation: read which sessions were revoked, touch the live
+/// ones, record the old tokens, record the new ones and link them, claim the old ones.
+async fn rotate_batch(
+    write: &SqlitePool,
+    batch: &[Rotation],
+) -> Result<Vec<RotateOutcome>, StoreError> {
+    let mut connection = write.acquire().await?;
+    let done = run_in_transaction(&mut connection, batch).await;
+    if done.is_err() {
+        // The transaction may still be open: end it before the connection is used again.
+        let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
+    }
+    done
+}
+
+async fn run_in_transaction(
+    connection: &mut sqlx::SqliteConnection,
+    batch: &[Rotation],
+) -> Result<Vec<RotateOutcome>, StoreError> {
+    use futures_util::TryStreamExt;
+
+    let mut touches: HashMap<&str, (i64, i64)> = HashMap::new();
+    for rotation in batch {
+        if let Some(sid) = rotation.old.session_id.as_deref() {
+            let touch = touches
+                .entry(sid)
+                .or_insert((rotation.now, rotation.new.expires_at));
+            touch.0 = touch.0.max(rotation.now);
+            touch.1 = touch.1.max(rotation.new.expires_at);
+        }
+    }
+    // Only the first rotation of each token can win it; the others are decided by it.
+    let mut seen: HashSet<&str> = HashSet::new();
+    let firsts: Vec<&Rotation> = batch
+        .iter()
+        .filter(|r| seen.insert(r.old.jti.as_str()))
+        .collect();
+    // Which rotations may proceed, as SQL over `v`: the old token not blacklisted before
+    // (the claim below is the last statement, so until then "not blacklisted" means "will be
+    // claimed now") and its session, if stored, not revoked. The writer holds SQLite's write
+    // lock from BEGIN IMMEDIATE to COMMIT, so nothing else writes in between.
+    const PROCEEDS: &str = "NOT EXISTS (SELECT 1 FROM blacklisted_tokens b WHERE b.jti = v.column1) \
+         AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = v.column5 AND s.revoked_at IS NOT NULL)";
+
+    // One call: every row it returns is tagged with what it is.
+    let mut query = QueryBuilder::<Sqlite>::new("BEGIN IMMEDIATE; ");
+    if !touches.is_empty() {
+        query.push("SELECT 'revoked', id FROM sessions WHERE revoked_at IS NOT NULL AND id IN (");
+        let mut ids = query.separated(", ");
+        for sid in touches.keys() {
+            ids.push_bind(*sid);
+        }
+        query.push(
+            "); UPDATE sessions SET last_used_at = v.column2, \
+                    expires_at = MAX(sessions.expires_at, v.column3) FROM (",
+        );
+        query.push_values(&touches, |mut row, (sid, (now, expires_at))| {
+            row.push_bind(*sid).push_bind(*now).push_bind(*expires_at);
+        });
+        query.push(") AS v WHERE sessions.id = v.column1 AND sessions.revoked_at IS NULL; ");
+    }
+    // Tokens minted elsewhere with the same key were never recorded: record them first.
+    query
+        .push("INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at, session_id) ");
+    push_records(&mut query, firsts.iter().map(|r| &r.old));
+    query.push(" ON CONFLICT (jti) DO NOTHING; ");
+    // The new tokens, and the link from each old token to its successor for reuse detection.
+    query.push(
+        "INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at, session_id) \
+         SELECT v.column6, (SELECT id FROM users WHERE id = v.column7), v.column8, v.column9, \
+         v.column10 FROM (",
+    );
+    push_pairs(&mut query, &firsts);
+    query
+        .push(") AS v WHERE ")
+        .push(PROCEEDS)
+        .push(" ON CONFLICT (jti) DO NOTHING; ");
+    query.push("UPDATE outstanding_tokens SET replaced_by = v.column6 FROM (");
+    push_pairs(&mut query, &firsts);
+    query
+        .push(") AS v WHERE outstanding_tokens.jti = v.column1 AND ")
+        .push(PROCEEDS)
+        .push("; ");
+    // The claims.
+    query.push(
+        "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
+         SELECT v.column1, v.column11, v.column4 FROM (",
+    );
+    push_pairs(&mut query, &firsts);
+    query
+        .push(") AS v WHERE ")
+        .push(PROCEEDS)
+        .push(" ON CONFLICT (jti) DO NOTHING RETURNING 'claimed', jti; COMMIT");
+    let rows: Vec<(String, String)> = query
+        .build_query_as()
+        .fetch(&mut *connection)
+        .try_collect()
+        .await?;
+    let mut revoked: HashSet<String> = HashSet::new();
+    let mut claimed: HashSet<String> = HashSet::new();
+    for (tag, value) in rows {
+        if tag == "revoked" {
+            revoked.insert(value);
+        } else {
+            claimed.insert(value);
+        }
+    }
+
+    Ok(batch
+        .iter()
+        .map(|rotation| {
+            let session_revoked = rotation
+                .old
+                .session_id
+                .as_ref()
+                .is_some_and(|sid| revoked.contains(sid));
+            if session_revoked {
+                RotateOutcome::SessionRevoked
+            } else if claimed.remove(&rotation.old.jti) {
+                RotateOutcome::Rotated
+            } else {
+                RotateOutcome::AlreadyBlacklisted
+            }
+        })
+        .collect())
+}
+
+/// Appends `VALUES` rows of (old jti, old user, old iat, old exp, session, new jti, new user,
+/// new iat, new exp, new session, now): `v.column1` to `v.column11`.
+fn push_pairs<'r>(query: &mut QueryBuilder<'r, Sqlite>, rotations: &[&'r Rotation]) {
+    query.push_values(rotations, |mut row, r| {
+        row.push_bind(&r.old.jti)
+            .push_bind(r.old.user_id)
+            .push_bind(r.old.created_at)
+            .push_bind(r.old.expires_at)
+            .push_bind(&r.old.session_id)
+            .push_bind(&r.new.jti)
+            .push_bind(r.new.user_id)
+            .push_bind(r.new.created_at)
+            .push_bind(r.new.expires_at)
+            .push_bind(&r.new.session_id)
+            .push_bind(r.now);
+    });
+}
+
+/// Appends `VALUES` rows recording tokens as outstanding, each user id kept only if that
+/// user exists.
+fn push_records<'r>(
+    query: &mut QueryBuilder<'r, Sqlite>,
+    records: impl Iterator<Item = &'r Record>,
+) {
+    query.push_values(records, |mut row, record| {
+        row.push_bind(&record.jti)
+            .push("(SELECT id FROM users WHERE id = ")
+            .push_bind_unseparated(record.user_id)
+            .push_unseparated(")")
+            .push_bind(record.created_at)
+            .push_bind(record.expires_at)
+            .push_bind(&record.session_id);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::memory_store;
+    use crate::{NewSession, NewUser};
+
+    fn record<'a>(jti: &'a str, sid: Option<&'a str>, expires_at: i64) -> TokenRecord<'a> {
+        TokenRecord {
+            jti,
+            user_id: Some(1),
+            created_at: Some(1),
+            expires_at,
+            session_id: sid,
+        }
+    }
+
+    /// A store with user 1 and its session "s" (first token "t0", expiring at 100).
+    async fn store_with_session() -> Store {
+        let store = memory_store().await;
+        let user = NewUser {
+            username: "ann".into(),
+            password_hash: "x".into(),
+            is_active: true,
+            ..NewUser::default()
+        };
+        store.create_user(&user, 1).await.expect("created");
+        let session = NewSession {
+            id: "s",
+            user_id: 1,
+            created_at: 1,
+            client_addr: "127.0.0.1",
+            user_agent: "",
+            expires_at: 100,
+        };
+        store
+            .start_session(&session, &record("t0", Some("s"), 100))
+            .await
+            .expect("started");
+        store
+    }
+
+    #[tokio::test]
+    async fn a_rotation_is_claimed_once_records_both_tokens_and_links_them() {
+        let store = memory_store().await;
+        let rotated = store
+            .rotate(&record("old", None, 50), &record("new", None, 60), 10)
+            .await
+            .expect("query");
+        assert_eq!(rotated, RotateOutcome::Rotated);
+        assert!(store.is_blacklisted("old").await.expect("query"));
+        assert!(!store.is_blacklisted("new").await.expect("query"));
+        let again = store
+            .rotate(&record("old", None, 50), &record("newer", None, 60), 11)
+            .await
+            .expect("query");
+        assert_eq!(again, RotateOutcome::AlreadyBlacklisted);
+        // The losing rotation recorded nothing; the winner linked old to new.
+        assert_eq!(store.token_counts().await.expect("query"), (2, 1));
+        let family = store
+            .rotation("old")
+            .await
+            .expect("query")
+            .expect("rotated");
+        assert_eq!(family.current_jti, "new");
+        assert_eq!(family.rotated_at, 10);
+    }
+
+    #[tokio::test]
+    async fn concurrent_rotations_batch_together_and_one_wins_each_token() {
+        let store = memory_store().await;
+        // 64 distinct tokens, each rotated by 3 callers at once: the queue fills while the
+        // writer is busy, so most run in shared batches.
+        let jtis: Vec<String> = (0..64).map(|i| format!("old-{i}")).collect();
+        let mut calls = tokio::task::JoinSet::new();
+        for (i, jti) in jtis.iter().enumerate() {
+            for attempt in 0..3 {
+                let store = store.clone();
+                let jti = jti.clone();
+                let new = format!("new-{i}-{attempt}");
+                calls.spawn(async move {
+                    let outcome = store
+                        .rotate(&record(&jti, None, 50), &record(&new, None, 60), 10)
+                        .await
+                        .expect("query");
+                    (jti, outcome)
+                });
+            }
+        }
+        let mut wins: HashMap<String, usize> = HashMap::new();
+        while let Some(joined) = calls.join_next().await {
+            let (jti, outcome) = joined.expect("joined");
+            let count = wins.entry(jti).or_default();
+            match outcome {
+                RotateOutcome::Rotated => *count += 1,
+                RotateOutcome::AlreadyBlacklisted => {}
+                RotateOutcome::SessionRevoked => panic!("no session here"),
+            }
+        }
+        assert_eq!(wins.len(), 64);
+        assert!(wins.values().all(|&won| won == 1), "{wins:?}");
+        // 64 old + 64 winning new tokens outstanding, 64 blacklisted.
+        assert_eq!(store.token_counts().await.expect("query"), (128, 64));
+        for jti in &jtis {
+            let family = store.rotation(jti).await.expect("query").expect("rotated");
+            assert!(family.current_jti.starts_with(&jti.replace("old", "new")));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotation_touches_its_session_and_a_revoked_session_changes_nothing() {
+        let store = store_with_session().await;
+        let rotated = store
+            .rotate(
+                &record("t0", Some("s"), 100),
+                &record("t1", Some("s"), 200),
+                50,
+            )
+            .await
+            .expect("query");
+        assert_eq!(rotated, RotateOutcome::Rotated);
+        let sessions = store.sessions_of(1, 50).await.expect("query");
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(
+            (sessions[0].last_used_at, sessions[0].expires_at),
+            (50, 200)
+        );
+
+        assert!(store.revoke_session(None, "s", 60).await.expect("revoked"));
+        let counts = store.token_counts().await.expect("query");
+        let refused = store
+            .rotate(
+                &record("t1", Some("s"), 200),
+                &record("t2", Some("s"), 300),
+                70,
+            )
+            .await
+            .expect("query");
+        assert_eq!(refused, RotateOutcome::SessionRevoked);
+        assert_eq!(store.token_counts().await.expect("query"), counts);
+        // Also for a token of that session that revoking it did not blacklist (one it never
+        // recorded): nothing is claimed or issued.
+        let unrecorded = store
+            .rotate(
+                &record("y0", Some("s"), 200),
+                &record("y1", Some("s"), 300),
+                70,
+            )
+            .await
+            .expect("query");
+        assert_eq!(unrecorded, RotateOutcome::SessionRevoked);
+        assert!(!store.is_blacklisted("y0").await.expect("query"));
+        assert!(store.rotation("y0").await.expect("query").is_none());
+        assert_eq!(store.token_counts().await.expect("query").1, counts.1);
+
+        // A session that is not stored (a token minted elsewhere) does not stop a rotation.
+        let elsewhere = store
+            .rotate(
+                &record("x0", Some("gone"), 100),
+                &record("x1", Some("gone"), 200),
+                70,
+            )
+            .await
+            .expect("query");
+        assert_eq!(elsewhere, RotateOutcome::Rotated);
+    }
+}
