@@ -70,6 +70,10 @@ pub enum StoreError {
     /// database).
     #[error("redis: {0}")]
     Redis(redis::RedisError),
+    /// A batch of refresh rotations failed for a reason outside this rotation (the database
+    /// busy or unreachable); this rotation changed nothing.
+    #[error("a batch of token rotations failed: {0}")]
+    BatchFailed(String),
     /// Another key rotation was committed at the same time; this one changed nothing.
     #[error("another key rotation was committed at the same time; nothing was changed")]
     RotationRace,

@@ -169,8 +169,11 @@ impl Store {
 }
 
 /// Takes every rotation waiting (up to [`MAX_BATCH`]) and runs them as one transaction. If the
-/// batch fails, each rotation runs again on its own, so that one failing rotation cannot fail
-/// the others.
+/// batch fails for a reason that one rotation could cause, each rotation runs again on its own,
+/// so that one failing rotation cannot fail the others. If the database is busy (another
+/// process held its write lock past the busy timeout) or gone, every rotation of the batch is
+/// answered with that failure at once: retrying them one by one would make each wait again.
+/// A failed batch committed nothing.
 async fn run_batches(write: SqlitePool, mut queue: mpsc::Receiver<(Rotation, Reply)>) {
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut waiting, MAX_BATCH).await > 0 {
@@ -182,9 +185,15 @@ async fn run_batches(write: SqlitePool, mut queue: mpsc::Receiver<(Rotation, Rep
                     let _ = reply.send(Ok(outcome));
                 }
             }
-            Err(err) if batch.len() == 1 => {
-                if let Some(reply) = replies.into_iter().next() {
-                    let _ = reply.send(Err(err));
+            Err(err) if batch.len() == 1 || !one_rotation_could_cause(&err) => {
+                tracing::warn!(cause = %err, size = batch.len(), "rotation batch failed");
+                let message = err.to_string();
+                let mut replies = replies.into_iter();
+                if let Some(first) = replies.next() {
+                    let _ = first.send(Err(err));
+                }
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::BatchFailed(message.clone())));
                 }
             }
             Err(err) => {
@@ -197,6 +206,23 @@ async fn run_batches(write: SqlitePool, mut queue: mpsc::Receiver<(Rotation, Rep
                 }
             }
         }
+    }
+}
+
+/// Whether a batch's failure may come from one of its rotations rather than from the
+/// database as a whole (busy, locked, unreachable, closed).
+fn one_rotation_could_cause(err: &StoreError) -> bool {
+    match err {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            // SQLite's primary result codes: 5 SQLITE_BUSY, 6 SQLITE_LOCKED, 10 SQLITE_IOERR,
+            // 13 SQLITE_FULL; extended codes keep the primary code in the low byte.
+            let primary = db
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .map(|code| code & 0xff);
+            !matches!(primary, Some(5 | 6 | 10 | 13))
+        }
+        _ => false,
     }
 }
 
@@ -473,6 +499,68 @@ mod tests {
             let family = store.rotation(jti).await.expect("query").expect("rotated");
             assert!(family.current_jti.starts_with(&jti.replace("old", "new")));
         }
+    }
+
+    #[tokio::test]
+    async fn a_database_locked_by_another_process_fails_a_batch_once_not_per_rotation() {
+        use sqlx::{ConnectOptions, Connection};
+        let dir = std::env::temp_dir().join(format!("tollgate-busy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let url = format!("sqlite://{}/db.sqlite", dir.display());
+        let store = Store::connect(&url, crate::PoolConfig::default())
+            .await
+            .expect("connects");
+        store.migrate().await.expect("migrates");
+        // Another process holds the write lock for longer than the 5 s busy timeout.
+        let mut other = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+            .expect("url")
+            .connect()
+            .await
+            .expect("connects");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut other)
+            .await
+            .expect("locked");
+
+        let started = std::time::Instant::now();
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let store = store.clone();
+            calls.spawn(async move {
+                let (old, new) = (format!("busy-old-{i}"), format!("busy-new-{i}"));
+                store
+                    .rotate(&record(&old, None, 50), &record(&new, None, 60), 10)
+                    .await
+            });
+        }
+        while let Some(joined) = calls.join_next().await {
+            assert!(joined.expect("joined").is_err(), "rotated through a lock");
+        }
+        // At most a busy timeout per batch (a first batch of one, then the rest), not one per
+        // rotation (20 × 5 s).
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "took {:?}",
+            started.elapsed()
+        );
+
+        sqlx::query("ROLLBACK")
+            .execute(&mut other)
+            .await
+            .expect("released");
+        other.close().await.expect("closed");
+        let rotated = store
+            .rotate(
+                &record("after", None, 50),
+                &record("after-new", None, 60),
+                10,
+            )
+            .await
+            .expect("query");
+        assert_eq!(rotated, RotateOutcome::Rotated);
+        assert_eq!(store.token_counts().await.expect("query"), (2, 1));
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
