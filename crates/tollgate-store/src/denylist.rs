@@ -197,6 +197,7 @@ impl Store {
         }
         let database = Store {
             pool: self.pool.clone(),
+            rotations: self.rotations.clone(),
             redis: None,
             access: std::sync::Arc::clone(&self.access),
         };

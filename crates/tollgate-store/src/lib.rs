@@ -9,7 +9,7 @@
 //! - `users`: accounts ([`User`], [`NewUser`]).
 //! - `django`: reading Django's `auth_user` and importing it ([`read_django_users`]).
 //! - `tokens`: the outstanding-token record and the blacklist ([`TokenRecord`]).
-//! - `rotation`: refresh-token rotation, batched on SQLite ([`Store::rotate`]).
+//! - `rotation`: refresh-token rotation, batched ([`Store::rotate`]).
 //! - `logins`: login history and lockout counters ([`LoginEvent`], [`LockoutRule`]).
 //! - `access`: access-token revocation, in memory and in sync across instances
 //!   ([`Revocation`], [`Store::revoke_access`], [`Store::is_access_revoked`]).
@@ -105,8 +105,6 @@ enum Pool {
     Sqlite {
         read: SqlitePool,
         write: SqlitePool,
-        /// Refresh rotations wait here to run in batches on the writer (see `rotation`).
-        rotations: rotation::RotationQueue,
         /// Keeps the WAL checkpoints running while the store lives (none in memory).
         _checkpoints: Option<checkpoint::Checkpointer>,
     },
@@ -159,6 +157,8 @@ impl Default for PoolConfig {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// Refresh rotations wait here to run in batches (see `rotation`).
+    rotations: rotation::RotationQueue,
     redis: Option<std::sync::Arc<denylist::RedisDenylist>>,
     access: std::sync::Arc<access::AccessDenylist>,
 }
@@ -274,11 +274,9 @@ impl Store {
                     .await?;
                 (read, Some(checkpoint::Checkpointer::start(options)))
             };
-            let rotations = rotation::RotationQueue::start(write.clone());
             Pool::Sqlite {
                 read,
                 write,
-                rotations,
                 _checkpoints: checkpoints,
             }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -292,8 +290,10 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
+        let rotations = rotation::RotationQueue::start(&pool);
         Ok(Store {
             pool,
+            rotations,
             redis: None,
             access: access::new_denylist(),
         })
