@@ -34,11 +34,14 @@ pub struct Rotation {
 }
 
 impl Store {
-    /// Every stored signing key, the active one first, then the most recently retired.
+    /// Every stored signing key, the active one first, then the most recently retired. Of keys
+    /// retired within the same second, the configured SIGNING_KEY (stored without a sealed
+    /// secret) comes last: it was retired by the very first rotation, so it is the oldest.
     pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
         let query = format!(
             "SELECT {COLUMNS} FROM signing_keys \
-             ORDER BY retired_at IS NOT NULL, retired_at DESC, created_at DESC, kid"
+             ORDER BY retired_at IS NOT NULL, retired_at DESC, created_at DESC, \
+             sealed_key IS NULL, kid"
         );
         let rows = with_pool!(self, |pool| {
             sqlx::query_as::<_, SigningKeyRecord>(&query)
