@@ -89,7 +89,7 @@ mod tests {
 
         // A thousand rotations, several thousand WAL pages: far below the writer's own checkpoint threshold.
         let jtis: Vec<(String, String)> = (0..1000)
-            .map(|_| (tollgate_core_like_jti(), tollgate_core_like_jti()))
+            .map(|_| (scattered_jti(), scattered_jti()))
             .collect();
         for (old, new) in &jtis {
             let record = |jti| TokenRecord {
@@ -118,8 +118,9 @@ mod tests {
         assert!(grown, "the database file never received the WAL's pages");
     }
 
-    /// A 32-hex id, random enough for a test.
-    fn tollgate_core_like_jti() -> String {
+    /// A 32-hex id in scattered order, as simplejwt's random jtis are: the writes spread over
+    /// many index pages, so the WAL grows fast enough for the test.
+    fn scattered_jti() -> String {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);

@@ -251,7 +251,8 @@ impl Store {
                 .foreign_keys(true);
             let memory = url.contains(":memory:");
             // The writer keeps more of the token indexes in memory than SQLite's default 2 MB,
-            // so that inserting random jtis reads fewer pages back from the file, and leaves
+            // so that inserting jtis (random ones from simplejwt included) reads fewer pages
+            // back from the file, and leaves
             // most checkpoint work to the checkpointer (see `checkpoint`).
             let write_options = options
                 .clone()

@@ -800,16 +800,12 @@ fn a_short_hmac_key_stops_the_server_outside_development() {
 /// protected request leaves no token, password or signing key in the logs of the real binary.
 #[tokio::test]
 async fn debug_logs_never_contain_tokens_passwords_or_keys() {
-    use common::binary::{run, tollgate, Served};
+    use common::binary::{create_user, tollgate, Served};
     let dir = tempfile::tempdir().expect("temp dir");
     let key = "log-test-signing-key-that-is-long-enough-0123456789";
-    let created = run(tollgate(
-        dir.path(),
-        &["createuser", "--username", "ann", "--no-input"],
-    )
-    .env("TOLLGATE_USER_PASSWORD", PASSWORD)
-    .env("TOLLGATE_SIGNING_KEY", key));
-    assert!(created.status.success());
+    let mut create = tollgate(dir.path(), &[]);
+    create.env("TOLLGATE_SIGNING_KEY", key);
+    create_user(create, "ann", PASSWORD);
     let mut command = tollgate(dir.path(), &[]);
     command
         .env("TOLLGATE_LOG", "debug")

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::binary::{run, text, tollgate, Served};
+use common::binary::{create_user, run, text, tollgate, Served};
 use common::payload;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -331,12 +331,7 @@ fn a_source_without_auth_user_is_refused_clearly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_commands_change_passwords_and_activity() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let created = run(tollgate(
-        dir.path(),
-        &["createuser", "--username", "ann", "--no-input"],
-    )
-    .env("TOLLGATE_USER_PASSWORD", "quantum-ferret-72"));
-    assert!(created.status.success(), "{}", text(&created.stderr));
+    create_user(tollgate(dir.path(), &[]), "ann", "quantum-ferret-72");
 
     let weak = run(
         tollgate(dir.path(), &["changepassword", "ann", "--no-input"])

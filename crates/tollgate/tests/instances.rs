@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::binary::{run, text, tollgate, Served};
+use common::binary::{create_user, run, text, tollgate, Served};
 use common::redis_server::{free_port, PrivateRedis};
 use common::{Backend, TestDatabase, TEST_KEY};
 use reqwest::StatusCode;
@@ -631,12 +631,7 @@ async fn redis_carries_user_changes_between_instances() {
     let _redis_server = PrivateRedis::start(port);
     let url = format!("redis://127.0.0.1:{port}/0");
     let dir = tempfile::tempdir().expect("temp dir");
-    let created = run(tollgate(
-        dir.path(),
-        &["createuser", "--username", "ann", "--no-input"],
-    )
-    .env("TOLLGATE_USER_PASSWORD", PW));
-    assert!(created.status.success(), "{}", text(&created.stderr));
+    create_user(tollgate(dir.path(), &[]), "ann", PW);
     let serve = || {
         let mut command = tollgate(dir.path(), &[]);
         command

@@ -150,14 +150,7 @@ async fn request_ids_are_echoed_or_made() {
 #[tokio::test]
 async fn json_access_log_lines_carry_the_request_and_never_a_secret() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let created = common::binary::run(
-        tollgate(
-            dir.path(),
-            &["createuser", "--username", "ann", "--no-input"],
-        )
-        .env("TOLLGATE_USER_PASSWORD", PASSWORD),
-    );
-    assert!(created.status.success());
+    common::binary::create_user(tollgate(dir.path(), &[]), "ann", PASSWORD);
     let mut command = tollgate(dir.path(), &[]);
     command
         .env("TOLLGATE_LOG_FORMAT", "json")

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::binary::{run, text, tollgate, Served};
+use common::binary::{create_user, run, text, tollgate, Served};
 use common::{Backend, TestDatabase, TestServer, TEST_KEY};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -182,12 +182,7 @@ fn a_database_that_never_comes_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_requests_in_flight_finish() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let created = run(tollgate(
-        dir.path(),
-        &["createuser", "--username", "alice", "--no-input"],
-    )
-    .env("TOLLGATE_USER_PASSWORD", "alice-password"));
-    assert!(created.status.success(), "{}", text(&created.stderr));
+    create_user(tollgate(dir.path(), &[]), "alice", "alice-password");
     let mut server = Served::start(tollgate(dir.path(), &[])).await;
     let address = server.base.trim_start_matches("http://").to_owned();
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::binary::{run, text, tollgate, Served, BINARY};
+use common::binary::{create_user, log_in, run, text, tollgate, Served, BINARY};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -98,25 +98,6 @@ fn command(dir: &Path, (private, public): &(String, String), args: &[&str]) -> C
     command
 }
 
-async fn login(base: &str) -> (String, String) {
-    let body: Value = reqwest::Client::new()
-        .post(format!("{base}/api/token/"))
-        .json(&json!({"username": "ann", "password": PASSWORD}))
-        .send()
-        .await
-        .expect("request sent")
-        .json()
-        .await
-        .expect("JSON");
-    let field = |name: &str| {
-        body[name]
-            .as_str()
-            .unwrap_or_else(|| panic!("{body}"))
-            .to_owned()
-    };
-    (field("access"), field("refresh"))
-}
-
 fn kid(token: &str) -> String {
     jsonwebtoken::decode_header(token)
         .expect("header")
@@ -141,19 +122,13 @@ async fn the_example_service_accepts_tollgate_tokens_through_a_key_rotation() {
     assert!(made.status.success(), "{}", text(&made.stderr));
     let read = |name: &str| std::fs::read_to_string(keys.join(name)).expect("key file");
     let pair = (read("signing_key.pem"), read("verifying_key.pem"));
-    let created = run(command(
-        dir.path(),
-        &pair,
-        &["createuser", "--username", "ann", "--no-input"],
-    )
-    .env("TOLLGATE_USER_PASSWORD", PASSWORD));
-    assert!(created.status.success(), "{}", text(&created.stderr));
+    create_user(command(dir.path(), &pair, &[]), "ann", PASSWORD);
 
     let served = Served::start(command(dir.path(), &pair, &[])).await;
     let service = Service::start(&format!("{}/.well-known/jwks.json", served.base)).await;
 
     // Before any rotation.
-    let (before, refresh) = login(&served.base).await;
+    let (before, refresh) = log_in(&served.base, "ann", PASSWORD).await;
     let (status, _, body) = service.hello(Some(format!("Bearer {before}"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({"user_id": "1", "message": "hello, user 1"}));
@@ -175,7 +150,7 @@ async fn the_example_service_accepts_tollgate_tokens_through_a_key_rotation() {
     assert_ne!(new_kid, kid(&before));
     let deadline = Instant::now() + Duration::from_secs(20);
     let after = loop {
-        let (access, _) = login(&served.base).await;
+        let (access, _) = log_in(&served.base, "ann", PASSWORD).await;
         if kid(&access) == new_kid {
             break access;
         }

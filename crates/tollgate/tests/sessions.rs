@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::binary::{run, text, tollgate};
+use common::binary::{create_user, run, text, tollgate};
 use common::{claims, payload, token_field, Backend, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -374,13 +374,9 @@ async fn sessions_command_lists_and_revokes() {
     use common::binary::Served;
     let dir = tempfile::tempdir().expect("temp dir");
     let key = ("TOLLGATE_SIGNING_KEY", common::TEST_KEY);
-    let created = run(tollgate(
-        dir.path(),
-        &["createuser", "--username", "ann", "--no-input"],
-    )
-    .env("TOLLGATE_USER_PASSWORD", PASSWORD)
-    .env(key.0, key.1));
-    assert!(created.status.success(), "{}", text(&created.stderr));
+    let mut create = tollgate(dir.path(), &[]);
+    create.env(key.0, key.1);
+    create_user(create, "ann", PASSWORD);
     let mut serve = tollgate(dir.path(), &[]);
     serve.env(key.0, key.1);
     let served = Served::start(serve).await;

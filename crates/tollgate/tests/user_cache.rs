@@ -7,34 +7,21 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::binary::{run, text, tollgate, Served};
+use common::binary::{create_user, log_in, run, text, tollgate, Served};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 #[tokio::test]
 async fn a_user_deactivated_by_the_command_line_is_refused_within_about_a_second() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let created = run(tollgate(
-        dir.path(),
-        &["createuser", "--username", "alice", "--no-input"],
-    )
-    .env("TOLLGATE_USER_PASSWORD", "alice-password"));
-    assert!(created.status.success(), "{}", text(&created.stderr));
+    create_user(tollgate(dir.path(), &[]), "alice", "alice-password");
     // A cache far longer than the test: only the change counter can end it in time.
     let mut command = tollgate(dir.path(), &[]);
     command.env("TOLLGATE_USER_CACHE_TTL", "1h");
     let server = Served::start(command).await;
+    let (access, refresh) = log_in(&server.base, "alice", "alice-password").await;
     let client = reqwest::Client::new();
-    let pair: Value = client
-        .post(format!("{}/api/token/", server.base))
-        .json(&json!({"username": "alice", "password": "alice-password"}))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON");
-    let bearer = format!("Bearer {}", pair["access"].as_str().expect("access"));
+    let bearer = format!("Bearer {access}");
     let index = || {
         client
             .get(format!("{}/api/index/", server.base))
@@ -67,7 +54,7 @@ async fn a_user_deactivated_by_the_command_line_is_refused_within_about_a_second
     // The refresh token is refused the same way.
     let refreshed = client
         .post(format!("{}/api/token/refresh/", server.base))
-        .json(&json!({"refresh": pair["refresh"]}))
+        .json(&json!({ "refresh": refresh }))
         .send()
         .await
         .expect("sent");

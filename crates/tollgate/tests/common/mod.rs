@@ -466,6 +466,34 @@ pub mod binary {
         String::from_utf8_lossy(bytes).into_owned()
     }
 
+    /// Runs `createuser --username USERNAME --no-input` with `password` as `command` (a
+    /// [`tollgate`] command with no arguments, perhaps with more environment) and checks that
+    /// it succeeded.
+    pub fn create_user(mut command: Command, username: &str, password: &str) {
+        command
+            .args(["createuser", "--username", username, "--no-input"])
+            .env("TOLLGATE_USER_PASSWORD", password);
+        let created = run(command);
+        assert!(created.status.success(), "{}", text(&created.stderr));
+    }
+
+    /// Logs in at `base` (`http://host:port`) with JSON: (access, refresh).
+    pub async fn log_in(base: &str, username: &str, password: &str) -> (String, String) {
+        let body: serde_json::Value = reqwest::Client::new()
+            .post(format!("{base}/api/token/"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("JSON");
+        (
+            super::token_field(&body, "access"),
+            super::token_field(&body, "refresh"),
+        )
+    }
+
     /// A `tollgate serve` process on a free port, killed when dropped.
     pub struct Served {
         /// The server process (killed when dropped).
