@@ -62,6 +62,18 @@ impl RequestUser {
     }
 }
 
+/// A fresh request id: 32 lowercase hex characters, a random half chosen once per process, then
+/// a counter. Ids differ across instances and restarts without asking the kernel for randomness
+/// on every request; unlike a token id, a request id needs no secrecy.
+fn new_request_id() -> HeaderValue {
+    static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let process = PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    HeaderValue::from_str(&format!("{process:016x}{count:016x}"))
+        .unwrap_or(HeaderValue::from_static("-"))
+}
+
 /// Middleware: gives the request an id (the client's `X-Request-Id` if it is sane), runs it in
 /// a span carrying that id, echoes the id in the response, and logs one line when it is done.
 pub async fn access_log(mut request: Request, next: Next) -> Response {
@@ -71,20 +83,16 @@ pub async fn access_log(mut request: Request, next: Next) -> Response {
         .get(&REQUEST_ID)
         .filter(|value| is_sane_id(value.as_bytes()))
         .cloned()
-        .unwrap_or_else(|| {
-            HeaderValue::from_str(&tollgate_core::new_jti())
-                .unwrap_or(HeaderValue::from_static("-"))
-        });
+        .unwrap_or_else(new_request_id);
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let user = RequestUser::new();
     request.extensions_mut().insert(user.clone());
-    let id_text = String::from_utf8_lossy(request_id.as_bytes()).into_owned();
-    let span = tracing::info_span!("request", request_id = %id_text);
+    // Span and event fields are only evaluated when INFO is enabled.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %String::from_utf8_lossy(request_id.as_bytes())
+    );
     let mut response = next.run(request).instrument(span.clone()).await;
     response
         .headers_mut()
@@ -93,7 +101,7 @@ pub async fn access_log(mut request: Request, next: Next) -> Response {
     span.in_scope(|| {
         tracing::info!(
             method = %method,
-            route = %route,
+            route = %route.as_ref().map_or("unmatched", MatchedPath::as_str),
             status = response.status().as_u16(),
             latency_ms,
             user_id = user.get(),
@@ -111,6 +119,20 @@ fn is_sane_id(id: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn made_request_ids_are_unique_sane_hex() {
+        let (a, b) = (new_request_id(), new_request_id());
+        assert_ne!(a, b);
+        for id in [a, b] {
+            let text = id.to_str().unwrap();
+            assert_eq!(text.len(), 32);
+            assert!(text
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+            assert!(is_sane_id(id.as_bytes()));
+        }
+    }
 
     #[test]
     fn request_ids_must_be_short_and_printable() {

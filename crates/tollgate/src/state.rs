@@ -15,9 +15,22 @@ use crate::user_cache::UserCache;
 /// token's.
 pub const SID_CLAIM: &str = "sid";
 
-/// The application state, cloned into every handler (each field is shared).
+/// The application state, cloned into every handler and middleware: one shared pointer, so a
+/// clone per request costs one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// What [`AppState`] points to; its fields are read through the state.
+#[derive(Clone)]
+pub struct SharedState {
     /// The validated settings.
     pub settings: Arc<Settings>,
     /// Mints and checks tokens.
@@ -138,7 +151,7 @@ impl AppState {
             }
             None => None,
         };
-        Ok(AppState {
+        Ok(AppState(Arc::new(SharedState {
             foreign_tokens,
             metrics: Metrics::new(settings.metrics_enabled),
             user_cache: UserCache::new(settings.user_cache_ttl),
@@ -158,7 +171,7 @@ impl AppState {
             username_field,
             auth_header,
             challenge,
-        })
+        })))
     }
 }
 
@@ -266,7 +279,7 @@ impl AppState {
 
     /// The state with one more source of claims, run after those added before it.
     pub fn with_claim_source(mut self, source: Arc<dyn ClaimSource>) -> AppState {
-        self.claim_sources.push(source);
+        Arc::make_mut(&mut self.0).claim_sources.push(source);
         self
     }
 }
