@@ -542,6 +542,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn revoking_a_rotated_session_blacklists_its_live_token_found_by_index() {
+        let store = store_with_session().await;
+        for (old, new, now) in [("t0", "t1", 10), ("t1", "t2", 11)] {
+            let rotated = store
+                .rotate(&record(old, Some("s"), 100), &record(new, Some("s"), 100), now)
+                .await
+                .expect("query");
+            assert_eq!(rotated, RotateOutcome::Rotated);
+        }
+        assert!(!store.is_blacklisted("t2").await.expect("query"));
+        assert!(store.revoke_session(Some(1), "s", 12).await.expect("query"));
+        for jti in ["t0", "t1", "t2"] {
+            assert!(store.is_blacklisted(jti).await.expect("query"), "{jti}");
+        }
+        // SQLite indexes only live tokens by session: the revocation's lookup must be one that
+        // index can serve, or revoking a session scans every token ever recorded.
+        let crate::Pool::Sqlite { read, .. } = &store.pool else {
+            unreachable!("a memory store is SQLite");
+        };
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", crate::sessions::BLACKLIST_SESSION))
+                .bind(12_i64)
+                .bind("s")
+                .fetch_all(read)
+                .await
+                .expect("plan");
+        assert!(
+            plan.iter()
+                .any(|(.., detail)| detail.contains("INDEX outstanding_tokens_session_idx")),
+            "{plan:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn concurrent_rotations_batch_together_and_one_wins_each_token() {
         let store = memory_store().await;
         // 64 distinct tokens, each rotated by 3 callers at once: the queue fills while the

@@ -66,12 +66,13 @@ pub struct RotatedToken {
 /// The newest token of a chain of rotations: jti, iat, exp, session, blacklisted.
 type NewestRow = (String, Option<i64>, i64, Option<String>, bool);
 
-/// Blacklists every outstanding token of one session ($2); `$1` is now. Each row is kept until
-/// the session expires, not the token's recorded `exp`: a sliding token keeps its jti while
-/// its `exp` moves on.
-const BLACKLIST_SESSION: &str = "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
+/// Blacklists every live outstanding token of one session ($2); `$1` is now. A rotated token
+/// (`replaced_by` set) was blacklisted when it was rotated; SQLite indexes only the others by
+/// session. Each row is kept until the session expires, not the token's recorded `exp`: a
+/// sliding token keeps its jti while its `exp` moves on.
+pub(crate) const BLACKLIST_SESSION: &str = "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
      SELECT o.jti, $1, s.expires_at FROM outstanding_tokens o JOIN sessions s ON s.id = o.session_id \
-     WHERE o.session_id = $2 AND s.expires_at > $1 \
+     WHERE o.session_id = $2 AND o.replaced_by IS NULL AND s.expires_at > $1 \
      ON CONFLICT (jti) DO NOTHING RETURNING jti, expires_at";
 
 /// Blacklists every unexpired outstanding token of one user ($2), with a session or without.
