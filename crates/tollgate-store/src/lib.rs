@@ -252,8 +252,8 @@ impl Store {
             let memory = url.contains(":memory:");
             // The writer keeps more of the token indexes in memory than SQLite's default 2 MB,
             // so that inserting jtis (random ones from simplejwt included) reads fewer pages
-            // back from the file, and leaves
-            // most checkpoint work to the checkpointer (see `checkpoint`).
+            // back from the file, and leaves most checkpoint work to the checkpointer (see
+            // `checkpoint`).
             let write_options = options
                 .clone()
                 .pragma("cache_size", "-16384")
