@@ -70,15 +70,22 @@ impl ClaimRules {
                 reason: "token is not UTF-8",
             })
             .and_then(decode);
+        let refusal = |token_type, error| ClassRefusal { token_type, error };
+        let claims = match decoded {
+            Ok(claims) => claims,
+            // Every class refuses an undecodable token for the same reason.
+            Err(error) => {
+                return Err(classes
+                    .iter()
+                    .map(|&token_type| refusal(token_type, error.clone()))
+                    .collect())
+            }
+        };
         let mut refusals = Vec::with_capacity(classes.len());
         for &token_type in classes {
-            let result = decoded.as_ref().map_err(Clone::clone).and_then(|claims| {
-                self.check_type(claims, Some(token_type), now)
-                    .map(|()| claims)
-            });
-            match result {
-                Ok(claims) => return Ok((token_type, claims.clone())),
-                Err(error) => refusals.push(ClassRefusal { token_type, error }),
+            match self.check_type(&claims, Some(token_type), now) {
+                Ok(()) => return Ok((token_type, claims)),
+                Err(error) => refusals.push(refusal(token_type, error)),
             }
         }
         Err(refusals)

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde_json::Map;
 
-use crate::jose::UniqueObject;
 use crate::keyring::KeyRing;
 use crate::keys::Keys;
 use crate::rules::ClaimRules;
@@ -185,9 +184,7 @@ impl TokenCodec {
         if !key.verifies_at(now) {
             return Err(TokenError::invalid("key no longer verifies"));
         }
-        let data = jsonwebtoken::decode::<UniqueObject>(token, key.decoding(), &key.validation)
-            .map_err(|err| TokenError::invalid(classify(&err)))?;
-        let claims = Claims(data.claims.0);
+        let claims = Claims(key.verify(token).map_err(TokenError::invalid)?);
         self.check_registered(&claims, now)?;
         Ok(claims)
     }

@@ -75,6 +75,15 @@ impl Algorithm {
         }
     }
 
+    fn to_ring_hmac(self) -> Option<ring::hmac::Algorithm> {
+        match self {
+            Algorithm::HS256 => Some(ring::hmac::HMAC_SHA256),
+            Algorithm::HS384 => Some(ring::hmac::HMAC_SHA384),
+            Algorithm::HS512 => Some(ring::hmac::HMAC_SHA512),
+            _ => None,
+        }
+    }
+
     pub(crate) fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
         use jsonwebtoken::Algorithm as J;
         match self {
@@ -112,6 +121,9 @@ pub struct Keys {
     pub(crate) encoding: EncodingKey,
     pub(crate) decoding: DecodingKey,
     pub(crate) jwk: Option<Map<String, Value>>,
+    /// An HMAC secret keyed once: keying costs two hash blocks, which checking every token
+    /// would otherwise pay again.
+    pub(crate) hmac: Option<ring::hmac::Key>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -216,6 +228,9 @@ impl Keys {
             encoding,
             decoding,
             jwk,
+            hmac: algorithm
+                .to_ring_hmac()
+                .map(|hmac| ring::hmac::Key::new(hmac, s)),
         };
         keys.check_pair()?;
         Ok(keys)
