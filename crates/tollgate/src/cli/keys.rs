@@ -44,7 +44,9 @@ pub(crate) enum Command {
 pub(crate) struct ExpireArgs {
     /// The retired key's id, as `tollgate keys list` shows it. The active key cannot be
     /// expired: rotate first.
-    kid: String,
+    // A thumbprint is base64url, so a kid may begin with '-'; it is still the kid.
+    #[arg(allow_hyphen_values = true)]
+    pub(super) kid: String,
 }
 
 /// Options of `tollgate keys rotate`.

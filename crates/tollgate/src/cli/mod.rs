@@ -209,6 +209,18 @@ mod tests {
     }
 
     #[test]
+    fn a_kid_beginning_with_a_hyphen_is_a_kid() {
+        let cli = Cli::try_parse_from(["tollgate", "keys", "expire", "-9aB_c"]).expect("parses");
+        let Command::Keys {
+            command: keys::Command::Expire(args),
+        } = cli.command
+        else {
+            panic!("not `keys expire`: {cli:?}");
+        };
+        assert_eq!(args.kid, "-9aB_c");
+    }
+
+    #[test]
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
