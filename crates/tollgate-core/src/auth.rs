@@ -18,19 +18,26 @@ pub enum HeaderCredentials<'a> {
 /// Splits an authorization header value on whitespace, as simplejwt does: the first word must be
 /// one of `header_types` (case-sensitive) and there must be exactly one word after it.
 pub fn parse_header<'a>(value: &'a [u8], header_types: &[String]) -> HeaderCredentials<'a> {
-    let mut parts = value
-        .split(u8::is_ascii_whitespace)
-        .filter(|part| !part.is_empty());
-    let Some(scheme) = parts.next() else {
+    let value = value.trim_ascii();
+    if value.is_empty() {
         return HeaderCredentials::Absent;
-    };
+    }
+    let (scheme, rest) = value.split_at(
+        value
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .unwrap_or(value.len()),
+    );
     if !header_types.iter().any(|t| t.as_bytes() == scheme) {
         return HeaderCredentials::Absent;
     }
-    match (parts.next(), parts.next()) {
-        (Some(token), None) => HeaderCredentials::Token(token),
-        _ => HeaderCredentials::Malformed,
+    // `rest` ends in a word (the value was trimmed): exactly one when no whitespace follows its
+    // leading run.
+    let token = rest.trim_ascii_start();
+    if token.is_empty() || token.iter().any(u8::is_ascii_whitespace) {
+        return HeaderCredentials::Malformed;
     }
+    HeaderCredentials::Token(token)
 }
 
 /// The HTTP header name for AUTH_HEADER_NAME, which may be written in Django's META form
@@ -140,6 +147,46 @@ mod tests {
             parse_header(b"Bearer a b", &types()),
             HeaderCredentials::Malformed
         );
+    }
+
+    /// simplejwt's rule written the plain way: split on whitespace, drop empty words.
+    fn split_like_simplejwt<'a>(value: &'a [u8], types: &[String]) -> HeaderCredentials<'a> {
+        let words: Vec<&[u8]> = value
+            .split(u8::is_ascii_whitespace)
+            .filter(|word| !word.is_empty())
+            .collect();
+        match words.as_slice() {
+            [] => HeaderCredentials::Absent,
+            [scheme, ..] if !types.iter().any(|t| t.as_bytes() == *scheme) => {
+                HeaderCredentials::Absent
+            }
+            [_, token] => HeaderCredentials::Token(token),
+            _ => HeaderCredentials::Malformed,
+        }
+    }
+
+    #[test]
+    fn header_parsing_agrees_with_the_plain_split_on_every_short_header() {
+        // Every header of up to six symbols from an alphabet of words, whitespace of each kind,
+        // and a byte that is not whitespace in ASCII's sense (vertical tab).
+        let alphabet: [&[u8]; 8] = [b"Bearer", b"JWT", b"t.k", b" ", b"\t", b"\r\n", b"\x0c", b"\x0b"];
+        let mut headers: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..6 {
+            let longer: Vec<Vec<u8>> = headers
+                .iter()
+                .flat_map(|h| alphabet.iter().map(move |s| [h.as_slice(), s].concat()))
+                .collect();
+            headers.extend(longer);
+            headers.dedup();
+        }
+        for header in &headers {
+            assert_eq!(
+                parse_header(header, &types()),
+                split_like_simplejwt(header, &types()),
+                "{:?}",
+                String::from_utf8_lossy(header)
+            );
+        }
     }
 
     #[test]

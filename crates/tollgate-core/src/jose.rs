@@ -34,7 +34,8 @@ impl<'de> Deserialize<'de> for UniqueObject {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueObject, A::Error> {
-                let mut map = Map::new();
+                // Room for the claims Tollgate writes, so that the map is not grown mid-parse.
+                let mut map = Map::with_capacity(8);
                 while let Some(name) = access.next_key::<String>()? {
                     let value: Value = access.next_value()?;
                     if map.insert(name, value).is_some() {

@@ -26,25 +26,29 @@ pub fn app(state: AppState) -> Router {
                 crate::metrics::track,
             ));
     }
-    router = router
-        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
-        .layer(axum::middleware::map_response(
-            move |mut response: Response| {
-                let challenge = challenge.clone();
-                async move {
-                    if response
-                        .extensions_mut()
-                        .remove::<NeedsChallenge>()
-                        .is_some()
-                    {
-                        response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+    // One layer of three: each `Router::layer` wraps every route once more, and every wrapping
+    // costs a boxed service clone and a boxed future per request. The access log is outermost.
+    router = router.layer(
+        tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(crate::logging::access_log))
+            .layer(axum::middleware::map_response(
+                move |mut response: Response| {
+                    let challenge = challenge.clone();
+                    async move {
+                        if response
+                            .extensions_mut()
+                            .remove::<NeedsChallenge>()
+                            .is_some()
+                        {
+                            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+                        }
+                        security_headers(response.headers_mut());
+                        response
                     }
-                    security_headers(response.headers_mut());
-                    response
-                }
-            },
-        ))
-        .layer(axum::middleware::from_fn(crate::logging::access_log));
+                },
+            ))
+            .layer(DefaultBodyLimit::max(state.settings.max_body_bytes)),
+    );
     // Outermost, so that preflight requests are answered before routing.
     if let Some(cors) = cors(&state.settings.cors_allowed_origins) {
         router = router.layer(cors);
