@@ -169,7 +169,9 @@ mod tests {
     fn header_parsing_agrees_with_the_plain_split_on_every_short_header() {
         // Every header of up to six symbols from an alphabet of words, whitespace of each kind,
         // and a byte that is not whitespace in ASCII's sense (vertical tab).
-        let alphabet: [&[u8]; 8] = [b"Bearer", b"JWT", b"t.k", b" ", b"\t", b"\r\n", b"\x0c", b"\x0b"];
+        let alphabet: [&[u8]; 8] = [
+            b"Bearer", b"JWT", b"t.k", b" ", b"\t", b"\r\n", b"\x0c", b"\x0b",
+        ];
         let mut headers: Vec<Vec<u8>> = vec![Vec::new()];
         for _ in 0..6 {
             let longer: Vec<Vec<u8>> = headers

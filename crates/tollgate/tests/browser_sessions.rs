@@ -379,7 +379,10 @@ async fn development_mode_drops_secure_and_attributes_follow_settings() {
     let lifetime = server.settings.refresh_token_lifetime.as_secs();
     assert_eq!(login.set_cookies.len(), 1);
     let parts: Vec<&str> = login.set_cookies[0].split("; ").collect();
-    assert!(parts[0].starts_with("rt=") && parts[0].len() > 3, "{parts:?}");
+    assert!(
+        parts[0].starts_with("rt=") && parts[0].len() > 3,
+        "{parts:?}"
+    );
     let max_age: u64 = parts[1]
         .strip_prefix("Max-Age=")
         .and_then(|seconds| seconds.parse().ok())
@@ -387,7 +390,12 @@ async fn development_mode_drops_secure_and_attributes_follow_settings() {
     assert!((lifetime - 1..=lifetime).contains(&max_age), "{parts:?}");
     assert_eq!(
         parts[2..],
-        ["Path=/api/", "Domain=auth.example.com", "HttpOnly", "SameSite=Strict"]
+        [
+            "Path=/api/",
+            "Domain=auth.example.com",
+            "HttpOnly",
+            "SameSite=Strict"
+        ]
     );
     server.stop().await;
 }
