@@ -161,9 +161,7 @@ impl TokenCodec {
         if let Some(issuer) = &self.rules.issuer {
             claims.insert("iss", issuer.as_str());
         }
-        let ring = self.ring.load();
-        let token = jsonwebtoken::encode(ring.header(), &claims.0, &ring.signing_keys().encoding)
-            .map_err(|err| SigningError(err.to_string()))?;
+        let token = self.ring.load().sign(&claims.0).map_err(SigningError)?;
         Ok(Issued {
             jti: self.jti(&claims).unwrap_or_default().to_owned(),
             issued_at: claims.timestamp("iat").unwrap_or_default(),

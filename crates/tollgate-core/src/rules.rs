@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::settings::Settings;
-use crate::token::{Claims, TokenError, TokenType};
+use crate::token::{timestamp, Claims, TokenError, TokenType};
 
 /// The claim checks configured by LEEWAY, AUDIENCE, ISSUER and the claim-name settings.
 ///
@@ -58,10 +58,8 @@ impl ClaimRules {
     /// PyJWT's checks of the registered claims: `exp` not passed, `iat` and `nbf` not in the
     /// future (all within LEEWAY), `aud` one of AUDIENCE and `iss` equal to ISSUER when set.
     pub fn check_registered(&self, claims: &Claims, now: i64) -> Result<(), TokenError> {
-        if claims.get("exp").is_some() {
-            let exp = claims
-                .timestamp("exp")
-                .ok_or(TokenError::invalid("exp is not a number"))?;
+        if let Some(exp) = claims.get("exp") {
+            let exp = timestamp(exp).ok_or(TokenError::invalid("exp is not a number"))?;
             if exp <= now.saturating_sub(self.leeway) {
                 return Err(TokenError::Expired);
             }
@@ -70,10 +68,8 @@ impl ClaimRules {
             ("iat", "iat is in the future"),
             ("nbf", "nbf is in the future"),
         ] {
-            if claims.get(name).is_some() {
-                let at = claims
-                    .timestamp(name)
-                    .ok_or(TokenError::invalid("iat or nbf is not a number"))?;
+            if let Some(at) = claims.get(name) {
+                let at = timestamp(at).ok_or(TokenError::invalid("iat or nbf is not a number"))?;
                 if at > now.saturating_add(self.leeway) {
                     return Err(TokenError::invalid(reason));
                 }
@@ -133,12 +129,10 @@ impl ClaimRules {
     }
 
     fn check_time_claim(&self, claims: &Claims, name: &str, now: i64) -> Result<(), TokenError> {
-        if claims.get(name).is_none() {
-            return Err(TokenError::MissingClaim(name.to_owned()));
-        }
         let at = claims
-            .timestamp(name)
-            .ok_or(TokenError::invalid("time claim is not a number"))?;
+            .get(name)
+            .ok_or_else(|| TokenError::MissingClaim(name.to_owned()))?;
+        let at = timestamp(at).ok_or(TokenError::invalid("time claim is not a number"))?;
         if at <= now.saturating_sub(self.leeway) {
             return Err(TokenError::ClaimExpired(name.to_owned()));
         }

@@ -55,21 +55,25 @@ impl Claims {
 
     /// A numeric claim as whole epoch seconds, as PyJWT reads it (`int(value)`).
     pub fn timestamp(&self, name: &str) -> Option<i64> {
-        let value = self.0.get(name)?;
-        if let Some(i) = value.as_i64() {
-            return Some(i);
-        }
-        // Fractions are truncated; absurd magnitudes saturate, which keeps them comparable.
-        value
-            .as_f64()
-            .filter(|f| f.is_finite())
-            .map(|f| f.trunc() as i64)
+        self.0.get(name).and_then(timestamp)
     }
 
     /// A string claim.
     pub fn str(&self, name: &str) -> Option<&str> {
         self.0.get(name).and_then(Value::as_str)
     }
+}
+
+/// A claim's value as whole epoch seconds, as PyJWT reads it (`int(value)`).
+pub(crate) fn timestamp(value: &Value) -> Option<i64> {
+    if let Some(i) = value.as_i64() {
+        return Some(i);
+    }
+    // Fractions are truncated; absurd magnitudes saturate, which keeps them comparable.
+    value
+        .as_f64()
+        .filter(|f| f.is_finite())
+        .map(|f| f.trunc() as i64)
 }
 
 /// Why a token was refused. The messages are simplejwt's, word for word: clients match on them.
@@ -136,7 +140,11 @@ pub struct Issued {
 /// so recording and blacklisting tokens appends to the end of the `jti` indexes instead of
 /// landing on a random page of each: a rotation then writes a few pages, not a dozen.
 pub fn new_jti() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
+    let mut text = [0; uuid::fmt::Simple::LENGTH];
+    uuid::Uuid::now_v7()
+        .simple()
+        .encode_lower(&mut text)
+        .to_owned()
 }
 
 #[cfg(test)]

@@ -107,12 +107,11 @@ pub fn ensure_signing_key(settings: &mut Settings) -> anyhow::Result<Option<Path
     Ok(Some(path))
 }
 
-/// 64 random bytes as hex: enough for HS512.
+/// 64 random bytes from the operating system, as hex: enough for HS512.
 fn random_secret() -> String {
+    use rand_core::RngCore as _;
     let mut bytes = [0u8; 64];
-    for chunk in bytes.chunks_mut(16) {
-        chunk.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    }
+    rand_core::OsRng.fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
