@@ -390,6 +390,7 @@ impl KeyRing {
         &self.signer
     }
 
+    #[cfg(test)]
     pub(crate) fn header(&self) -> &Header {
         &self.header
     }
