@@ -336,6 +336,7 @@ impl Store {
     pub async fn close(&self) {
         with_pool!(self, |pool| pool.close().await);
         with_writer!(self, |pool| pool.close().await);
+        self.rotations.close().await;
     }
 }
 

@@ -255,8 +255,9 @@ settings! {
     refresh_token_reuse_grace "REFRESH_TOKEN_REUSE_GRACE": Duration = Duration::from_secs(10);
 
     // Database, Redis and running many instances.
-    /// Most database connections each Tollgate process holds open at once. With N instances on
-    /// one PostgreSQL, N times this must stay under the server's `max_connections`.
+    /// Most database connections each Tollgate process holds open at once. On PostgreSQL each
+    /// process also holds up to two for writing refresh-token rotations and one for listening;
+    /// with N instances on one server, N times (this + 3) must stay under its `max_connections`.
     database_max_connections "DATABASE_MAX_CONNECTIONS": u32 = 10;
     /// How long a request waits for a free database connection before it fails with a 500.
     database_acquire_timeout "DATABASE_ACQUIRE_TIMEOUT": Duration = Duration::from_secs(5);
