@@ -374,8 +374,10 @@ impl KeyRing {
                 .map_err(|err| err.to_string());
         };
         let payload = serde_json::to_vec(claims).map_err(|err| err.to_string())?;
-        let mut token =
-            String::with_capacity(active.header_segment.len() + payload.len() * 4 / 3 + 2 + 88);
+        // Header, payload and the longest tag (HS512's 64 bytes), in base64 with two dots.
+        let mut token = String::with_capacity(
+            active.header_segment.len() + (payload.len() + 64).div_ceil(3) * 4 + 2,
+        );
         token.push_str(&active.header_segment);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);

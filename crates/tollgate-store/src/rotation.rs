@@ -99,8 +99,8 @@ impl RotationQueue {
     /// Starts the task that writes the rotations of `pool`; it ends when the last clone of the
     /// queue is dropped.
     pub(crate) fn start(pool: &Pool) -> RotationQueue {
-        let (writer, at_once) = match pool {
-            Pool::Sqlite { write, .. } => (Writer::Sqlite(write.clone()), 1),
+        let (writer, at_once, postgres) = match pool {
+            Pool::Sqlite { write, .. } => (Writer::Sqlite(write.clone()), 1, None),
             Pool::Postgres(pg) => {
                 // Connections of their own, on which PostgreSQL plans each run of the prepared
                 // batch statement for its arguments (see `ROTATE_POSTGRES`); the store's other
@@ -111,12 +111,12 @@ impl RotationQueue {
                 let batches = PgPoolOptions::new()
                     .max_connections(POSTGRES_BATCHES_AT_ONCE as u32)
                     .connect_lazy_with(options);
-                (Writer::Postgres(batches), POSTGRES_BATCHES_AT_ONCE)
+                (
+                    Writer::Postgres(batches.clone()),
+                    POSTGRES_BATCHES_AT_ONCE,
+                    Some(batches),
+                )
             }
-        };
-        let postgres = match &writer {
-            Writer::Postgres(batches) => Some(batches.clone()),
-            Writer::Sqlite(_) => None,
         };
         let (sender, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(run_batches(writer, at_once, receiver));
