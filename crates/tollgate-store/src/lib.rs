@@ -259,8 +259,12 @@ impl Store {
                 .pragma("cache_size", "-16384")
                 .pragma("wal_autocheckpoint", checkpoint::WRITER_AUTOCHECKPOINT)
                 .pragma("journal_size_limit", checkpoint::WAL_SIZE_LIMIT);
+            // No test when a connection is taken: it is a round trip to the connection's
+            // thread on every query, and a SQLite connection cannot be lost as a socket can
+            // (the pool still tests it when it is given back).
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .acquire_timeout(config.acquire_timeout)
                 .connect_with(write_options)
                 .await?;
@@ -270,6 +274,7 @@ impl Store {
             } else {
                 let read = SqlitePoolOptions::new()
                     .max_connections(config.max_connections)
+                    .test_before_acquire(false)
                     .acquire_timeout(config.acquire_timeout)
                     .connect_with(options.clone())
                     .await?;

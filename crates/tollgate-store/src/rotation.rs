@@ -21,9 +21,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use std::time::{Duration, Instant};
+
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, QueryBuilder, Sqlite, SqlitePool};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::{Pool, Store, StoreError, TokenRecord};
 
@@ -48,6 +51,10 @@ const QUEUE: usize = 4096;
 /// batches 8 each and 6,200 a second. Two rather than one, so that a batch waiting on a lock
 /// (another instance claiming the same token) does not hold up every rotation.
 const POSTGRES_BATCHES_AT_ONCE: usize = 2;
+/// How long a batch slot keeps its connection while rotations keep coming (see `run_slot`):
+/// taking it again costs about 0.2 ms, so under a steady load a few percent of the writer's
+/// time; a login waiting for SQLite's only connection waits this long at most.
+const HOLD_AT_MOST: Duration = Duration::from_millis(5);
 
 /// A rotation's records, owned so that they can wait in the queue.
 #[derive(Debug, Clone)]
@@ -95,8 +102,23 @@ enum Writer {
     Postgres(PgPool),
 }
 
+/// A connection of a [`Writer`]'s pool, held by a batch slot.
+enum Connection {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Writer {
+    async fn acquire(&self) -> Result<Connection, StoreError> {
+        Ok(match self {
+            Writer::Sqlite(pool) => Connection::Sqlite(pool.acquire().await?),
+            Writer::Postgres(pool) => Connection::Postgres(pool.acquire().await?),
+        })
+    }
+}
+
 impl RotationQueue {
-    /// Starts the task that writes the rotations of `pool`; it ends when the last clone of the
+    /// Starts the tasks that write the rotations of `pool`; they end when the last clone of the
     /// queue is dropped.
     pub(crate) fn start(pool: &Pool) -> RotationQueue {
         let (writer, at_once, postgres) = match pool {
@@ -119,7 +141,7 @@ impl RotationQueue {
             }
         };
         let (sender, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(run_batches(writer, at_once, receiver));
+        start_slots(writer, at_once, receiver);
         RotationQueue { sender, postgres }
     }
 
@@ -163,62 +185,108 @@ impl Store {
     }
 }
 
-/// Takes every rotation waiting (up to [`MAX_BATCH`]) and writes them as one transaction, with
-/// up to `at_once` batches in flight.
-async fn run_batches(writer: Writer, at_once: usize, mut queue: mpsc::Receiver<(Rotation, Reply)>) {
-    let slots = Arc::new(Semaphore::new(at_once));
-    let mut waiting = Vec::with_capacity(MAX_BATCH);
-    loop {
-        // A slot first: while every slot is busy, rotations gather into the next batch.
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
-        if queue.recv_many(&mut waiting, MAX_BATCH).await == 0 {
-            return;
-        }
-        let (batch, replies): (Vec<Rotation>, Vec<Reply>) = waiting.drain(..).unzip();
-        let writer = writer.clone();
-        tokio::spawn(async move {
-            write_batch(&writer, batch, replies).await;
-            drop(slot);
-        });
+/// Waiting rotations, shared by the batch slots of a queue.
+type Waiting = Arc<Mutex<mpsc::Receiver<(Rotation, Reply)>>>;
+
+/// Starts `at_once` batch slots on `writer`'s pool.
+fn start_slots(writer: Writer, at_once: usize, queue: mpsc::Receiver<(Rotation, Reply)>) {
+    let queue: Waiting = Arc::new(Mutex::new(queue));
+    for _ in 0..at_once {
+        tokio::spawn(run_slot(writer.clone(), Arc::clone(&queue)));
     }
 }
 
-/// Writes one batch and answers its callers. If the batch fails for a reason that one rotation
-/// could cause, each rotation runs again on its own, so that one failing rotation cannot fail
-/// the others. If the database is busy (another process held SQLite's write lock past the busy
-/// timeout) or unreachable, every rotation of the batch gets that failure at once: retrying
-/// them one by one would make each wait again. A failed batch committed nothing.
-async fn write_batch(writer: &Writer, batch: Vec<Rotation>, replies: Vec<Reply>) {
-    match writer.rotate_batch(&batch).await {
+/// One batch slot: takes every rotation waiting (up to [`MAX_BATCH`]) and writes them as one
+/// transaction, then the next, until the queue is closed.
+///
+/// The slot keeps its connection from one batch to the next while rotations keep coming, for
+/// at most [`HOLD_AT_MOST`]: the pool tests a connection when it is given back (a round trip
+/// to SQLite's thread or to PostgreSQL), and under load that trip between every two batches
+/// left SQLite's single writer idle for a third of the time. Given back when the queue is
+/// empty or the time is up, the connection serves the store's other writes (logins, logouts)
+/// in between; on SQLite there is only the one.
+async fn run_slot(writer: Writer, queue: Waiting) {
+    let mut waiting = Vec::with_capacity(MAX_BATCH);
+    let mut held: Option<(Connection, Instant)> = None;
+    loop {
+        {
+            let mut queue = queue.lock().await;
+            let time_is_up = held
+                .as_ref()
+                .is_some_and(|(_, since)| since.elapsed() >= HOLD_AT_MOST);
+            if queue.is_empty() || time_is_up {
+                held = None;
+            }
+            if queue.recv_many(&mut waiting, MAX_BATCH).await == 0 {
+                return;
+            }
+        }
+        let (batch, replies): (Vec<Rotation>, Vec<Reply>) = waiting.drain(..).unzip();
+        let (mut connection, since) = match held.take() {
+            Some(held) => held,
+            None => match writer.acquire().await {
+                Ok(connection) => (connection, Instant::now()),
+                Err(err) => {
+                    fail_all(replies, err);
+                    continue;
+                }
+            },
+        };
+        // After a failure the connection goes back to the pool, which tests it.
+        if write_batch(&mut connection, batch, replies).await {
+            held = Some((connection, since));
+        }
+    }
+}
+
+/// Writes one batch and answers its callers; whether it succeeded. If the batch fails for a
+/// reason that one rotation could cause, each rotation runs again on its own, so that one
+/// failing rotation cannot fail the others. If the database is busy (another process held
+/// SQLite's write lock past the busy timeout) or unreachable, every rotation of the batch gets
+/// that failure at once: retrying them one by one would make each wait again. A failed batch
+/// committed nothing.
+async fn write_batch(
+    connection: &mut Connection,
+    batch: Vec<Rotation>,
+    replies: Vec<Reply>,
+) -> bool {
+    match connection.rotate_batch(&batch).await {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 // A caller that went away (its request was cancelled) needs no answer.
                 let _ = reply.send(Ok(outcome));
             }
+            true
         }
         Err(err) if batch.len() == 1 || !one_rotation_could_cause(&err) => {
             tracing::warn!(cause = %err, size = batch.len(), "rotation batch failed");
-            let message = err.to_string();
-            let mut replies = replies.into_iter();
-            if let Some(first) = replies.next() {
-                let _ = first.send(Err(err));
-            }
-            for reply in replies {
-                let _ = reply.send(Err(StoreError::BatchFailed(message.clone())));
-            }
+            fail_all(replies, err);
+            false
         }
         Err(err) => {
             tracing::warn!(cause = %err, size = batch.len(), "rotation batch failed: retrying one by one");
             for (rotation, reply) in batch.iter().zip(replies) {
-                let outcome = writer
+                let outcome = connection
                     .rotate_batch(std::slice::from_ref(rotation))
                     .await
                     .map(|outcomes| outcomes[0]);
                 let _ = reply.send(outcome);
             }
+            false
         }
+    }
+}
+
+/// Answers every caller of a failed batch: the first with the error, the others with its
+/// message.
+fn fail_all(replies: Vec<Reply>, err: StoreError) {
+    let message = err.to_string();
+    let mut replies = replies.into_iter();
+    if let Some(first) = replies.next() {
+        let _ = first.send(Err(err));
+    }
+    for reply in replies {
+        let _ = reply.send(Err(StoreError::BatchFailed(message.clone())));
     }
 }
 
@@ -288,11 +356,11 @@ fn tagged(rows: Vec<(String, String)>) -> (HashSet<String>, HashSet<String>) {
     (revoked, claimed)
 }
 
-impl Writer {
-    async fn rotate_batch(&self, batch: &[Rotation]) -> Result<Vec<RotateOutcome>, StoreError> {
+impl Connection {
+    async fn rotate_batch(&mut self, batch: &[Rotation]) -> Result<Vec<RotateOutcome>, StoreError> {
         match self {
-            Writer::Sqlite(write) => rotate_batch_sqlite(write, batch).await,
-            Writer::Postgres(pool) => rotate_batch_postgres(pool, batch).await,
+            Connection::Sqlite(connection) => rotate_batch_sqlite(connection, batch).await,
+            Connection::Postgres(connection) => rotate_batch_postgres(connection, batch).await,
         }
     }
 }
@@ -340,7 +408,7 @@ const ROTATE_POSTGRES: &str = "WITH input AS ( \
      ) SELECT 'revoked'::text, id FROM revoked UNION ALL SELECT 'claimed'::text, jti FROM claimed";
 
 async fn rotate_batch_postgres(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     batch: &[Rotation],
 ) -> Result<Vec<RotateOutcome>, StoreError> {
     let firsts = firsts(batch);
@@ -364,7 +432,7 @@ async fn rotate_batch_postgres(
         .bind(column(|r| Some(r.new.expires_at)))
         .bind(text(|r| r.new.session_id.clone()))
         .bind(column(|r| Some(r.now)))
-        .fetch_all(pool)
+        .fetch_all(connection)
         .await?;
     let (revoked, claimed) = tagged(rows);
     Ok(outcomes(batch, &revoked, claimed))
@@ -378,11 +446,10 @@ async fn rotate_batch_postgres(
 /// statements, each with a row per rotation: read which sessions were revoked, touch the live
 /// ones, record the old tokens, record the new ones and link them, claim the old ones.
 async fn rotate_batch_sqlite(
-    write: &SqlitePool,
+    connection: &mut SqliteConnection,
     batch: &[Rotation],
 ) -> Result<Vec<RotateOutcome>, StoreError> {
-    let mut connection = write.acquire().await?;
-    let done = run_in_transaction(&mut connection, batch).await;
+    let done = run_in_transaction(connection, batch).await;
     if done.is_err() {
         // The transaction may still be open: end it before the connection is used again.
         let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
@@ -653,6 +720,55 @@ mod tests {
             let family = store.rotation(jti).await.expect("query").expect("rotated");
             assert!(family.current_jti.starts_with(&jti.replace("old", "new")));
         }
+    }
+
+    #[tokio::test]
+    async fn other_writes_get_the_connection_under_a_rotation_load_that_never_lets_up() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        // One connection for everything, and twice MAX_BATCH rotations always waiting: the
+        // queue never empties, so the batch slot gives its connection back only because it has
+        // held it long enough.
+        let store = memory_store().await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let rotated = Arc::new(AtomicUsize::new(0));
+        let mut load = tokio::task::JoinSet::new();
+        for chain in 0..2 * MAX_BATCH {
+            let (store, stop, rotated) = (store.clone(), Arc::clone(&stop), Arc::clone(&rotated));
+            load.spawn(async move {
+                let mut step = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let (old, new) = (format!("c{chain}-{step}"), format!("c{chain}-{}", step + 1));
+                    let outcome = store
+                        .rotate(&record(&old, None, 50), &record(&new, None, 60), 10)
+                        .await
+                        .expect("rotated");
+                    assert_eq!(outcome, RotateOutcome::Rotated);
+                    rotated.fetch_add(1, Ordering::Relaxed);
+                    step += 1;
+                }
+            });
+        }
+        while rotated.load(Ordering::Relaxed) < 4 * MAX_BATCH {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let user = NewUser {
+            username: "ann".into(),
+            password_hash: "x".into(),
+            ..NewUser::default()
+        };
+        // Well within the pool's acquire timeout (5 s), while the load goes on.
+        let created = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            store.create_user(&user, 1),
+        )
+        .await;
+        let during = load.len() == 2 * MAX_BATCH;
+        stop.store(true, Ordering::Relaxed);
+        while let Some(joined) = load.join_next().await {
+            joined.expect("the load ran");
+        }
+        assert!(during, "the load stopped before the write");
+        created.expect("waited past 3 s").expect("created");
     }
 
     #[tokio::test]
