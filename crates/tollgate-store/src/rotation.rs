@@ -682,6 +682,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn token_ids_and_sessions_travel_to_sqlite_unchanged() {
+        let store = store_with_session().await;
+        // jtis of tokens minted elsewhere may hold any character JSON has to escape.
+        let odd = "quote\" backslash\\ tab\t é 🦀";
+        let rotated = store
+            .rotate(
+                &record(odd, Some("s"), 100),
+                &record("after-odd", Some("s"), 150),
+                20,
+            )
+            .await
+            .expect("query");
+        assert_eq!(rotated, RotateOutcome::Rotated);
+        assert!(store.is_blacklisted(odd).await.expect("query"));
+        let family = store.rotation(odd).await.expect("query").expect("rotated");
+        assert_eq!(family.current_jti, "after-odd");
+        let sessions = store.sessions_of(1, 20).await.expect("query");
+        assert_eq!(
+            (sessions[0].last_used_at, sessions[0].expires_at),
+            (20, 150)
+        );
+    }
+
+    #[tokio::test]
     async fn concurrent_rotations_batch_together_and_one_wins_each_token() {
         let store = memory_store().await;
         // 64 distinct tokens, each rotated by 3 callers at once: the queue fills while the
