@@ -207,24 +207,10 @@ impl ApiError {
                     "bad_authorization_header",
                 ),
             ),
-            ApiError::NoValidTokenType(refusals) => {
-                let messages: Vec<Value> = refusals
-                    .iter()
-                    .map(|r| {
-                        json!({
-                            "token_class": r.token_type.class_name(),
-                            "token_type": r.token_type.as_str(),
-                            "message": r.error.to_string(),
-                        })
-                    })
-                    .collect();
-                let body = json!({
-                    "detail": "Given token not valid for any token type",
-                    "code": "token_not_valid",
-                    "messages": messages,
-                });
-                (StatusCode::UNAUTHORIZED, body)
-            }
+            ApiError::NoValidTokenType(refusals) => (
+                StatusCode::UNAUTHORIZED,
+                serde_json::to_value(NoValidTokenType::of(refusals)).unwrap_or_default(),
+            ),
             ApiError::NoUserIdentification => (
                 StatusCode::UNAUTHORIZED,
                 coded(
@@ -305,8 +291,19 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(cause = %cause, "request failed");
         }
-        let (status, body) = self.status_and_body();
-        let mut response = (status, Json(body)).into_response();
+        let mut response = match &self {
+            // The answer to any bad token, so the cheapest answer to ask for: written straight
+            // from the refusals rather than through a JSON value.
+            ApiError::NoValidTokenType(refusals) => {
+                let body = Json(NoValidTokenType::of(refusals));
+                (StatusCode::UNAUTHORIZED, body).into_response()
+            }
+            _ => {
+                let (status, body) = self.status_and_body();
+                (status, Json(body)).into_response()
+            }
+        };
+        let status = response.status();
         if let Some(reason) = self.reject_reason() {
             response
                 .extensions_mut()
@@ -323,6 +320,39 @@ impl IntoResponse for ApiError {
             response.extensions_mut().insert(NeedsChallenge);
         }
         response
+    }
+}
+
+/// simplejwt's body for a token that no class of AUTH_TOKEN_CLASSES accepts: why each refused
+/// it.
+#[derive(serde::Serialize)]
+struct NoValidTokenType {
+    detail: &'static str,
+    code: &'static str,
+    messages: Vec<Refusal>,
+}
+
+#[derive(serde::Serialize)]
+struct Refusal {
+    token_class: &'static str,
+    token_type: &'static str,
+    message: String,
+}
+
+impl NoValidTokenType {
+    fn of(refusals: &[ClassRefusal]) -> NoValidTokenType {
+        NoValidTokenType {
+            detail: "Given token not valid for any token type",
+            code: "token_not_valid",
+            messages: refusals
+                .iter()
+                .map(|r| Refusal {
+                    token_class: r.token_type.class_name(),
+                    token_type: r.token_type.as_str(),
+                    message: r.error.to_string(),
+                })
+                .collect(),
+        }
     }
 }
 
