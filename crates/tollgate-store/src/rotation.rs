@@ -210,7 +210,16 @@ async fn run_slot(writer: Writer, queue: Waiting) {
     let mut held: Option<(Connection, Instant)> = None;
     loop {
         {
-            let mut queue = queue.lock().await;
+            // Another slot waiting on the queue means that nothing is waiting for this one:
+            // the connection goes back before this slot waits its turn, or it would be held
+            // for as long as the queue stays idle (and closing the pool would wait for it).
+            let mut queue = match queue.try_lock() {
+                Ok(queue) => queue,
+                Err(_) => {
+                    held = None;
+                    queue.lock().await
+                }
+            };
             let time_is_up = held
                 .as_ref()
                 .is_some_and(|(_, since)| since.elapsed() >= HOLD_AT_MOST);

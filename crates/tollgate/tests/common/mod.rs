@@ -283,7 +283,10 @@ impl TestServer {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        self.state.store.close().await;
+        // Closing waits for every connection to come back: one held forever is a bug.
+        tokio::time::timeout(Duration::from_secs(30), self.state.store.close())
+            .await
+            .expect("the store closed within 30 s");
     }
 }
 
