@@ -87,12 +87,12 @@ struct Rotation {
 
 type Reply = oneshot::Sender<Result<RotateOutcome, StoreError>>;
 
-/// The queue of a store's rotations, shared by the store's clones, and on PostgreSQL the
-/// connections its batches are written on.
+/// The queue of a store's rotations, shared by the store's clones, and where its batches are
+/// written.
 #[derive(Debug, Clone)]
 pub(crate) struct RotationQueue {
     sender: mpsc::Sender<(Rotation, Reply)>,
-    postgres: Option<PgPool>,
+    writer: Writer,
 }
 
 /// Where batches are written.
@@ -121,8 +121,8 @@ impl RotationQueue {
     /// Starts the tasks that write the rotations of `pool`; they end when the last clone of the
     /// queue is dropped.
     pub(crate) fn start(pool: &Pool) -> RotationQueue {
-        let (writer, at_once, postgres) = match pool {
-            Pool::Sqlite { write, .. } => (Writer::Sqlite(write.clone()), 1, None),
+        let (writer, at_once) = match pool {
+            Pool::Sqlite { write, .. } => (Writer::Sqlite(write.clone()), 1),
             Pool::Postgres(pg) => {
                 // Connections of their own, on which PostgreSQL plans each run of the prepared
                 // batch statement for its arguments (see `ROTATE_POSTGRES`); the store's other
@@ -133,21 +133,17 @@ impl RotationQueue {
                 let batches = PgPoolOptions::new()
                     .max_connections(POSTGRES_BATCHES_AT_ONCE as u32)
                     .connect_lazy_with(options);
-                (
-                    Writer::Postgres(batches.clone()),
-                    POSTGRES_BATCHES_AT_ONCE,
-                    Some(batches),
-                )
+                (Writer::Postgres(batches), POSTGRES_BATCHES_AT_ONCE)
             }
         };
         let (sender, receiver) = mpsc::channel(QUEUE);
-        start_slots(writer, at_once, receiver);
-        RotationQueue { sender, postgres }
+        start_slots(writer.clone(), at_once, receiver);
+        RotationQueue { sender, writer }
     }
 
     /// Closes the connections of the rotation batches (PostgreSQL); SQLite's are the store's.
     pub(crate) async fn close(&self) {
-        if let Some(batches) = &self.postgres {
+        if let Writer::Postgres(batches) = &self.writer {
             batches.close().await;
         }
     }
