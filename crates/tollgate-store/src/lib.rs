@@ -362,4 +362,64 @@ pub(crate) mod testing {
         store.migrate().await.expect("migrates");
         store
     }
+
+    /// A migrated store on a fresh PostgreSQL database of its own, on the server of
+    /// `TOLLGATE_TEST_POSTGRES_URL` (by default the local one). None, with a message, when that
+    /// server is unreachable, except under `CI=true`, where that fails the test.
+    pub(crate) async fn postgres_store() -> Option<ScratchPostgres> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let admin_url = std::env::var("TOLLGATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let admin = match Store::connect(&admin_url, PoolConfig::default()).await {
+            Ok(admin) => admin,
+            Err(err) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+                panic!("CI=true and PostgreSQL at {admin_url} is unreachable: {err}")
+            }
+            Err(err) => {
+                eprintln!("SKIPPED (PostgreSQL at {admin_url} is unreachable: {err})");
+                return None;
+            }
+        };
+        let name = format!(
+            "tollgate_store_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        admin
+            .execute_admin(&format!("CREATE DATABASE {name}"))
+            .await;
+        let (base, _) = admin_url.rsplit_once('/').expect("a database URL");
+        let store = Store::connect(&format!("{base}/{name}"), PoolConfig::default())
+            .await
+            .expect("connects");
+        store.migrate().await.expect("migrates");
+        Some(ScratchPostgres { store, admin, name })
+    }
+
+    /// A store on a PostgreSQL database that [`ScratchPostgres::drop_database`] removes.
+    pub(crate) struct ScratchPostgres {
+        pub(crate) store: Store,
+        admin: Store,
+        name: String,
+    }
+
+    impl ScratchPostgres {
+        /// Closes the store and drops its database.
+        pub(crate) async fn drop_database(self) {
+            self.store.close().await;
+            let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            self.admin.execute_admin(&drop).await;
+            self.admin.close().await;
+        }
+    }
+
+    impl Store {
+        async fn execute_admin(&self, sql: &str) {
+            let Pool::Postgres(pool) = &self.pool else {
+                unreachable!("an administrative store is PostgreSQL's");
+            };
+            sqlx::query(sql).execute(pool).await.expect(sql);
+        }
+    }
 }

@@ -15,8 +15,8 @@
 //!   thousand a second. One batch runs at a time.
 //! - **PostgreSQL** spends most of a small transaction on the transaction itself: one rotation
 //!   per transaction reached about 2,800 a second, sixteen per transaction 15,000 rotations a
-//!   second on the same server (pgbench). Two batches run at once, on their own connections;
-//!   the unique keys still decide concurrent claims, across instances too.
+//!   second on the same server (pgbench). One batch runs at a time per instance, on a
+//!   connection of its own; the unique keys decide concurrent claims across instances.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -47,10 +47,12 @@ const MAX_BATCH: usize = 256;
 /// Rotations that may wait before callers wait to queue.
 const QUEUE: usize = 4096;
 /// PostgreSQL batches in flight at once. Fewer, larger batches win: with 32 refreshes in
-/// flight, five batches at once averaged 4 rotations each and 2,400 rotations a second, two
-/// batches 8 each and 6,200 a second. Two rather than one, so that a batch waiting on a lock
-/// (another instance claiming the same token) does not hold up every rotation.
-const POSTGRES_BATCHES_AT_ONCE: usize = 2;
+/// flight, five batches at once averaged 4 rotations each and 2,400 rotations a second; with
+/// the plan cached (see `ROTATION_CONNECTION`), one batch at a time cost PostgreSQL 47 µs of
+/// CPU per rotation against 57–65 µs for two, and answered 14.0–14.5k refreshes a second
+/// against 11.7–13.6k. A batch that waits on a lock (another instance claiming the same token)
+/// holds up this instance's rotations only until that instance commits.
+const POSTGRES_BATCHES_AT_ONCE: usize = 1;
 /// How long a batch slot keeps its connection while rotations keep coming (see `run_slot`):
 /// taking it again costs about 0.2 ms, so under a steady load a few percent of the writer's
 /// time; a login waiting for SQLite's only connection waits this long at most.
@@ -102,6 +104,20 @@ enum Writer {
     Postgres(PgPool),
 }
 
+/// The settings of PostgreSQL's rotation connections, which run only [`ROTATE_POSTGRES`].
+///
+/// Planning that statement took over a third of the database's CPU per rotation when it was
+/// planned for each batch's arguments. Its generic plan, made once per connection, is right
+/// for every batch provided that it looks rows up by their keys; but made while the tables are
+/// small (the first batches after a start on a new database), it would scan them whole for as
+/// long as the connection lives. With sequential scans priced out, every lookup in the plan is
+/// by index, whatever the tables' sizes when it was made (`the_rotation_plan_reads_by_key_only`
+/// checks the plan on empty tables).
+const ROTATION_CONNECTION: [(&str, &str); 2] = [
+    ("plan_cache_mode", "force_generic_plan"),
+    ("enable_seqscan", "off"),
+];
+
 /// A connection of a [`Writer`]'s pool, held by a batch slot.
 enum Connection {
     Sqlite(PoolConnection<Sqlite>),
@@ -124,12 +140,7 @@ impl RotationQueue {
         let (writer, at_once) = match pool {
             Pool::Sqlite { write, .. } => (Writer::Sqlite(write.clone()), 1),
             Pool::Postgres(pg) => {
-                // Connections of their own, on which PostgreSQL plans each run of the prepared
-                // batch statement for its arguments (see `ROTATE_POSTGRES`); the store's other
-                // statements keep their cached plans.
-                let options = (*pg.connect_options())
-                    .clone()
-                    .options([("plan_cache_mode", "force_custom_plan")]);
+                let options = (*pg.connect_options()).clone().options(ROTATION_CONNECTION);
                 let batches = PgPoolOptions::new()
                     .max_connections(POSTGRES_BATCHES_AT_ONCE as u32)
                     .connect_lazy_with(options);
@@ -419,12 +430,7 @@ async fn rotate_batch_postgres(
     let firsts = firsts(batch);
     let column = |f: fn(&Rotation) -> Option<i64>| firsts.iter().map(|r| f(r)).collect::<Vec<_>>();
     let text = |f: fn(&Rotation) -> Option<String>| firsts.iter().map(|r| f(r)).collect::<Vec<_>>();
-    // A named prepared statement, parsed once per connection. By default PostgreSQL would plan
-    // it generically after five runs, without the arrays' sizes or the tables' current sizes
-    // (one made while the tables were empty scans them whole from then on); the batch
-    // connections set plan_cache_mode = force_custom_plan, so each run is planned for its own
-    // arguments. Sent unnamed instead, the statement is parsed again every time: about a third
-    // of the database's CPU per rotation.
+    // A named prepared statement: parsed and planned once per connection (ROTATION_CONNECTION).
     let rows: Vec<(String, String)> = sqlx::query_as(ROTATE_POSTGRES)
         .bind(text(|r| Some(r.old.jti.clone())))
         .bind(column(|r| r.old.user_id))
@@ -708,6 +714,43 @@ mod tests {
             (sessions[0].last_used_at, sessions[0].expires_at),
             (20, 150)
         );
+    }
+
+    #[tokio::test]
+    async fn the_rotation_plan_reads_by_key_only() {
+        let Some(scratch) = crate::testing::postgres_store().await else {
+            return;
+        };
+        // The plan that the rotation connections cache, made as on a new database: every
+        // table empty.
+        let Writer::Postgres(pool) = &scratch.store.rotations.writer else {
+            unreachable!("a PostgreSQL store rotates on PostgreSQL");
+        };
+        let mut connection = pool.acquire().await.expect("connects");
+        let prepare = format!(
+            "PREPARE rotation(text[], int8[], int8[], int8[], text[], text[], int8[], int8[], \
+             int8[], text[], int8[]) AS {ROTATE_POSTGRES}"
+        );
+        sqlx::query(&prepare)
+            .execute(&mut *connection)
+            .await
+            .expect("prepared");
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN (VERBOSE) EXECUTE rotation('{a}', '{1}', '{1}', '{9}', '{s}', '{b}', '{1}', '{1}', \
+             '{9}', '{s}', '{1}')",
+        )
+        .fetch_all(&mut *connection)
+        .await
+        .expect("explained");
+        drop(connection);
+        scratch.drop_database().await;
+        let plan = plan.join("\n");
+        // Generic: planned once, for any arguments.
+        assert!(plan.contains("unnest($1"), "{plan}");
+        assert!(!plan.contains("Seq Scan"), "{plan}");
+        for index in ["sessions_pkey", "outstanding_tokens_jti_key", "users_pkey"] {
+            assert!(plan.contains(index), "no lookup by {index}: {plan}");
+        }
     }
 
     #[tokio::test]
