@@ -75,8 +75,10 @@ pub(crate) const BLACKLIST_SESSION: &str = "INSERT INTO blacklisted_tokens (jti,
      WHERE o.session_id = $2 AND o.replaced_by IS NULL AND s.expires_at > $1 \
      ON CONFLICT (jti) DO NOTHING RETURNING jti, expires_at";
 
-/// Blacklists every unexpired outstanding token of one user ($2), with a session or without.
-const BLACKLIST_USER: &str = "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
+/// Blacklists every unexpired outstanding token of one user ($2), with a session or without;
+/// each row is kept until its session expires, or its token when it has none.
+pub(crate) const BLACKLIST_USER: &str =
+    "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
      SELECT o.jti, $1, COALESCE(s.expires_at, o.expires_at) FROM outstanding_tokens o \
      LEFT JOIN sessions s ON s.id = o.session_id \
      WHERE o.user_id = $2 AND COALESCE(s.expires_at, o.expires_at) > $1 \
@@ -315,7 +317,7 @@ impl Store {
     }
 
     /// Copies newly blacklisted jtis into the Redis denylist, if there is one.
-    async fn copy_to_redis(&self, rows: &[(String, i64)], now: i64) {
+    pub(crate) async fn copy_to_redis(&self, rows: &[(String, i64)], now: i64) {
         for (jti, expires_at) in rows {
             self.redis_add(jti, *expires_at, now).await;
         }

@@ -260,8 +260,9 @@ impl Store {
     }
 
     /// Sets a new password hash, blacklists every unexpired refresh or sliding token recorded
-    /// for the user and revokes the user's sessions, in one transaction. Returns how many tokens
-    /// were blacklisted, or `None` if there is no such user.
+    /// for the user and revokes the user's sessions, in one transaction; the blacklisted jtis
+    /// go to the Redis denylist too. Returns how many tokens were blacklisted, or `None` if
+    /// there is no such user.
     pub async fn change_password(
         &self,
         user_id: i64,
@@ -281,16 +282,12 @@ impl Store {
                     tx.rollback().await?;
                     return Ok::<_, sqlx::Error>(None);
                 }
-                let blacklisted = sqlx::query(
-                    "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
-                     SELECT jti, $1, expires_at FROM outstanding_tokens \
-                     WHERE user_id = $2 AND expires_at > $1 ON CONFLICT (jti) DO NOTHING",
-                )
-                .bind(now)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                let blacklisted: Vec<(String, i64)> =
+                    sqlx::query_as(crate::sessions::BLACKLIST_USER)
+                        .bind(now)
+                        .bind(user_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
                 sqlx::query(
                     "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
                 )
@@ -304,7 +301,11 @@ impl Store {
             .await
         })?;
         self.users_changed().await;
-        Ok(changed)
+        let Some(blacklisted) = changed else {
+            return Ok(None);
+        };
+        self.copy_to_redis(&blacklisted, now).await;
+        Ok(Some(blacklisted.len() as u64))
     }
 
     /// Activates or deactivates a user; false if there is no such user.

@@ -132,3 +132,133 @@ async fn redis_denylist_survives_redis_going_down_and_coming_back() {
     assert_eq!(status, StatusCode::OK);
     server.stop().await;
 }
+
+/// A password change blacklists the user's refresh tokens in Redis too: a server that trusts
+/// its Redis denylist must not take Redis's "not blacklisted" for a token that the change
+/// blacklisted in the database. Verify reads the denylist alone (as do sliding tokens on every
+/// request), so it would otherwise call the old refresh token valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_reaches_the_redis_denylist() {
+    let port = free_port();
+    let _redis_server = PrivateRedis::start(port);
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let server = TestServer::start_with(|s| {
+        s.redis_url = Some(url.clone());
+        s.redis_key_prefix = "tollgate-test:".into();
+        s.blacklist_after_rotation = true;
+    })
+    .await;
+    let store = server.store().clone();
+    wait_until("redis in use", || store.redis_healthy() == Some(true)).await;
+    server.create_user("alice", "alice-password").await;
+    let (refresh, access) = server.obtain_pair("alice", "alice-password").await;
+    let verify = || server.post_json("/api/token/verify/", json!({ "token": refresh }));
+    assert_eq!(verify().await, (StatusCode::OK, json!({})));
+
+    let (status, _) = server
+        .send(
+            reqwest::Method::POST,
+            "/api/user/password/",
+            Some(&access),
+            Some(json!({"old_password": "alice-password", "new_password": "n3w-horse-battery"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        verify().await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"non_field_errors": ["Token is blacklisted"]})
+        )
+    );
+    assert_eq!(
+        store.redis_healthy(),
+        Some(true),
+        "answered by the database"
+    );
+    let jti = token_field(&common::payload(&refresh), "jti");
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("tollgate-test:denylist:{jti}"))
+        .query_async(&mut redis)
+        .await
+        .expect("TTL");
+    let lifetime = server.settings.refresh_token_lifetime.as_secs() as i64;
+    assert!(
+        (lifetime - 5..=lifetime).contains(&ttl),
+        "TTL {ttl}, lifetime {lifetime}"
+    );
+    server.stop().await;
+}
+
+/// `tollgate changepassword` copies the tokens it blacklists into the Redis denylist of
+/// REDIS_URL, so that servers trusting Redis refuse them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_changepassword_command_reaches_the_redis_denylist() {
+    use common::binary::{create_user, log_in, run, text, tollgate, Served};
+    let port = free_port();
+    let _redis_server = PrivateRedis::start(port);
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let with_redis = |args: &[&str]| {
+        let mut command = tollgate(dir.path(), args);
+        command
+            .env("TOLLGATE_REDIS_URL", &url)
+            .env("TOLLGATE_REDIS_KEY_PREFIX", "tollgate-test:")
+            .env("TOLLGATE_BLACKLIST_AFTER_ROTATION", "true")
+            .env("TOLLGATE_SIGNING_KEY", common::TEST_KEY);
+        command
+    };
+    create_user(with_redis(&[]), "ann", "quantum-ferret-72");
+    let served = Served::start(with_redis(&[])).await;
+    let client = reqwest::Client::new();
+    // Ready once Redis is filled and trusted.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = client
+            .get(format!("{}/readyz", served.base))
+            .send()
+            .await
+            .expect("sent");
+        if ready.status() == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server never used Redis");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, refresh) = log_in(&served.base, "ann", "quantum-ferret-72").await;
+    let verify = || async {
+        let response = client
+            .post(format!("{}/api/token/verify/", served.base))
+            .json(&json!({ "token": refresh }))
+            .send()
+            .await
+            .expect("sent");
+        let status = response.status();
+        (
+            status,
+            response.json::<serde_json::Value>().await.expect("JSON"),
+        )
+    };
+    assert_eq!(verify().await, (StatusCode::OK, json!({})));
+
+    let changed = run(with_redis(&["changepassword", "ann", "--no-input"])
+        .env("TOLLGATE_NEW_PASSWORD", "n3w-horse-battery"));
+    assert!(changed.status.success(), "{}", text(&changed.stderr));
+    assert!(
+        !text(&changed.stderr).contains("does not answer"),
+        "{}",
+        text(&changed.stderr)
+    );
+    assert_eq!(
+        verify().await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"non_field_errors": ["Token is blacklisted"]})
+        )
+    );
+}

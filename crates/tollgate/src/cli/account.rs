@@ -23,10 +23,10 @@ pub(crate) struct PasswordArgs {
 }
 
 /// Sets a user's password (checked against the password policy, as Django's
-/// `changepassword` does) and blacklists the user's refresh tokens (with
-/// ACCESS_TOKEN_REVOCATION, revokes their access tokens too).
+/// `changepassword` does) and blacklists the user's refresh tokens, in the Redis denylist too
+/// when REDIS_URL is set (with ACCESS_TOKEN_REVOCATION, revokes their access tokens too).
 pub(crate) async fn change_password(settings: Settings, args: PasswordArgs) -> anyhow::Result<()> {
-    let store = super::open_store(&settings).await?;
+    let store = super::with_denylist(super::open_store(&settings).await?, &settings).await?;
     let Some(user) = store.find_user(UserField::Username, &args.username).await? else {
         store.close().await;
         bail!("user '{}' does not exist", args.username);

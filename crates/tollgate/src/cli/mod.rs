@@ -172,6 +172,36 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// How long a command that blacklists tokens waits to reach the Redis denylist before going on
+/// without it.
+const REDIS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `store` with the Redis denylist of REDIS_URL, if one is configured, for a command that
+/// blacklists tokens: servers that trust their Redis denylist learn of a blacklisted token only
+/// there, so each one is copied into Redis once this process is connected to it. Unreachable
+/// Redis is a warning, not a failure: the database still refuses the tokens.
+async fn with_denylist(store: Store, settings: &Settings) -> anyhow::Result<Store> {
+    let Some(url) = &settings.redis_url else {
+        return Ok(store);
+    };
+    let store = store
+        .with_redis(url, &settings.redis_key_prefix)
+        .await
+        .context("cannot use REDIS_URL")?;
+    let deadline = tokio::time::Instant::now() + REDIS_PATIENCE;
+    while store.redis_healthy() != Some(true) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if store.redis_healthy() != Some(true) {
+        eprintln!(
+            "warning: Redis (REDIS_URL) does not answer: refresh refuses the blacklisted tokens, \
+             but servers that read the blacklist from Redis may accept them elsewhere until \
+             Redis is refilled"
+        );
+    }
+    Ok(store)
+}
+
 /// A database URL without its password, for messages.
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

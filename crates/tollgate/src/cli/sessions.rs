@@ -41,29 +41,10 @@ enum SessionsCommand {
     },
 }
 
-/// How long `revoke` waits to reach the Redis denylist before revoking without it.
-const REDIS_PATIENCE: Duration = Duration::from_secs(3);
-
 pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
     let mut store = super::open_store(&settings).await?;
-    if let (SessionsCommand::Revoke { .. }, Some(url)) = (&args.command, &settings.redis_url) {
-        // Servers that trust their Redis denylist must learn of the revoked tokens there: the
-        // revocation copies each one into Redis, once this process is connected to it.
-        store = store
-            .with_redis(url, &settings.redis_key_prefix)
-            .await
-            .context("cannot use REDIS_URL")?;
-        let deadline = tokio::time::Instant::now() + REDIS_PATIENCE;
-        while store.redis_healthy() != Some(true) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if store.redis_healthy() != Some(true) {
-            eprintln!(
-                "warning: Redis (REDIS_URL) does not answer: refresh refuses the revoked \
-                 tokens, but servers that read the blacklist from Redis may accept them elsewhere \
-                 until Redis is refilled"
-            );
-        }
+    if let SessionsCommand::Revoke { .. } = &args.command {
+        store = super::with_denylist(store, &settings).await?;
     }
     let outcome = match args.command {
         SessionsCommand::List { user } => list(&store, &user).await,
