@@ -306,6 +306,67 @@ async fn django_users_are_imported_once_and_log_in_with_their_old_passwords() {
     assert!(body["id"].as_i64().expect("id") > 15);
 }
 
+/// Imported while servers run on a Redis denylist they trust, a token that Django blacklisted
+/// goes into Redis too, so that those servers refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_blacklisted_under_django_reach_a_running_redis_denylist() {
+    use common::redis_server::{free_port, PrivateRedis};
+    let port = free_port();
+    let _redis_server = PrivateRedis::start(port);
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let django = dir.path().join("django.sqlite3");
+    django_sqlite(&django).await;
+    let with_redis = |args: &[&str]| {
+        let mut command = tollgate(dir.path(), args);
+        command
+            .env("TOLLGATE_REDIS_URL", &url)
+            .env("TOLLGATE_SIGNING_KEY", common::TEST_KEY);
+        command
+    };
+    let served = Served::start(with_redis(&[])).await;
+    let client = reqwest::Client::new();
+    // Ready once Redis is filled (with nothing yet) and trusted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while client
+        .get(format!("{}/readyz", served.base))
+        .send()
+        .await
+        .expect("sent")
+        .status()
+        != StatusCode::OK
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never used Redis"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let output = run(with_redis(&[
+        "import-django",
+        "--database",
+        &django.display().to_string(),
+    ]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let refresh = |jti: &str| {
+        client
+            .post(format!("{}/api/token/refresh/", served.base))
+            .json(&json!({"refresh": django_refresh_token(jti)}))
+            .send()
+    };
+    let refused = refresh("dj-blacklisted").await.expect("sent");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused.json::<Value>().await.expect("JSON"),
+        json!({"detail": "Token is blacklisted", "code": "token_not_valid"})
+    );
+    assert_eq!(
+        refresh("dj-live").await.expect("sent").status(),
+        StatusCode::OK
+    );
+}
+
 /// A source that is not a Django database is a clear error, not a crash.
 #[test]
 fn a_source_without_auth_user_is_refused_clearly() {

@@ -42,7 +42,8 @@ pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
     let users = tollgate_store::read_django_users(&args.database)
         .await
         .with_context(|| format!("cannot read auth_user from {source}"))?;
-    let store = super::open_store(&settings).await?;
+    // Tokens that Django blacklisted must reach the Redis denylist of running servers too.
+    let store = super::with_denylist(super::open_store(&settings).await?, &settings).await?;
     let mut progress = Progress::new(users.len() as u64, "users read");
     let (mut imported, mut skipped, mut failed) = (0usize, 0usize, Vec::new());
     for (done, user) in users.iter().enumerate() {
