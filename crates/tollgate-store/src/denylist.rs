@@ -31,7 +31,7 @@ pub(crate) struct RedisDenylist {
     connection: Mutex<Option<ConnectionManager>>,
     pub(crate) prefix: String,
     /// Whether Redis may be asked: the last call succeeded and the marker was seen or set.
-    healthy: AtomicBool,
+    pub(crate) healthy: AtomicBool,
     /// Whether a background recovery is running.
     recovering: AtomicBool,
 }
@@ -168,11 +168,17 @@ impl Store {
         let mut set = redis::cmd("SET");
         set.arg(redis.key(jti)).arg(1).arg("EX").arg(ttl);
         if let Err(err) = call(set.query_async::<()>(&mut connection)).await {
-            self.degrade(&err.to_string());
             // Other instances may still trust a Redis that now lacks this jti: recovery
             // drops the marker first thing.
-            self.recover(true);
+            self.redis_failed(&err);
         }
+    }
+
+    /// After a failed Redis call: blacklist checks go to the database, and Redis is refilled
+    /// in the background once it answers (it may have missed writes meanwhile).
+    pub(crate) fn redis_failed(&self, err: &redis::RedisError) {
+        self.degrade(&err.to_string());
+        self.recover(true);
     }
 
     fn degrade(&self, cause: &str) {

@@ -11,6 +11,8 @@
 //! - `tokens`: the outstanding-token record and the blacklist ([`TokenRecord`]).
 //! - `rotation`: refresh-token rotation, batched ([`Store::rotate`]).
 //! - `logins`: login history and lockout counters ([`LoginEvent`], [`LockoutRule`]).
+//! - `failures`: failed-login counts shared by the instances on one Redis
+//!   ([`Store::shared_failure_wait`]).
 //! - `access`: access-token revocation, in memory and in sync across instances
 //!   ([`Revocation`], [`Store::revoke_access`], [`Store::is_access_revoked`]).
 //! - `signing_keys`: rotated signing keys, sealed by the caller ([`SigningKeyRecord`]).
@@ -21,6 +23,7 @@ mod access;
 mod checkpoint;
 mod denylist;
 mod django;
+mod failures;
 mod logins;
 mod rotation;
 mod sessions;

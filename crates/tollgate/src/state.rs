@@ -159,6 +159,7 @@ impl AppState {
                 settings.login_failures_per_account,
                 settings.login_failures_per_address,
                 settings.login_failure_window,
+                settings.redis_url.is_some().then(|| store.clone()),
             )),
             policy: Arc::new(PasswordPolicy::from_settings(&settings)),
             login_fields,

@@ -6,8 +6,10 @@
 //! password until the oldest failure leaves the window. A successful login clears its
 //! account's failures, not its address's.
 //!
-//! The counters live in this process: behind a load balancer each instance counts alone, so
-//! the effective limit is the configured one times the number of instances.
+//! Every process counts its own failures. With `REDIS_URL`, the failures are also counted in
+//! Redis, shared by every instance on it, and those counts decide: behind a load balancer the
+//! limit holds for the deployment as a whole, and a login on one instance clears the account
+//! on all. While Redis does not answer, each instance's own counts decide.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -15,31 +17,94 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use tollgate_store::Store;
+
 /// Keys tracked per map before expired ones are swept; a flood of distinct usernames cannot
 /// grow memory past this.
 const MAX_KEYS: usize = 100_000;
 
-/// Failed-login counters of this process.
+/// Failed-login counters of this process, and of every instance on the store's Redis.
 #[derive(Debug)]
 pub struct LoginThrottle {
     window: Duration,
+    per_account: u32,
+    per_address: u32,
     accounts: Limiter<String>,
     addresses: Limiter<IpAddr>,
+    /// Where the shared counts live (Redis, when the store has one).
+    shared: Option<Store>,
 }
 
 impl LoginThrottle {
     /// Counters allowing `per_account` and `per_address` failures per `window`; 0 turns a
-    /// limit off.
-    pub fn new(per_account: u32, per_address: u32, window: Duration) -> LoginThrottle {
+    /// limit off. With a Redis denylist on `shared`, the counts are shared through it.
+    pub fn new(
+        per_account: u32,
+        per_address: u32,
+        window: Duration,
+        shared: Option<Store>,
+    ) -> LoginThrottle {
         LoginThrottle {
             window,
+            per_account,
+            per_address,
             accounts: Limiter::new(per_account),
             addresses: Limiter::new(per_address),
+            shared,
         }
     }
 
-    /// `Err(wait)` when the account or the address has used up its failures.
-    pub fn check(
+    /// `Err(wait)` when the account or the address has used up its failures: across the
+    /// instances on Redis, or in this process when there is no Redis answering.
+    pub async fn check(&self, account: Option<&str>, address: IpAddr) -> Result<(), Duration> {
+        if let Some(shared) = &self.shared {
+            let subjects = self.subjects(account, address);
+            let subjects: Vec<(&str, u32)> =
+                subjects.iter().map(|(s, l)| (s.as_str(), *l)).collect();
+            match shared.shared_failure_wait(&subjects, self.window).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => return Err(wait),
+                Err(_) => {} // Redis is down: this process's counts decide.
+            }
+        }
+        self.check_here(account, address, Instant::now())
+    }
+
+    /// Records a failed login, in this process and (with Redis) for every instance.
+    pub async fn failed(&self, account: Option<&str>, address: IpAddr) {
+        self.failed_here(account, address, Instant::now());
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let subjects = self.subjects(account, address);
+        let subjects: Vec<(&str, u32)> = subjects.iter().map(|(s, l)| (s.as_str(), *l)).collect();
+        shared.record_shared_failure(&subjects, self.window).await;
+    }
+
+    /// Forgets an account's failures after it logged in.
+    pub async fn succeeded(&self, account: Option<&str>) {
+        self.succeeded_here(account);
+        if let (Some(shared), Some(account)) = (&self.shared, account) {
+            let subject = format!("account:{}", account_key(account));
+            shared.forget_shared_failures(&subject).await;
+        }
+    }
+
+    /// The shared counters of a login: its account's and its address's, with their limits.
+    fn subjects(&self, account: Option<&str>, address: IpAddr) -> Vec<(String, u32)> {
+        let mut subjects = vec![(format!("address:{address}"), self.per_address)];
+        if let Some(account) = account {
+            subjects.push((
+                format!("account:{}", account_key(account)),
+                self.per_account,
+            ));
+        }
+        subjects
+    }
+
+    /// This process's counts: `Err(wait)` when the account or the address has used up its
+    /// failures.
+    fn check_here(
         &self,
         account: Option<&str>,
         address: IpAddr,
@@ -54,16 +119,14 @@ impl LoginThrottle {
         }
     }
 
-    /// Records a failed login.
-    pub fn failed(&self, account: Option<&str>, address: IpAddr, now: Instant) {
+    fn failed_here(&self, account: Option<&str>, address: IpAddr, now: Instant) {
         if let Some(account) = account {
             self.accounts.record(account_key(account), now, self.window);
         }
         self.addresses.record(address, now, self.window);
     }
 
-    /// Forgets an account's failures after it logged in.
-    pub fn succeeded(&self, account: Option<&str>) {
+    fn succeeded_here(&self, account: Option<&str>) {
         if let Some(account) = account {
             self.accounts.forget(&account_key(account));
         }
@@ -151,45 +214,45 @@ mod tests {
 
     #[test]
     fn the_limit_is_reached_then_released_by_time() {
-        let throttle = LoginThrottle::new(3, 100, Duration::from_secs(60));
+        let throttle = LoginThrottle::new(3, 100, Duration::from_secs(60), None);
         let start = Instant::now();
         for i in 0..3 {
-            assert_eq!(throttle.check(Some("Ann"), ADDR, start), Ok(()), "{i}");
-            throttle.failed(Some("Ann"), ADDR, start + Duration::from_secs(i));
+            assert_eq!(throttle.check_here(Some("Ann"), ADDR, start), Ok(()), "{i}");
+            throttle.failed_here(Some("Ann"), ADDR, start + Duration::from_secs(i));
         }
         let now = start + Duration::from_secs(10);
         assert_eq!(
-            throttle.check(Some("ann"), ADDR, now),
+            throttle.check_here(Some("ann"), ADDR, now),
             Err(Duration::from_secs(50))
         );
-        assert_eq!(throttle.check(Some("bob"), ADDR, now), Ok(()));
+        assert_eq!(throttle.check_here(Some("bob"), ADDR, now), Ok(()));
         let later = start + Duration::from_secs(60);
-        assert_eq!(throttle.check(Some("ann"), ADDR, later), Ok(()));
+        assert_eq!(throttle.check_here(Some("ann"), ADDR, later), Ok(()));
     }
 
     #[test]
     fn addresses_are_limited_across_accounts_and_success_clears_the_account() {
-        let throttle = LoginThrottle::new(2, 3, Duration::from_secs(60));
+        let throttle = LoginThrottle::new(2, 3, Duration::from_secs(60), None);
         let now = Instant::now();
         for name in ["a", "b", "c"] {
-            throttle.failed(Some(name), ADDR, now);
+            throttle.failed_here(Some(name), ADDR, now);
         }
-        assert!(throttle.check(Some("d"), ADDR, now).is_err());
+        assert!(throttle.check_here(Some("d"), ADDR, now).is_err());
         let other = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
-        throttle.failed(Some("d"), other, now);
-        throttle.failed(Some("d"), other, now);
-        assert!(throttle.check(Some("d"), other, now).is_err());
-        throttle.succeeded(Some("d"));
-        assert_eq!(throttle.check(Some("d"), other, now), Ok(()));
+        throttle.failed_here(Some("d"), other, now);
+        throttle.failed_here(Some("d"), other, now);
+        assert!(throttle.check_here(Some("d"), other, now).is_err());
+        throttle.succeeded_here(Some("d"));
+        assert_eq!(throttle.check_here(Some("d"), other, now), Ok(()));
     }
 
     #[test]
     fn zero_turns_a_limit_off() {
-        let throttle = LoginThrottle::new(0, 0, Duration::from_secs(60));
+        let throttle = LoginThrottle::new(0, 0, Duration::from_secs(60), None);
         let now = Instant::now();
         for _ in 0..50 {
-            throttle.failed(Some("a"), ADDR, now);
+            throttle.failed_here(Some("a"), ADDR, now);
         }
-        assert_eq!(throttle.check(Some("a"), ADDR, now), Ok(()));
+        assert_eq!(throttle.check_here(Some("a"), ADDR, now), Ok(()));
     }
 }

@@ -262,3 +262,88 @@ async fn the_changepassword_command_reaches_the_redis_denylist() {
         )
     );
 }
+
+/// With REDIS_URL, failed logins count across the instances on that Redis: failures split
+/// between two servers reach LOGIN_FAILURES_PER_ACCOUNT together, and both then answer 429;
+/// a successful login on one clears the account on both. With Redis gone, each server's own
+/// counts still hold the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_counted_across_instances() {
+    let port = free_port();
+    let redis_server = PrivateRedis::start(port);
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let start = || {
+        TestServer::start_with(|s| {
+            s.redis_url = Some(url.clone());
+            s.redis_key_prefix = "tollgate-test:".into();
+            s.login_failures_per_account = 4;
+        })
+    };
+    let (one, two) = (start().await, start().await);
+    for server in [&one, &two] {
+        let store = server.store().clone();
+        wait_until("redis in use", || store.redis_healthy() == Some(true)).await;
+        server.create_user("ann", "ann-password").await;
+        server.create_user("bob", "bob-password").await;
+    }
+    for server in [&one, &two, &one] {
+        assert_eq!(
+            login(server, "ann", "wrong").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Logging in on the second server clears the three failures on both: the first server,
+    // which saw two of them, allows three more and a login.
+    assert_eq!(login(&two, "ann", "ann-password").await.0, StatusCode::OK);
+    for _ in 0..3 {
+        assert_eq!(
+            login(&one, "ann", "wrong").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(login(&one, "ann", "ann-password").await.0, StatusCode::OK);
+    // Four failures, two on each server: the account is at its limit everywhere; Bob is not.
+    for server in [&two, &one, &two, &one] {
+        assert_eq!(
+            login(server, "ann", "wrong").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for server in [&one, &two] {
+        let (status, body) = login(server, "ann", "ann-password").await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("Request was throttled.")),
+            "{body}"
+        );
+        assert_eq!(login(server, "bob", "bob-password").await.0, StatusCode::OK);
+    }
+    drop(redis_server);
+    for _ in 0..4 {
+        assert_eq!(
+            login(&one, "bob", "wrong").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login(&one, "bob", "bob-password").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    one.stop().await;
+    two.stop().await;
+}
+
+async fn login(
+    server: &TestServer,
+    username: &str,
+    password: &str,
+) -> (StatusCode, serde_json::Value) {
+    server
+        .post_json(
+            "/api/token/",
+            json!({ "username": username, "password": password }),
+        )
+        .await
+}

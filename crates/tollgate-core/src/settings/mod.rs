@@ -256,8 +256,8 @@ settings! {
 
     // Database, Redis and running many instances.
     /// Most database connections each Tollgate process holds open at once. On PostgreSQL each
-    /// process also holds up to two for writing refresh-token rotations and one for listening;
-    /// with N instances on one server, N times (this + 3) must stay under its `max_connections`.
+    /// process also holds one for writing refresh-token rotations and one for listening; with N
+    /// instances on one server, N times (this + 2) must stay under its `max_connections`.
     database_max_connections "DATABASE_MAX_CONNECTIONS": u32 = 10;
     /// How long a request waits for a free database connection before it fails with a 500.
     database_acquire_timeout "DATABASE_ACQUIRE_TIMEOUT": Duration = Duration::from_secs(5);
@@ -278,10 +278,13 @@ settings! {
     // Security.
     /// Failed logins allowed per account (the username as sent, without regard to case) within
     /// LOGIN_FAILURE_WINDOW; past it, logins for that account get 429 with `Retry-After`. 0 turns
-    /// it off. Counted in each process: N instances allow N times this.
+    /// it off. With REDIS_URL the failures are counted across every instance on that Redis;
+    /// without it (or while it does not answer), each process counts alone, so N instances allow
+    /// N times this.
     login_failures_per_account "LOGIN_FAILURES_PER_ACCOUNT": u32 = 10;
     /// Failed logins allowed per client address (see TRUSTED_PROXIES) within
-    /// LOGIN_FAILURE_WINDOW; past it, logins from that address get 429. 0 turns it off.
+    /// LOGIN_FAILURE_WINDOW; past it, logins from that address get 429. 0 turns it off. Shared
+    /// across instances through REDIS_URL as LOGIN_FAILURES_PER_ACCOUNT is.
     login_failures_per_address "LOGIN_FAILURES_PER_ADDRESS": u32 = 100;
     /// The window over which failed logins are counted.
     login_failure_window "LOGIN_FAILURE_WINDOW": Duration = Duration::from_secs(60);

@@ -1,7 +1,7 @@
 //! Logging in with a password, as the obtain endpoints do: the failed-login throttle, the
 //! lockout, the password check, and the record of each attempt on an account.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tollgate_core::password::PasswordCheck;
 use tollgate_core::unix_now;
@@ -48,14 +48,13 @@ pub(crate) async fn check_password(
 ) -> Result<User, ApiError> {
     let throttle = &state.login_throttle;
     throttle
-        .check(Some(identifier), client.0, Instant::now())
+        .check(Some(identifier), client.0)
+        .await
         .map_err(ApiError::Throttled)?;
     let outcome = check_credentials(state, client, agent, identifier, password, channel).await;
     match &outcome {
-        Ok(_) => throttle.succeeded(Some(identifier)),
-        Err(ApiError::NoActiveAccount) => {
-            throttle.failed(Some(identifier), client.0, Instant::now())
-        }
+        Ok(_) => throttle.succeeded(Some(identifier)).await,
+        Err(ApiError::NoActiveAccount) => throttle.failed(Some(identifier), client.0).await,
         Err(_) => {}
     }
     outcome
