@@ -185,7 +185,9 @@ impl Store {
             .await
             .map_err(|_| closed())?;
         let outcome = answer.await.map_err(|_| closed())??;
-        if outcome == RotateOutcome::Rotated {
+        // Also when it was already blacklisted: the earlier copy may be missing from Redis (an
+        // instance that stopped between its commit and its copy).
+        if outcome != RotateOutcome::SessionRevoked {
             self.redis_add(old.jti, old.expires_at, now).await;
         }
         Ok(outcome)

@@ -347,3 +347,67 @@ async fn login(
         )
         .await
 }
+
+/// A rotated token found already blacklisted is copied into Redis again: if an instance
+/// stopped between committing a rotation and copying it, the next presentation of the old
+/// token repairs Redis, for verify and sliding checks on every instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_rotated_token_is_copied_into_redis_again() {
+    let port = free_port();
+    let _redis_server = PrivateRedis::start(port);
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let server = TestServer::start_with(|s| {
+        s.redis_url = Some(url.clone());
+        s.redis_key_prefix = "tollgate-test:".into();
+        s.rotate_refresh_tokens = true;
+        s.blacklist_after_rotation = true;
+    })
+    .await;
+    let store = server.store().clone();
+    wait_until("redis in use", || store.redis_healthy() == Some(true)).await;
+    server.create_user("alice", "alice-password").await;
+    let (refresh, _) = server.obtain_pair("alice", "alice-password").await;
+    let (status, _) = server
+        .post_json("/api/token/refresh/", json!({ "refresh": refresh }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The copy in Redis goes missing, as if the instance had stopped right after its commit.
+    let key = format!(
+        "tollgate-test:denylist:{}",
+        token_field(&common::payload(&refresh), "jti")
+    );
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    redis::cmd("DEL")
+        .arg(&key)
+        .query_async::<()>(&mut redis)
+        .await
+        .expect("DEL");
+
+    let refused = json!({"detail": "Token is blacklisted", "code": "token_not_valid"});
+    assert_eq!(
+        server
+            .post_json("/api/token/refresh/", json!({ "refresh": refresh }))
+            .await,
+        (StatusCode::UNAUTHORIZED, refused)
+    );
+    let listed: bool = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .expect("EXISTS");
+    assert!(listed, "the replay did not copy {key} back into Redis");
+    assert_eq!(
+        server
+            .post_json("/api/token/verify/", json!({ "token": refresh }))
+            .await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"non_field_errors": ["Token is blacklisted"]})
+        )
+    );
+    server.stop().await;
+}
