@@ -253,6 +253,13 @@ fn hangup_signals() -> Hangups {
 #[cfg(not(unix))]
 fn hangup_signals() -> Hangups {}
 
+/// Takes SIGHUP from the operating system's default (ending the process) for the rest of the
+/// process's life: signals that arrive before [`watch`] listens are dropped.
+pub(crate) fn ignore_hangups_until_watched() {
+    // tokio's handler, once installed, stays; a signal with no stream listening is dropped.
+    drop(hangup_signals());
+}
+
 #[cfg(unix)]
 async fn next_hangup(hangups: &mut Hangups) {
     let received = match hangups {

@@ -177,6 +177,48 @@ fn a_database_that_never_comes_is_a_clear_error() {
     );
 }
 
+/// SIGHUP asks a running server to reload its keys; one that arrives while the server is still
+/// starting (here, waiting for its database) is ignored rather than killing it.
+#[cfg(unix)]
+#[test]
+fn a_hangup_during_start_up_does_not_kill_the_server() {
+    use std::io::BufRead;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("postgres://postgres@127.0.0.1:{port}/tollgate");
+    let mut child = serve_command(dir.path(), &url)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("TOLLGATE_DATABASE_CONNECT_TIMEOUT", "3s")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("piped"));
+    let mut seen = String::new();
+    while !seen.contains("database unreachable, retrying") {
+        let mut line = String::new();
+        let read = stderr.read_line(&mut line).expect("stderr");
+        assert!(
+            read > 0,
+            "serve ended before waiting for its database: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    let hangup = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(hangup.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).expect("stderr");
+    let status = child.wait().expect("waited");
+    // Killed by the signal, it would have no exit code; it gives up on its database instead.
+    assert_eq!(status.code(), Some(1), "{seen}{rest}");
+    assert!(rest.contains("still unreachable after 3s"), "{seen}{rest}");
+}
+
 /// SIGTERM: the listener closes at once, a request already in flight still gets its full
 /// answer, and the process then exits successfully.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,9 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()> {
+    // SIGHUP reloads the keys once the server runs; until then (waiting for the database,
+    // migrating) its default action would end the process.
+    crate::keyring::ignore_hangups_until_watched();
     crate::config::ensure_signing_key(&mut settings)?;
     for warning in settings.warnings() {
         tracing::warn!("{warning}");
