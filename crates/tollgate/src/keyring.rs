@@ -10,6 +10,8 @@ use tollgate_core::{
 };
 use tollgate_store::{SigningKeyRecord, Store, StoreError};
 
+use crate::metrics::Metrics;
+
 /// The stored keys could not be read or used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeysError {
@@ -158,12 +160,14 @@ impl Trigger {
 /// Keeps `codec` in step with the stored keys until `shutdown` completes: reads them every
 /// KEYS_RELOAD_INTERVAL (never if zero) and whenever the process receives SIGHUP. `loaded` are
 /// the rows the keys in use were built from. A failed read keeps the keys in use (a retired key
-/// still stops verifying at its `verify_until`) and is logged.
+/// still stops verifying at its `verify_until`) and is logged. Each read is counted in
+/// `metrics` (`tollgate_signing_key_reloads_total`).
 pub async fn watch(
     codec: Arc<TokenCodec>,
     settings: Arc<Settings>,
     store: Store,
     loaded: Vec<SigningKeyRecord>,
+    metrics: Metrics,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let interval = settings.keys_reload_interval;
@@ -186,25 +190,28 @@ pub async fn watch(
             } => Trigger::Interval,
             () = next_hangup(&mut hangups) => Trigger::Hangup,
         };
-        reload(&codec, &settings, &store, &mut last, trigger).await;
+        let outcome = reload(&codec, &settings, &store, &mut last, trigger).await;
+        metrics.key_reload(trigger.as_str(), outcome);
     }
 }
 
 /// One reload. On the interval, the ring is rebuilt only when the stored rows changed or a key
-/// in it has reached its `verify_until`; SIGHUP always rebuilds it.
+/// in it has reached its `verify_until`; SIGHUP always rebuilds it. Returns what came of it:
+/// "rotated" (another key signs now), "reloaded" (rebuilt, the same key signs), "unchanged" or
+/// "failed".
 async fn reload(
     codec: &TokenCodec,
     settings: &Settings,
     store: &Store,
     last: &mut Vec<SigningKeyRecord>,
     trigger: Trigger,
-) {
+) -> &'static str {
     let cause = trigger.as_str();
     let records = match store.signing_keys().await {
         Ok(records) => records,
         Err(err) => {
             tracing::warn!(cause = %err, trigger = cause, "cannot read the signing keys; keeping those in use");
-            return;
+            return "failed";
         }
     };
     let now = unix_now();
@@ -214,7 +221,7 @@ async fn reload(
         r.verify_until.is_some_and(|until| until <= now) && kids.contains(&r.kid.as_str())
     });
     if trigger == Trigger::Interval && *last == records && !ran_out {
-        return;
+        return "unchanged";
     }
     match assemble(settings, &records, now) {
         Ok(ring) => {
@@ -223,13 +230,16 @@ async fn reload(
             let verifying = ring.kids().join(",");
             codec.replace_keys(ring);
             *last = records;
-            if before != active {
-                tracing::info!(kid = %active, previous = %before, trigger = cause, "signing key rotated");
-            }
             tracing::debug!(active = %active, verifying = %verifying, trigger = cause, "signing keys loaded");
+            if before == active {
+                return "reloaded";
+            }
+            tracing::info!(kid = %active, previous = %before, trigger = cause, "signing key rotated");
+            "rotated"
         }
         Err(err) => {
             tracing::error!(cause = %err, trigger = cause, "cannot use the stored signing keys; keeping those in use");
+            "failed"
         }
     }
 }

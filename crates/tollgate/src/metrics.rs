@@ -47,6 +47,12 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    trigger: &'static str,
+    outcome: &'static str,
+}
+
 struct Registered {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
@@ -56,6 +62,7 @@ struct Registered {
     refreshed: Counter,
     blacklisted: Counter,
     rejected: Family<ReasonLabels, Counter>,
+    key_reloads: Family<ReloadLabels, Counter>,
     pool_connections: Gauge,
     pool_idle: Gauge,
 }
@@ -120,6 +127,13 @@ impl Metrics {
             "Tokens refused, by reason",
             rejected.clone(),
         );
+        let key_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "signing_key_reloads",
+            "Reads of the stored signing keys, by trigger (interval, SIGHUP) and outcome \
+             (rotated, reloaded, unchanged, failed)",
+            key_reloads.clone(),
+        );
         let pool_connections = Gauge::default();
         registry.register(
             "db_pool_connections",
@@ -141,6 +155,7 @@ impl Metrics {
             refreshed,
             blacklisted,
             rejected,
+            key_reloads,
             pool_connections,
             pool_idle,
         })))
@@ -184,6 +199,16 @@ impl Metrics {
     pub fn blacklisted(&self) {
         if let Some(m) = &self.0 {
             m.blacklisted.inc();
+        }
+    }
+
+    /// The stored signing keys were read (see `keyring::watch`): `trigger` is what asked,
+    /// `outcome` what came of it.
+    pub fn key_reload(&self, trigger: &'static str, outcome: &'static str) {
+        if let Some(m) = &self.0 {
+            m.key_reloads
+                .get_or_create(&ReloadLabels { trigger, outcome })
+                .inc();
         }
     }
 }

@@ -54,8 +54,23 @@ fn command(
         .env("TOLLGATE_ACCESS_TOKEN_LIFETIME", lifetime)
         .env("TOLLGATE_REFRESH_TOKEN_LIFETIME", lifetime)
         .env("TOLLGATE_SLIDING_TOKEN_LIFETIME", lifetime)
-        .env("TOLLGATE_KEYS_RELOAD_INTERVAL", "1s");
+        .env("TOLLGATE_KEYS_RELOAD_INTERVAL", "1s")
+        .env("TOLLGATE_METRICS_ENABLED", "true");
     command
+}
+
+/// The value of one series of `/metrics`, e.g.
+/// `tollgate_signing_key_reloads_total{trigger="SIGHUP",outcome="rotated"}`; 0 when absent.
+async fn metric(base: &str, series: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 async fn post(base: &str, path: &str, body: Value) -> (StatusCode, Value) {
@@ -186,6 +201,24 @@ async fn two_servers_follow_a_rotation_until_the_old_key_retires() {
     for server in [&signalled, &polling] {
         until_published(&server.base, &[&new_kid, &old_kid]).await;
     }
+    // Each read of the stored keys is counted by what asked for it and what came of it.
+    let reloads = "tollgate_signing_key_reloads_total";
+    assert_eq!(
+        metric(
+            &signalled.base,
+            &format!("{reloads}{{trigger=\"SIGHUP\",outcome=\"rotated\"}}")
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &polling.base,
+            &format!("{reloads}{{trigger=\"interval\",outcome=\"rotated\"}}")
+        )
+        .await,
+        1.0
+    );
 
     for server in [&polling, &signalled] {
         for token in [&access_before, &long_lived] {
@@ -290,6 +323,15 @@ async fn two_servers_follow_a_rotation_until_the_old_key_retires() {
     assert!(pruned.status.success(), "{}", text(&pruned.stderr));
     assert_eq!(text(&pruned.stdout).trim(), old_kid);
     assert_eq!(stored_rows(&url).await.len(), 1);
+    // Most reads on the interval find nothing new.
+    assert!(
+        metric(
+            &polling.base,
+            &format!("{reloads}{{trigger=\"interval\",outcome=\"unchanged\"}}")
+        )
+        .await
+            >= 1.0
+    );
 }
 
 /// (kid, public_key, sealed_key, verify_until) of every stored key.

@@ -57,6 +57,7 @@ pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()
         std::sync::Arc::clone(&state.settings),
         store.clone(),
         loaded,
+        state.metrics.clone(),
         async move {
             let _ = keys_stop.wait_for(|seen| *seen).await;
         },
