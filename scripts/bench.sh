@@ -4,7 +4,8 @@
 #   scripts/bench.sh              full run (10 s per scenario), writes BENCHMARKS.md
 #   scripts/bench.sh --smoke      1 s per scenario, checks that every scenario works, writes nothing
 #   scripts/bench.sh --postgres   the same on PostgreSQL (TOLLGATE_BENCH_POSTGRES_URL, default the
-#                                 local server) instead of the embedded SQLite
+#                                 local server) with the Redis denylist (TOLLGATE_BENCH_REDIS_URL,
+#                                 default the local Redis) instead of the embedded SQLite
 #
 # Needs wrk (Debian: apt-get install wrk). The load generator shares the machine with the
 # server, as in the reference measurements of Django + simplejwt (wrk -t2 -c32 -d5s).
@@ -31,6 +32,10 @@ cleanup() {
   if [ "$backend" = postgres ] && [ -n "${pg_db:-}" ]; then
     psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true
   fi
+  if [ -n "${redis_url:-}" ]; then
+    redis-cli -u "$redis_url" --scan --pattern "$TOLLGATE_REDIS_KEY_PREFIX*" \
+      | xargs -r redis-cli -u "$redis_url" DEL >/dev/null 2>&1 || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -42,6 +47,10 @@ if [ "$backend" = postgres ]; then
   pg_db="tollgate_bench_$$"
   psql "$pg_admin" -qc "CREATE DATABASE $pg_db" >/dev/null
   export DATABASE_URL="${pg_admin%/*}/$pg_db"
+  redis_url="${TOLLGATE_BENCH_REDIS_URL:-redis://127.0.0.1:6379/0}"
+  command -v redis-cli >/dev/null || { echo "redis-cli is required for --postgres" >&2; exit 1; }
+  redis-cli -u "$redis_url" ping >/dev/null || { echo "Redis at $redis_url does not answer" >&2; exit 1; }
+  export TOLLGATE_REDIS_URL="$redis_url" TOLLGATE_REDIS_KEY_PREFIX="tollgate_bench_$$:"
 else
   export DATABASE_URL="sqlite://$work/tollgate.db"
 fi
