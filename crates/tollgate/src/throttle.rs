@@ -59,9 +59,10 @@ impl LoginThrottle {
     pub async fn check(&self, account: Option<&str>, address: IpAddr) -> Result<(), Duration> {
         if let Some(shared) = &self.shared {
             let subjects = self.subjects(account, address);
-            let subjects: Vec<(&str, u32)> =
-                subjects.iter().map(|(s, l)| (s.as_str(), *l)).collect();
-            match shared.shared_failure_wait(&subjects, self.window).await {
+            match shared
+                .shared_failure_wait(&borrowed(&subjects), self.window)
+                .await
+            {
                 Ok(None) => return Ok(()),
                 Ok(Some(wait)) => return Err(wait),
                 Err(_) => {} // Redis is down: this process's counts decide.
@@ -77,16 +78,18 @@ impl LoginThrottle {
             return;
         };
         let subjects = self.subjects(account, address);
-        let subjects: Vec<(&str, u32)> = subjects.iter().map(|(s, l)| (s.as_str(), *l)).collect();
-        shared.record_shared_failure(&subjects, self.window).await;
+        shared
+            .record_shared_failure(&borrowed(&subjects), self.window)
+            .await;
     }
 
     /// Forgets an account's failures after it logged in.
     pub async fn succeeded(&self, account: Option<&str>) {
         self.succeeded_here(account);
         if let (Some(shared), Some(account)) = (&self.shared, account) {
-            let subject = format!("account:{}", account_key(account));
-            shared.forget_shared_failures(&subject).await;
+            shared
+                .forget_shared_failures(&account_subject(account))
+                .await;
         }
     }
 
@@ -94,10 +97,7 @@ impl LoginThrottle {
     fn subjects(&self, account: Option<&str>, address: IpAddr) -> Vec<(String, u32)> {
         let mut subjects = vec![(format!("address:{address}"), self.per_address)];
         if let Some(account) = account {
-            subjects.push((
-                format!("account:{}", account_key(account)),
-                self.per_account,
-            ));
+            subjects.push((account_subject(account), self.per_account));
         }
         subjects
     }
@@ -131,6 +131,15 @@ impl LoginThrottle {
             self.accounts.forget(&account_key(account));
         }
     }
+}
+
+/// An account's name among the shared counters.
+fn account_subject(account: &str) -> String {
+    format!("account:{}", account_key(account))
+}
+
+fn borrowed(subjects: &[(String, u32)]) -> Vec<(&str, u32)> {
+    subjects.iter().map(|(s, l)| (s.as_str(), *l)).collect()
 }
 
 /// Accounts are counted without regard to case, so `Ann` and `ann` share a budget.
