@@ -19,14 +19,12 @@
 //!   connection of its own; the unique keys decide concurrent claims across instances.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{Pool, Store, StoreError, TokenRecord};
 
@@ -46,14 +44,8 @@ pub enum RotateOutcome {
 const MAX_BATCH: usize = 256;
 /// Rotations that may wait before callers wait to queue.
 const QUEUE: usize = 4096;
-/// PostgreSQL batches in flight at once. Fewer, larger batches win: with 32 refreshes in
-/// flight, five batches at once averaged 4 rotations each and 2,400 rotations a second; with
-/// the plan cached (see `ROTATION_CONNECTION`), one batch at a time cost PostgreSQL 47 µs of
-/// CPU per rotation against 57–65 µs for two, and answered 14.0–14.5k refreshes a second
-/// against 11.7–13.6k. A batch that waits on a lock (another instance claiming the same token)
-/// holds up this instance's rotations only until that instance commits.
-const POSTGRES_BATCHES_AT_ONCE: usize = 1;
-/// How long a batch slot keeps its connection while rotations keep coming (see `run_slot`):
+/// How long the batch writer keeps its connection while rotations keep coming (see
+/// `run_batches`):
 /// taking it again costs about 0.2 ms, so under a steady load a few percent of the writer's
 /// time; a login waiting for SQLite's only connection waits this long at most.
 const HOLD_AT_MOST: Duration = Duration::from_millis(5);
@@ -118,7 +110,7 @@ const ROTATION_CONNECTION: [(&str, &str); 2] = [
     ("enable_seqscan", "off"),
 ];
 
-/// A connection of a [`Writer`]'s pool, held by a batch slot.
+/// A connection of a [`Writer`]'s pool, held by the batch writer.
 enum Connection {
     Sqlite(PoolConnection<Sqlite>),
     Postgres(PoolConnection<Postgres>),
@@ -137,18 +129,25 @@ impl RotationQueue {
     /// Starts the tasks that write the rotations of `pool`; they end when the last clone of the
     /// queue is dropped.
     pub(crate) fn start(pool: &Pool) -> RotationQueue {
-        let (writer, at_once) = match pool {
-            Pool::Sqlite { write, .. } => (Writer::Sqlite(write.clone()), 1),
+        let writer = match pool {
+            Pool::Sqlite { write, .. } => Writer::Sqlite(write.clone()),
             Pool::Postgres(pg) => {
+                // One batch at a time, as on SQLite. Fewer, larger batches win: with 32
+                // refreshes in flight, five batches at once averaged 4 rotations each and 2,400
+                // rotations a second; with the plan cached (see `ROTATION_CONNECTION`), one batch
+                // at a time cost PostgreSQL 47 µs of CPU per rotation against 57–65 µs for two,
+                // and answered 14.0–14.5k refreshes a second against 11.7–13.6k. A batch that
+                // waits on a lock (another instance claiming the same token) holds up this
+                // instance's rotations only until that instance commits.
                 let options = (*pg.connect_options()).clone().options(ROTATION_CONNECTION);
                 let batches = PgPoolOptions::new()
-                    .max_connections(POSTGRES_BATCHES_AT_ONCE as u32)
+                    .max_connections(1)
                     .connect_lazy_with(options);
-                (Writer::Postgres(batches), POSTGRES_BATCHES_AT_ONCE)
+                Writer::Postgres(batches)
             }
         };
         let (sender, receiver) = mpsc::channel(QUEUE);
-        start_slots(writer.clone(), at_once, receiver);
+        tokio::spawn(run_batches(writer.clone(), receiver));
         RotationQueue { sender, writer }
     }
 
@@ -194,50 +193,27 @@ impl Store {
     }
 }
 
-/// Waiting rotations, shared by the batch slots of a queue.
-type Waiting = Arc<Mutex<mpsc::Receiver<(Rotation, Reply)>>>;
-
-/// Starts `at_once` batch slots on `writer`'s pool.
-fn start_slots(writer: Writer, at_once: usize, queue: mpsc::Receiver<(Rotation, Reply)>) {
-    let queue: Waiting = Arc::new(Mutex::new(queue));
-    for _ in 0..at_once {
-        tokio::spawn(run_slot(writer.clone(), Arc::clone(&queue)));
-    }
-}
-
-/// One batch slot: takes every rotation waiting (up to [`MAX_BATCH`]) and writes them as one
+/// The batch writer: takes every rotation waiting (up to [`MAX_BATCH`]) and writes them as one
 /// transaction, then the next, until the queue is closed.
 ///
-/// The slot keeps its connection from one batch to the next while rotations keep coming, for
-/// at most [`HOLD_AT_MOST`]: the pool tests a connection when it is given back (a round trip
-/// to SQLite's thread or to PostgreSQL), and under load that trip between every two batches
-/// left SQLite's single writer idle for a third of the time. Given back when the queue is
-/// empty or the time is up, the connection serves the store's other writes (logins, logouts)
-/// in between; on SQLite there is only the one.
-async fn run_slot(writer: Writer, queue: Waiting) {
+/// It keeps its connection from one batch to the next while rotations keep coming, for at
+/// most [`HOLD_AT_MOST`]: the pool tests a connection when it is given back (a round trip to
+/// SQLite's thread or to PostgreSQL), and under load that trip between every two batches left
+/// SQLite's single writer idle for a third of the time. Given back when the queue is empty or
+/// the time is up, the connection serves the store's other writes (logins, logouts) in
+/// between (on SQLite there is only the one), and closing the pool never waits for it.
+async fn run_batches(writer: Writer, mut queue: mpsc::Receiver<(Rotation, Reply)>) {
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     let mut held: Option<(Connection, Instant)> = None;
     loop {
-        {
-            // Another slot waiting on the queue means that nothing is waiting for this one:
-            // the connection goes back before this slot waits its turn, or it would be held
-            // for as long as the queue stays idle (and closing the pool would wait for it).
-            let mut queue = match queue.try_lock() {
-                Ok(queue) => queue,
-                Err(_) => {
-                    held = None;
-                    queue.lock().await
-                }
-            };
-            let time_is_up = held
-                .as_ref()
-                .is_some_and(|(_, since)| since.elapsed() >= HOLD_AT_MOST);
-            if queue.is_empty() || time_is_up {
-                held = None;
-            }
-            if queue.recv_many(&mut waiting, MAX_BATCH).await == 0 {
-                return;
-            }
+        let time_is_up = held
+            .as_ref()
+            .is_some_and(|(_, since)| since.elapsed() >= HOLD_AT_MOST);
+        if queue.is_empty() || time_is_up {
+            held = None;
+        }
+        if queue.recv_many(&mut waiting, MAX_BATCH).await == 0 {
+            return;
         }
         let (batch, replies): (Vec<Rotation>, Vec<Reply>) = waiting.drain(..).unzip();
         let (mut connection, since) = match held.take() {
@@ -799,8 +775,9 @@ mod tests {
     #[tokio::test]
     async fn other_writes_get_the_connection_under_a_rotation_load_that_never_lets_up() {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
         // One connection for everything, and twice MAX_BATCH rotations always waiting: the
-        // queue never empties, so the batch slot gives its connection back only because it has
+        // queue never empties, so the batch writer gives its connection back only because it has
         // held it long enough.
         let store = memory_store().await;
         let stop = Arc::new(AtomicBool::new(false));
