@@ -54,6 +54,11 @@ impl RedisDenylist {
         format!("{}denylist:synced", self.prefix)
     }
 
+    /// The sorted set of a throttle subject's failed logins (see `failures`).
+    pub(crate) fn failures_key(&self, subject: &str) -> String {
+        format!("{}login_failures:{subject}", self.prefix)
+    }
+
     pub(crate) fn connection(&self) -> Option<ConnectionManager> {
         self.connection.lock().ok().and_then(|c| c.clone())
     }

@@ -12,7 +12,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::denylist::call;
+use redis::aio::ConnectionManager;
+
+use crate::denylist::{call, RedisDenylist};
 use crate::{Store, StoreError};
 
 /// Makes each recorded failure a distinct member of its set.
@@ -29,19 +31,15 @@ fn window_millis(window: Duration) -> i64 {
 }
 
 impl Store {
-    /// The Redis connection, while Redis answers: once a call failed, the counts wait for the
-    /// background recovery (see `denylist`) instead of making every login wait for a timeout.
-    fn answering_redis(&self) -> Option<redis::aio::ConnectionManager> {
-        let redis = self.redis.as_ref()?;
+    /// Redis and a connection to it, while it answers: once a call failed, the counts wait for
+    /// the background recovery (see `denylist`) instead of making every login wait for a
+    /// timeout.
+    fn answering_redis(&self) -> Option<(&RedisDenylist, ConnectionManager)> {
+        let redis = self.redis.as_deref()?;
         if !redis.healthy.load(Ordering::Acquire) {
             return None;
         }
-        redis.connection()
-    }
-
-    fn failures_key(&self, subject: &str) -> Option<String> {
-        let redis = self.redis.as_ref()?;
-        Some(format!("{}login_failures:{subject}", redis.prefix))
+        Some((redis, redis.connection()?))
     }
 
     /// The longest wait before any of `subjects` (each with its limit; 0 is no limit) may fail
@@ -58,13 +56,12 @@ impl Store {
                 "redis is not connected",
             )))
         };
-        let redis = self.redis.as_ref().ok_or_else(unavailable)?;
-        let mut connection = self.answering_redis().ok_or_else(unavailable)?;
+        let (redis, mut connection) = self.answering_redis().ok_or_else(unavailable)?;
         let now = now_millis();
         let window = window_millis(window);
         let mut pipe = redis::pipe();
         for (subject, limit) in subjects.iter().filter(|(_, l)| *l > 0) {
-            let key = format!("{}login_failures:{subject}", redis.prefix);
+            let key = redis.failures_key(subject);
             let limit = i64::from(*limit);
             pipe.cmd("ZREMRANGEBYSCORE")
                 .arg(&key)
@@ -99,7 +96,7 @@ impl Store {
     /// Records a failed login against each of `subjects` (with its limit; 0 is no limit), for
     /// every instance on this Redis to count. Does nothing without an answering Redis.
     pub async fn record_shared_failure(&self, subjects: &[(&str, u32)], window: Duration) {
-        let Some(mut connection) = self.answering_redis() else {
+        let Some((redis, mut connection)) = self.answering_redis() else {
             return;
         };
         let now = now_millis();
@@ -111,9 +108,7 @@ impl Store {
         );
         let mut pipe = redis::pipe();
         for (subject, limit) in subjects.iter().filter(|(_, l)| *l > 0) {
-            let Some(key) = self.failures_key(subject) else {
-                return;
-            };
+            let key = redis.failures_key(subject);
             pipe.cmd("ZADD")
                 .arg(&key)
                 .arg(now)
@@ -141,13 +136,11 @@ impl Store {
 
     /// Forgets the shared failures of `subject` (an account that logged in).
     pub async fn forget_shared_failures(&self, subject: &str) {
-        let (Some(mut connection), Some(key)) =
-            (self.answering_redis(), self.failures_key(subject))
-        else {
+        let Some((redis, mut connection)) = self.answering_redis() else {
             return;
         };
         let mut forget = redis::cmd("DEL");
-        forget.arg(key);
+        forget.arg(redis.failures_key(subject));
         if let Err(err) = call(forget.query_async::<()>(&mut connection)).await {
             self.redis_failed(&err);
         }
