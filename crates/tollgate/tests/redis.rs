@@ -10,6 +10,7 @@ use common::redis_server::{free_port, PrivateRedis};
 use common::{token_field, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
+use tollgate_core::Settings;
 
 async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -17,6 +18,29 @@ async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A test server whose Redis denylist is `url` (keys under `tollgate-test:`), once it trusts
+/// that Redis; `edit` sets anything else.
+async fn server_on_redis(url: &str, edit: impl FnOnce(&mut Settings)) -> TestServer {
+    let server = TestServer::start_with(|s| {
+        s.redis_url = Some(url.to_owned());
+        s.redis_key_prefix = "tollgate-test:".into();
+        edit(s);
+    })
+    .await;
+    let store = server.store().clone();
+    wait_until("redis in use", || store.redis_healthy() == Some(true)).await;
+    server
+}
+
+/// A connection of the test's own to the Redis at `url`, to look at what Tollgate wrote.
+async fn redis_at(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis")
 }
 
 /// Blacklisting writes the jti to Redis with the token's remaining lifetime; with Redis stopped
@@ -27,15 +51,12 @@ async fn redis_denylist_survives_redis_going_down_and_coming_back() {
     let port = free_port();
     let mut redis_server = Some(PrivateRedis::start(port));
     let url = format!("redis://127.0.0.1:{port}/0");
-    let server = TestServer::start_with(|s| {
-        s.redis_url = Some(url.clone());
-        s.redis_key_prefix = "tollgate-test:".into();
+    let server = server_on_redis(&url, |s| {
         s.rotate_refresh_tokens = true;
         s.blacklist_after_rotation = true;
     })
     .await;
     let store = server.store().clone();
-    wait_until("redis in use", || store.redis_healthy() == Some(true)).await;
     server.create_user("alice", "alice-password").await;
 
     let (refresh, _) = server.obtain_pair("alice", "alice-password").await;
@@ -44,11 +65,7 @@ async fn redis_denylist_survives_redis_going_down_and_coming_back() {
         .await;
     assert_eq!(status, StatusCode::OK);
     let jti = token_field(&common::payload(&refresh), "jti");
-    let client = redis::Client::open(url.as_str()).expect("url");
-    let mut redis = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+    let mut redis = redis_at(&url).await;
     let ttl: i64 = redis::cmd("TTL")
         .arg(format!("tollgate-test:denylist:{jti}"))
         .query_async(&mut redis)
@@ -107,10 +124,7 @@ async fn redis_denylist_survives_redis_going_down_and_coming_back() {
     // Redis comes back empty; Tollgate fills it and trusts it again.
     let _redis_server = PrivateRedis::start(port);
     wait_until("redis in use again", || store.redis_healthy() == Some(true)).await;
-    let mut redis = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+    let mut redis = redis_at(&url).await;
     let second_jti = token_field(&common::payload(&second), "jti");
     for jti in [&jti, &second_jti] {
         let listed: bool = redis::cmd("EXISTS")
@@ -142,14 +156,11 @@ async fn a_password_change_reaches_the_redis_denylist() {
     let port = free_port();
     let _redis_server = PrivateRedis::start(port);
     let url = format!("redis://127.0.0.1:{port}/0");
-    let server = TestServer::start_with(|s| {
-        s.redis_url = Some(url.clone());
-        s.redis_key_prefix = "tollgate-test:".into();
+    let server = server_on_redis(&url, |s| {
         s.blacklist_after_rotation = true;
     })
     .await;
     let store = server.store().clone();
-    wait_until("redis in use", || store.redis_healthy() == Some(true)).await;
     server.create_user("alice", "alice-password").await;
     let (refresh, access) = server.obtain_pair("alice", "alice-password").await;
     let verify = || server.post_json("/api/token/verify/", json!({ "token": refresh }));
@@ -177,11 +188,7 @@ async fn a_password_change_reaches_the_redis_denylist() {
         "answered by the database"
     );
     let jti = token_field(&common::payload(&refresh), "jti");
-    let client = redis::Client::open(url.as_str()).expect("url");
-    let mut redis = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+    let mut redis = redis_at(&url).await;
     let ttl: i64 = redis::cmd("TTL")
         .arg(format!("tollgate-test:denylist:{jti}"))
         .query_async(&mut redis)
@@ -272,17 +279,9 @@ async fn failed_logins_are_counted_across_instances() {
     let port = free_port();
     let redis_server = PrivateRedis::start(port);
     let url = format!("redis://127.0.0.1:{port}/0");
-    let start = || {
-        TestServer::start_with(|s| {
-            s.redis_url = Some(url.clone());
-            s.redis_key_prefix = "tollgate-test:".into();
-            s.login_failures_per_account = 4;
-        })
-    };
+    let start = || server_on_redis(&url, |s| s.login_failures_per_account = 4);
     let (one, two) = (start().await, start().await);
     for server in [&one, &two] {
-        let store = server.store().clone();
-        wait_until("redis in use", || store.redis_healthy() == Some(true)).await;
         server.create_user("ann", "ann-password").await;
         server.create_user("bob", "bob-password").await;
     }
@@ -356,15 +355,11 @@ async fn a_replayed_rotated_token_is_copied_into_redis_again() {
     let port = free_port();
     let _redis_server = PrivateRedis::start(port);
     let url = format!("redis://127.0.0.1:{port}/0");
-    let server = TestServer::start_with(|s| {
-        s.redis_url = Some(url.clone());
-        s.redis_key_prefix = "tollgate-test:".into();
+    let server = server_on_redis(&url, |s| {
         s.rotate_refresh_tokens = true;
         s.blacklist_after_rotation = true;
     })
     .await;
-    let store = server.store().clone();
-    wait_until("redis in use", || store.redis_healthy() == Some(true)).await;
     server.create_user("alice", "alice-password").await;
     let (refresh, _) = server.obtain_pair("alice", "alice-password").await;
     let (status, _) = server
@@ -376,11 +371,7 @@ async fn a_replayed_rotated_token_is_copied_into_redis_again() {
         "tollgate-test:denylist:{}",
         token_field(&common::payload(&refresh), "jti")
     );
-    let client = redis::Client::open(url.as_str()).expect("url");
-    let mut redis = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+    let mut redis = redis_at(&url).await;
     redis::cmd("DEL")
         .arg(&key)
         .query_async::<()>(&mut redis)
