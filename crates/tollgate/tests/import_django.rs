@@ -191,6 +191,26 @@ async fn django_sqlite(path: &Path) {
     db.close().await.expect("closes");
 }
 
+/// The server at `base` (verifying with Django's key) refuses the token Django blacklisted
+/// and refreshes the live one.
+async fn django_tokens_are_honoured(base: &str) {
+    let client = reqwest::Client::new();
+    let refresh = |jti: &str| {
+        client
+            .post(format!("{base}/api/token/refresh/"))
+            .json(&json!({"refresh": django_refresh_token(jti)}))
+            .send()
+    };
+    let refused = refresh("dj-blacklisted").await.expect("sent");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused.json::<Value>().await.expect("JSON"),
+        json!({"detail": "Token is blacklisted", "code": "token_not_valid"})
+    );
+    let live = refresh("dj-live").await.expect("sent");
+    assert_eq!(live.status(), StatusCode::OK);
+}
+
 fn import(dir: &Path, source: &str) -> String {
     let output = run(tollgate(dir, &["import-django", "--database", source]));
     let progress = text(&output.stderr);
@@ -255,20 +275,7 @@ async fn django_users_are_imported_once_and_log_in_with_their_old_passwords() {
         let (status, _) = login(username, "wrong password").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    let refresh = |jti: &str| {
-        client
-            .post(format!("{}/api/token/refresh/", served.base))
-            .json(&json!({"refresh": django_refresh_token(jti)}))
-            .send()
-    };
-    let refused = refresh("dj-blacklisted").await.expect("sent");
-    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        refused.json::<Value>().await.expect("JSON"),
-        json!({"detail": "Token is blacklisted", "code": "token_not_valid"})
-    );
-    let live = refresh("dj-live").await.expect("sent");
-    assert_eq!(live.status(), StatusCode::OK);
+    django_tokens_are_honoured(&served.base).await;
     // Unusable passwords and inactive users stay out.
     for username in ["dan", "fay"] {
         let (status, _) = login(username, OLD_PASSWORD).await;
@@ -325,23 +332,8 @@ async fn tokens_blacklisted_under_django_reach_a_running_redis_denylist() {
         command
     };
     let served = Served::start(with_redis(&[])).await;
-    let client = reqwest::Client::new();
     // Ready once Redis is filled (with nothing yet) and trusted.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while client
-        .get(format!("{}/readyz", served.base))
-        .send()
-        .await
-        .expect("sent")
-        .status()
-        != StatusCode::OK
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server never used Redis"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    served.until_ready().await;
 
     let output = run(with_redis(&[
         "import-django",
@@ -349,22 +341,7 @@ async fn tokens_blacklisted_under_django_reach_a_running_redis_denylist() {
         &django.display().to_string(),
     ]));
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let refresh = |jti: &str| {
-        client
-            .post(format!("{}/api/token/refresh/", served.base))
-            .json(&json!({"refresh": django_refresh_token(jti)}))
-            .send()
-    };
-    let refused = refresh("dj-blacklisted").await.expect("sent");
-    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        refused.json::<Value>().await.expect("JSON"),
-        json!({"detail": "Token is blacklisted", "code": "token_not_valid"})
-    );
-    assert_eq!(
-        refresh("dj-live").await.expect("sent").status(),
-        StatusCode::OK
-    );
+    django_tokens_are_honoured(&served.base).await;
 }
 
 /// A source that is not a Django database is a clear error, not a crash.

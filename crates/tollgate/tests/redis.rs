@@ -222,21 +222,9 @@ async fn the_changepassword_command_reaches_the_redis_denylist() {
     };
     create_user(with_redis(&[]), "ann", "quantum-ferret-72");
     let served = Served::start(with_redis(&[])).await;
-    let client = reqwest::Client::new();
     // Ready once Redis is filled and trusted.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ready = client
-            .get(format!("{}/readyz", served.base))
-            .send()
-            .await
-            .expect("sent");
-        if ready.status() == StatusCode::OK {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the server never used Redis");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    served.until_ready().await;
+    let client = reqwest::Client::new();
     let (_, refresh) = log_in(&served.base, "ann", "quantum-ferret-72").await;
     let verify = || async {
         let response = client

@@ -553,6 +553,30 @@ pub mod binary {
             }
         }
 
+        /// Waits (up to 10 s) until `/readyz` answers 200: the database and, with REDIS_URL,
+        /// Redis filled and trusted.
+        pub async fn until_ready(&self) {
+            let client = reqwest::Client::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let status = client
+                    .get(format!("{}/readyz", self.base))
+                    .send()
+                    .await
+                    .expect("sent")
+                    .status();
+                if status == reqwest::StatusCode::OK {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} never became ready ({status})",
+                    self.base
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+
         /// The lines logged so far that were not yet taken.
         pub fn drain_logs(&mut self) -> Vec<String> {
             let mut lines = Vec::new();
