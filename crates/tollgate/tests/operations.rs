@@ -145,16 +145,18 @@ async fn serve_waits_for_the_database_and_readyz_follows_it() {
     relayed.abort();
 }
 
+/// A PostgreSQL URL on a port where nothing listens.
+fn unreachable_postgres() -> String {
+    let port = common::redis_server::free_port();
+    format!("postgres://postgres@127.0.0.1:{port}/tollgate")
+}
+
 /// A database that never comes: the command gives up after DATABASE_CONNECT_TIMEOUT with an
 /// error that says so, instead of hanging or failing at the first refusal.
 #[test]
 fn a_database_that_never_comes_is_a_clear_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("postgres://postgres@127.0.0.1:{port}/tollgate");
+    let url = unreachable_postgres();
     let started = Instant::now();
     let output = run(serve_command(dir.path(), &url)
         .args(["migrate"])
@@ -183,12 +185,8 @@ fn a_database_that_never_comes_is_a_clear_error() {
 #[test]
 fn a_hangup_during_start_up_does_not_kill_the_server() {
     use std::io::BufRead;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("postgres://postgres@127.0.0.1:{port}/tollgate");
+    let url = unreachable_postgres();
     let mut child = serve_command(dir.path(), &url)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env("TOLLGATE_DATABASE_CONNECT_TIMEOUT", "3s")
