@@ -155,28 +155,54 @@ impl Store {
         }
     }
 
-    /// Copies a newly blacklisted jti into Redis, expiring with its token.
-    pub(crate) async fn redis_add(&self, jti: &str, expires_at: i64, now: i64) {
+    /// Copies a blacklisted jti into Redis, expiring with its token. Whether Redis now holds
+    /// it or need not (no Redis, token expired); false when it could not be written.
+    pub(crate) async fn redis_add(&self, jti: &str, expires_at: i64, now: i64) -> bool {
         let Some(redis) = self.redis.as_ref() else {
-            return;
+            return true;
         };
         let Ok(ttl) = u64::try_from(expires_at.saturating_sub(now)) else {
-            return; // Already expired: nothing to refuse.
+            return true; // Already expired: nothing to refuse.
         };
         if ttl == 0 {
-            return;
+            return true;
         }
         let Some(mut connection) = redis.connection() else {
             // Not connected: the recovery running in the background copies it from the database.
-            return;
+            return false;
         };
         let mut set = redis::cmd("SET");
         set.arg(redis.key(jti)).arg(1).arg("EX").arg(ttl);
-        if let Err(err) = call(set.query_async::<()>(&mut connection)).await {
-            // Other instances may still trust a Redis that now lacks this jti: recovery
-            // drops the marker first thing.
-            self.redis_failed(&err);
+        match call(set.query_async::<()>(&mut connection)).await {
+            Ok(()) => true,
+            Err(err) => {
+                // Other instances may still trust a Redis that now lacks this jti: recovery
+                // drops the marker first thing.
+                self.redis_failed(&err);
+                false
+            }
         }
+    }
+
+    /// Blacklists one jti with Redis written before the database: an instance stopping
+    /// between the two must not leave a token blacklisted in the database that instances
+    /// trusting Redis still accept. If the database write then fails, Redis refuses a token
+    /// the database does not, which errs on the safe side. If Redis could not be written
+    /// first, it is written again once `write` is done: the recovery that the failure started
+    /// may have filled Redis from the database before `write` committed.
+    pub(crate) async fn blacklisting<T>(
+        &self,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+        write: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let copied = self.redis_add(jti, expires_at, now).await;
+        let written = write.await?;
+        if !copied {
+            self.redis_add(jti, expires_at, now).await;
+        }
+        Ok(written)
     }
 
     /// After a failed Redis call: blacklist checks go to the database, and Redis is refilled

@@ -175,21 +175,20 @@ impl Store {
             new: new.into(),
             now,
         };
-        let (reply, answer) = oneshot::channel();
-        // A closed queue or a dropped reply means the store was closed under us.
-        let closed = || StoreError::Database(sqlx::Error::PoolClosed);
-        self.rotations
-            .sender
-            .send((rotation, reply))
-            .await
-            .map_err(|_| closed())?;
-        let outcome = answer.await.map_err(|_| closed())??;
-        // Also when it was already blacklisted: the earlier copy may be missing from Redis (an
-        // instance that stopped between its commit and its copy).
-        if outcome != RotateOutcome::SessionRevoked {
-            self.redis_add(old.jti, old.expires_at, now).await;
-        }
-        Ok(outcome)
+        // The old token goes to Redis also when it turns out to be blacklisted already (the
+        // earlier copy may be missing there) or its session revoked (it is refused anyway).
+        let write = async {
+            let (reply, answer) = oneshot::channel();
+            // A closed queue or a dropped reply means the store was closed under us.
+            let closed = || StoreError::Database(sqlx::Error::PoolClosed);
+            self.rotations
+                .sender
+                .send((rotation, reply))
+                .await
+                .map_err(|_| closed())?;
+            answer.await.map_err(|_| closed())?
+        };
+        self.blacklisting(old.jti, old.expires_at, now, write).await
     }
 }
 

@@ -319,7 +319,7 @@ impl Store {
     /// Copies newly blacklisted jtis into the Redis denylist, if there is one.
     pub(crate) async fn copy_to_redis(&self, rows: &[(String, i64)], now: i64) {
         for (jti, expires_at) in rows {
-            self.redis_add(jti, *expires_at, now).await;
+            let _ = self.redis_add(jti, *expires_at, now).await;
         }
     }
 }

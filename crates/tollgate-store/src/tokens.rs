@@ -80,19 +80,23 @@ impl Store {
     /// elsewhere with the same key). Returns false if it was already blacklisted: of two
     /// concurrent calls for one jti, exactly one returns true.
     pub async fn blacklist(&self, token: &TokenRecord<'_>, now: i64) -> Result<bool, StoreError> {
-        self.record_outstanding(token).await?;
-        let done = with_writer!(self, |pool| {
-            sqlx::query(BLACKLIST)
-                .bind(token.jti)
-                .bind(now)
-                .bind(token.expires_at)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })?;
-        // Also when it was already blacklisted: the earlier copy may be missing from Redis.
-        self.redis_add(token.jti, token.expires_at, now).await;
-        Ok(done == 1)
+        // Copied into Redis also when it was already blacklisted: the earlier copy may be
+        // missing there.
+        let write = async {
+            self.record_outstanding(token).await?;
+            let done = with_writer!(self, |pool| {
+                sqlx::query(BLACKLIST)
+                    .bind(token.jti)
+                    .bind(now)
+                    .bind(token.expires_at)
+                    .execute(pool)
+                    .await
+                    .map(|done| done.rows_affected())
+            })?;
+            Ok(done == 1)
+        };
+        self.blacklisting(token.jti, token.expires_at, now, write)
+            .await
     }
 
     /// Deletes outstanding, blacklisted and access-revocation rows whose token expired at or
