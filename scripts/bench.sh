@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Load benchmark of a release build of Tollgate on loopback, with wrk.
 #
-#   scripts/bench.sh              full run (10 s per scenario), writes BENCHMARKS.md
-#   scripts/bench.sh --smoke      1 s per scenario, checks that every scenario works, writes nothing
+#   scripts/bench.sh              full run (10 s per scenario; healthz, the protected GETs and
+#                                 verify in three alternating rounds of 5 s), writes
+#                                 target/bench-sqlite.md for BENCHMARKS.md
+#   scripts/bench.sh --smoke      1 s per scenario, one round, checks that every scenario works,
+#                                 writes nothing
 #   scripts/bench.sh --postgres   the same on PostgreSQL (TOLLGATE_BENCH_POSTGRES_URL, default the
 #                                 local server) with the Redis denylist (TOLLGATE_BENCH_REDIS_URL,
 #                                 default the local Redis) instead of the embedded SQLite
@@ -12,10 +15,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=10s; smoke=0; backend=sqlite
+duration=10s; round_duration=5s; rounds=3; smoke=0; backend=sqlite
 for arg in "$@"; do
   case "$arg" in
-    --smoke) duration=1s; smoke=1 ;;
+    --smoke) duration=1s; round_duration=1s; rounds=1; smoke=1 ;;
     --postgres) backend=postgres ;;
     *) echo "usage: scripts/bench.sh [--smoke] [--postgres]" >&2; exit 2 ;;
   esac
@@ -79,29 +82,46 @@ done >"$work/tokens.txt"
 
 results="$work/results.md"
 printf '| scenario | requests/s | p50 | p99 | errors |\n|---|---:|---:|---:|---:|\n' >"$results"
-declare -A rps
-run() { # name, then wrk arguments after the common ones
-  local name=$1; shift
+# One table row per scenario, and its requests/s by round: the ratios to healthz are taken
+# round by round (each beside the healthz run just before it), then their median is reported,
+# so that the machine's drift over a run does not decide them.
+declare -A rps row
+scenarios=()
+measure() { # name, round, then wrk arguments after the common ones
+  local name=$1 round=$2; shift 2
   local out
-  out=$(BENCH_THREADS=$threads wrk -t"$threads" -c"$connections" -d"$duration" --latency "$@")
+  out=$(BENCH_THREADS=$threads wrk -t"$threads" -c"$connections" -d"$run_duration" --latency "$@")
   local r p50 p99 non2xx sockerr
   r=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
   sockerr=$(awk '/Socket errors:/ {s=0; for (i=3;i<=NF;i+=2) s+=$(i+1); print s}' <<<"$out" | tr -d ',')
-  rps[$name]=$r
-  printf '| %s | %s | %s | %s | %s |\n' "$name" "$r" "$p50" "$p99" "$(( ${non2xx:-0} + ${sockerr:-0} ))" >>"$results"
-  echo "$name: $r req/s, p50 $p50, p99 $p99, non-2xx ${non2xx:-0}, socket errors ${sockerr:-0}" >&2
+  [ -n "${rps[$name]:-}" ] || scenarios+=("$name")
+  rps[$name]="${rps[$name]:-} $r"
+  row[$name#$round]="$r | $p50 | $p99 | $(( ${non2xx:-0} + ${sockerr:-0} ))"
+  echo "$name (round $round): $r req/s, p50 $p50, p99 $p99, non-2xx ${non2xx:-0}, socket errors ${sockerr:-0}" >&2
   if [ "$name" != "protected GET, invalid token" ] && [ "${non2xx:-0}" != 0 ]; then
     echo "scenario '$name' had non-2xx responses" >&2; return 1
   fi
 }
+run() { run_duration=$duration measure "$1" 1 "${@:2}"; }
+median_round() { # name: the round whose requests/s is the median of the scenario's rounds
+  tr ' ' '\n' <<<"${rps[$1]}" | awk 'NF {n++; print n, $1}' | sort -k2 -g | awk '{r[NR]=$1} END {print r[int((NR+1)/2)]}'
+}
+table() {
+  local name
+  for name in "${scenarios[@]}"; do
+    printf '| %s | %s |\n' "$name" "${row[$name#$(median_round "$name")]}" >>"$results"
+  done
+}
 
-run "healthz (no auth)" "$base/healthz"
-run "protected GET, valid token" -H "Authorization: Bearer $access" "$base/api/index/"
-run "protected GET, invalid token" -H "Authorization: Bearer abc.def.ghi" "$base/api/index/"
-BENCH_BODY="{\"token\":\"$access\"}" run "verify" -s scripts/bench/post.lua "$base/api/token/verify/"
+for round in $(seq 1 "$rounds"); do
+  run_duration=$round_duration measure "healthz (no auth)" "$round" "$base/healthz"
+  run_duration=$round_duration measure "protected GET, valid token" "$round" -H "Authorization: Bearer $access" "$base/api/index/"
+  run_duration=$round_duration measure "protected GET, invalid token" "$round" -H "Authorization: Bearer abc.def.ghi" "$base/api/index/"
+  BENCH_BODY="{\"token\":\"$access\"}" run_duration=$round_duration measure "verify" "$round" -s scripts/bench/post.lua "$base/api/token/verify/"
+done
 BENCH_TOKENS="$work/tokens.txt" run "refresh (rotate + blacklist)" -s scripts/bench/refresh.lua "$base/api/token/refresh/"
 BENCH_BODY="$login" run "login (argon2id default cost)" -s scripts/bench/post.lua "$base/api/token/"
 # Token checks must not starve while password hashes are hammered (hashes run on their own
@@ -113,7 +133,8 @@ wait "$flood"
 flood_rps=$(awk '/^Requests\/sec:/ {print $2}' "$work/flood.txt")
 peak_rss=$(rss_kb VmHWM)
 stop_server
-# simplejwt's own behaviour: the user read from the database on every request.
+# simplejwt's own behaviour: the user read from the database on every request. The ratios of
+# these servers compare with healthz of the first server's rounds.
 start_server TOLLGATE_USER_CACHE_TTL=0
 run "protected GET, valid token, USER_CACHE_TTL=0" -H "Authorization: Bearer $access" "$base/api/index/"
 BENCH_BODY="{\"token\":\"$access\"}" run "verify, USER_CACHE_TTL=0" -s scripts/bench/post.lua "$base/api/token/verify/"
@@ -122,18 +143,33 @@ stop_server
 # check).
 start_server TOLLGATE_AUTHENTICATION_CLASSES=jwt_stateless TOLLGATE_ACCESS_TOKEN_REVOCATION=true
 run "protected GET, valid token, jwt_stateless" -H "Authorization: Bearer $access" "$base/api/index/"
+table
 
-ratio() { python3 -c "print(f'{float($1)/float($2)*100:.0f} %')"; }
+# The median over rounds of each round's ratio of `name` to healthz (a scenario run once is
+# compared with the median healthz).
+ratio() {
+  local name=$1
+  python3 - "${rps[$name]}" "${rps["healthz (no auth)"]}" <<'PY'
+import statistics, sys
+values, healthz = ([float(x) for x in arg.split()] for arg in sys.argv[1:])
+if len(values) == len(healthz):
+    ratios = [v / h for v, h in zip(values, healthz)]
+    spread = f" (rounds: {', '.join(f'{r * 100:.0f} %' for r in ratios)})" if len(ratios) > 1 else ""
+    print(f"{statistics.median(ratios) * 100:.0f} %{spread}")
+else:
+    print(f"{statistics.median(values) / statistics.median(healthz) * 100:.0f} %")
+PY
+}
 {
   cat "$results"
   echo
-  echo "- protected GET / healthz: $(ratio "${rps["protected GET, valid token"]}" "${rps["healthz (no auth)"]}")"
-  echo "- protected GET with USER_CACHE_TTL=0 / healthz: $(ratio "${rps["protected GET, valid token, USER_CACHE_TTL=0"]}" "${rps["healthz (no auth)"]}")"
-  echo "- protected GET with jwt_stateless / healthz: $(ratio "${rps["protected GET, valid token, jwt_stateless"]}" "${rps["healthz (no auth)"]}")"
-  echo "- verify / healthz: $(ratio "${rps["verify"]}" "${rps["healthz (no auth)"]}")"
-  echo "- verify with USER_CACHE_TTL=0 / healthz: $(ratio "${rps["verify, USER_CACHE_TTL=0"]}" "${rps["healthz (no auth)"]}")"
-  echo "- refresh / healthz: $(ratio "${rps["refresh (rotate + blacklist)"]}" "${rps["healthz (no auth)"]}")"
-  echo "- protected GET during a login flood / protected GET alone: $(ratio "${rps["protected GET during a login flood"]}" "${rps["protected GET, valid token"]}") (logins meanwhile: $flood_rps/s)"
+  echo "- protected GET / healthz: $(ratio "protected GET, valid token")"
+  echo "- protected GET with USER_CACHE_TTL=0 / healthz: $(ratio "protected GET, valid token, USER_CACHE_TTL=0")"
+  echo "- protected GET with jwt_stateless / healthz: $(ratio "protected GET, valid token, jwt_stateless")"
+  echo "- verify / healthz: $(ratio "verify")"
+  echo "- verify with USER_CACHE_TTL=0 / healthz: $(ratio "verify, USER_CACHE_TTL=0")"
+  echo "- refresh / healthz: $(ratio "refresh (rotate + blacklist)")"
+  echo "- protected GET during a login flood / protected GET alone: $(python3 -c 'import statistics, sys; print(f"{float(sys.argv[1]) / statistics.median(map(float, sys.argv[2].split())) * 100:.0f} %")' "${rps["protected GET during a login flood"]}" "${rps["protected GET, valid token"]}") (logins meanwhile: $flood_rps/s)"
   echo "- RSS: idle $((idle_rss / 1024)) MB, peak under load $((peak_rss / 1024)) MB"
 } | tee "$work/summary.md"
 
