@@ -184,27 +184,6 @@ impl Store {
         }
     }
 
-    /// Blacklists one jti with Redis written before the database: an instance stopping
-    /// between the two must not leave a token blacklisted in the database that instances
-    /// trusting Redis still accept. If the database write then fails, Redis refuses a token
-    /// the database does not, which errs on the safe side. If Redis could not be written
-    /// first, it is written again once `write` is done: the recovery that the failure started
-    /// may have filled Redis from the database before `write` committed.
-    pub(crate) async fn blacklisting<T>(
-        &self,
-        jti: &str,
-        expires_at: i64,
-        now: i64,
-        write: impl std::future::Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        let copied = self.redis_add(jti, expires_at, now).await;
-        let written = write.await?;
-        if !copied {
-            self.redis_add(jti, expires_at, now).await;
-        }
-        Ok(written)
-    }
-
     /// After a failed Redis call: blacklist checks go to the database, and Redis is refilled
     /// in the background once it answers (it may have missed writes meanwhile).
     pub(crate) fn redis_failed(&self, err: &redis::RedisError) {

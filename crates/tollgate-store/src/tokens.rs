@@ -80,23 +80,28 @@ impl Store {
     /// elsewhere with the same key). Returns false if it was already blacklisted: of two
     /// concurrent calls for one jti, exactly one returns true.
     pub async fn blacklist(&self, token: &TokenRecord<'_>, now: i64) -> Result<bool, StoreError> {
-        // Copied into Redis also when it was already blacklisted: the earlier copy may be
-        // missing there.
-        let write = async {
-            self.record_outstanding(token).await?;
-            let done = with_writer!(self, |pool| {
-                sqlx::query(BLACKLIST)
-                    .bind(token.jti)
-                    .bind(now)
-                    .bind(token.expires_at)
-                    .execute(pool)
-                    .await
-                    .map(|done| done.rows_affected())
-            })?;
-            Ok(done == 1)
-        };
-        self.blacklisting(token.jti, token.expires_at, now, write)
-            .await
+        // Redis first: an instance stopping between the two must not leave a logged-out token
+        // that instances trusting Redis still accept (a sliding token would keep
+        // authenticating). If the database write then fails, Redis refuses a token the
+        // database does not: the safe side, and presenting the token again completes the
+        // logout. Copied also when it was already blacklisted: the earlier copy may be missing.
+        let copied = self.redis_add(token.jti, token.expires_at, now).await;
+        self.record_outstanding(token).await?;
+        let done = with_writer!(self, |pool| {
+            sqlx::query(BLACKLIST)
+                .bind(token.jti)
+                .bind(now)
+                .bind(token.expires_at)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        if !copied {
+            // The recovery that the failure started may have filled Redis from the database
+            // before this commit.
+            let _ = self.redis_add(token.jti, token.expires_at, now).await;
+        }
+        Ok(done == 1)
     }
 
     /// Deletes outstanding, blacklisted and access-revocation rows whose token expired at or
