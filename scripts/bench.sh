@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load benchmark of a release build of Tollgate on loopback, with wrk.
 #
-#   scripts/bench.sh              full run (10 s per scenario; healthz, the protected GETs and
-#                                 verify in three alternating rounds of 5 s), writes
+#   scripts/bench.sh              full run: the request-checking scenarios (healthz, the protected
+#                                 GETs, verify) in five alternating rounds of 3 s, then refresh,
+#                                 login and the login flood for 10 s each; writes
 #                                 target/bench-sqlite.md for BENCHMARKS.md
 #   scripts/bench.sh --smoke      1 s per scenario, one round, checks that every scenario works,
 #                                 writes nothing
@@ -15,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=10s; round_duration=5s; rounds=3; smoke=0; backend=sqlite
+duration=10s; round_duration=3s; rounds=5; smoke=0; backend=sqlite
 for arg in "$@"; do
   case "$arg" in
     --smoke) duration=1s; round_duration=1s; rounds=1; smoke=1 ;;
@@ -29,9 +30,10 @@ command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2;
 cargo build --release --quiet
 binary="$PWD/target/release/tollgate"
 work=$(mktemp -d)
-server_pid=""
+server_pids=()
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  local pid
+  for pid in "${server_pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
   if [ "$backend" = postgres ] && [ -n "${pg_db:-}" ]; then
     psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true
   fi
@@ -59,17 +61,25 @@ else
 fi
 
 TOLLGATE_USER_PASSWORD=bench-password "$binary" createuser --username bench --no-input >/dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port"
-start_server() { # extra environment for the server, as NAME=value words
+# Three servers on one database: the defaults; simplejwt's own behaviour (the user read from
+# the database on every request); and the stateless token user (no database read at all), with
+# access revocation on (an in-memory check). All three run throughout, so that every checking
+# scenario alternates with healthz round by round; only the one measured has work.
+start_server() { # base URL variable, then extra environment for the server as NAME=value words
+  local var=$1 port; shift
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  printf -v "$var" 'http://127.0.0.1:%s' "$port"
   env "$@" "$binary" serve --bind "127.0.0.1:$port" 2>>"$work/server.log" &
-  server_pid=$!
-  for _ in $(seq 1 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
+  server_pids+=($!)
+  for _ in $(seq 1 100); do curl -sf "${!var}/healthz" >/dev/null && break; sleep 0.1; done
+  curl -sf "${!var}/healthz" >/dev/null || { echo "the server did not start; $work/server.log:" >&2; cat "$work/server.log" >&2; exit 1; }
 }
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
-start_server
+start_server base
+server_pid=${server_pids[0]}
 rss_kb() { awk -v key="$1" '$1 == key":" {print $2}' "/proc/$server_pid/status"; }
 idle_rss=$(rss_kb VmRSS)
+start_server uncached TOLLGATE_USER_CACHE_TTL=0
+start_server stateless TOLLGATE_AUTHENTICATION_CLASSES=jwt_stateless TOLLGATE_ACCESS_TOKEN_REVOCATION=true
 
 login='{"username":"bench","password":"bench-password"}'
 access=$(curl -sf -X POST "$base/api/token/" -H 'Content-Type: application/json' -d "$login" \
@@ -121,6 +131,9 @@ for round in $(seq 1 "$rounds"); do
   run_duration=$round_duration measure "protected GET, valid token" "$round" -H "Authorization: Bearer $access" "$base/api/index/"
   run_duration=$round_duration measure "protected GET, invalid token" "$round" -H "Authorization: Bearer abc.def.ghi" "$base/api/index/"
   BENCH_BODY="{\"token\":\"$access\"}" run_duration=$round_duration measure "verify" "$round" -s scripts/bench/post.lua "$base/api/token/verify/"
+  run_duration=$round_duration measure "protected GET, valid token, jwt_stateless" "$round" -H "Authorization: Bearer $access" "$stateless/api/index/"
+  run_duration=$round_duration measure "protected GET, valid token, USER_CACHE_TTL=0" "$round" -H "Authorization: Bearer $access" "$uncached/api/index/"
+  BENCH_BODY="{\"token\":\"$access\"}" run_duration=$round_duration measure "verify, USER_CACHE_TTL=0" "$round" -s scripts/bench/post.lua "$uncached/api/token/verify/"
 done
 BENCH_TOKENS="$work/tokens.txt" run "refresh (rotate + blacklist)" -s scripts/bench/refresh.lua "$base/api/token/refresh/"
 BENCH_BODY="$login" run "login (argon2id default cost)" -s scripts/bench/post.lua "$base/api/token/"
@@ -132,17 +145,6 @@ connections=$((connections / 2)) threads=1 run "protected GET during a login flo
 wait "$flood"
 flood_rps=$(awk '/^Requests\/sec:/ {print $2}' "$work/flood.txt")
 peak_rss=$(rss_kb VmHWM)
-stop_server
-# simplejwt's own behaviour: the user read from the database on every request. The ratios of
-# these servers compare with healthz of the first server's rounds.
-start_server TOLLGATE_USER_CACHE_TTL=0
-run "protected GET, valid token, USER_CACHE_TTL=0" -H "Authorization: Bearer $access" "$base/api/index/"
-BENCH_BODY="{\"token\":\"$access\"}" run "verify, USER_CACHE_TTL=0" -s scripts/bench/post.lua "$base/api/token/verify/"
-stop_server
-# The stateless token user (no database read at all), with access revocation on (an in-memory
-# check).
-start_server TOLLGATE_AUTHENTICATION_CLASSES=jwt_stateless TOLLGATE_ACCESS_TOKEN_REVOCATION=true
-run "protected GET, valid token, jwt_stateless" -H "Authorization: Bearer $access" "$base/api/index/"
 table
 
 # The median over rounds of each round's ratio of `name` to healthz (a scenario run once is
