@@ -4,80 +4,23 @@
 //! Run with `cargo bench -p tollgate-core`; `cargo bench -p tollgate-core -- --test` runs each
 //! once as a smoke test.
 
-use base64::Engine;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use tollgate_core::auth::{parse_header, HeaderCredentials};
 use tollgate_core::password::PasswordHasher;
-use tollgate_core::settings::Secret;
 use tollgate_core::{
-    Algorithm, KeyRing, Keys, KeysEncryptionKey, Settings, StoredKey, TokenCodec, TokenType,
+    keygen, Algorithm, KeyRing, Keys, KeysEncryptionKey, Settings, StoredKey, TokenCodec,
+    TokenType,
 };
 
 const NOW: i64 = 1_700_000_000;
 
-fn pem(label: &str, der: &[u8]) -> String {
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap_or_default())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
-
-/// A SubjectPublicKeyInfo DER for a raw public key, given the algorithm identifier's DER.
-fn spki(algorithm: &[u8], public: &[u8]) -> Vec<u8> {
-    let mut bit_string = vec![0x03, (public.len() + 1) as u8, 0x00];
-    bit_string.extend_from_slice(public);
-    let mut body = algorithm.to_vec();
-    body.extend_from_slice(&bit_string);
-    let mut out = vec![0x30, body.len() as u8];
-    out.extend_from_slice(&body);
-    out
-}
-
+/// Settings signing with a fresh key of `algorithm`, made as `tollgate keygen` makes it.
 fn settings_for(algorithm: Algorithm) -> Settings {
-    let rng = SystemRandom::new();
-    let (signing, verifying) = match algorithm {
-        Algorithm::ES256 => {
-            let pkcs8 =
-                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
-            let pair =
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-                    .expect("key");
-            // id-ecPublicKey with the P-256 curve.
-            let id = [
-                0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-                0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
-            ];
-            (
-                pem("PRIVATE KEY", pkcs8.as_ref()),
-                pem("PUBLIC KEY", &spki(&id, pair.public_key().as_ref())),
-            )
-        }
-        Algorithm::EdDSA => {
-            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
-            let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key");
-            let id = [0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
-            (
-                pem("PRIVATE KEY", pkcs8.as_ref()),
-                pem("PUBLIC KEY", &spki(&id, pair.public_key().as_ref())),
-            )
-        }
-        _ => (
-            "a-benchmark-secret-of-sixty-four-bytes-0123456789abcdefghijklmnop".to_owned(),
-            String::new(),
-        ),
-    };
+    let key = keygen::generate(algorithm).expect("key");
     Settings {
         algorithm,
-        signing_key: Secret(signing),
-        verifying_key: verifying,
+        signing_key: key.signing_key,
+        verifying_key: key.verifying_key.unwrap_or_default(),
         ..Settings::default()
     }
 }
@@ -86,6 +29,8 @@ fn tokens(c: &mut Criterion) {
     for algorithm in [
         Algorithm::HS256,
         Algorithm::HS512,
+        Algorithm::RS256,
+        Algorithm::PS256,
         Algorithm::ES256,
         Algorithm::EdDSA,
     ] {
