@@ -203,7 +203,8 @@ if [ "$smoke" = 0 ]; then
     echo "## $title, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "$(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), wrk -t$threads -c32 on" \
-      "loopback; $rounds rounds of $round_duration for the request-checking scenarios, $duration for the others."
+      "loopback; $rounds rounds of $round_duration for the request-checking scenarios, $duration for the others;" \
+      "$((connections * 2)) rotation chains for refresh, each of its own user."
     echo
     cat "$work/summary.md"
   } >"$work/section.md"
