@@ -317,10 +317,8 @@ async fn django_users_are_imported_once_and_log_in_with_their_old_passwords() {
 /// goes into Redis too, so that those servers refuse it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_blacklisted_under_django_reach_a_running_redis_denylist() {
-    use common::redis_server::{free_port, PrivateRedis};
-    let port = free_port();
-    let _redis_server = PrivateRedis::start(port);
-    let url = format!("redis://127.0.0.1:{port}/0");
+    use common::redis_server::PrivateRedis;
+    let (_redis_server, url) = PrivateRedis::start_anywhere();
     let dir = tempfile::tempdir().expect("temp dir");
     let django = dir.path().join("django.sqlite3");
     django_sqlite(&django).await;

@@ -627,9 +627,7 @@ async fn an_instance_killed_mid_traffic_loses_nothing_it_acknowledged() {
 /// password change made through the other within a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_carries_user_changes_between_instances() {
-    let port = free_port();
-    let _redis_server = PrivateRedis::start(port);
-    let url = format!("redis://127.0.0.1:{port}/0");
+    let (_redis_server, url) = PrivateRedis::start_anywhere();
     let dir = tempfile::tempdir().expect("temp dir");
     create_user(tollgate(dir.path(), &[]), "ann", PW);
     let serve = || {

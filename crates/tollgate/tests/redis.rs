@@ -153,9 +153,7 @@ async fn redis_denylist_survives_redis_going_down_and_coming_back() {
 /// request), so it would otherwise call the old refresh token valid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_change_reaches_the_redis_denylist() {
-    let port = free_port();
-    let _redis_server = PrivateRedis::start(port);
-    let url = format!("redis://127.0.0.1:{port}/0");
+    let (_redis_server, url) = PrivateRedis::start_anywhere();
     let server = server_on_redis(&url, |s| {
         s.blacklist_after_rotation = true;
     })
@@ -207,9 +205,7 @@ async fn a_password_change_reaches_the_redis_denylist() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_changepassword_command_reaches_the_redis_denylist() {
     use common::binary::{create_user, log_in, run, text, tollgate, Served};
-    let port = free_port();
-    let _redis_server = PrivateRedis::start(port);
-    let url = format!("redis://127.0.0.1:{port}/0");
+    let (_redis_server, url) = PrivateRedis::start_anywhere();
     let dir = tempfile::tempdir().expect("temp dir");
     let with_redis = |args: &[&str]| {
         let mut command = tollgate(dir.path(), args);
@@ -264,9 +260,7 @@ async fn the_changepassword_command_reaches_the_redis_denylist() {
 /// counts still hold the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_counted_across_instances() {
-    let port = free_port();
-    let redis_server = PrivateRedis::start(port);
-    let url = format!("redis://127.0.0.1:{port}/0");
+    let (redis_server, url) = PrivateRedis::start_anywhere();
     let start = || server_on_redis(&url, |s| s.login_failures_per_account = 4);
     let (one, two) = (start().await, start().await);
     for server in [&one, &two] {
@@ -340,9 +334,7 @@ async fn login(
 /// token repairs Redis, for verify and sliding checks on every instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_rotated_token_is_copied_into_redis_again() {
-    let port = free_port();
-    let _redis_server = PrivateRedis::start(port);
-    let url = format!("redis://127.0.0.1:{port}/0");
+    let (_redis_server, url) = PrivateRedis::start_anywhere();
     let server = server_on_redis(&url, |s| {
         s.rotate_refresh_tokens = true;
         s.blacklist_after_rotation = true;
@@ -399,9 +391,7 @@ async fn a_replayed_rotated_token_is_copied_into_redis_again() {
 async fn a_logout_reaches_redis_before_the_database_commits() {
     use sqlx::Connection as _;
 
-    let port = free_port();
-    let _redis_server = PrivateRedis::start(port);
-    let url = format!("redis://127.0.0.1:{port}/0");
+    let (_redis_server, url) = PrivateRedis::start_anywhere();
     let server = server_on_redis(&url, |_| {}).await;
     server.create_user("alice", "alice-password").await;
     let (refresh, _) = server.obtain_pair("alice", "alice-password").await;
@@ -454,9 +444,7 @@ async fn a_logout_reaches_redis_before_the_database_commits() {
 /// so a Redis refilled from the database after a restart still refuses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_listed_in_redis_alone_reaches_the_database_when_presented_again() {
-    let port = free_port();
-    let _redis_server = PrivateRedis::start(port);
-    let url = format!("redis://127.0.0.1:{port}/0");
+    let (_redis_server, url) = PrivateRedis::start_anywhere();
     let server = server_on_redis(&url, |_| {}).await;
     server.create_user("alice", "alice-password").await;
     let (refresh, _) = server.obtain_pair("alice", "alice-password").await;

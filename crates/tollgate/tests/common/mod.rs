@@ -612,6 +612,15 @@ pub mod redis_server {
     pub struct PrivateRedis(Child);
 
     impl PrivateRedis {
+        /// A private Redis on a free port, and the URL of its database 0.
+        pub fn start_anywhere() -> (PrivateRedis, String) {
+            let port = free_port();
+            (
+                PrivateRedis::start(port),
+                format!("redis://127.0.0.1:{port}/0"),
+            )
+        }
+
         pub fn start(port: u16) -> PrivateRedis {
             let child = Command::new("redis-server")
                 .args([
