@@ -8,8 +8,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use tollgate_core::auth::{parse_header, HeaderCredentials};
 use tollgate_core::password::PasswordHasher;
 use tollgate_core::{
-    keygen, Algorithm, KeyRing, Keys, KeysEncryptionKey, Settings, StoredKey, TokenCodec,
-    TokenType,
+    keygen, Algorithm, KeyRing, Keys, KeysEncryptionKey, Settings, StoredKey, TokenCodec, TokenType,
 };
 
 const NOW: i64 = 1_700_000_000;

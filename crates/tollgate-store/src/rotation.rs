@@ -674,6 +674,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn logging_a_rotated_user_out_everywhere_blacklists_their_live_tokens_found_by_index() {
+        let store = store_with_session().await;
+        for (old, new, now) in [("t0", "t1", 10), ("t1", "t2", 11)] {
+            let rotated = store
+                .rotate(
+                    &record(old, Some("s"), 100),
+                    &record(new, Some("s"), 100),
+                    now,
+                )
+                .await
+                .expect("query");
+            assert_eq!(rotated, RotateOutcome::Rotated);
+        }
+        // A token minted without a session (the command line's, or one imported from Django).
+        store
+            .record_outstanding(&record("alone", None, 100))
+            .await
+            .expect("query");
+        assert_eq!(
+            store.revoke_all_sessions(1, 12).await.expect("query"),
+            ["s"]
+        );
+        for jti in ["t0", "t1", "t2", "alone"] {
+            assert!(store.is_blacklisted(jti).await.expect("query"), "{jti}");
+        }
+        // SQLite indexes only live tokens by user: the lookup must be one that index can
+        // serve, or logging a user out scans every token ever recorded.
+        let crate::Pool::Sqlite { read, .. } = &store.pool else {
+            unreachable!("a memory store is SQLite");
+        };
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::sessions::BLACKLIST_USER
+        ))
+        .bind(12_i64)
+        .bind(1_i64)
+        .fetch_all(read)
+        .await
+        .expect("plan");
+        assert!(
+            plan.iter()
+                .any(|(.., detail)| detail.contains("INDEX outstanding_tokens_user_idx")),
+            "{plan:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn token_ids_and_sessions_travel_to_sqlite_unchanged() {
         let store = store_with_session().await;
         // jtis of tokens minted elsewhere may hold any character JSON has to escape.

@@ -75,13 +75,14 @@ pub(crate) const BLACKLIST_SESSION: &str = "INSERT INTO blacklisted_tokens (jti,
      WHERE o.session_id = $2 AND o.replaced_by IS NULL AND s.expires_at > $1 \
      ON CONFLICT (jti) DO NOTHING RETURNING jti, expires_at";
 
-/// Blacklists every unexpired outstanding token of one user ($2), with a session or without;
-/// each row is kept until its session expires, or its token when it has none.
+/// Blacklists every unexpired live outstanding token of one user ($2), with a session or
+/// without; each row is kept until its session expires, or its token when it has none. As for
+/// a session, a rotated token is blacklisted already, and SQLite indexes only the others by user.
 pub(crate) const BLACKLIST_USER: &str =
     "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
      SELECT o.jti, $1, COALESCE(s.expires_at, o.expires_at) FROM outstanding_tokens o \
      LEFT JOIN sessions s ON s.id = o.session_id \
-     WHERE o.user_id = $2 AND COALESCE(s.expires_at, o.expires_at) > $1 \
+     WHERE o.user_id = $2 AND o.replaced_by IS NULL AND COALESCE(s.expires_at, o.expires_at) > $1 \
      ON CONFLICT (jti) DO NOTHING RETURNING jti, expires_at";
 
 /// How many rotations back a replayed token may lie; beyond it the chain is not followed.

@@ -323,7 +323,9 @@ impl Store {
     }
 
     /// Deletes a user and their sessions; their outstanding tokens stay, with no user (refresh
-    /// answers that the account is gone). False if there was none.
+    /// answers that the account is gone). False if there was none. On SQLite this reads through
+    /// every recorded token: its index of tokens by user holds live ones only, to keep
+    /// rotations cheap.
     pub async fn delete_user(&self, user_id: i64) -> Result<bool, StoreError> {
         let done = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM users WHERE id = $1")
