@@ -636,57 +636,25 @@ mod tests {
     #[tokio::test]
     async fn revoking_a_rotated_session_blacklists_its_live_token_found_by_index() {
         let store = store_with_session().await;
-        for (old, new, now) in [("t0", "t1", 10), ("t1", "t2", 11)] {
-            let rotated = store
-                .rotate(
-                    &record(old, Some("s"), 100),
-                    &record(new, Some("s"), 100),
-                    now,
-                )
-                .await
-                .expect("query");
-            assert_eq!(rotated, RotateOutcome::Rotated);
-        }
+        rotate_twice(&store).await;
         assert!(!store.is_blacklisted("t2").await.expect("query"));
         assert!(store.revoke_session(Some(1), "s", 12).await.expect("query"));
         for jti in ["t0", "t1", "t2"] {
             assert!(store.is_blacklisted(jti).await.expect("query"), "{jti}");
         }
-        // SQLite indexes only live tokens by session: the revocation's lookup must be one that
-        // index can serve, or revoking a session scans every token ever recorded.
-        let crate::Pool::Sqlite { read, .. } = &store.pool else {
-            unreachable!("a memory store is SQLite");
-        };
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(
-            "EXPLAIN QUERY PLAN {}",
-            crate::sessions::BLACKLIST_SESSION
-        ))
-        .bind(12_i64)
-        .bind("s")
-        .fetch_all(read)
-        .await
-        .expect("plan");
-        assert!(
-            plan.iter()
-                .any(|(.., detail)| detail.contains("INDEX outstanding_tokens_session_idx")),
-            "{plan:?}"
-        );
+        assert_planned_with(
+            &store,
+            crate::sessions::BLACKLIST_SESSION,
+            "s".to_owned(),
+            "outstanding_tokens_session_idx",
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn logging_a_rotated_user_out_everywhere_blacklists_their_live_tokens_found_by_index() {
         let store = store_with_session().await;
-        for (old, new, now) in [("t0", "t1", 10), ("t1", "t2", 11)] {
-            let rotated = store
-                .rotate(
-                    &record(old, Some("s"), 100),
-                    &record(new, Some("s"), 100),
-                    now,
-                )
-                .await
-                .expect("query");
-            assert_eq!(rotated, RotateOutcome::Rotated);
-        }
+        rotate_twice(&store).await;
         // A token minted without a session (the command line's, or one imported from Django).
         store
             .record_outstanding(&record("alone", None, 100))
@@ -699,23 +667,50 @@ mod tests {
         for jti in ["t0", "t1", "t2", "alone"] {
             assert!(store.is_blacklisted(jti).await.expect("query"), "{jti}");
         }
-        // SQLite indexes only live tokens by user: the lookup must be one that index can
-        // serve, or logging a user out scans every token ever recorded.
+        assert_planned_with(
+            &store,
+            crate::sessions::BLACKLIST_USER,
+            1_i64,
+            "outstanding_tokens_user_idx",
+        )
+        .await;
+    }
+
+    /// Rotates the session's first token twice: t0, then t1, then t2 is live.
+    async fn rotate_twice(store: &Store) {
+        for (old, new, now) in [("t0", "t1", 10), ("t1", "t2", 11)] {
+            let rotated = store
+                .rotate(
+                    &record(old, Some("s"), 100),
+                    &record(new, Some("s"), 100),
+                    now,
+                )
+                .await
+                .expect("query");
+            assert_eq!(rotated, RotateOutcome::Rotated);
+        }
+    }
+
+    /// Asserts that SQLite plans a blacklisting `query` (now, then `key`) with `index`. SQLite
+    /// indexes only live tokens by session and by user: a query that does not say
+    /// `replaced_by IS NULL` cannot use those indexes and scans every token ever recorded.
+    async fn assert_planned_with<K>(store: &Store, query: &str, key: K, index: &str)
+    where
+        K: for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + Send,
+    {
         let crate::Pool::Sqlite { read, .. } = &store.pool else {
             unreachable!("a memory store is SQLite");
         };
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(
-            "EXPLAIN QUERY PLAN {}",
-            crate::sessions::BLACKLIST_USER
-        ))
-        .bind(12_i64)
-        .bind(1_i64)
-        .fetch_all(read)
-        .await
-        .expect("plan");
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {query}"))
+                .bind(12_i64)
+                .bind(key)
+                .fetch_all(read)
+                .await
+                .expect("plan");
         assert!(
             plan.iter()
-                .any(|(.., detail)| detail.contains("INDEX outstanding_tokens_user_idx")),
+                .any(|(.., detail)| detail.contains(&format!("INDEX {index}"))),
             "{plan:?}"
         );
     }
