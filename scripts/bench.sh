@@ -3,8 +3,8 @@
 #
 #   scripts/bench.sh              full run: the request-checking scenarios (healthz, the protected
 #                                 GETs, verify) in five alternating rounds of 3 s, then refresh,
-#                                 login and the login flood for 10 s each; writes
-#                                 target/bench-sqlite.md for BENCHMARKS.md
+#                                 login and the login flood for 10 s each; replaces its own
+#                                 section of BENCHMARKS.md and writes target/bench-sqlite.md
 #   scripts/bench.sh --smoke      1 s per scenario, one round, checks that every scenario works,
 #                                 writes nothing
 #   scripts/bench.sh --postgres   the same on PostgreSQL (TOLLGATE_BENCH_POSTGRES_URL, default the
@@ -75,8 +75,7 @@ start_server() { # base URL variable, then extra environment for the server as N
   curl -sf "${!var}/healthz" >/dev/null || { echo "the server did not start; $work/server.log:" >&2; cat "$work/server.log" >&2; exit 1; }
 }
 start_server base
-server_pid=${server_pids[0]}
-rss_kb() { awk -v key="$1" '$1 == key":" {print $2}' "/proc/$server_pid/status"; }
+rss_kb() { awk -v key="$1" '$1 == key":" {print $2}' "/proc/${server_pids[0]}/status"; }
 idle_rss=$(rss_kb VmRSS)
 start_server uncached TOLLGATE_USER_CACHE_TTL=0
 start_server stateless TOLLGATE_AUTHENTICATION_CLASSES=jwt_stateless TOLLGATE_ACCESS_TOKEN_REVOCATION=true
@@ -202,7 +201,7 @@ if [ "$smoke" = 0 ]; then
   {
     echo "## $title, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
-    echo "$(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), wrk -t$threads -c32 on" \
+    echo "$(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), wrk -t$threads -c$connections on" \
       "loopback; $rounds rounds of $round_duration for the request-checking scenarios, $duration for the others;" \
       "$((connections * 2)) rotation chains for refresh, each of its own user."
     echo
