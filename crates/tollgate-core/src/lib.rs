@@ -14,6 +14,7 @@
 //! - [`rules`]: the claim checks, which need no key.
 //! - [`auth`]: reads an authorization header as simplejwt's `JWTAuthentication` does.
 //! - [`password`]: argon2id password hashes; Django's other formats are verified too.
+//! - [`identity`]: the one normal form of usernames and emails, and the counters' key.
 //! - [`body`]: request bodies (JSON or form) read with DRF's field rules and messages.
 //!
 //! # Example
@@ -35,6 +36,7 @@
 pub mod auth;
 pub mod body;
 mod codec;
+pub mod identity;
 mod jose;
 mod jwk;
 mod key_encryption;
