@@ -1,13 +1,13 @@
-//! Failed-login counts shared through Redis, so that a limit on failures (per account, per
-//! client address) holds across every instance that shares the Redis of `REDIS_URL`, not per
-//! process.
+//! Attempt counts shared through Redis, so that a limit on attempts (failed logins per account
+//! and per client address, registrations per address) holds across every instance that shares
+//! the Redis of `REDIS_URL`, not per process.
 //!
-//! Each subject (`account:ann`, `address:192.0.2.7`) is a sorted set of its failure times in
+//! Each subject (`user:42`, `address:192.0.2.7`) is a sorted set of its attempt times in
 //! milliseconds, trimmed to the window and to the newest `limit` entries, expiring with the
-//! window. A subject is at its limit when it holds `limit` failures within the window; it may
-//! fail again once the oldest of those leaves the window. Without Redis, or while it does not
-//! answer, recording does nothing and the wait is an error: the caller falls back to counts of
-//! its own.
+//! window. An attempt is admitted by [`Store::reserve_shared_attempt`], which checks and records
+//! in one Lua script, so that requests arriving together cannot all read "under the limit"
+//! before any of them is counted. Without Redis, or while it does not answer, the calls fail or
+//! do nothing and the caller falls back to counts of its own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,8 +17,67 @@ use redis::aio::ConnectionManager;
 use crate::denylist::{call, RedisDenylist};
 use crate::{Store, StoreError};
 
-/// Makes each recorded failure a distinct member of its set.
-static NEXT_FAILURE: AtomicU64 = AtomicU64::new(0);
+/// Makes each recorded attempt a distinct member of its set.
+static NEXT_ATTEMPT: AtomicU64 = AtomicU64::new(0);
+
+/// Checks the gate subjects and, when none is at its limit, records the attempt on each; then
+/// does the same for the last subject alone when `ARGV[4]` is `1`. Answers `{0, 0}` when
+/// admitted, `{1, wait}` when a gate subject is full (nothing recorded), `{2, wait}` when only
+/// the last subject is full (the gate subjects recorded).
+const RESERVE: &str = r"
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local member = ARGV[3]
+local gates = #KEYS
+if ARGV[4] == '1' then gates = gates - 1 end
+local function wait_of(i)
+  local limit = tonumber(ARGV[4 + i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  if limit <= 0 then return 0 end
+  local full = redis.call('ZRANGE', KEYS[i], -limit, -limit, 'WITHSCORES')
+  if #full == 0 then return 0 end
+  return math.max(tonumber(full[2]) + window - now, 1)
+end
+local function add(i)
+  local limit = tonumber(ARGV[4 + i])
+  if limit <= 0 then return end
+  redis.call('ZADD', KEYS[i], now, member)
+  redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -(limit + 1))
+  redis.call('PEXPIRE', KEYS[i], window)
+end
+local wait = 0
+for i = 1, gates do wait = math.max(wait, wait_of(i)) end
+if wait > 0 then return {1, wait} end
+for i = 1, gates do add(i) end
+if gates < #KEYS then
+  wait = wait_of(#KEYS)
+  if wait > 0 then return {2, wait} end
+  add(#KEYS)
+end
+return {0, 0}
+";
+
+/// What [`Store::reserve_shared_attempt`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedAdmission {
+    /// Counted on every subject; `member` names the attempt for
+    /// [`Store::refund_shared_attempt`].
+    Admitted {
+        /// The attempt's member in each subject's set.
+        member: String,
+    },
+    /// A gate subject is at its limit: nothing was recorded; one more attempt is allowed after
+    /// the wait.
+    GateFull(Duration),
+    /// The gate subjects admitted the attempt (and counted it); the last subject is at its
+    /// limit and did not count it.
+    LastFull {
+        /// The attempt's member in the gate subjects' sets.
+        member: String,
+        /// When the last subject admits one more.
+        wait: Duration,
+    },
+}
 
 fn now_millis() -> i64 {
     SystemTime::now()
@@ -28,6 +87,13 @@ fn now_millis() -> i64 {
 
 fn window_millis(window: Duration) -> i64 {
     i64::try_from(window.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+fn unavailable() -> StoreError {
+    StoreError::Redis(redis::RedisError::from((
+        redis::ErrorKind::IoError,
+        "redis is not connected",
+    )))
 }
 
 impl Store {
@@ -42,105 +108,77 @@ impl Store {
         Some((redis, redis.connection()?))
     }
 
-    /// The longest wait before any of `subjects` (each with its limit; 0 is no limit) may fail
-    /// again, counting the failures of every instance on this Redis; `Ok(None)` when none is at
-    /// its limit. An error when there is no Redis or it does not answer.
-    pub async fn shared_failure_wait(
+    /// Admits an attempt on `gates` (each subject with its limit; 0 is no limit) and then on
+    /// `last`, counting the attempts of every instance on this Redis, atomically: of any number
+    /// of attempts arriving together, at most `limit` per subject and window are admitted. An
+    /// error when there is no Redis or it does not answer.
+    pub async fn reserve_shared_attempt(
         &self,
-        subjects: &[(&str, u32)],
+        gates: &[(&str, u32)],
+        last: Option<(&str, u32)>,
         window: Duration,
-    ) -> Result<Option<Duration>, StoreError> {
-        let unavailable = || {
-            StoreError::Redis(redis::RedisError::from((
-                redis::ErrorKind::IoError,
-                "redis is not connected",
-            )))
-        };
+    ) -> Result<SharedAdmission, StoreError> {
         let (redis, mut connection) = self.answering_redis().ok_or_else(unavailable)?;
         let now = now_millis();
-        let window = window_millis(window);
-        let mut pipe = redis::pipe();
-        for (subject, limit) in subjects.iter().filter(|(_, l)| *l > 0) {
-            let key = redis.failures_key(subject);
-            let limit = i64::from(*limit);
-            pipe.cmd("ZREMRANGEBYSCORE")
-                .arg(&key)
-                .arg("-inf")
-                .arg(now - window)
-                .ignore()
-                // The failure that has to leave the window before one more is allowed: the
-                // limit-th newest (none while fewer than `limit` remain).
-                .cmd("ZRANGE")
-                .arg(&key)
-                .arg(-limit)
-                .arg(-limit)
-                .arg("WITHSCORES");
+        let member = format!(
+            "{now}:{}:{}",
+            std::process::id(),
+            NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed)
+        );
+        let subjects = gates.iter().chain(last.as_ref());
+        let keys = subjects
+            .clone()
+            .map(|(subject, _)| redis.failures_key(subject));
+        let mut script = redis::cmd("EVAL");
+        script
+            .arg(RESERVE)
+            .arg(gates.len() + usize::from(last.is_some()));
+        for key in keys {
+            script.arg(key);
         }
-        let answers = call(pipe.query_async::<Vec<Vec<(String, i64)>>>(&mut connection))
+        script
+            .arg(now)
+            .arg(window_millis(window))
+            .arg(&member)
+            .arg(if last.is_some() { "1" } else { "0" });
+        for (_, limit) in subjects {
+            script.arg(*limit);
+        }
+        let (verdict, wait) = call(script.query_async::<(i64, i64)>(&mut connection))
             .await
             .map_err(|err| {
                 self.redis_failed(&err);
                 StoreError::Redis(err)
             })?;
-        Ok(answers
-            .iter()
-            .filter_map(|entries| entries.first())
-            .map(|(_, failed_at)| {
-                let left = (failed_at + window - now).max(0);
-                Duration::from_millis(u64::try_from(left).unwrap_or(0))
-            })
-            .filter(|wait| !wait.is_zero())
-            .max())
+        let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+        Ok(match verdict {
+            0 => SharedAdmission::Admitted { member },
+            1 => SharedAdmission::GateFull(wait),
+            _ => SharedAdmission::LastFull { member, wait },
+        })
     }
 
-    /// Records a failed login against each of `subjects` (with its limit; 0 is no limit), for
-    /// every instance on this Redis to count. Does nothing without an answering Redis.
-    pub async fn record_shared_failure(&self, subjects: &[(&str, u32)], window: Duration) {
+    /// Takes one admitted attempt (`member`) back from `subject`: it did not fail after all.
+    pub async fn refund_shared_attempt(&self, subject: &str, member: &str) {
         let Some((redis, mut connection)) = self.answering_redis() else {
             return;
         };
-        let now = now_millis();
-        let window = window_millis(window);
-        let member = format!(
-            "{now}:{}:{}",
-            std::process::id(),
-            NEXT_FAILURE.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut pipe = redis::pipe();
-        for (subject, limit) in subjects.iter().filter(|(_, l)| *l > 0) {
-            let key = redis.failures_key(subject);
-            pipe.cmd("ZADD")
-                .arg(&key)
-                .arg(now)
-                .arg(&member)
-                .ignore()
-                .cmd("ZREMRANGEBYSCORE")
-                .arg(&key)
-                .arg("-inf")
-                .arg(now - window)
-                .ignore()
-                .cmd("ZREMRANGEBYRANK")
-                .arg(&key)
-                .arg(0)
-                .arg(-(i64::from(*limit) + 1))
-                .ignore()
-                .cmd("PEXPIRE")
-                .arg(&key)
-                .arg(window)
-                .ignore();
-        }
-        if let Err(err) = call(pipe.query_async::<()>(&mut connection)).await {
+        let mut refund = redis::cmd("ZREM");
+        refund.arg(redis.failures_key(subject)).arg(member);
+        if let Err(err) = call(refund.query_async::<()>(&mut connection)).await {
             self.redis_failed(&err);
         }
     }
 
-    /// Forgets the shared failures of `subject` (an account that logged in).
-    pub async fn forget_shared_failures(&self, subject: &str) {
+    /// Forgets the shared attempts of `subjects` (an account that logged in).
+    pub async fn forget_shared_attempts(&self, subjects: &[&str]) {
         let Some((redis, mut connection)) = self.answering_redis() else {
             return;
         };
         let mut forget = redis::cmd("DEL");
-        forget.arg(redis.failures_key(subject));
+        for subject in subjects {
+            forget.arg(redis.failures_key(subject));
+        }
         if let Err(err) = call(forget.query_async::<()>(&mut connection)).await {
             self.redis_failed(&err);
         }

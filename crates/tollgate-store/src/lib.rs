@@ -11,7 +11,8 @@
 //! - `tokens`: the outstanding-token record and the blacklist ([`TokenRecord`]).
 //! - `rotation`: refresh-token rotation, batched ([`Store::rotate`]).
 //! - `logins`: login history and lockout counters ([`LoginEvent`], [`LockoutRule`]).
-//! - `failures`: failed-login counts shared by the instances on one Redis
+//! - `failures`: attempt counts (failed logins, registrations) shared by the instances on one
+//!   Redis, each attempt admitted atomically
 //!   ([`Store::shared_failure_wait`]).
 //! - `access`: access-token revocation, in memory and in sync across instances
 //!   ([`Revocation`], [`Store::revoke_access`], [`Store::is_access_revoked`]).
@@ -41,7 +42,8 @@ use sqlx::sqlite::{
 
 pub use access::{AccessClaims, Revocation};
 pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser, ImportOutcome};
-pub use logins::{LockoutRule, LoginEvent, LoginOutcome};
+pub use failures::SharedAdmission;
+pub use logins::{LockoutAdmission, LockoutRule, LoginEvent, LoginOutcome};
 pub use rotation::RotateOutcome;
 pub use sessions::{NewSession, RotatedToken, Session};
 pub use signing_keys::{Rotation, SigningKeyRecord};

@@ -53,6 +53,21 @@ pub struct LockoutRule {
     pub duration: Option<i64>,
 }
 
+/// What [`Store::reserve_login_attempt`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockoutAdmission {
+    /// The password may be checked; the attempt counts as a failure until cleared.
+    Admitted {
+        /// This attempt reached the threshold: the key is locked for the attempts after it.
+        locks: bool,
+    },
+    /// The key is locked until this time (`i64::MAX`: until an administrator unlocks it).
+    Locked {
+        /// The end of the lock, epoch seconds.
+        until: i64,
+    },
+}
+
 /// A lock with no end: it stays until an administrator lifts it.
 const LOCKED_FOR_GOOD: i64 = i64::MAX;
 
@@ -115,19 +130,24 @@ impl Store {
         Ok(until.flatten().filter(|until| *until > now))
     }
 
-    /// Counts a failed login for `key`; returns the end of the lock if this failure reached the
-    /// threshold. A lock that has run out starts the count again.
-    pub async fn record_login_failure(
+    /// Admits a password check on `key` and counts it as a failure before the password is
+    /// checked, so that checks running at the same time each take a place under the
+    /// threshold: `Ok(Admitted { locks })` when the key was not locked (`locks` when this
+    /// attempt reached the threshold and locked it, for the attempts after it),
+    /// `Ok(Locked { until })` when it was (nothing counted). A lock that has run out starts the
+    /// count again. A successful check clears the count ([`Store::clear_login_failures`]).
+    pub async fn reserve_login_attempt(
         &self,
         key: &str,
         rule: LockoutRule,
         now: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<LockoutAdmission, StoreError> {
         let until = rule
             .duration
             .map_or(LOCKED_FOR_GOOD, |seconds| now.saturating_add(seconds));
-        // One statement, so that concurrent failures on several instances all count.
-        let locked: Option<i64> = with_writer!(self, |pool| {
+        // One statement, so that concurrent attempts on several instances all count; a locked
+        // row is left alone by the WHERE and so returns no row.
+        let admitted: Option<Option<i64>> = with_writer!(self, |pool| {
             sqlx::query_scalar(
                 "INSERT INTO login_lockouts (key, failures, last_failure, locked_until) \
                  VALUES ($1, 1, $2, CASE WHEN 1 >= $3 THEN $4 END) \
@@ -136,20 +156,28 @@ impl Store {
                                    ELSE login_lockouts.failures + 1 END, \
                    last_failure = $2, \
                    locked_until = CASE \
-                     WHEN login_lockouts.locked_until > $2 THEN login_lockouts.locked_until \
                      WHEN (CASE WHEN login_lockouts.locked_until <= $2 THEN 1 \
                                 ELSE login_lockouts.failures + 1 END) >= $3 THEN $4 \
                      END \
+                 WHERE login_lockouts.locked_until IS NULL OR login_lockouts.locked_until <= $2 \
                  RETURNING locked_until",
             )
             .bind(key)
             .bind(now)
             .bind(i64::from(rule.threshold))
             .bind(until)
-            .fetch_one(pool)
+            .fetch_optional(pool)
             .await
         })?;
-        Ok(locked)
+        match admitted {
+            Some(locks) => Ok(LockoutAdmission::Admitted {
+                locks: locks.is_some(),
+            }),
+            None => Ok(LockoutAdmission::Locked {
+                // A lock that ran out between the two statements: refuse this one attempt.
+                until: self.locked_until(key, now).await?.unwrap_or(now),
+            }),
+        }
     }
 
     /// Forgets the failures counted for these keys (after a successful login, or by an
@@ -242,6 +270,13 @@ mod tests {
         assert_eq!(store.login_events(id, 10).await.expect("lists").len(), 1);
     }
 
+    async fn reserve(store: &Store, rule: LockoutRule, now: i64) -> LockoutAdmission {
+        store
+            .reserve_login_attempt("k", rule, now)
+            .await
+            .expect("counts")
+    }
+
     #[tokio::test]
     async fn the_threshold_locks_for_the_duration_then_counting_restarts() {
         let store = memory_store().await;
@@ -250,39 +285,26 @@ mod tests {
             duration: Some(60),
         };
         for now in [10, 11] {
-            assert_eq!(
-                store
-                    .record_login_failure("k", rule, now)
-                    .await
-                    .expect("counts"),
-                None
-            );
+            let admitted = LockoutAdmission::Admitted { locks: false };
+            assert_eq!(reserve(&store, rule, now).await, admitted);
         }
         assert_eq!(store.locked_until("k", 12).await.expect("reads"), None);
+        // The third attempt is still checked, and locks the key for the ones after it.
         assert_eq!(
-            store
-                .record_login_failure("k", rule, 12)
-                .await
-                .expect("counts"),
-            Some(72)
+            reserve(&store, rule, 12).await,
+            LockoutAdmission::Admitted { locks: true }
         );
         assert_eq!(store.locked_until("k", 50).await.expect("reads"), Some(72));
-        // Failures while locked do not extend the lock.
+        // Attempts while locked are refused and do not extend the lock.
         assert_eq!(
-            store
-                .record_login_failure("k", rule, 50)
-                .await
-                .expect("counts"),
-            Some(72)
+            reserve(&store, rule, 50).await,
+            LockoutAdmission::Locked { until: 72 }
         );
         assert_eq!(store.locked_until("k", 72).await.expect("reads"), None);
-        // After the lock, one failure is the first of a new count.
+        // After the lock, one attempt is the first of a new count.
         assert_eq!(
-            store
-                .record_login_failure("k", rule, 80)
-                .await
-                .expect("counts"),
-            None
+            reserve(&store, rule, 80).await,
+            LockoutAdmission::Admitted { locks: false }
         );
         assert_eq!(store.locked_until("k", 81).await.expect("reads"), None);
     }
@@ -294,16 +316,14 @@ mod tests {
             threshold: 1,
             duration: None,
         };
-        let until = store
-            .record_login_failure("k", rule, 10)
-            .await
-            .expect("counts");
-        assert_eq!(until, Some(i64::MAX));
-        assert!(store
-            .locked_until("k", 1 << 40)
-            .await
-            .expect("reads")
-            .is_some());
+        assert_eq!(
+            reserve(&store, rule, 10).await,
+            LockoutAdmission::Admitted { locks: true }
+        );
+        assert_eq!(
+            reserve(&store, rule, 1 << 40).await,
+            LockoutAdmission::Locked { until: i64::MAX }
+        );
         let keys = ["k".to_owned(), "other".to_owned()];
         assert_eq!(
             store.clear_login_failures(&keys, 20).await.expect("clears"),

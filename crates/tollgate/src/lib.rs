@@ -10,7 +10,7 @@
 //! - [`server`]: the router and [`server::run`].
 //! - [`error`]: [`error::ApiError`], the one table from errors to statuses and bodies.
 //! - [`keyring`]: the stored signing keys, reloaded while the server runs.
-//! - [`throttle`]: counters of failed logins per account and address.
+//! - [`throttle`]: password checks per account, identifier and address, registrations per address.
 //! - [`logging`] and [`metrics`]: the access log, request ids, Prometheus metrics.
 //! - `api/`: one module per resource; `cli/`: one module per subcommand.
 #![deny(missing_docs)]

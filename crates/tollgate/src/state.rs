@@ -8,7 +8,7 @@ use tollgate_core::{Claims, Settings, TokenCodec};
 use tollgate_store::{AccessClaims, Revocation, Store, StoreError, User, UserField};
 
 use crate::metrics::Metrics;
-use crate::throttle::LoginThrottle;
+use crate::throttle::{LoginThrottle, RegistrationThrottle};
 use crate::user_cache::UserCache;
 
 /// The claim naming the login session a token belongs to; access tokens carry their refresh
@@ -59,6 +59,8 @@ pub struct SharedState {
     pub user_cache: UserCache,
     /// Failed-login counters (LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_ADDRESS).
     pub login_throttle: Arc<LoginThrottle>,
+    /// Registration attempts per client address.
+    pub registration_throttle: Arc<RegistrationThrottle>,
     /// With JWK_URL, verifies the tokens that authenticate requests with that issuer's keys.
     pub foreign_tokens: Option<tollgate_axum::Verifier>,
 }
@@ -159,6 +161,11 @@ impl AppState {
                 settings.login_failures_per_account,
                 settings.login_failures_per_address,
                 settings.login_failure_window,
+                settings.redis_url.is_some().then(|| store.clone()),
+            )),
+            registration_throttle: Arc::new(RegistrationThrottle::new(
+                settings.registrations_per_address,
+                settings.registration_window,
                 settings.redis_url.is_some().then(|| store.clone()),
             )),
             policy: Arc::new(PasswordPolicy::from_settings(&settings)),

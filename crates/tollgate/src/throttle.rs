@@ -1,197 +1,250 @@
-//! Throttling of failed logins, per account and per client address (LOGIN_FAILURES_PER_ACCOUNT,
-//! LOGIN_FAILURES_PER_ADDRESS, LOGIN_FAILURE_WINDOW).
+//! Throttling of password checks (LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_ADDRESS,
+//! LOGIN_FAILURE_WINDOW) and of registrations (REGISTRATIONS_PER_ADDRESS, REGISTRATION_WINDOW).
 //!
-//! Each key keeps the times of its recent failures (at most the limit); once the limit is
-//! reached within the window, logins for that key are answered 429 without checking the
-//! password until the oldest failure leaves the window. A successful login clears its
-//! account's failures, not its address's.
+//! An attempt takes its place under every limit *before* the work it guards (the password
+//! hash, the account creation) runs: the check of the counts and the count of the attempt are
+//! one step, under one lock in this process and one Lua script in Redis. Requests sent together
+//! on open connections cannot all read "under the limit" before any is counted. A password
+//! that matches takes its attempt back (the address's) and clears the account's and the
+//! identifier's counts; any other outcome leaves the attempt counted as a failure.
 //!
-//! Every process counts its own failures. With `REDIS_URL`, the failures are also counted in
+//! Every process counts its own attempts. With `REDIS_URL`, the attempts are also counted in
 //! Redis, shared by every instance on it, and those counts decide: behind a load balancer the
 //! limit holds for the deployment as a whole, and a login on one instance clears the account
 //! on all. While Redis does not answer, each instance's own counts decide.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tollgate_store::Store;
+use tollgate_store::{SharedAdmission, Store};
 
-/// Keys tracked per map before expired ones are swept; a flood of distinct usernames cannot
-/// grow memory past this.
+/// Keys tracked before expired ones are swept; a flood of distinct usernames cannot grow
+/// memory past this.
 const MAX_KEYS: usize = 100_000;
 
-/// Failed-login counters of this process, and of every instance on the store's Redis.
+/// The subjects a password check counts against.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt<'a> {
+    /// The client's address.
+    pub(crate) address: IpAddr,
+    /// The identifier as sent (a username, an email, a phone); `None` when the check is on an
+    /// account already known (the old password of a password change).
+    pub(crate) identifier: Option<&'a str>,
+    /// The account the identifier names, if any.
+    pub(crate) account: Option<i64>,
+}
+
+/// Why an attempt was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The address or the identifier has used up its attempts: 429 after this wait.
+    Throttled(Duration),
+    /// Only the account has, through identifiers other than this one. Answering 429 would link
+    /// this identifier to the account, so the caller answers as a wrong password would.
+    AccountExhausted(Duration),
+}
+
+/// An admitted attempt, to be taken back or cleared when the password matches.
 #[derive(Debug)]
-pub struct LoginThrottle {
+pub(crate) struct Admitted {
+    subjects: Subjects,
+    local: u64,
+    shared: Option<String>,
+}
+
+/// Attempts counted per subject over one window, here and (with Redis) across instances.
+#[derive(Debug)]
+struct Counter {
     window: Duration,
-    per_account: u32,
-    per_address: u32,
-    accounts: Limiter<String>,
-    addresses: Limiter<IpAddr>,
+    local: Mutex<HashMap<String, VecDeque<(Instant, u64)>>>,
+    next: AtomicU64,
     /// Where the shared counts live (Redis, when the store has one).
     shared: Option<Store>,
 }
 
-impl LoginThrottle {
-    /// Counters allowing `per_account` and `per_address` failures per `window`; 0 turns a
-    /// limit off. With a Redis denylist on `shared`, the counts are shared through it.
-    pub fn new(
-        per_account: u32,
-        per_address: u32,
-        window: Duration,
-        shared: Option<Store>,
-    ) -> LoginThrottle {
-        LoginThrottle {
+/// The counted subjects of one attempt: gate subjects (all admit, or nothing is counted) and an
+/// optional last subject checked only once the gates admitted.
+#[derive(Debug, Clone)]
+struct Subjects {
+    gates: Vec<(String, u32)>,
+    last: Option<(String, u32)>,
+}
+
+enum Decision {
+    Admitted(u64),
+    GateFull(Duration),
+    LastFull(Duration),
+}
+
+impl Counter {
+    fn new(window: Duration, shared: Option<Store>) -> Counter {
+        Counter {
             window,
-            per_account,
-            per_address,
-            accounts: Limiter::new(per_account),
-            addresses: Limiter::new(per_address),
+            local: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
             shared,
         }
     }
 
-    /// `Err(wait)` when the account or the address has used up its failures: across the
-    /// instances on Redis, or in this process when there is no Redis answering.
-    pub async fn check(&self, account: Option<&str>, address: IpAddr) -> Result<(), Duration> {
+    async fn reserve(&self, subjects: Subjects) -> Result<Admitted, Refusal> {
+        let now = Instant::now();
         if let Some(shared) = &self.shared {
-            let subjects = self.subjects(account, address);
+            let gates = borrowed(&subjects.gates);
+            let last = subjects.last.as_ref().map(|(s, l)| (s.as_str(), *l));
             match shared
-                .shared_failure_wait(&borrowed(&subjects), self.window)
+                .reserve_shared_attempt(&gates, last, self.window)
                 .await
             {
-                Ok(None) => return Ok(()),
-                Ok(Some(wait)) => return Err(wait),
+                Ok(SharedAdmission::Admitted { member }) => {
+                    // Counted here too, without deciding, for when Redis stops answering.
+                    let local = self.record_here(&subjects, true, now);
+                    return Ok(Admitted {
+                        subjects,
+                        local,
+                        shared: Some(member),
+                    });
+                }
+                Ok(SharedAdmission::GateFull(wait)) => return Err(Refusal::Throttled(wait)),
+                Ok(SharedAdmission::LastFull { wait, .. }) => {
+                    self.record_here(&subjects, false, now);
+                    return Err(Refusal::AccountExhausted(wait));
+                }
                 Err(_) => {} // Redis is down: this process's counts decide.
             }
         }
-        self.check_here(account, address, Instant::now())
+        match self.reserve_here(&subjects, now) {
+            Decision::Admitted(local) => Ok(Admitted {
+                subjects,
+                local,
+                shared: None,
+            }),
+            Decision::GateFull(wait) => Err(Refusal::Throttled(wait)),
+            Decision::LastFull(wait) => Err(Refusal::AccountExhausted(wait)),
+        }
     }
 
-    /// Records a failed login, in this process and (with Redis) for every instance.
-    pub async fn failed(&self, account: Option<&str>, address: IpAddr) {
-        self.failed_here(account, address, Instant::now());
+    /// The attempt succeeded: it is taken back from the gates, and the subjects named in
+    /// `clear` forget every attempt.
+    async fn settle(&self, admitted: Admitted, clear: impl Fn(&str) -> bool) {
+        let subjects = admitted.subjects;
+        let (cleared, refunded): (Vec<_>, Vec<_>) = subjects
+            .gates
+            .iter()
+            .chain(subjects.last.as_ref())
+            .map(|(subject, _)| subject.as_str())
+            .partition(|subject| clear(subject));
+        {
+            let mut map = self.lock();
+            for subject in &cleared {
+                map.remove(*subject);
+            }
+            for subject in &refunded {
+                if let Some(times) = map.get_mut(*subject) {
+                    times.retain(|(_, ticket)| *ticket != admitted.local);
+                }
+            }
+        }
         let Some(shared) = &self.shared else {
             return;
         };
-        let subjects = self.subjects(account, address);
-        shared
-            .record_shared_failure(&borrowed(&subjects), self.window)
-            .await;
-    }
-
-    /// Forgets an account's failures after it logged in.
-    pub async fn succeeded(&self, account: Option<&str>) {
-        self.succeeded_here(account);
-        if let (Some(shared), Some(account)) = (&self.shared, account) {
-            shared
-                .forget_shared_failures(&account_subject(account))
-                .await;
+        if !cleared.is_empty() {
+            shared.forget_shared_attempts(&cleared).await;
+        }
+        if let Some(member) = &admitted.shared {
+            for subject in refunded {
+                shared.refund_shared_attempt(subject, member).await;
+            }
         }
     }
 
-    /// The shared counters of a login: its account's and its address's, with their limits.
-    fn subjects(&self, account: Option<&str>, address: IpAddr) -> Vec<(String, u32)> {
-        let mut subjects = vec![(format!("address:{address}"), self.per_address)];
-        if let Some(account) = account {
-            subjects.push((account_subject(account), self.per_account));
-        }
-        subjects
-    }
-
-    /// This process's counts: `Err(wait)` when the account or the address has used up its
-    /// failures.
-    fn check_here(
-        &self,
-        account: Option<&str>,
-        address: IpAddr,
-        now: Instant,
-    ) -> Result<(), Duration> {
-        let by_account =
-            account.and_then(|a| self.accounts.wait(&account_key(a), now, self.window));
-        let by_address = self.addresses.wait(&address, now, self.window);
-        match by_account.into_iter().chain(by_address).max() {
-            Some(wait) => Err(wait),
-            None => Ok(()),
-        }
-    }
-
-    fn failed_here(&self, account: Option<&str>, address: IpAddr, now: Instant) {
-        if let Some(account) = account {
-            self.accounts.record(account_key(account), now, self.window);
-        }
-        self.addresses.record(address, now, self.window);
-    }
-
-    fn succeeded_here(&self, account: Option<&str>) {
-        if let Some(account) = account {
-            self.accounts.forget(&account_key(account));
-        }
-    }
-}
-
-/// An account's name among the shared counters.
-fn account_subject(account: &str) -> String {
-    format!("account:{}", account_key(account))
-}
-
-fn borrowed(subjects: &[(String, u32)]) -> Vec<(&str, u32)> {
-    subjects.iter().map(|(s, l)| (s.as_str(), *l)).collect()
-}
-
-/// Accounts are counted without regard to case, so `Ann` and `ann` share a budget.
-fn account_key(account: &str) -> String {
-    account.trim().to_lowercase()
-}
-
-#[derive(Debug)]
-struct Limiter<K> {
-    limit: usize,
-    failures: Mutex<HashMap<K, VecDeque<Instant>>>,
-}
-
-impl<K: Hash + Eq> Limiter<K> {
-    fn new(limit: u32) -> Limiter<K> {
-        Limiter {
-            limit: usize::try_from(limit).unwrap_or(usize::MAX),
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, VecDeque<Instant>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<(Instant, u64)>>> {
         // A panic while holding the lock leaves plain data behind; keep using it.
-        self.failures
+        self.local
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn wait(&self, key: &K, now: Instant, window: Duration) -> Option<Duration> {
-        if self.limit == 0 {
-            return None;
+    /// Checks and counts in one step under the lock: of attempts arriving together, no more
+    /// than each limit are admitted.
+    fn reserve_here(&self, subjects: &Subjects, now: Instant) -> Decision {
+        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut map = self.lock();
+        let gate_wait = subjects
+            .gates
+            .iter()
+            .filter_map(|(subject, limit)| self.wait(&map, subject, *limit, now))
+            .max();
+        if let Some(wait) = gate_wait {
+            return Decision::GateFull(wait);
         }
-        let map = self.lock();
-        let times = map.get(key)?;
-        let recent = times.iter().filter(|t| now.duration_since(**t) < window);
-        let oldest_recent = recent.clone().next().copied();
-        if recent.count() < self.limit {
-            return None;
+        for (subject, limit) in &subjects.gates {
+            self.push(&mut map, subject, *limit, now, ticket);
         }
-        oldest_recent.map(|oldest| window.saturating_sub(now.duration_since(oldest)))
+        if let Some((subject, limit)) = &subjects.last {
+            if let Some(wait) = self.wait(&map, subject, *limit, now) {
+                return Decision::LastFull(wait);
+            }
+            self.push(&mut map, subject, *limit, now, ticket);
+        }
+        Decision::Admitted(ticket)
     }
 
-    fn record(&self, key: K, now: Instant, window: Duration) {
-        if self.limit == 0 {
+    /// Counts an attempt that Redis decided on (`last` too when it was admitted there).
+    fn record_here(&self, subjects: &Subjects, last: bool, now: Instant) -> u64 {
+        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut map = self.lock();
+        let counted = subjects
+            .gates
+            .iter()
+            .chain(subjects.last.as_ref().filter(|_| last));
+        for (subject, limit) in counted {
+            self.push(&mut map, subject, *limit, now, ticket);
+        }
+        ticket
+    }
+
+    fn wait(
+        &self,
+        map: &HashMap<String, VecDeque<(Instant, u64)>>,
+        subject: &str,
+        limit: u32,
+        now: Instant,
+    ) -> Option<Duration> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        if limit == 0 {
+            return None;
+        }
+        let times = map.get(subject)?;
+        let mut recent = times
+            .iter()
+            .filter(|(t, _)| now.duration_since(*t) < self.window);
+        let oldest_recent = recent.clone().next().map(|(t, _)| *t);
+        if recent.by_ref().count() < limit {
+            return None;
+        }
+        oldest_recent.map(|oldest| self.window.saturating_sub(now.duration_since(oldest)))
+    }
+
+    fn push(
+        &self,
+        map: &mut HashMap<String, VecDeque<(Instant, u64)>>,
+        subject: &str,
+        limit: u32,
+        now: Instant,
+        ticket: u64,
+    ) {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        if limit == 0 {
             return;
         }
-        let mut map = self.lock();
-        if map.len() >= MAX_KEYS && !map.contains_key(&key) {
+        if map.len() >= MAX_KEYS && !map.contains_key(subject) {
             map.retain(|_, times| {
                 times
                     .back()
-                    .is_some_and(|t| now.duration_since(*t) < window)
+                    .is_some_and(|(t, _)| now.duration_since(*t) < self.window)
             });
             if map.len() >= MAX_KEYS {
                 // Only a flood of distinct keys within one window gets here; forgetting is
@@ -199,20 +252,139 @@ impl<K: Hash + Eq> Limiter<K> {
                 map.clear();
             }
         }
-        let times = map.entry(key).or_default();
+        let times = map.entry(subject.to_owned()).or_default();
         while times
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= window)
-            || times.len() >= self.limit
+            .is_some_and(|(t, _)| now.duration_since(*t) >= self.window)
+            || times.len() >= limit
         {
             times.pop_front();
         }
-        times.push_back(now);
+        times.push_back((now, ticket));
+    }
+}
+
+fn borrowed(subjects: &[(String, u32)]) -> Vec<(&str, u32)> {
+    subjects.iter().map(|(s, l)| (s.as_str(), *l)).collect()
+}
+
+/// Password checks allowed per account, identifier and client address.
+#[derive(Debug)]
+pub struct LoginThrottle {
+    per_account: u32,
+    per_address: u32,
+    counter: Counter,
+}
+
+impl LoginThrottle {
+    /// Counters allowing `per_account` and `per_address` password checks per `window` that do
+    /// not match; 0 turns a limit off. With a Redis denylist on `shared`, the counts are shared
+    /// through it.
+    pub fn new(
+        per_account: u32,
+        per_address: u32,
+        window: Duration,
+        shared: Option<Store>,
+    ) -> LoginThrottle {
+        LoginThrottle {
+            per_account,
+            per_address,
+            counter: Counter::new(window, shared),
+        }
     }
 
-    fn forget(&self, key: &K) {
-        self.lock().remove(key);
+    /// Takes a place for one password check under the address's, the identifier's and the
+    /// account's limits, or says why there is none.
+    pub(crate) async fn reserve(&self, attempt: Attempt<'_>) -> Result<Admitted, Refusal> {
+        let mut gates = vec![(address_subject(attempt.address), self.per_address)];
+        if let Some(identifier) = attempt.identifier {
+            gates.push((identifier_subject(identifier), self.per_account));
+        }
+        let account = attempt
+            .account
+            .map(|id| (account_subject(id), self.per_account));
+        let subjects = match (attempt.identifier, account) {
+            // Identified by name: the account is checked last, so that its being exhausted
+            // through other names can be answered without linking the names.
+            (Some(_), account) => Subjects {
+                gates,
+                last: account,
+            },
+            // A check on an account the client already holds: nothing to hide.
+            (None, account) => Subjects {
+                gates: gates.into_iter().chain(account).collect(),
+                last: None,
+            },
+        };
+        self.counter.reserve(subjects).await
     }
+
+    /// The password matched: the attempt is taken back from the address, and the account and
+    /// identifier start from zero.
+    pub(crate) async fn succeeded(&self, admitted: Admitted) {
+        self.counter
+            .settle(admitted, |subject| !subject.starts_with("address:"))
+            .await;
+    }
+}
+
+/// Registrations allowed per client address.
+#[derive(Debug)]
+pub struct RegistrationThrottle {
+    per_address: u32,
+    counter: Counter,
+}
+
+impl RegistrationThrottle {
+    /// Allows `per_address` registration attempts per `window`; 0 turns it off.
+    pub fn new(per_address: u32, window: Duration, shared: Option<Store>) -> RegistrationThrottle {
+        RegistrationThrottle {
+            per_address,
+            counter: Counter::new(window, shared),
+        }
+    }
+
+    /// Counts a registration attempt from `address`; `Err(wait)` when it has none left.
+    pub(crate) async fn reserve(&self, address: IpAddr) -> Result<(), Duration> {
+        let subjects = Subjects {
+            gates: vec![(
+                format!("register:{}", address_subject(address)),
+                self.per_address,
+            )],
+            last: None,
+        };
+        match self.counter.reserve(subjects).await {
+            Ok(_) => Ok(()),
+            Err(Refusal::Throttled(wait) | Refusal::AccountExhausted(wait)) => Err(wait),
+        }
+    }
+}
+
+/// The network a client address is counted by: an IPv4 address as itself (an IPv4-mapped IPv6
+/// address as the IPv4 one), an IPv6 address by its /64, the smallest network a single
+/// subscriber is commonly given, so that hopping through one's own addresses gains nothing.
+pub(crate) fn address_subject(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => format!("address:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("address:{v4}"),
+            None => {
+                let network = std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1));
+                format!("address:{network}/64")
+            }
+        },
+    }
+}
+
+/// An identifier among the counters (and the lockout's keys): one key for every spelling of it (see
+/// [`tollgate_core::identity::fold`]).
+pub(crate) fn identifier_subject(identifier: &str) -> String {
+    format!("name:{}", tollgate_core::identity::fold(identifier))
+}
+
+/// An account among the counters, whichever identifier named it.
+pub(crate) fn account_subject(id: i64) -> String {
+    format!("user:{id}")
 }
 
 #[cfg(test)]
@@ -221,47 +393,109 @@ mod tests {
 
     const ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
+    fn attempt(identifier: &str, account: Option<i64>) -> Attempt<'_> {
+        Attempt {
+            address: ADDR,
+            identifier: Some(identifier),
+            account,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_spelling_of_an_identifier_shares_one_budget() {
+        let throttle = LoginThrottle::new(3, 100, Duration::from_secs(60), None);
+        for name in ["Ann", "ANN", "ａｎｎ"] {
+            assert!(
+                throttle.reserve(attempt(name, None)).await.is_ok(),
+                "{name}"
+            );
+        }
+        let refused = throttle.reserve(attempt(" ann ", None)).await;
+        assert!(matches!(refused, Err(Refusal::Throttled(_))), "{refused:?}");
+        assert!(throttle.reserve(attempt("bob", None)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_account_named_three_ways_has_one_budget_and_does_not_link_the_names() {
+        let throttle = LoginThrottle::new(3, 100, Duration::from_secs(60), None);
+        for name in ["ann", "ann@example.com", "+15550100"] {
+            assert!(throttle.reserve(attempt(name, Some(7))).await.is_ok());
+        }
+        // The account is out of checks, but this name is not: not a 429, which would say that
+        // the name belongs to the account.
+        let refused = throttle.reserve(attempt("ann", Some(7))).await;
+        assert!(
+            matches!(refused, Err(Refusal::AccountExhausted(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_match_takes_the_attempt_back_and_clears_the_account() {
+        let throttle = LoginThrottle::new(2, 2, Duration::from_secs(60), None);
+        let first = throttle
+            .reserve(attempt("ann", Some(1)))
+            .await
+            .expect("admits");
+        throttle.succeeded(first).await;
+        // The address got its place back and the account starts again.
+        for _ in 0..2 {
+            assert!(throttle.reserve(attempt("ann", Some(1))).await.is_ok());
+        }
+        assert!(throttle.reserve(attempt("bob", Some(2))).await.is_err());
+    }
+
     #[test]
     fn the_limit_is_reached_then_released_by_time() {
-        let throttle = LoginThrottle::new(3, 100, Duration::from_secs(60), None);
+        let counter = Counter::new(Duration::from_secs(60), None);
+        let subjects = Subjects {
+            gates: vec![("name:ann".to_owned(), 3)],
+            last: None,
+        };
         let start = Instant::now();
         for i in 0..3 {
-            assert_eq!(throttle.check_here(Some("Ann"), ADDR, start), Ok(()), "{i}");
-            throttle.failed_here(Some("Ann"), ADDR, start + Duration::from_secs(i));
+            let at = start + Duration::from_secs(i);
+            assert!(matches!(
+                counter.reserve_here(&subjects, at),
+                Decision::Admitted(_)
+            ));
         }
         let now = start + Duration::from_secs(10);
-        assert_eq!(
-            throttle.check_here(Some("ann"), ADDR, now),
-            Err(Duration::from_secs(50))
-        );
-        assert_eq!(throttle.check_here(Some("bob"), ADDR, now), Ok(()));
+        assert!(matches!(
+            counter.reserve_here(&subjects, now),
+            Decision::GateFull(wait) if wait == Duration::from_secs(50)
+        ));
         let later = start + Duration::from_secs(60);
-        assert_eq!(throttle.check_here(Some("ann"), ADDR, later), Ok(()));
+        assert!(matches!(
+            counter.reserve_here(&subjects, later),
+            Decision::Admitted(_)
+        ));
     }
 
-    #[test]
-    fn addresses_are_limited_across_accounts_and_success_clears_the_account() {
-        let throttle = LoginThrottle::new(2, 3, Duration::from_secs(60), None);
-        let now = Instant::now();
-        for name in ["a", "b", "c"] {
-            throttle.failed_here(Some(name), ADDR, now);
-        }
-        assert!(throttle.check_here(Some("d"), ADDR, now).is_err());
-        let other = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
-        throttle.failed_here(Some("d"), other, now);
-        throttle.failed_here(Some("d"), other, now);
-        assert!(throttle.check_here(Some("d"), other, now).is_err());
-        throttle.succeeded_here(Some("d"));
-        assert_eq!(throttle.check_here(Some("d"), other, now), Ok(()));
-    }
-
-    #[test]
-    fn zero_turns_a_limit_off() {
+    #[tokio::test]
+    async fn zero_turns_a_limit_off() {
         let throttle = LoginThrottle::new(0, 0, Duration::from_secs(60), None);
-        let now = Instant::now();
         for _ in 0..50 {
-            throttle.failed_here(Some("a"), ADDR, now);
+            assert!(throttle.reserve(attempt("a", Some(1))).await.is_ok());
         }
-        assert_eq!(throttle.check_here(Some("a"), ADDR, now), Ok(()));
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let v6 = |text: &str| address_subject(text.parse().expect("address"));
+        assert_eq!(v6("2001:db8:1:2:aaaa::1"), v6("2001:db8:1:2:ffff::9"));
+        assert_ne!(v6("2001:db8:1:2::1"), v6("2001:db8:1:3::1"));
+        assert_eq!(v6("2001:db8:1:2::1"), "address:2001:db8:1:2::/64");
+        assert_eq!(v6("::ffff:192.0.2.7"), v6("192.0.2.7"));
+    }
+
+    #[tokio::test]
+    async fn registrations_are_counted_per_address() {
+        let throttle = RegistrationThrottle::new(2, Duration::from_secs(60), None);
+        assert!(throttle.reserve(ADDR).await.is_ok());
+        assert!(throttle.reserve(ADDR).await.is_ok());
+        assert!(throttle.reserve(ADDR).await.is_err());
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+        assert!(throttle.reserve(other).await.is_ok());
     }
 }

@@ -324,8 +324,10 @@ on_both_backends! {
     }
 
     /// LOGIN_LOCKOUT_THRESHOLD: after that many failures the account is locked whichever
-    /// identifier names it, even for the right password; an identifier naming no account locks
-    /// the same way, so a lock reveals nothing. The lock ends after LOGIN_LOCKOUT_DURATION.
+    /// identifier names it, even for the right password. An identifier locks the same way
+    /// whether or not it names an account (403), and an account locked through its other
+    /// identifiers answers as a wrong password does, so a lock tells neither which accounts
+    /// exist nor which identifiers belong together. The lock ends after LOGIN_LOCKOUT_DURATION.
     async fn repeated_failures_lock_the_account_until_the_lock_runs_out(backend) {
         let server = TestServer::start_on(backend, |s| {
             s.login_fields = vec!["username".into(), "email".into()];
@@ -338,6 +340,10 @@ on_both_backends! {
         for credential in ["ann", "ann@example.com", "ANN@example.com"] {
             assert_eq!(login(&server, credential, "wrong").await, no_account());
         }
+        // The account is locked; no identifier has failed three times yet.
+        for credential in ["ann", "Ann@Example.com"] {
+            assert_eq!(login(&server, credential, PW).await, no_account(), "{credential}");
+        }
         for name in ["ghost"; 3] {
             assert_eq!(login(&server, name, "wrong").await, no_account());
         }
@@ -345,7 +351,8 @@ on_both_backends! {
             "detail": "This account is locked after too many failed logins. Try again later or ask an administrator to unlock it.",
             "code": "account_locked",
         });
-        for credential in ["ann", "ann@example.com", "ghost"] {
+        // Three attempts on the email in any case, as on the name naming no account.
+        for credential in ["ann@example.com", "ghost", "GHOST"] {
             let response = login_as_agent(&server, credential, PW, "t").await;
             assert_eq!(response.status(), StatusCode::FORBIDDEN, "{credential}");
             let retry_after = response.headers()["retry-after"].to_str().expect("ascii").to_owned();

@@ -481,3 +481,40 @@ async fn a_logout_listed_in_redis_alone_reaches_the_database_when_presented_agai
     );
     server.stop().await;
 }
+
+/// Guesses sent together to two instances on one Redis get no more password checks than one
+/// account's limit in all: each is admitted by one atomic step in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_on_two_instances_share_one_limit() {
+    let (_redis_server, url) = PrivateRedis::start_anywhere();
+    let start = || server_on_redis(&url, |s| s.login_failures_per_account = 10);
+    let (one, two) = (start().await, start().await);
+    for server in [&one, &two] {
+        server.create_user("ann", "ann-password").await;
+    }
+    let guesses = || {
+        (0..30)
+            .map(|n| {
+                let body = json!({"username": "ann", "password": format!("guess-{n}")});
+                common::raw_request("POST", "/api/token/", &[], Some(&body))
+            })
+            .collect()
+    };
+    let (on_one, on_two) = tokio::join!(one.send_together(guesses()), two.send_together(guesses()));
+    let answers: Vec<_> = on_one.into_iter().chain(on_two).collect();
+    let checked = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, throttled), (10, 50), "{answers:?}");
+    for server in [&one, &two] {
+        assert_eq!(
+            login(server, "ann", "ann-password").await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+}

@@ -276,22 +276,31 @@ settings! {
     shutdown_timeout "SHUTDOWN_TIMEOUT": Duration = Duration::from_secs(30);
 
     // Security.
-    /// Failed logins allowed per account (the username as sent, without regard to case) within
-    /// LOGIN_FAILURE_WINDOW; past it, logins for that account get 429 with `Retry-After`. 0 turns
-    /// it off. With REDIS_URL the failures are counted across every instance on that Redis;
-    /// without it (or while it does not answer), each process counts alone, so N instances allow
-    /// N times this.
+    /// Password checks allowed per account within LOGIN_FAILURE_WINDOW, counted before the
+    /// password is checked and taken back when it matches, so that requests sent together get
+    /// no more checks than this. An account is counted whichever identifier names it, and each
+    /// identifier (in any letter case or Unicode width) is counted too, whether or not it names
+    /// an account: past the limit of an identifier, logins with it get 429 with `Retry-After`;
+    /// past the limit of the account alone (reached through its other identifiers), they are
+    /// answered as a wrong password would be, without a check, so that the answer tells
+    /// nothing about which identifiers belong together. 0 turns it off. With REDIS_URL the
+    /// attempts are counted across every instance on that Redis; without it (or while it does
+    /// not answer), each process counts alone, so N instances allow N times this.
     login_failures_per_account "LOGIN_FAILURES_PER_ACCOUNT": u32 = 10;
-    /// Failed logins allowed per client address (see TRUSTED_PROXIES) within
-    /// LOGIN_FAILURE_WINDOW; past it, logins from that address get 429. 0 turns it off. Shared
-    /// across instances through REDIS_URL as LOGIN_FAILURES_PER_ACCOUNT is.
+    /// Password checks allowed per client address (see TRUSTED_PROXIES; IPv6 clients by their
+    /// /64 network) within LOGIN_FAILURE_WINDOW, counted as LOGIN_FAILURES_PER_ACCOUNT is; past
+    /// it, logins from that address get 429. 0 turns it off. Shared across instances through
+    /// REDIS_URL.
     login_failures_per_address "LOGIN_FAILURES_PER_ADDRESS": u32 = 100;
     /// The window over which failed logins are counted.
     login_failure_window "LOGIN_FAILURE_WINDOW": Duration = Duration::from_secs(60);
-    /// Consecutive failed logins that lock an account (and, alike, an identifier that names
-    /// no account, so that a lock reveals nothing): locked, it gets 403 `account_locked`
-    /// without its password being checked. A successful login resets the count. Counted in the
-    /// database, so all instances share it. 0 (the default) turns lockout off.
+    /// Consecutive failed logins that lock an account (and, alike, each identifier, whether or
+    /// not it names an account, so that a lock reveals nothing): a locked identifier gets 403
+    /// `account_locked` without its password being checked; an account locked through its other
+    /// identifiers is answered as a wrong password would be, without a check. Each check takes
+    /// its place under the threshold before the password is checked, so requests sent together
+    /// get no more. A successful login resets the count. Counted in the database, so all
+    /// instances share it. 0 (the default) turns lockout off.
     login_lockout_threshold "LOGIN_LOCKOUT_THRESHOLD": u32 = 0;
     /// How long a lock lasts; 0 keeps it until an administrator runs `tollgate unlock`.
     login_lockout_duration "LOGIN_LOCKOUT_DURATION": Duration = Duration::from_secs(15 * 60);
@@ -319,6 +328,13 @@ settings! {
     // Users: accounts API, login identifiers, password policy.
     /// Anyone may create an account with `POST` on USERS_PATH; false answers 404 there.
     registration_enabled "REGISTRATION_ENABLED": bool = true;
+    /// Registration attempts (successful or not) allowed per client address (IPv6 by /64)
+    /// within REGISTRATION_WINDOW; past it, 429 with `Retry-After`. Bounds account creation and
+    /// the "already exists" answers that tell which usernames and emails are taken. Shared
+    /// across instances through REDIS_URL. 0 turns it off.
+    registrations_per_address "REGISTRATIONS_PER_ADDRESS": u32 = 20;
+    /// The window over which registration attempts are counted.
+    registration_window "REGISTRATION_WINDOW": Duration = Duration::from_secs(3600);
     /// Path of the registration endpoint.
     users_path "USERS_PATH": String = "/api/users/".to_owned();
     /// Path of the current-user endpoint (`GET`, `PUT`, `PATCH`).

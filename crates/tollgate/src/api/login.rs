@@ -3,14 +3,16 @@
 
 use std::time::Duration;
 
+use tollgate_core::identity::normalize_username;
 use tollgate_core::password::PasswordCheck;
 use tollgate_core::unix_now;
-use tollgate_store::{LockoutRule, LoginOutcome, User};
+use tollgate_store::{LockoutAdmission, LockoutRule, LoginOutcome, User, UserField};
 
 use super::body::Payload;
 use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::throttle::{account_subject, identifier_subject, Attempt, Refusal};
 
 /// Where a password arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,10 +36,16 @@ pub(super) async fn log_in(
     check_password(state, client, agent, &identifier, password, Channel::Login).await
 }
 
-/// Checks an identifier and password behind the failed-login throttle and the lockout: an
-/// account or address out of failures gets 429, a locked one 403, before any password is
-/// checked. Every failure gives the same answer, [`ApiError::NoActiveAccount`], and an unknown
-/// user costs the same hash time as a wrong password.
+/// Checks an identifier and password behind the throttle and the lockout: an address or
+/// identifier out of attempts gets 429, a locked identifier 403, before any password is checked;
+/// an account out of attempts or locked through its other identifiers is answered as a wrong
+/// password, so that neither tells which identifiers belong to one account or exist at all.
+/// Every failure gives the same answer, [`ApiError::NoActiveAccount`], and an unknown user costs
+/// the same hash time as a wrong password.
+///
+/// The attempt takes its place under each limit before the password is checked (see
+/// [`crate::throttle`] and [`tollgate_store::Store::reserve_login_attempt`]), so requests sent
+/// together get no more checks than the limits allow.
 pub(crate) async fn check_password(
     state: &AppState,
     client: ClientAddr,
@@ -46,36 +54,135 @@ pub(crate) async fn check_password(
     password: String,
     channel: Channel,
 ) -> Result<User, ApiError> {
-    let throttle = &state.login_throttle;
-    throttle
-        .check(Some(identifier), client.0)
-        .await
-        .map_err(ApiError::Throttled)?;
-    let outcome = check_credentials(state, client, agent, identifier, password, channel).await;
-    match &outcome {
-        Ok(_) => throttle.succeeded(Some(identifier)).await,
-        Err(ApiError::NoActiveAccount) => throttle.failed(Some(identifier), client.0).await,
-        Err(_) => {}
+    let user = find_account(state, identifier).await?;
+    let attempt = Attempt {
+        address: client.0,
+        identifier: Some(identifier),
+        account: user.as_ref().map(|user| user.id),
+    };
+    let admitted = match state.login_throttle.reserve(attempt).await {
+        Ok(admitted) => admitted,
+        Err(Refusal::Throttled(wait)) => return Err(ApiError::Throttled(wait)),
+        Err(Refusal::AccountExhausted(_)) => {
+            tracing::info!("login refused: the account is out of attempts");
+            return Err(refuse_as_wrong_password(state, password).await);
+        }
+    };
+    let attempt = Credentials {
+        client,
+        agent,
+        identifier,
+        user,
+        channel,
+    };
+    let outcome = check_credentials(state, attempt, password).await;
+    if outcome.is_ok() {
+        state.login_throttle.succeeded(admitted).await;
     }
     outcome
 }
 
-async fn check_credentials(
+/// Checks the password of an account the client already holds a token for (the old password of
+/// a password change): behind the same throttle and lockout as a login, so that a stolen token
+/// is no free password oracle. `Ok(true)` when it matches.
+pub(crate) async fn check_own_password(
     state: &AppState,
     client: ClientAddr,
     agent: &UserAgent,
-    identifier: &str,
+    user: &User,
     password: String,
-    channel: Channel,
-) -> Result<User, ApiError> {
-    let username_field = state.settings.username_field.as_str();
-    let mut user = None;
-    for field in &state.login_fields {
-        user = state.store.find_user(*field, identifier).await?;
-        if user.is_some() {
-            break;
+) -> Result<bool, ApiError> {
+    let attempt = Attempt {
+        address: client.0,
+        identifier: None,
+        account: Some(user.id),
+    };
+    let admitted = match state.login_throttle.reserve(attempt).await {
+        Ok(admitted) => admitted,
+        Err(Refusal::Throttled(wait) | Refusal::AccountExhausted(wait)) => {
+            return Err(ApiError::Throttled(wait))
+        }
+    };
+    let now = unix_now();
+    let account_key = account_subject(user.id);
+    if let Some(rule) = lockout_rule(state) {
+        if let LockoutAdmission::Locked { until } = state
+            .store
+            .reserve_login_attempt(&account_key, rule, now)
+            .await?
+        {
+            return Err(ApiError::AccountLocked(lock_wait(until, now)));
         }
     }
+    let check = state
+        .passwords
+        .verify(password, Some(user.password.clone()))
+        .await;
+    let addr = client.0.to_string();
+    let agent = agent.0.as_deref();
+    if check.matched() {
+        state.login_throttle.succeeded(admitted).await;
+        state
+            .store
+            .clear_login_failures(&[account_key], now)
+            .await?;
+    } else {
+        let outcome = LoginOutcome::WrongPassword;
+        state
+            .store
+            .record_login(user.id, outcome, &addr, agent, now)
+            .await?;
+        tracing::info!(user_id = user.id, "password check failed");
+    }
+    Ok(check.matched())
+}
+
+/// A refusal that must look like a wrong password: it costs a password check's time and gives
+/// its answer.
+async fn refuse_as_wrong_password(state: &AppState, password: String) -> ApiError {
+    state.passwords.verify(password, None).await;
+    state.metrics.login(false);
+    ApiError::NoActiveAccount
+}
+
+/// The account an identifier names, looked up in LOGIN_FIELDS in order; a username in Django's
+/// normal form (NFKC), as registration stores it.
+async fn find_account(state: &AppState, identifier: &str) -> Result<Option<User>, ApiError> {
+    let username = normalize_username(identifier);
+    for field in &state.login_fields {
+        let value = match field {
+            UserField::Username => username.as_str(),
+            _ => identifier,
+        };
+        if let Some(user) = state.store.find_user(*field, value).await? {
+            return Ok(Some(user));
+        }
+    }
+    Ok(None)
+}
+
+/// One login attempt, already admitted by the throttle.
+struct Credentials<'a> {
+    client: ClientAddr,
+    agent: &'a UserAgent,
+    identifier: &'a str,
+    user: Option<User>,
+    channel: Channel,
+}
+
+async fn check_credentials(
+    state: &AppState,
+    attempt: Credentials<'_>,
+    password: String,
+) -> Result<User, ApiError> {
+    let Credentials {
+        client,
+        agent,
+        identifier,
+        user,
+        channel,
+    } = attempt;
+    let username_field = state.settings.username_field.as_str();
     let now = unix_now();
     let record = |user_id: i64, outcome: LoginOutcome| {
         let addr = client.0.to_string();
@@ -89,18 +196,43 @@ async fn check_credentials(
                 .await
         }
     };
-    let lockout = lockout_rule(state);
-    let lock_key = lockout.map(|_| lockout_key(user.as_ref(), identifier));
-    if let Some(key) = &lock_key {
-        if let Some(until) = state.store.locked_until(key, now).await? {
-            if let Some(user) = &user {
-                record(user.id, LoginOutcome::Locked).await?;
+    // The identifier's lock first: it shows (403), whether or not the identifier names an
+    // account. The account's, reached through its other identifiers, does not.
+    let mut lock_keys = Vec::new();
+    let mut locks = false;
+    if let Some(rule) = lockout_rule(state) {
+        let identifier_key = identifier_subject(identifier);
+        match state
+            .store
+            .reserve_login_attempt(&identifier_key, rule, now)
+            .await?
+        {
+            LockoutAdmission::Locked { until } => {
+                if let Some(user) = &user {
+                    record(user.id, LoginOutcome::Locked).await?;
+                }
+                state.metrics.login(false);
+                tracing::info!(username_field, "login refused: locked");
+                return Err(ApiError::AccountLocked(lock_wait(until, now)));
             }
-            state.metrics.login(false);
-            tracing::info!(username_field, "login refused: locked");
-            let wait = (until != i64::MAX)
-                .then(|| Duration::from_secs(u64::try_from(until - now).unwrap_or(0)));
-            return Err(ApiError::AccountLocked(wait));
+            LockoutAdmission::Admitted { locks: now_locked } => locks |= now_locked,
+        }
+        lock_keys.push(identifier_key);
+        if let Some(user) = &user {
+            let account_key = account_subject(user.id);
+            match state
+                .store
+                .reserve_login_attempt(&account_key, rule, now)
+                .await?
+            {
+                LockoutAdmission::Locked { .. } => {
+                    record(user.id, LoginOutcome::Locked).await?;
+                    tracing::info!(username_field, "login refused: account locked");
+                    return Err(refuse_as_wrong_password(state, password).await);
+                }
+                LockoutAdmission::Admitted { locks: now_locked } => locks |= now_locked,
+            }
+            lock_keys.push(account_key);
         }
     }
     let stored = user.as_ref().map(|u| u.password.clone());
@@ -116,23 +248,16 @@ async fn check_credentials(
                 };
                 record(user.id, outcome).await?;
             }
-            if let (Some(key), Some(rule)) = (&lock_key, lockout) {
-                if state
-                    .store
-                    .record_login_failure(key, rule, now)
-                    .await?
-                    .is_some()
-                {
-                    tracing::warn!(username_field, "login locked after repeated failures");
-                }
+            if locks {
+                tracing::warn!(username_field, "login locked after repeated failures");
             }
             state.metrics.login(false);
             tracing::info!(username_field, "login failed");
             return Err(ApiError::NoActiveAccount);
         }
     };
-    if let Some(key) = lock_key {
-        state.store.clear_login_failures(&[key], now).await?;
+    if !lock_keys.is_empty() {
+        state.store.clear_login_failures(&lock_keys, now).await?;
     }
     if check == PasswordCheck::MatchNeedsRehash {
         let hash = state.passwords.hash(password).await;
@@ -162,11 +287,26 @@ fn lockout_rule(state: &AppState) -> Option<LockoutRule> {
     })
 }
 
-/// The lockout counter a login attempt counts against: the account, whichever identifier named
-/// it, or the identifier itself when it names no account.
-pub(crate) fn lockout_key(user: Option<&User>, identifier: &str) -> String {
-    match user {
-        Some(user) => format!("user:{}", user.id),
-        None => format!("name:{}", identifier.trim().to_lowercase()),
-    }
+/// How long a lock that ends at `until` has left (`None`: until an administrator lifts it).
+fn lock_wait(until: i64, now: i64) -> Option<Duration> {
+    (until != i64::MAX).then(|| Duration::from_secs(u64::try_from(until - now).unwrap_or(0)))
+}
+
+/// Every lockout counter that can lock `user` out: the account's own and those of the
+/// identifiers that name it, for an administrator to lift.
+pub(crate) fn lockout_keys(user: &User) -> Vec<String> {
+    let identifiers = [
+        Some(user.username.as_str()),
+        Some(user.email.as_str()),
+        user.phone.as_deref(),
+    ];
+    std::iter::once(account_subject(user.id))
+        .chain(
+            identifiers
+                .into_iter()
+                .flatten()
+                .filter(|identifier| !identifier.is_empty())
+                .map(identifier_subject),
+        )
+        .collect()
 }

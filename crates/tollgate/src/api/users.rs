@@ -9,12 +9,14 @@ use axum::http::{Method, StatusCode};
 use axum::Json;
 use serde_json::{json, Map, Value};
 use tollgate_core::body::BodyError;
-use tollgate_core::password::{PasswordCheck, UserAttribute};
+use tollgate_core::password::UserAttribute;
 use tollgate_core::unix_now;
 use tollgate_store::{NewUser, StoreError, User, UserChanges, UserField};
 
 use super::body::Payload;
+use super::login::check_own_password;
 use crate::auth::AuthenticatedUser;
+use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -25,10 +27,19 @@ const MAX_EMAIL: usize = 254;
 const MAX_PHONE: usize = 32;
 
 /// `POST /api/users/`: creates an account; 201 with the user.
+///
+/// Counts against REGISTRATIONS_PER_ADDRESS before anything is looked up, successful or not:
+/// the "already exists" answers would otherwise tell which names are taken at any rate.
 pub(crate) async fn register(
     State(state): State<AppState>,
+    client: ClientAddr,
     payload: Payload,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    state
+        .registration_throttle
+        .reserve(client.0)
+        .await
+        .map_err(ApiError::Throttled)?;
     let mut errors = FieldErrors::default();
     let fields = read_fields(&state, &payload, Mode::Create, &mut errors);
     let password = match payload.char_fields(["password"]) {
@@ -134,18 +145,18 @@ pub(crate) async fn update_me(
 /// every access token too.
 pub(crate) async fn change_password(
     State(state): State<AppState>,
+    client: ClientAddr,
+    agent: UserAgent,
     auth: AuthenticatedUser,
     payload: Payload,
 ) -> Result<Json<Value>, ApiError> {
     let auth = auth.stored(&state).await?;
     let [old_password, new_password] = payload.char_fields(["old_password", "new_password"])?;
     let user = &auth.user;
-    let check = state
-        .passwords
-        .verify(old_password, Some(user.password.clone()))
-        .await;
+    // Behind the login's throttle and lockout: a stolen access token is no free password oracle.
+    let matched = check_own_password(&state, client, &agent, user, old_password).await?;
     let mut errors = FieldErrors::default();
-    if check == PasswordCheck::Mismatch {
+    if !matched {
         errors.add(
             "old_password",
             "Your old password was entered incorrectly. Please enter it again.".to_owned(),

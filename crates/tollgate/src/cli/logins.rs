@@ -6,7 +6,7 @@ use anyhow::bail;
 use tollgate_core::{unix_now, Settings};
 use tollgate_store::{Store, User, UserField};
 
-use crate::api::login::lockout_key;
+use crate::api::login::lockout_keys;
 
 /// Options of `events`.
 #[derive(Debug, clap::Args)]
@@ -66,15 +66,7 @@ pub(crate) async fn events(settings: Settings, args: EventsArgs) -> anyhow::Resu
 pub(crate) async fn unlock(settings: Settings, args: UnlockArgs) -> anyhow::Result<()> {
     let store = super::open_store(&settings).await?;
     let user = find(&store, &args.username).await?;
-    let keys = [
-        Some(lockout_key(Some(&user), "")),
-        Some(lockout_key(None, &user.username)),
-        (!user.email.is_empty()).then(|| lockout_key(None, &user.email)),
-        user.phone.as_deref().map(|phone| lockout_key(None, phone)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>();
+    let keys = lockout_keys(&user);
     let lifted = store.clear_login_failures(&keys, unix_now()).await;
     store.close().await;
     if lifted? > 0 {

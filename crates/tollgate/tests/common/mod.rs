@@ -261,6 +261,43 @@ impl TestServer {
         read(request.send().await.expect("request sent")).await
     }
 
+    /// Sends every request at once, each on a connection of its own opened beforehand, and
+    /// returns each answer (status and JSON body, `Null` if it has none) in order: how a rule
+    /// about concurrency is tested, since requests sent one after another prove nothing about
+    /// it. Build the requests with [`raw_request`].
+    pub async fn send_together(&self, requests: Vec<Vec<u8>>) -> Vec<(StatusCode, Value)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.base.trim_start_matches("http://").to_owned();
+        let mut streams = Vec::new();
+        for _ in &requests {
+            let stream = tokio::net::TcpStream::connect(&address)
+                .await
+                .expect("connects");
+            stream.set_nodelay(true).expect("sets nodelay");
+            streams.push(stream);
+        }
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(requests.len()));
+        let sent: Vec<_> = streams
+            .into_iter()
+            .zip(requests)
+            .map(|(mut stream, request)| {
+                let start = start.clone();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    stream.write_all(&request).await.expect("request sent");
+                    let mut answer = Vec::new();
+                    stream.read_to_end(&mut answer).await.expect("answer read");
+                    parse_response(&answer)
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in sent {
+            answers.push(task.await.expect("request task"));
+        }
+        answers
+    }
+
     /// Logs in and returns (refresh, access).
     pub async fn obtain_pair(&self, username: &str, password: &str) -> (String, String) {
         let (status, body) = self
@@ -658,4 +695,41 @@ pub mod redis_server {
             .expect("free port")
             .port()
     }
+}
+
+/// An HTTP/1.1 request as bytes, closing its connection after the answer: `body` is sent as
+/// JSON when given.
+pub fn raw_request(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Vec<u8> {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    request.into_bytes()
+}
+
+/// The status and JSON body of a raw HTTP/1.1 answer with a `Content-Length`.
+fn parse_response(answer: &[u8]) -> (StatusCode, Value) {
+    let text = String::from_utf8_lossy(answer);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str(body).ok())
+        .unwrap_or(Value::Null);
+    (status, body)
 }
