@@ -266,6 +266,7 @@ struct PasswordChange {
     responses(
         (status = 201, description = "The user was created", body = UserBody),
         (status = 400, description = "Missing, invalid or taken fields, or a weak password", body = BadRequest),
+        (status = 429, description = "Too many registration attempts from the address (REGISTRATIONS_PER_ADDRESS); see Retry-After", body = ErrorDetail),
     ))]
 fn register() {}
 
@@ -308,6 +309,8 @@ fn update_me() {}
         (status = 200, description = "Changed: {\"detail\": \"New password has been saved.\"}", body = ErrorDetail),
         (status = 400, description = "Wrong old password or a weak new one", body = BadRequest),
         (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+        (status = 403, description = "The account is locked after LOGIN_LOCKOUT_THRESHOLD failed password checks (code `account_locked`); see Retry-After", body = ErrorDetail),
+        (status = 429, description = "Too many failed password checks for the account or address; see Retry-After", body = ErrorDetail),
     ))]
 fn change_password() {}
 
