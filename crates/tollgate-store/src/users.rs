@@ -641,6 +641,95 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn identifiers_may_not_clash_across_fields() {
+        let store = memory_store().await;
+        let ann = NewUser {
+            phone: Some("+15551234567".into()),
+            ..new_user("ann", "a@x.com")
+        };
+        let ann = store.create_user(&ann, 1).await.expect("created");
+        for (candidate, field, other) in [
+            (new_user("A@X.com", ""), "username", "email"),
+            (new_user("+15551234567", ""), "username", "phone"),
+            (new_user("bob", "ANN"), "email", "username"),
+        ] {
+            let err = store.create_user(&candidate, 1).await.unwrap_err();
+            assert!(
+                matches!(err, StoreError::Clash(clash) if clash == Clash { field, other }),
+                "{err}"
+            );
+        }
+        // One's own identifiers are no clash.
+        let own = Identifiers {
+            username: Some("a@x.com"),
+            ..Identifiers::default()
+        };
+        assert_eq!(
+            store
+                .identifier_clash(own, Some(ann.id))
+                .await
+                .expect("query"),
+            None
+        );
+        let bob = store
+            .create_user(&new_user("bob", ""), 1)
+            .await
+            .expect("created");
+        let changes = UserChanges {
+            username: Some("a@X.COM".into()),
+            ..UserChanges::default()
+        };
+        let err = store
+            .update_user(bob.id, &changes, UserField::Username, 5)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Clash(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn changing_the_token_identifier_moves_identified_since() {
+        let store = memory_store().await;
+        let ann = store
+            .create_user(&new_user("ann", "ann@example.com"), 100)
+            .await
+            .expect("created");
+        assert_eq!(ann.identified_since, 100);
+        let email = UserChanges {
+            email: Some("ann2@example.com".into()),
+            ..UserChanges::default()
+        };
+        // Not the field tokens are keyed on: nothing ends.
+        let updated = store
+            .update_user(ann.id, &email, UserField::Username, 200)
+            .await
+            .expect("query")
+            .expect("exists");
+        assert_eq!(
+            (updated.user.identified_since, updated.previous_identifier),
+            (100, None)
+        );
+        let username = UserChanges {
+            username: Some("annlee".into()),
+            ..UserChanges::default()
+        };
+        let updated = store
+            .update_user(ann.id, &username, UserField::Username, 300)
+            .await
+            .expect("query")
+            .expect("exists");
+        assert_eq!(updated.user.identified_since, 301);
+        assert_eq!(updated.previous_identifier.as_deref(), Some("ann"));
+        assert_eq!(
+            store
+                .find_user(UserField::Id, &ann.id.to_string())
+                .await
+                .expect("query")
+                .map(|user| user.identified_since),
+            Some(301)
+        );
+    }
+
+    #[tokio::test]
     async fn updates_report_whether_the_user_exists() {
         let store = memory_store().await;
         let user = store

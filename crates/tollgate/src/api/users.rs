@@ -461,7 +461,9 @@ async fn check_identifiers(
     if let Some(clash) = state.store.identifier_clash(identifiers, own_id).await? {
         errors.add(clash.field, clash_message(clash));
     }
-    if let Some(username) = identifiers.username {
+    // One reason at a time: a username that is someone's email also looks like one.
+    let clashed = |name: &str| errors.0.iter().any(|(f, _)| f == name);
+    if let Some(username) = identifiers.username.filter(|_| !clashed("username")) {
         let email = fields
             .email
             .as_deref()
