@@ -201,7 +201,8 @@ pub async fn read_django_tokens(
 
 impl Store {
     /// Imports one Django user with its id and password hash. Importing the same user again
-    /// skips it; a username, id or email held by another user fails with the reason.
+    /// skips it; a username, id or email held by another user fails with the reason, as does a
+    /// username that is another user's email address or the reverse.
     pub async fn import_django_user(&self, user: &DjangoUser) -> Result<ImportOutcome, StoreError> {
         let by_name = self
             .find_user(crate::UserField::Username, &user.username)
@@ -225,6 +226,18 @@ impl Store {
                 user.id, existing.username
             )));
         }
+        let identifiers = crate::Identifiers {
+            username: Some(&user.username),
+            email: Some(&user.email),
+            phone: None,
+        };
+        if let Some(clash) = self.identifier_clash(identifiers, Some(user.id)).await? {
+            return Ok(ImportOutcome::Failed(format!(
+                "the {} is another user's {}",
+                clash.field, clash.other
+            )));
+        }
+        // identified_since stays 0: the tokens Django issued to the user keep working.
         let inserted = with_writer!(self, |pool| {
             sqlx::query(
                 "INSERT INTO users (id, username, email, first_name, last_name, password, \

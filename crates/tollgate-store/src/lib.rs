@@ -48,7 +48,7 @@ pub use rotation::RotateOutcome;
 pub use sessions::{NewSession, RotatedToken, Session};
 pub use signing_keys::{Rotation, SigningKeyRecord};
 pub use tokens::{FlushReport, TokenRecord};
-pub use users::{NewUser, User, UserChanges, UserField};
+pub use users::{Clash, Identifiers, NewUser, UpdatedUser, User, UserChanges, UserField};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,9 @@ pub enum StoreError {
         /// The field that must be unique.
         field: &'static str,
     },
+    /// An identifier equals one that another account holds under another field.
+    #[error("the {} is another user's {}", .0.field, .0.other)]
+    Clash(Clash),
     /// The database URL is not one Tollgate understands.
     #[error(
         "unsupported database URL {0:?}: use sqlite://path/to/file.db or postgres://user@host/db"

@@ -31,6 +31,10 @@ pub struct User {
     pub last_login: Option<i64>,
     /// Free-form profile fields, a JSON object as text.
     pub profile: String,
+    /// When the user took the value its tokens carry (USER_ID_FIELD), epoch seconds: set at
+    /// creation and when that field changes. A token issued before it names whoever held the
+    /// value then, not this user. 0 for accounts created before it was recorded.
+    pub identified_since: i64,
 }
 
 impl User {
@@ -113,6 +117,98 @@ pub struct UserChanges {
     pub profile: Option<String>,
 }
 
+/// The outcome of [`Store::update_user`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdatedUser {
+    /// The user as changed.
+    pub user: User,
+    /// The value of the token-identifying field before the change, when it changed: the
+    /// tokens issued under it were ended, and access tokens carrying it are for the caller to
+    /// revoke.
+    pub previous_identifier: Option<String>,
+    /// How many refresh and sliding tokens were blacklisted for it.
+    pub blacklisted: u64,
+}
+
+/// A login identifier that one account would share with another under a different field
+/// (a username equal to someone's email address or phone number, or the reverse): whoever
+/// logs in with it could reach either account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clash {
+    /// The field of the account being written.
+    pub field: &'static str,
+    /// The other account's field holding the same value.
+    pub other: &'static str,
+}
+
+/// The identifiers an account is about to hold, for [`Store::identifier_clash`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Identifiers<'a> {
+    /// The username.
+    pub username: Option<&'a str>,
+    /// The email address.
+    pub email: Option<&'a str>,
+    /// The phone number.
+    pub phone: Option<&'a str>,
+}
+
+/// Which other accounts' fields each of an account's identifiers must not equal; emails and
+/// usernames compare without regard to case, since email logins ignore it.
+const CLASH_QUERIES: [(&str, &str, &str); 4] = [
+    (
+        "username",
+        "email",
+        "SELECT id FROM users WHERE lower(email) = lower($1) AND email <> '' AND id <> $2 LIMIT 1",
+    ),
+    (
+        "username",
+        "phone",
+        "SELECT id FROM users WHERE phone = $1 AND id <> $2 LIMIT 1",
+    ),
+    (
+        "email",
+        "username",
+        "SELECT id FROM users WHERE lower(username) = lower($1) AND id <> $2 LIMIT 1",
+    ),
+    (
+        "phone",
+        "username",
+        "SELECT id FROM users WHERE username = $1 AND id <> $2 LIMIT 1",
+    ),
+];
+
+/// An id no user has, for checks of an account not yet created.
+const NO_USER: i64 = -1;
+
+/// [`CLASH_QUERIES`] on an executor of either database (a pool or a transaction), as
+/// `Option<Clash>`; `?` inside returns `sqlx::Error`.
+macro_rules! find_clash {
+    ($executor:expr, $identifiers:expr, $own_id:expr) => {{
+        let identifiers: $crate::users::Identifiers<'_> = $identifiers;
+        let mut found = None;
+        for (field, other, sql) in $crate::users::CLASH_QUERIES {
+            let value = match field {
+                "username" => identifiers.username,
+                "email" => identifiers.email,
+                _ => identifiers.phone,
+            };
+            let Some(value) = value.filter(|value| !value.is_empty()) else {
+                continue;
+            };
+            let holder: Option<i64> = sqlx::query_scalar(sql)
+                .bind(value)
+                .bind($own_id)
+                .fetch_optional($executor)
+                .await?;
+            if holder.is_some() {
+                found = Some($crate::users::Clash { field, other });
+                break;
+            }
+        }
+        found
+    }};
+}
+
 /// A lookup key of either SQL type.
 #[derive(Clone, Copy)]
 enum Key<'a> {
@@ -122,38 +218,71 @@ enum Key<'a> {
 
 const USER_COLUMNS: &str =
     "id, username, email, phone, first_name, last_name, password, is_active, \
-     is_staff, is_superuser, date_joined, last_login, profile";
+     is_staff, is_superuser, date_joined, last_login, profile, identified_since";
 
 impl Store {
-    /// Creates a user; a taken username or email gives [`StoreError::Duplicate`].
+    /// Creates a user; a taken username or email gives [`StoreError::Duplicate`], one that
+    /// another account holds under another field [`StoreError::Clash`]. The user is identified
+    /// from `now` on: tokens issued earlier were not issued to them.
     pub async fn create_user(&self, new: &NewUser, now: i64) -> Result<User, StoreError> {
         let sql = format!(
             "INSERT INTO users (username, email, password, is_active, is_staff, is_superuser, \
-             date_joined, phone, first_name, last_name, profile) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {USER_COLUMNS}"
+             date_joined, phone, first_name, last_name, profile, identified_since) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $7) RETURNING {USER_COLUMNS}"
         );
         let profile = if new.profile.is_empty() {
             "{}"
         } else {
             &new.profile
         };
+        let identifiers = Identifiers {
+            username: Some(&new.username),
+            email: Some(&new.email),
+            phone: new.phone.as_deref(),
+        };
         let created = with_writer!(self, |pool| {
-            sqlx::query_as::<_, User>(&sql)
-                .bind(&new.username)
-                .bind(&new.email)
-                .bind(&new.password_hash)
-                .bind(new.is_active)
-                .bind(new.is_staff)
-                .bind(new.is_superuser)
-                .bind(now)
-                .bind(&new.phone)
-                .bind(&new.first_name)
-                .bind(&new.last_name)
-                .bind(profile)
-                .fetch_one(pool)
-                .await
+            async {
+                let mut tx = pool.begin().await?;
+                if let Some(clash) = find_clash!(&mut *tx, identifiers, NO_USER) {
+                    return Ok(Err(clash));
+                }
+                let user = sqlx::query_as::<_, User>(&sql)
+                    .bind(&new.username)
+                    .bind(&new.email)
+                    .bind(&new.password_hash)
+                    .bind(new.is_active)
+                    .bind(new.is_staff)
+                    .bind(new.is_superuser)
+                    .bind(now)
+                    .bind(&new.phone)
+                    .bind(&new.first_name)
+                    .bind(&new.last_name)
+                    .bind(profile)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(Ok(user))
+            }
+            .await
         });
-        created.map_err(duplicate_or_database)
+        created
+            .map_err(duplicate_or_database)?
+            .map_err(StoreError::Clash)
+    }
+
+    /// The first identifier of `identifiers` that an account other than `own_id` holds under
+    /// another field (see [`Clash`]). Creating, updating and importing users check it too;
+    /// callers ask first to report it beside their other refusals.
+    pub async fn identifier_clash(
+        &self,
+        identifiers: Identifiers<'_>,
+        own_id: Option<i64>,
+    ) -> Result<Option<Clash>, StoreError> {
+        let own_id = own_id.unwrap_or(NO_USER);
+        let clash = with_pool!(self, |pool| {
+            async { Ok::<_, sqlx::Error>(find_clash!(pool, identifiers, own_id)) }.await
+        })?;
+        Ok(clash)
     }
 
     /// The user whose `field` equals `value` (email without regard to case).
@@ -229,34 +358,100 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Applies changes to a user's own fields; `None` if there is no such user, and
-    /// [`StoreError::Duplicate`] if a new username, email or phone is taken.
+    /// Applies changes to a user's own fields; `None` if there is no such user,
+    /// [`StoreError::Duplicate`] if a new username, email or phone is taken and
+    /// [`StoreError::Clash`] if another account holds it under another field.
+    ///
+    /// When the value of `key` (USER_ID_FIELD) changes, the tokens issued under the old value
+    /// must stop working, since someone else may take it: in the same transaction every
+    /// refresh and sliding token of the user is blacklisted, their sessions are revoked, and
+    /// the user is identified only from the next second on (`iat` counts whole seconds, so a
+    /// token issued in this one may predate the change).
     pub async fn update_user(
         &self,
         user_id: i64,
         changes: &UserChanges,
-    ) -> Result<Option<User>, StoreError> {
+        key: UserField,
+        now: i64,
+    ) -> Result<Option<UpdatedUser>, StoreError> {
+        let select = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         let sql = format!(
             "UPDATE users SET username = COALESCE($2, username), email = COALESCE($3, email), \
              phone = CASE WHEN $4 THEN $5 ELSE phone END, \
              first_name = COALESCE($6, first_name), last_name = COALESCE($7, last_name), \
              profile = COALESCE($8, profile) WHERE id = $1 RETURNING {USER_COLUMNS}"
         );
+        let identifiers = Identifiers {
+            username: changes.username.as_deref(),
+            email: changes.email.as_deref(),
+            phone: changes.phone.as_ref().and_then(|phone| phone.as_deref()),
+        };
         let updated = with_writer!(self, |pool| {
-            sqlx::query_as::<_, User>(&sql)
+            async {
+                let mut tx = pool.begin().await?;
+                let Some(before) = sqlx::query_as::<_, User>(&select)
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                else {
+                    return Ok(Ok(None));
+                };
+                if let Some(clash) = find_clash!(&mut *tx, identifiers, user_id) {
+                    return Ok(Err(clash));
+                }
+                let mut user = sqlx::query_as::<_, User>(&sql)
+                    .bind(user_id)
+                    .bind(&changes.username)
+                    .bind(&changes.email)
+                    .bind(changes.phone.is_some())
+                    .bind(changes.phone.clone().flatten())
+                    .bind(&changes.first_name)
+                    .bind(&changes.last_name)
+                    .bind(&changes.profile)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let previous = before.field(key);
+                if previous == user.field(key) {
+                    tx.commit().await?;
+                    return Ok(Ok(Some((user, None, Vec::new()))));
+                }
+                user.identified_since = now + 1;
+                sqlx::query("UPDATE users SET identified_since = $1 WHERE id = $2")
+                    .bind(user.identified_since)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let blacklisted: Vec<(String, i64)> =
+                    sqlx::query_as(crate::sessions::BLACKLIST_USER)
+                        .bind(now)
+                        .bind(user_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
                 .bind(user_id)
-                .bind(&changes.username)
-                .bind(&changes.email)
-                .bind(changes.phone.is_some())
-                .bind(changes.phone.clone().flatten())
-                .bind(&changes.first_name)
-                .bind(&changes.last_name)
-                .bind(&changes.profile)
-                .fetch_optional(pool)
-                .await
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(Ok(Some((user, Some(previous), blacklisted))))
+            }
+            .await
         });
         self.users_changed().await;
-        updated.map_err(duplicate_or_database)
+        let Some((user, previous_identifier, blacklisted)) = updated
+            .map_err(duplicate_or_database)?
+            .map_err(StoreError::Clash)?
+        else {
+            return Ok(None);
+        };
+        self.copy_to_redis(&blacklisted, now).await;
+        Ok(Some(UpdatedUser {
+            user,
+            previous_identifier,
+            blacklisted: blacklisted.len() as u64,
+        }))
     }
 
     /// Sets a new password hash, blacklists every unexpired refresh or sliding token recorded
@@ -443,6 +638,95 @@ mod tests {
             .create_user(&new_user("d", ""), 1)
             .await
             .expect("created");
+    }
+
+    #[tokio::test]
+    async fn identifiers_may_not_clash_across_fields() {
+        let store = memory_store().await;
+        let ann = NewUser {
+            phone: Some("+15551234567".into()),
+            ..new_user("ann", "a@x.com")
+        };
+        let ann = store.create_user(&ann, 1).await.expect("created");
+        for (candidate, field, other) in [
+            (new_user("A@X.com", ""), "username", "email"),
+            (new_user("+15551234567", ""), "username", "phone"),
+            (new_user("bob", "ANN"), "email", "username"),
+        ] {
+            let err = store.create_user(&candidate, 1).await.unwrap_err();
+            assert!(
+                matches!(err, StoreError::Clash(clash) if clash == Clash { field, other }),
+                "{err}"
+            );
+        }
+        // One's own identifiers are no clash.
+        let own = Identifiers {
+            username: Some("a@x.com"),
+            ..Identifiers::default()
+        };
+        assert_eq!(
+            store
+                .identifier_clash(own, Some(ann.id))
+                .await
+                .expect("query"),
+            None
+        );
+        let bob = store
+            .create_user(&new_user("bob", ""), 1)
+            .await
+            .expect("created");
+        let changes = UserChanges {
+            username: Some("a@X.COM".into()),
+            ..UserChanges::default()
+        };
+        let err = store
+            .update_user(bob.id, &changes, UserField::Username, 5)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Clash(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn changing_the_token_identifier_moves_identified_since() {
+        let store = memory_store().await;
+        let ann = store
+            .create_user(&new_user("ann", "ann@example.com"), 100)
+            .await
+            .expect("created");
+        assert_eq!(ann.identified_since, 100);
+        let email = UserChanges {
+            email: Some("ann2@example.com".into()),
+            ..UserChanges::default()
+        };
+        // Not the field tokens are keyed on: nothing ends.
+        let updated = store
+            .update_user(ann.id, &email, UserField::Username, 200)
+            .await
+            .expect("query")
+            .expect("exists");
+        assert_eq!(
+            (updated.user.identified_since, updated.previous_identifier),
+            (100, None)
+        );
+        let username = UserChanges {
+            username: Some("annlee".into()),
+            ..UserChanges::default()
+        };
+        let updated = store
+            .update_user(ann.id, &username, UserField::Username, 300)
+            .await
+            .expect("query")
+            .expect("exists");
+        assert_eq!(updated.user.identified_since, 301);
+        assert_eq!(updated.previous_identifier.as_deref(), Some("ann"));
+        assert_eq!(
+            store
+                .find_user(UserField::Id, &ann.id.to_string())
+                .await
+                .expect("query")
+                .map(|user| user.identified_since),
+            Some(301)
+        );
     }
 
     #[tokio::test]

@@ -62,10 +62,24 @@ async fn stored_user(state: &AppState, claims: &Claims) -> Result<Arc<User>, Api
     if state.settings.check_user_is_active && !user.is_active {
         return Err(ApiError::UserInactive);
     }
+    if !issued_to_holder(state, claims, &user) {
+        return Err(ApiError::UserNotFound);
+    }
     if !password_unchanged(state, claims, &user) {
         return Err(ApiError::PasswordChanged);
     }
     Ok(user)
+}
+
+/// Whether the token was issued while `user` held the identifier it carries. USER_ID_FIELD
+/// other than `id` can change hands: a token issued before the user took the value (see
+/// `identified_since`) was issued to its previous holder and names someone else. Ids are never
+/// reused, and a token without `iat` was not minted here, so both pass.
+pub(crate) fn issued_to_holder(state: &AppState, claims: &Claims, user: &User) -> bool {
+    state.user_id_field == UserField::Id
+        || claims
+            .timestamp("iat")
+            .is_none_or(|iat| iat >= user.identified_since)
 }
 
 /// simplejwt's TokenUser: a user made of the token's claims alone. The id is the user-id claim
@@ -92,6 +106,7 @@ fn token_user(state: &AppState, claims: &Claims, user_id: String) -> User {
         date_joined: 0,
         last_login: None,
         profile: "{}".to_owned(),
+        identified_since: 0,
     }
 }
 

@@ -118,15 +118,7 @@ impl AppState {
             .ok_or_else(|| invalid("USER_ID_FIELD", "must be one of id, username, email"))?;
         let username_field = UserField::from_name(&settings.username_field)
             .ok_or_else(|| invalid("USERNAME_FIELD", "must be one of username, email"))?;
-        let login_fields = if settings.login_fields.is_empty() {
-            vec![username_field]
-        } else {
-            settings
-                .login_fields
-                .iter()
-                .filter_map(|name| UserField::from_name(name))
-                .collect()
-        };
+        let login_fields = login_fields(&settings, username_field);
         let auth_header = tollgate_core::auth::header_name(&settings.auth_header_name)
             .and_then(|name| HeaderName::try_from(name).ok())
             .ok_or_else(|| invalid("AUTH_HEADER_NAME", "must be a header name"))?;
@@ -206,12 +198,31 @@ pub(crate) async fn revoke_earlier_tokens(
     store
         .revoke_access(&revocation, settings.access_token_lifetime, now)
         .await?;
-    let cut_off = std::time::UNIX_EPOCH
-        + std::time::Duration::from_secs(u64::try_from(issued_before).unwrap_or(0));
+    wait_for_second(issued_before).await;
+    Ok(true)
+}
+
+/// The fields a login identifier is looked up in (LOGIN_FIELDS, else USERNAME_FIELD alone).
+pub(crate) fn login_fields(settings: &Settings, username_field: UserField) -> Vec<UserField> {
+    if settings.login_fields.is_empty() {
+        vec![username_field]
+    } else {
+        settings
+            .login_fields
+            .iter()
+            .filter_map(|name| UserField::from_name(name))
+            .collect()
+    }
+}
+
+/// Sleeps until the epoch second `second` has begun: a token issued from then on has an `iat`
+/// of at least `second` (`iat` counts whole seconds).
+pub(crate) async fn wait_for_second(second: i64) {
+    let cut_off =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(second).unwrap_or(0));
     if let Ok(wait) = cut_off.duration_since(std::time::SystemTime::now()) {
         tokio::time::sleep(wait).await;
     }
-    Ok(true)
 }
 
 /// Puts the calling thread below the async runtime's (about nice 10): when logins and token

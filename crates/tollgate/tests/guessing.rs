@@ -179,12 +179,13 @@ on_both_backends! {
         })
         .await;
         let ann = server.create_user("ann", PW).await;
+        let changes = tollgate_store::UserChanges {
+            phone: Some(Some("+15550100".into())),
+            ..Default::default()
+        };
         server
             .store()
-            .update_user(ann.id, &tollgate_store::UserChanges {
-                phone: Some(Some("+15550100".into())),
-                ..Default::default()
-            })
+            .update_user(ann.id, &changes, tollgate_store::UserField::Id, 0)
             .await
             .expect("phone set");
         for _ in 0..3 {

@@ -38,7 +38,7 @@ on_both_backends! {
         }).await;
         let user = server.create_user("ann", PW).await;
         let changes = UserChanges { phone: Some(Some("+15550100".into())), ..UserChanges::default() };
-        server.store().update_user(user.id, &changes).await.expect("updated");
+        server.store().update_user(user.id, &changes, tollgate_store::UserField::Id, 0).await.expect("updated");
         for credential in ["ann", "ann@example.com", "ANN@Example.COM", "+15550100"] {
             let (status, body) = login(&server, credential, PW).await;
             assert_eq!(status, StatusCode::OK, "{credential}: {body}");

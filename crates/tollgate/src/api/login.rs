@@ -146,16 +146,21 @@ async fn refuse_as_wrong_password(state: &AppState, password: String) -> ApiErro
 }
 
 /// The account an identifier names, looked up in LOGIN_FIELDS in order; a username in Django's
-/// normal form (NFKC), as registration stores it.
+/// normal form (NFKC), as registration stores it, then as sent, for a row stored before
+/// usernames were normalised (rewriting those could merge two accounts). Either way the attempt
+/// is counted under one folded identifier and the account, so the second lookup buys nothing.
 async fn find_account(state: &AppState, identifier: &str) -> Result<Option<User>, ApiError> {
     let username = normalize_username(identifier);
     for field in &state.login_fields {
-        let value = match field {
-            UserField::Username => username.as_str(),
-            _ => identifier,
+        let spellings: &[&str] = match field {
+            UserField::Username if username != identifier => &[username.as_str(), identifier],
+            UserField::Username => &[username.as_str()],
+            _ => &[identifier],
         };
-        if let Some(user) = state.store.find_user(*field, value).await? {
-            return Ok(Some(user));
+        for value in spellings {
+            if let Some(user) = state.store.find_user(*field, value).await? {
+                return Ok(Some(user));
+            }
         }
     }
     Ok(None)

@@ -9,7 +9,7 @@ pub(crate) mod login;
 pub(crate) mod openapi;
 mod sessions;
 mod token;
-mod users;
+pub(crate) mod users;
 mod ws;
 
 use axum::handler::Handler;

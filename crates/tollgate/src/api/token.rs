@@ -16,7 +16,7 @@ use tollgate_store::{NewSession, Revocation, RotateOutcome, TokenRecord, User, U
 
 use super::body::Payload;
 use super::{cookie, login};
-use crate::auth::password_unchanged;
+use crate::auth::{issued_to_holder, password_unchanged};
 use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
 use crate::state::{AppState, SID_CLAIM};
@@ -516,6 +516,10 @@ async fn active_user(
         .find(&state.store, state.user_id_field, &user_id)
         .await?;
     match found {
+        // A token issued to the identifier's previous holder has no account.
+        Some(user) if !issued_to_holder(state, claims, &user) => {
+            Err(ApiError::NoActiveAccountForToken)
+        }
         Some(user) if user.is_active || !state.settings.check_user_is_active => Ok(Some(user)),
         _ => Err(ApiError::NoActiveAccountForToken),
     }

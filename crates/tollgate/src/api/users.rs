@@ -9,9 +9,10 @@ use axum::http::{Method, StatusCode};
 use axum::Json;
 use serde_json::{json, Map, Value};
 use tollgate_core::body::BodyError;
+use tollgate_core::identity::{fold, normalize_email, normalize_username};
 use tollgate_core::password::UserAttribute;
 use tollgate_core::unix_now;
-use tollgate_store::{NewUser, StoreError, User, UserChanges, UserField};
+use tollgate_store::{Clash, Identifiers, NewUser, StoreError, User, UserChanges, UserField};
 
 use super::body::Payload;
 use super::login::check_own_password;
@@ -50,7 +51,7 @@ pub(crate) async fn register(
         }
         Err(other) => return Err(other.into()),
     };
-    check_unique(&state, &fields, None, &mut errors).await?;
+    check_identifiers(&state, &fields, None, &mut errors).await?;
     if let Some(password) = &password {
         let attributes = fields.attributes();
         for problem in state.policy.check(password, &attributes) {
@@ -65,7 +66,7 @@ pub(crate) async fn register(
         username: fields
             .username
             .clone()
-            .unwrap_or_else(|| email.to_lowercase()),
+            .unwrap_or_else(|| normalize_username(&email.to_lowercase())),
         email,
         phone: fields.phone.clone().flatten(),
         first_name: fields.first_name.clone().unwrap_or_default(),
@@ -111,7 +112,7 @@ pub(crate) async fn update_me(
     };
     let mut errors = FieldErrors::default();
     let fields = read_fields(&state, &payload, mode, &mut errors);
-    check_unique(&state, &fields, Some(auth.user.id), &mut errors).await?;
+    check_identifiers(&state, &fields, Some(&auth.user), &mut errors).await?;
     if !errors.0.is_empty() {
         return Err(errors.into_error());
     }
@@ -130,14 +131,27 @@ pub(crate) async fn update_me(
         last_name: fields.last_name,
         profile,
     };
-    let user = state
+    let now = unix_now();
+    let updated = state
         .store
-        .update_user(auth.user.id, &changes)
+        .update_user(auth.user.id, &changes, state.user_id_field, now)
         .await
         .map_err(duplicate_error)?
         .ok_or(ApiError::UserNotFound)?;
     state.user_cache.clear();
-    Ok(Json(user_json(&state, &user)))
+    if let Some(previous) = &updated.previous_identifier {
+        // Tokens carry the old value, which someone else may now take: the store ended the
+        // refresh and sliding tokens; access tokens carrying it are revoked, and are refused
+        // anyway from `identified_since` on, which is only reached in the next second.
+        crate::state::revoke_earlier_tokens(&state.store, &state.settings, previous).await?;
+        crate::state::wait_for_second(updated.user.identified_since).await;
+        tracing::info!(
+            user_id = updated.user.id,
+            revoked = updated.blacklisted,
+            "token identifier changed"
+        );
+    }
+    Ok(Json(user_json(&state, &updated.user)))
 }
 
 /// `POST /api/user/password/`: changes the password given the old one. Every refresh and
@@ -343,9 +357,10 @@ fn read_fields(
             Ok(value) => value,
         }
     };
+    // Stored in Django's normal forms, so that one name has one spelling: `ａｄｍｉｎ` is `admin`.
     let mut fields = UserFields {
-        username: text("username", MAX_USERNAME),
-        email: text("email", MAX_EMAIL),
+        username: text("username", MAX_USERNAME).map(|name| normalize_username(&name)),
+        email: text("email", MAX_EMAIL).map(|email| normalize_email(&email)),
         phone: text("phone", MAX_PHONE).map(|phone| Some(phone).filter(|p| !p.is_empty())),
         first_name: text("first_name", MAX_NAME),
         last_name: text("last_name", MAX_NAME),
@@ -418,21 +433,21 @@ fn valid_email(email: &str) -> bool {
     local_ok && domain_ok
 }
 
-/// Adds DRF's uniqueness errors for a username, email or phone that another user holds.
-async fn check_unique(
+/// Adds DRF's uniqueness errors for a username, email or phone that another user holds, and
+/// refusals of identifiers that another user holds under another field or that login could
+/// take for someone else's (see [`username_mimics`]). `own` is the user being updated.
+async fn check_identifiers(
     state: &AppState,
     fields: &UserFields,
-    own_id: Option<i64>,
+    own: Option<&User>,
     errors: &mut FieldErrors,
 ) -> Result<(), ApiError> {
+    let own_id = own.map(|user| user.id);
+    let phone = fields.phone.as_ref().and_then(|p| p.as_deref());
     let candidates = [
         (UserField::Username, "username", fields.username.as_deref()),
         (UserField::Email, "email", fields.email.as_deref()),
-        (
-            UserField::Phone,
-            "phone",
-            fields.phone.as_ref().and_then(|p| p.as_deref()),
-        ),
+        (UserField::Phone, "phone", phone),
     ];
     for (field, name, value) in candidates {
         let Some(value) = value.filter(|v| !v.is_empty()) else {
@@ -447,7 +462,82 @@ async fn check_unique(
             }
         }
     }
+    // Values refused already are not checked again.
+    let refused = |name: &str| errors.0.iter().any(|(f, _)| f == name);
+    let identifiers = Identifiers {
+        username: fields.username.as_deref().filter(|_| !refused("username")),
+        email: fields.email.as_deref().filter(|_| !refused("email")),
+        phone: phone.filter(|_| !refused("phone")),
+    };
+    if let Some(clash) = state.store.identifier_clash(identifiers, own_id).await? {
+        errors.add(clash.field, clash_message(clash));
+    }
+    // One reason at a time: a username that is someone's email also looks like one.
+    let clashed = |name: &str| errors.0.iter().any(|(f, _)| f == name);
+    if let Some(username) = identifiers.username.filter(|_| !clashed("username")) {
+        let email = fields
+            .email
+            .as_deref()
+            .or(own.map(|user| user.email.as_str()));
+        let phone = match &fields.phone {
+            Some(phone) => phone.as_deref(),
+            None => own.and_then(|user| user.phone.as_deref()),
+        };
+        let looks_like = username_mimics(
+            &state.login_fields,
+            username,
+            email.unwrap_or_default(),
+            phone.unwrap_or_default(),
+        );
+        if let Some(message) = looks_like {
+            errors.add("username", message.to_owned());
+        }
+    }
     Ok(())
+}
+
+/// Why a username that login could read as an email address or phone number other than the
+/// account's own is refused, when that kind of identifier is among LOGIN_FIELDS: whoever later
+/// holds that address or number would find it taken at login. Registration, update and the
+/// command line ask it alike.
+pub(crate) fn username_mimics(
+    login_fields: &[UserField],
+    username: &str,
+    own_email: &str,
+    own_phone: &str,
+) -> Option<&'static str> {
+    if login_fields.contains(&UserField::Email)
+        && username.contains('@')
+        && fold(username) != fold(own_email)
+    {
+        return Some("A username containing @ must be the user's own email address.");
+    }
+    let phone_like = username
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.'))
+        && username.chars().filter(char::is_ascii_digit).count() >= 3;
+    if login_fields.contains(&UserField::Phone) && phone_like && username != own_phone {
+        return Some(
+            "A username that looks like a phone number must be the user's own phone number.",
+        );
+    }
+    None
+}
+
+/// Why an identifier equal to another account's identifier of another kind is refused.
+pub(crate) fn clash_message(clash: Clash) -> String {
+    fn name(field: &str) -> &str {
+        match field {
+            "email" => "email address",
+            "phone" => "phone number",
+            other => other,
+        }
+    }
+    format!(
+        "This {} is another user's {}.",
+        name(clash.field),
+        name(clash.other)
+    )
 }
 
 /// Django's words for a taken unique value.
@@ -459,11 +549,15 @@ fn duplicate_message(field: &str) -> String {
     }
 }
 
-/// A unique violation that slipped past [`check_unique`] (a concurrent request) reads the same.
+/// A unique violation or clash that slipped past [`check_identifiers`] (a concurrent
+/// request) reads the same.
 fn duplicate_error(err: StoreError) -> ApiError {
     match err {
         StoreError::Duplicate { field } => {
             ApiError::Fields(vec![(field.to_owned(), vec![duplicate_message(field)])])
+        }
+        StoreError::Clash(clash) => {
+            ApiError::Fields(vec![(clash.field.to_owned(), vec![clash_message(clash)])])
         }
         other => other.into(),
     }

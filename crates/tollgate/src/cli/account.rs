@@ -27,7 +27,7 @@ pub(crate) struct PasswordArgs {
 /// when REDIS_URL is set (with ACCESS_TOKEN_REVOCATION, revokes their access tokens too).
 pub(crate) async fn change_password(settings: Settings, args: PasswordArgs) -> anyhow::Result<()> {
     let store = super::with_denylist(super::open_store(&settings).await?, &settings).await?;
-    let Some(user) = store.find_user(UserField::Username, &args.username).await? else {
+    let Some(user) = find_by_username(&store, &args.username).await? else {
         store.close().await;
         bail!("user '{}' does not exist", args.username);
     };
@@ -84,9 +84,7 @@ pub(crate) async fn set_active(
     active: bool,
 ) -> anyhow::Result<()> {
     let store = super::open_store(&settings).await?;
-    let found = store
-        .find_user(UserField::Username, &target.username)
-        .await?;
+    let found = find_by_username(&store, &target.username).await?;
     let changed = match &found {
         Some(user) => store.set_active(user.id, active).await?,
         None => false,
@@ -112,4 +110,18 @@ pub(crate) async fn set_active(
         );
     }
     Ok(())
+}
+
+/// The user named `username` in its normal form (as stored since registration normalises it),
+/// else as typed, for accounts stored before that.
+async fn find_by_username(
+    store: &tollgate_store::Store,
+    username: &str,
+) -> Result<Option<tollgate_store::User>, tollgate_store::StoreError> {
+    let normal = tollgate_core::identity::normalize_username(username);
+    match store.find_user(UserField::Username, &normal).await? {
+        Some(user) => Ok(Some(user)),
+        None if normal != username => store.find_user(UserField::Username, username).await,
+        None => Ok(None),
+    }
 }

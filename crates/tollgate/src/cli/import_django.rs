@@ -2,6 +2,7 @@
 //! hashes, so that they log in to Tollgate with their old passwords.
 
 use anyhow::Context;
+use tollgate_core::identity::{normalize_email, normalize_username};
 use tollgate_core::{unix_now, Settings};
 use tollgate_store::ImportOutcome;
 
@@ -47,6 +48,13 @@ pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
     let mut progress = Progress::new(users.len() as u64, "users read");
     let (mut imported, mut skipped, mut failed) = (0usize, 0usize, Vec::new());
     for (done, user) in users.iter().enumerate() {
+        // Django normalises on save, but rows written around it may not be: stored here in the
+        // forms every other path stores, a duplicate fails with its reason.
+        let user = &tollgate_store::DjangoUser {
+            username: normalize_username(&user.username),
+            email: normalize_email(&user.email),
+            ..user.clone()
+        };
         match store.import_django_user(user).await {
             Ok(ImportOutcome::Imported) => imported += 1,
             Ok(ImportOutcome::Skipped) => skipped += 1,

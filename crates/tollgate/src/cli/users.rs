@@ -3,6 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{bail, Context};
+use tollgate_core::identity::{normalize_email, normalize_username};
 use tollgate_core::password::PasswordHasher;
 use tollgate_core::{unix_now, Settings};
 use tollgate_store::{NewUser, StoreError, UserField};
@@ -73,9 +74,23 @@ pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::R
     } else {
         prompt_password()?
     };
-    let username = username.trim().to_owned();
+    // The forms registration stores, so that the same name cannot be created twice.
+    let username = normalize_username(username.trim());
     if username.is_empty() {
         bail!("the username may not be blank");
+    }
+    fields.email = normalize_email(&fields.email);
+    if let Some(field) = UserField::from_name(&settings.username_field) {
+        let login_fields = crate::state::login_fields(&settings, field);
+        let looks_like = crate::api::users::username_mimics(
+            &login_fields,
+            &username,
+            &fields.email,
+            fields.phone.as_deref().unwrap_or_default(),
+        );
+        if let Some(message) = looks_like {
+            bail!("{message}");
+        }
     }
     let hasher = PasswordHasher::new(
         settings.argon2_memory_kib,
@@ -121,6 +136,7 @@ pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::R
             Ok(())
         }
         Err(StoreError::Duplicate { field }) => bail!("a user with this {field} already exists"),
+        Err(err @ StoreError::Clash(_)) => bail!("{err}"),
         Err(err) => Err(err).context("cannot create the user"),
     }
 }
