@@ -407,7 +407,11 @@ async fn cross_site_login_is_refused_and_sets_no_cookie() {
         cross_site.body,
         json!({"detail": "CSRF Failed: origin https://evil.example is not trusted."})
     );
-    assert!(cross_site.set_cookies.is_empty(), "{:?}", cross_site.set_cookies);
+    assert!(
+        cross_site.set_cookies.is_empty(),
+        "{:?}",
+        cross_site.set_cookies
+    );
     let cross_referer = login_form(Some(("referer", "https://evil.example/login"))).await;
     assert_eq!(cross_referer.status, StatusCode::FORBIDDEN);
     assert!(cross_referer.set_cookies.is_empty());
@@ -438,11 +442,17 @@ async fn two_refresh_cookies_are_refused() {
     let server = cookie_server(Backend::Sqlite).await;
     let (mine, _) = log_in(&server).await.refresh_cookie();
     let (planted, _) = log_in(&server).await.refresh_cookie();
-    let refused = json!({"detail": "CSRF Failed: the request carries more than one refresh cookie."});
+    let refused =
+        json!({"detail": "CSRF Failed: the request carries more than one refresh cookie."});
     for path in ["/api/token/refresh/", "/api/token/blacklist/"] {
         for cookies in [
-            vec![format!("{COOKIE_NAME}={planted}; theme=dark; {COOKIE_NAME}={mine}")],
-            vec![format!("{COOKIE_NAME}={planted}"), format!("{COOKIE_NAME}={mine}")],
+            vec![format!(
+                "{COOKIE_NAME}={planted}; theme=dark; {COOKIE_NAME}={mine}"
+            )],
+            vec![
+                format!("{COOKIE_NAME}={planted}"),
+                format!("{COOKIE_NAME}={mine}"),
+            ],
         ] {
             let mut request = server
                 .client
@@ -454,7 +464,11 @@ async fn two_refresh_cookies_are_refused() {
             let answer = Answer::read(request.send().await.expect("sent")).await;
             assert_eq!(answer.status, StatusCode::FORBIDDEN, "{path} {cookies:?}");
             assert_eq!(answer.body, refused, "{path}");
-            assert!(answer.set_cookies.is_empty(), "{path}: {:?}", answer.set_cookies);
+            assert!(
+                answer.set_cookies.is_empty(),
+                "{path}: {:?}",
+                answer.set_cookies
+            );
         }
     }
     // Neither token was rotated or logged out by the refused requests.

@@ -298,7 +298,10 @@ mod tests {
     fn two_cookies_of_the_name_are_ambiguous() {
         for pairs in [
             &[("cookie", "tollgate_refresh=a; tollgate_refresh=b")][..],
-            &[("cookie", "tollgate_refresh=a"), ("cookie", "tollgate_refresh=a")],
+            &[
+                ("cookie", "tollgate_refresh=a"),
+                ("cookie", "tollgate_refresh=a"),
+            ],
             &[("cookie", "tollgate_refresh=; x=1; tollgate_refresh=b")],
         ] {
             assert_eq!(
@@ -365,9 +368,6 @@ mod tests {
         ));
         // With the transport off, neither the origin nor the cookie is looked at.
         let off = CookieRequest::of(&Settings::default(), &no_origin).expect("not checked");
-        assert!(matches!(
-            presented(&off, &empty),
-            Err(ApiError::Fields(_))
-        ));
+        assert!(matches!(presented(&off, &empty), Err(ApiError::Fields(_))));
     }
 }
