@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
-use tollgate_core::password::{PasswordCheck, PasswordHasher, PasswordPolicy};
+use tollgate_core::password::{FailureFloor, PasswordCheck, PasswordHasher, PasswordPolicy};
 use tollgate_core::{Claims, Settings, TokenCodec};
 use tollgate_store::{AccessClaims, Revocation, Store, StoreError, User, UserField};
 
@@ -307,9 +307,12 @@ impl AppState {
 /// queues here instead of starving token checks on the async runtime. Fixed threads (rather
 /// than tokio's growing blocking pool) also bound memory: each argon2 hash needs ARGON2_MEMORY_KIB,
 /// and the allocator keeps that much per thread that ever hashed.
+///
+/// Failed checks are padded to one time whatever the account's hash (see [`FailureFloor`]).
 #[derive(Clone)]
 pub struct PasswordPool {
     jobs: tokio::sync::mpsc::Sender<Job>,
+    failure_floor: Arc<FailureFloor>,
 }
 
 /// Logins that may wait for a hashing thread before new ones wait to be queued.
@@ -344,7 +347,20 @@ impl PasswordPool {
                 tracing::error!(cause = %err, "cannot start a password hashing thread");
             }
         }
-        PasswordPool { jobs }
+        let pool = PasswordPool {
+            jobs,
+            failure_floor: Arc::new(FailureFloor::default()),
+        };
+        // The current hash's cost, measured once on a hashing thread at start-up so that the
+        // first failures are already padded to it. Queued without waiting: start-up goes on.
+        let floor = Arc::clone(&pool.failure_floor);
+        let measure: Job = Box::new(move |hasher| {
+            let started = std::time::Instant::now();
+            let (_, cost) = hasher.verify_dummy("tollgate-start-up");
+            floor.observe(&cost, started.elapsed());
+        });
+        let _ = pool.jobs.try_send(measure);
+        pool
     }
 
     async fn run<T: Send + 'static>(
@@ -366,16 +382,32 @@ impl PasswordPool {
         }
     }
     /// Checks a password against a stored hash, or against a dummy hash when there is no user,
-    /// so that unknown users cost the same time as wrong passwords.
+    /// so that unknown users cost the same time as wrong passwords. A failure returns no sooner
+    /// than the slowest hash format checked so far takes (see [`FailureFloor`]): the wait is a
+    /// sleep here, after the hashing thread is free.
     pub async fn verify(&self, password: String, stored: Option<String>) -> PasswordCheck {
-        self.run(move |hasher| match stored {
-            Some(stored) => hasher.verify(&password, &stored),
-            None => {
-                hasher.verify_dummy(&password);
-                PasswordCheck::Mismatch
-            }
-        })
-        .await
+        let floor = Arc::clone(&self.failure_floor);
+        let (check, padding) = self
+            .run(move |hasher| {
+                let started = std::time::Instant::now();
+                let (check, cost) = match stored {
+                    Some(stored) => hasher.verify_costed(&password, &stored),
+                    None => hasher.verify_dummy(&password),
+                };
+                let elapsed = started.elapsed();
+                floor.observe(&cost, elapsed);
+                let padding = if check.matched() {
+                    std::time::Duration::ZERO
+                } else {
+                    floor.padding(elapsed)
+                };
+                (check, padding)
+            })
+            .await;
+        if !padding.is_zero() {
+            tokio::time::sleep(padding).await;
+        }
+        check
     }
 
     /// A new hash of a password.

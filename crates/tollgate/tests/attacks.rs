@@ -687,6 +687,97 @@ async fn unknown_user_and_wrong_password_look_the_same() {
     server.stop().await;
 }
 
+/// A wrong password takes as long whatever the account's hash (#19): an unusable hash, an
+/// unknown user, a cheap legacy hash (salted MD5), a PBKDF2 hash at Django 3.0's 180,000
+/// iterations (in a test build, several times the cost of the default argon2) and a current
+/// argon2 hash. Before failures were padded, the unusable and MD5 hashes answered in a few
+/// milliseconds, the unknown user and the current hash in tens, and PBKDF2 in hundreds. The
+/// medians of several interleaved tries must now stay within a factor of 1.6; the first round,
+/// which teaches the server PBKDF2's cost, is not counted.
+#[tokio::test]
+async fn failed_logins_cost_the_same_whatever_the_hash() {
+    let server = TestServer::start_with(|s| {
+        let defaults = tollgate_core::Settings::default();
+        s.argon2_memory_kib = defaults.argon2_memory_kib;
+        s.argon2_iterations = defaults.argon2_iterations;
+        s.login_failures_per_account = 0;
+        s.login_failures_per_address = 0;
+    })
+    .await;
+    server.create_user("current", PASSWORD).await;
+    // The digests need not match any password: only wrong passwords are tried.
+    for (username, hash) in [
+        ("unusable", "!Wq8GZxJyS1pqQnq3u0dBbo5hXkxQmS0JmCxYaaTf"),
+        ("md5", "md5$md5salt0$bb951da4cbfd832184e327a4b32582f6"),
+        (
+            "pbkdf2",
+            "pbkdf2_sha256$180000$Yv2kqG9VtWbL0cDq0$3xk6I4N0BDEvxcSvH/vc3lKvfYG+ayZ0bWd0dnqBv1E=",
+        ),
+    ] {
+        let user = server.create_user(username, PASSWORD).await;
+        server
+            .store()
+            .set_password_hash(user.id, hash)
+            .await
+            .expect("hash set");
+    }
+    let kinds = ["unusable", "nobody", "md5", "pbkdf2", "current"];
+    let mut times: Vec<Vec<std::time::Duration>> = vec![Vec::new(); kinds.len()];
+    for round in 0..8 {
+        for (kind, username) in kinds.iter().enumerate() {
+            let started = std::time::Instant::now();
+            let answer = server
+                .post_json(
+                    "/api/token/",
+                    json!({"username": username, "password": "wrong"}),
+                )
+                .await;
+            let elapsed = started.elapsed();
+            assert_eq!(
+                answer,
+                (
+                    StatusCode::UNAUTHORIZED,
+                    json!({"detail": "No active account found with the given credentials"})
+                ),
+                "{username}"
+            );
+            if round > 0 {
+                times[kind].push(elapsed);
+            }
+        }
+    }
+    let medians: Vec<std::time::Duration> = times
+        .iter_mut()
+        .map(|times| {
+            times.sort();
+            times[times.len() / 2]
+        })
+        .collect();
+    let (fastest, slowest) = (
+        medians.iter().min().expect("medians"),
+        medians.iter().max().expect("medians"),
+    );
+    let report: Vec<String> = kinds
+        .iter()
+        .zip(&medians)
+        .map(|(kind, median)| format!("{kind} {median:?}"))
+        .collect();
+    assert!(
+        slowest.as_secs_f64() < 1.6 * fastest.as_secs_f64(),
+        "medians differ: {}",
+        report.join(", ")
+    );
+    // The right password still logs in.
+    let (status, body) = server
+        .post_json(
+            "/api/token/",
+            json!({"username": "current", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    server.stop().await;
+}
+
 /// Every response says `X-Content-Type-Options: nosniff`; token responses, errors included,
 /// say `Cache-Control: no-store`.
 #[tokio::test]

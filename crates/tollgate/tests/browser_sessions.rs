@@ -76,10 +76,12 @@ fn after_max_age<'a>(attributes: &'a str, server: &TestServer) -> &'a str {
     rest
 }
 
+/// A login from a page on Tollgate's own origin, as its `fetch` sends it.
 async fn log_in(server: &TestServer) -> Answer {
     let response = server
         .client
         .post(server.url("/api/token/"))
+        .header(ORIGIN, &server.base)
         .json(&json!({"username": "user1", "password": PASSWORD}))
         .send()
         .await
@@ -344,12 +346,136 @@ async fn cross_site_cookie_requests_are_refused() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let (rotated, _) = answer.refresh_cookie();
 
-    // The body's token needs no origin, and its rotated successor still goes to the cookie.
+    // A token in the body is checked too: the answer would set its rotated successor as the
+    // cookie, so another site could plant its own session in the browser.
     let (status, body) = server
         .post_json("/api/token/refresh/", json!({"refresh": rotated}))
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.get("refresh").is_none());
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let response = server
+        .client
+        .post(server.url("/api/token/refresh/"))
+        .header(ORIGIN, "https://app.example.com")
+        .json(&json!({"refresh": rotated}))
+        .send()
+        .await
+        .expect("sent");
+    let answer = Answer::read(response).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert!(answer.body.get("refresh").is_none());
+    answer.refresh_cookie();
+    server.stop().await;
+}
+
+/// Login CSRF (#19): a form on another site that posts good credentials to the login endpoint
+/// is refused before the password is checked, and sets no cookie; so are logins without an
+/// origin. The same form from Tollgate's own origin logs in.
+#[tokio::test]
+async fn cross_site_login_is_refused_and_sets_no_cookie() {
+    let server = TestServer::start_with(|s| {
+        s.refresh_cookie = true;
+        s.update_last_login = true;
+        s.csrf_trusted_origins = vec!["https://app.example.com".to_owned()];
+    })
+    .await;
+    server.create_user("user1", PASSWORD).await;
+    let last_login = || async {
+        server
+            .store()
+            .find_user(tollgate_store::UserField::Username, "user1")
+            .await
+            .expect("reads")
+            .expect("exists")
+            .last_login
+    };
+    let form = serde_urlencoded::to_string([("username", "user1"), ("password", PASSWORD)])
+        .expect("form encodes");
+    let login_form = |origin: Option<(&'static str, &str)>| {
+        let mut request = server
+            .client
+            .post(server.url("/api/token/"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.clone());
+        if let Some((name, value)) = origin {
+            request = request.header(name, value);
+        }
+        async move { Answer::read(request.send().await.expect("sent")).await }
+    };
+    let cross_site = login_form(Some(("origin", "https://evil.example"))).await;
+    assert_eq!(cross_site.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        cross_site.body,
+        json!({"detail": "CSRF Failed: origin https://evil.example is not trusted."})
+    );
+    assert!(
+        cross_site.set_cookies.is_empty(),
+        "{:?}",
+        cross_site.set_cookies
+    );
+    let cross_referer = login_form(Some(("referer", "https://evil.example/login"))).await;
+    assert_eq!(cross_referer.status, StatusCode::FORBIDDEN);
+    assert!(cross_referer.set_cookies.is_empty());
+    let anonymous = login_form(None).await;
+    assert_eq!(anonymous.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        anonymous.body,
+        json!({"detail": "CSRF Failed: the refresh cookie needs an Origin or Referer header."})
+    );
+    assert!(anonymous.set_cookies.is_empty());
+    // Refused before the password was checked: the account shows no login.
+    assert_eq!(last_login().await, None);
+
+    let own = login_form(Some(("origin", server.base.as_str()))).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    let (refresh, _) = own.refresh_cookie();
+    assert!(server.state.codec.decode(&refresh, unix_now()).is_ok());
+    assert!(last_login().await.is_some());
+    let trusted = login_form(Some(("origin", "https://app.example.com"))).await;
+    assert_eq!(trusted.status, StatusCode::OK, "{}", trusted.body);
+    server.stop().await;
+}
+
+/// Cookie tossing (#19): a request carrying two refresh cookies, in one `Cookie` header or in
+/// two, is refused at refresh and at logout instead of one being picked, and changes nothing.
+#[tokio::test]
+async fn two_refresh_cookies_are_refused() {
+    let server = cookie_server(Backend::Sqlite).await;
+    let (mine, _) = log_in(&server).await.refresh_cookie();
+    let (planted, _) = log_in(&server).await.refresh_cookie();
+    let refused =
+        json!({"detail": "CSRF Failed: the request carries more than one refresh cookie."});
+    for path in ["/api/token/refresh/", "/api/token/blacklist/"] {
+        for cookies in [
+            vec![format!(
+                "{COOKIE_NAME}={planted}; theme=dark; {COOKIE_NAME}={mine}"
+            )],
+            vec![
+                format!("{COOKIE_NAME}={planted}"),
+                format!("{COOKIE_NAME}={mine}"),
+            ],
+        ] {
+            let mut request = server
+                .client
+                .post(server.url(path))
+                .header(ORIGIN, "https://app.example.com");
+            for cookie in &cookies {
+                request = request.header(COOKIE, cookie);
+            }
+            let answer = Answer::read(request.send().await.expect("sent")).await;
+            assert_eq!(answer.status, StatusCode::FORBIDDEN, "{path} {cookies:?}");
+            assert_eq!(answer.body, refused, "{path}");
+            assert!(
+                answer.set_cookies.is_empty(),
+                "{path}: {:?}",
+                answer.set_cookies
+            );
+        }
+    }
+    // Neither token was rotated or logged out by the refused requests.
+    for token in [&mine, &planted] {
+        let answer = post_with_cookie(&server, "/api/token/refresh/", token, APP).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
     server.stop().await;
 }
 

@@ -12,9 +12,32 @@ use subtle::ConstantTimeEq as _;
 /// login spend minutes (Django's own default is 1,000,000 in 5.2).
 const MAX_PBKDF2_ITERATIONS: u32 = 100_000_000;
 
-/// Whether `password` matches a stored hash in one of Django's non-argon2 formats; `None` when
-/// the hash is in no format known here (or malformed).
-pub(super) fn verify(password: &str, stored: &str) -> Option<bool> {
+/// Whether `password` matches a stored hash in one of Django's non-argon2 formats, and the cost
+/// class of the work done (the format and the parameters that decide its time, such as
+/// `pbkdf2_sha256$1000000`); `None` when the hash is in no format known here (or malformed) and
+/// nothing was computed.
+pub(super) fn verify(password: &str, stored: &str) -> Option<(bool, String)> {
+    let matched = verify_only(password, stored)?;
+    Some((matched, cost_class(stored)?))
+}
+
+/// The part of a stored hash that decides how long checking it takes: the algorithm and its
+/// work factors, never the salt or the digest.
+fn cost_class(stored: &str) -> Option<String> {
+    let Some((algorithm, rest)) = stored.split_once('$') else {
+        return Some("md5".to_owned());
+    };
+    let field = |index: usize| rest.split('$').nth(index);
+    Some(match algorithm {
+        "pbkdf2_sha256" | "pbkdf2_sha1" => format!("{algorithm}${}", field(0)?),
+        // `bcrypt$$2b$12$…`: the cost is the third `$` field after the algorithm.
+        "bcrypt" | "bcrypt_sha256" => format!("{algorithm}${}", field(2)?),
+        "scrypt" => format!("scrypt${}${}${}", field(0)?, field(2)?, field(3)?),
+        other => other.to_owned(),
+    })
+}
+
+fn verify_only(password: &str, stored: &str) -> Option<bool> {
     let (algorithm, rest) = match stored.split_once('$') {
         Some(split) => split,
         // Django's oldest form: a bare MD5 hex digest.

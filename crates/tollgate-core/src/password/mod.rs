@@ -4,8 +4,10 @@
 //! from Django keep their passwords and move to argon2id at their next login.
 
 mod django;
+mod floor;
 mod policy;
 
+pub use floor::FailureFloor;
 pub use policy::{PasswordPolicy, UserAttribute};
 
 use std::cell::RefCell;
@@ -83,6 +85,8 @@ pub fn revoke_fingerprint(stored_hash: &str) -> String {
 pub struct PasswordHasher {
     argon2: Argon2<'static>,
     dummy_hash: String,
+    /// The cost class of the dummy hash: argon2id at the configured cost.
+    dummy_cost: String,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -111,6 +115,7 @@ impl PasswordHasher {
         let mut hasher = PasswordHasher {
             argon2,
             dummy_hash: String::new(),
+            dummy_cost: String::new(),
         };
         // Unknown users are checked against this, so that they cost as much time as known ones.
         // Made with memory of its own, not the calling thread's kept buffer: the caller is
@@ -122,6 +127,8 @@ impl PasswordHasher {
             .map(|hash| hash.to_string())
             .map_err(|err| PasswordParamsError(err.to_string()))?;
         hasher.dummy_hash = format!("{DJANGO_ARGON2_PREFIX}{phc}");
+        let params = hasher.argon2.params();
+        hasher.dummy_cost = argon2_cost("argon2id", params);
         Ok(hasher)
     }
 
@@ -156,68 +163,105 @@ impl PasswordHasher {
     }
 
     /// Checks `password` against a stored hash in any format Django writes, in constant time
-    /// for a given hash. Unusable hashes (Django's `!…`, empty, unknown formats) never match;
-    /// a match in any format but argon2id at the configured cost asks for a rehash.
+    /// for a given hash. Unusable hashes (Django's `!…`, empty, unknown formats) never match and
+    /// cost a check of the dummy hash, as an unknown user does; a match in any format but
+    /// argon2id at the configured cost asks for a rehash.
     pub fn verify(&self, password: &str, stored: &str) -> PasswordCheck {
-        if stored.is_empty() || stored.starts_with('!') {
-            return PasswordCheck::Mismatch;
-        }
-        if let Some(phc) = stored.strip_prefix(DJANGO_ARGON2_PREFIX) {
-            return self.verify_argon2(password, phc);
-        }
-        match django::verify(password, stored) {
-            Some(true) => PasswordCheck::MatchNeedsRehash,
-            Some(false) | None => PasswordCheck::Mismatch,
-        }
+        self.verify_costed(password, stored).0
     }
 
-    fn verify_argon2(&self, password: &str, phc: &str) -> PasswordCheck {
-        let Ok(parsed) = PasswordHash::new(phc) else {
-            return PasswordCheck::Mismatch;
+    /// [`verify`](Self::verify), and the cost class of the hash it computed: its format and the
+    /// parameters that decide how long it takes (`pbkdf2_sha256$1000000`,
+    /// `argon2id$m=19456,t=2,p=1`), never its salt or digest. An unusable hash reports the dummy
+    /// hash's class, which is what it cost. [`FailureFloor`] keeps the time of each class.
+    ///
+    /// ```
+    /// use tollgate_core::password::{PasswordCheck, PasswordHasher};
+    ///
+    /// let hasher = PasswordHasher::new(64, 1, 1).unwrap();
+    /// let (check, cost) = hasher.verify_costed("guess", "pbkdf2_sha256$1000$salt$AAAA");
+    /// assert_eq!((check, cost.as_str()), (PasswordCheck::Mismatch, "pbkdf2_sha256$1000"));
+    /// let (_, unusable) = hasher.verify_costed("guess", "!unusable");
+    /// assert_eq!(unusable, "argon2id$m=64,t=1,p=1");
+    /// ```
+    pub fn verify_costed(&self, password: &str, stored: &str) -> (PasswordCheck, String) {
+        let checked = if stored.is_empty() || stored.starts_with('!') {
+            None
+        } else if let Some(phc) = stored.strip_prefix(DJANGO_ARGON2_PREFIX) {
+            self.verify_argon2(password, phc)
+        } else {
+            django::verify(password, stored).map(|(matched, cost)| {
+                let check = if matched {
+                    PasswordCheck::MatchNeedsRehash
+                } else {
+                    PasswordCheck::Mismatch
+                };
+                (check, cost)
+            })
         };
+        // Nothing was computed: spend what a check of a current hash costs, so that an account
+        // with an unusable password cannot be told from one with a real one.
+        checked.unwrap_or_else(|| self.verify_dummy(password))
+    }
+
+    /// Checks an argon2 PHC string; `None` when it cannot be computed (malformed).
+    fn verify_argon2(&self, password: &str, phc: &str) -> Option<(PasswordCheck, String)> {
+        let parsed = PasswordHash::new(phc).ok()?;
         // The stored hash names its own variant (argon2id, or argon2i from Django before 3.2),
         // version and cost; they are read from it.
-        let matched = (|| {
-            let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
-            let version = parsed
-                .version
-                .map_or(Ok(Version::V0x13), Version::try_from)
-                .ok()?;
-            let params = Params::try_from(&parsed).ok()?;
-            let expected = parsed.hash?;
-            let mut salt = [0u8; 64];
-            let salt = parsed.salt?.decode_b64(&mut salt).ok()?;
-            let mut out = vec![0u8; expected.len()];
-            argon2_into(
-                &Argon2::new(algorithm, version, params),
-                password.as_bytes(),
-                salt,
-                &mut out,
-            )
+        let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
+        let version = parsed
+            .version
+            .map_or(Ok(Version::V0x13), Version::try_from)
             .ok()?;
-            Some(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
-        })();
-        if matched != Some(true) {
-            return PasswordCheck::Mismatch;
+        let params = Params::try_from(&parsed).ok()?;
+        let expected = parsed.hash?;
+        let mut salt = [0u8; 64];
+        let salt = parsed.salt?.decode_b64(&mut salt).ok()?;
+        let mut out = vec![0u8; expected.len()];
+        argon2_into(
+            &Argon2::new(algorithm, version, params.clone()),
+            password.as_bytes(),
+            salt,
+            &mut out,
+        )
+        .ok()?;
+        let cost = argon2_cost(parsed.algorithm.as_str(), &params);
+        if !bool::from(out.as_slice().ct_eq(expected.as_bytes())) {
+            return Some((PasswordCheck::Mismatch, cost));
         }
+        let ours = self.argon2.params();
         let current = parsed.algorithm.as_str() == "argon2id"
-            && Params::try_from(&parsed).is_ok_and(|p| {
-                let ours = self.argon2.params();
-                p.m_cost() == ours.m_cost()
-                    && p.t_cost() == ours.t_cost()
-                    && p.p_cost() == ours.p_cost()
-            });
-        if current {
+            && params.m_cost() == ours.m_cost()
+            && params.t_cost() == ours.t_cost()
+            && params.p_cost() == ours.p_cost();
+        let check = if current {
             PasswordCheck::Match
         } else {
             PasswordCheck::MatchNeedsRehash
-        }
+        };
+        Some((check, cost))
     }
 
-    /// Spends the time of one verification, for a login whose user does not exist.
-    pub fn verify_dummy(&self, password: &str) {
-        let _ = self.verify(password, &self.dummy_hash);
+    /// Spends the time of one verification of a current hash, for a login whose user does not
+    /// exist or whose hash is unusable. Never matches; returns the cost class it spent.
+    pub fn verify_dummy(&self, password: &str) -> (PasswordCheck, String) {
+        let _ = self
+            .dummy_hash
+            .strip_prefix(DJANGO_ARGON2_PREFIX)
+            .and_then(|phc| self.verify_argon2(password, phc));
+        (PasswordCheck::Mismatch, self.dummy_cost.clone())
     }
+}
+
+/// The cost class of an argon2 hash: variant and the three work factors.
+fn argon2_cost(algorithm: &str, params: &Params) -> String {
+    format!(
+        "{algorithm}$m={},t={},p={}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost()
+    )
 }
 
 #[cfg(test)]
@@ -348,6 +392,57 @@ mod tests {
             "unusable",
         ];
         assert_eq!(formats.into_iter().collect::<Vec<_>>(), expected);
+    }
+
+    /// A cost class names the format and its work factors, never the salt or digest; what
+    /// cannot be computed costs, and reports, the dummy check.
+    #[test]
+    fn cost_classes_name_the_work_done() {
+        let hasher = cheap();
+        let dummy = "argon2id$m=64,t=1,p=1";
+        let fixtures: Fixtures =
+            serde_json::from_str(include_str!("fixtures/django_hashes.json")).expect("fixtures");
+        let class_of = |stored: &str| hasher.verify_costed("wrong", stored).1;
+        for stored in [
+            "",
+            "!",
+            "!abcdef",
+            "argon2$garbage",
+            "pbkdf2_sha256$x$salt$hash",
+            "pbkdf2_sha256$0$salt$",
+            "scrypt$1000$salt$8$1$hash",
+            "bcrypt$notbcrypt",
+            "unknown$format",
+        ] {
+            assert_eq!(class_of(stored), dummy, "{stored}");
+        }
+        assert_eq!(
+            hasher.verify_dummy("x"),
+            (PasswordCheck::Mismatch, dummy.to_owned())
+        );
+        for fixture in fixtures.hashes.iter().filter(|f| f.format != "unusable") {
+            let class = class_of(&fixture.encoded);
+            let secret_parts = fixture.encoded.rsplit('$').take(2);
+            for part in secret_parts.filter(|p| p.len() > 6) {
+                assert!(
+                    !class.contains(part),
+                    "{class} holds part of {}",
+                    fixture.encoded
+                );
+            }
+        }
+        for (stored, class) in [
+            (fixtures.hashes[3].encoded.as_str(), "pbkdf2_sha256$600000"),
+            (&fixtures.hashes[6].encoded, "pbkdf2_sha1$1000"),
+            (&fixtures.hashes[12].encoded, "argon2i$m=128,t=2,p=1"),
+            (&fixtures.hashes[15].encoded, "bcrypt_sha256$04"),
+            (&fixtures.hashes[18].encoded, "bcrypt$04"),
+            (&fixtures.hashes[21].encoded, "scrypt$1024$8$1"),
+            (&fixtures.hashes[24].encoded, "md5"),
+            (&fixtures.hashes[30].encoded, "md5"),
+        ] {
+            assert_eq!(class_of(stored), class, "{stored}");
+        }
     }
 
     #[test]

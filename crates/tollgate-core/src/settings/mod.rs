@@ -212,9 +212,10 @@ settings! {
     // Browser sessions: the refresh cookie and deleted or inactive users.
     /// Carry the refresh token in a `Secure; HttpOnly; SameSite=Strict` cookie instead of the JSON
     /// body: login and refresh set the cookie and leave `refresh` out of their answers; refresh and
-    /// blacklist (logout) read the cookie when the body has no `refresh`, after checking that the
-    /// request comes from an allowed origin (see CSRF_TRUSTED_ORIGINS); logout clears the cookie.
-    /// Off by default: tokens travel in JSON bodies, as with simplejwt.
+    /// blacklist (logout) read the cookie when the body has no `refresh`; logout clears the cookie.
+    /// Login, refresh and logout first check that the request comes from an allowed origin (see
+    /// CSRF_TRUSTED_ORIGINS), whatever the body holds, and a request with two refresh cookies is
+    /// refused. Off by default: tokens travel in JSON bodies, as with simplejwt.
     refresh_cookie "REFRESH_COOKIE": bool = false;
     /// The refresh cookie's name.
     refresh_cookie_name "REFRESH_COOKIE_NAME": String = "tollgate_refresh".to_owned();
@@ -225,10 +226,10 @@ settings! {
     /// The refresh cookie's `Domain`. Empty (the default): no `Domain` attribute, so the cookie
     /// goes back to the exact host that set it.
     refresh_cookie_domain "REFRESH_COOKIE_DOMAIN": Option<String> = None;
-    /// Origins (`https://app.example.com`, scheme, host and port) allowed to refresh and log out
-    /// with the refresh cookie, besides Tollgate's own (an `Origin` whose host and port equal the
-    /// request's `Host`). A cookie request whose `Origin` (or, without one, `Referer`) is neither
-    /// is refused with 403 `CSRF Failed: ...`.
+    /// Origins (`https://app.example.com`, scheme, host and port) allowed to log in, refresh and
+    /// log out with the refresh cookie, besides Tollgate's own (an `Origin` whose host and port
+    /// equal the request's `Host`). With REFRESH_COOKIE, a request to those endpoints whose
+    /// `Origin` (or, without one, `Referer`) is neither is refused with 403 `CSRF Failed: ...`.
     csrf_trusted_origins "CSRF_TRUSTED_ORIGINS": Vec<String> = Vec::new();
     /// Relaxes what needs HTTPS, for local work over plain HTTP: the refresh cookie is sent
     /// without `Secure`. Never turn it on in production.

@@ -5,24 +5,78 @@
 //! Cross-site request forgery is answered twice. `SameSite=Strict` keeps browsers from sending
 //! the cookie on requests another site starts. The origin check covers what SameSite does not:
 //! other origins of the same site (a sibling subdomain, another port) and clients that ignore
-//! SameSite. A request that uses the cookie must name its origin in `Origin` (every current
-//! browser sends it on POST), or else in `Referer`; the origin must be Tollgate's own (its host
-//! and port equal the `Host` header) or one of CSRF_TRUSTED_ORIGINS. An origin check is chosen
-//! over a double-submit token because it needs no second cookie and no client code: a page
-//! calls `fetch(url, {method: "POST", credentials: "include"})` and nothing else.
+//! SameSite. With the cookie transport on, every endpoint that sets or reads the cookie (login,
+//! refresh, logout) takes a [`CookieRequest`], which refuses the request before anything else
+//! is done unless it names its origin in `Origin` (every current browser sends it on POST), or
+//! else in `Referer`, and that origin is Tollgate's own (its host and port equal the `Host`
+//! header) or one of CSRF_TRUSTED_ORIGINS. The check holds whatever the body carries: a forged
+//! login with the attacker's password, or a forged refresh with the attacker's own token, would
+//! otherwise set the attacker's session in the victim's browser (login CSRF). An origin check is
+//! chosen over a double-submit token because it needs no second cookie and no client code: a
+//! page calls `fetch(url, {method: "POST", credentials: "include"})` and nothing else.
 //!
-//! Requests that carry the refresh token in the body are not checked: a forged request cannot
-//! know the token.
+//! A request with two or more cookies of the refresh cookie's name is refused where the cookie
+//! would be read rather than one of them picked: another origin of the site can plant a cookie
+//! of the same name with a longer path or a parent domain (cookie tossing), which the browser
+//! may send first.
 
+use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, HOST, ORIGIN, REFERER};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use tollgate_core::Settings;
 
 use super::body::Payload;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The body field that holds a refresh token.
 const FIELD: &str = "refresh";
+
+/// A request to an endpoint that sets or reads the refresh cookie, past the origin check when
+/// the cookie transport is on, with the refresh cookie it carries.
+pub(crate) struct CookieRequest {
+    cookie: Cookie,
+}
+
+/// The refresh cookies of a request.
+#[derive(Debug, PartialEq, Eq)]
+enum Cookie {
+    /// REFRESH_COOKIE is off: cookies are not read.
+    Off,
+    /// No refresh cookie, or an empty one.
+    Absent,
+    /// Exactly one.
+    One(String),
+    /// Two or more of the name: which one the client meant cannot be known.
+    Ambiguous,
+}
+
+impl FromRequestParts<AppState> for CookieRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<CookieRequest, ApiError> {
+        CookieRequest::of(&state.settings, &parts.headers)
+    }
+}
+
+impl CookieRequest {
+    /// Checks the origin of a request (with the cookie transport on) and reads its cookie.
+    fn of(settings: &Settings, headers: &HeaderMap) -> Result<CookieRequest, ApiError> {
+        if !settings.refresh_cookie {
+            return Ok(CookieRequest {
+                cookie: Cookie::Off,
+            });
+        }
+        check_origin(settings, headers)?;
+        Ok(CookieRequest {
+            cookie: read(headers, &settings.refresh_cookie_name),
+        })
+    }
+}
 
 /// The refresh token of a refresh or logout request and whether it came from the cookie.
 pub(crate) struct Presented {
@@ -31,19 +85,22 @@ pub(crate) struct Presented {
 }
 
 /// The refresh token a request presents: the body's `refresh` field if it has one; otherwise,
-/// with the cookie transport on, the cookie, once the request's origin is checked.
-pub(crate) fn presented(
-    settings: &Settings,
-    headers: &HeaderMap,
-    payload: &Payload,
-) -> Result<Presented, ApiError> {
-    if settings.refresh_cookie && !payload.has(FIELD) {
-        if let Some(token) = read(headers, &settings.refresh_cookie_name) {
-            check_origin(settings, headers)?;
-            return Ok(Presented {
-                token,
-                from_cookie: true,
-            });
+/// with the cookie transport on, the one refresh cookie.
+pub(crate) fn presented(request: &CookieRequest, payload: &Payload) -> Result<Presented, ApiError> {
+    if !payload.has(FIELD) {
+        match &request.cookie {
+            Cookie::One(token) => {
+                return Ok(Presented {
+                    token: token.clone(),
+                    from_cookie: true,
+                })
+            }
+            Cookie::Ambiguous => {
+                return Err(ApiError::Csrf(
+                    "the request carries more than one refresh cookie.".to_owned(),
+                ))
+            }
+            Cookie::Off | Cookie::Absent => {}
         }
     }
     let [token] = payload.char_fields([FIELD])?;
@@ -109,20 +166,24 @@ pub(crate) fn path(settings: &Settings) -> String {
     settings.token_refresh_path[..folder_end].to_owned()
 }
 
-/// The value of the cookie `name`, if the request has a non-empty one.
-fn read(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
+/// The cookies named `name`, over every `Cookie` header.
+fn read(headers: &HeaderMap, name: &str) -> Cookie {
+    let mut values = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|header| header.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim().trim_matches('"').to_owned())
-        .filter(|value| !value.is_empty())
+        .filter(|(key, _)| key.trim() == name)
+        .map(|(_, value)| value.trim().trim_matches('"'));
+    match (values.next(), values.next()) {
+        (Some(_), Some(_)) => Cookie::Ambiguous,
+        (Some(value), None) if !value.is_empty() => Cookie::One(value.to_owned()),
+        _ => Cookie::Absent,
+    }
 }
 
-/// Refuses a cookie request that does not come from Tollgate's own origin or a trusted one.
+/// Refuses a request that does not come from Tollgate's own origin or a trusted one.
 fn check_origin(settings: &Settings, headers: &HeaderMap) -> Result<(), ApiError> {
     let text = |name| {
         headers
@@ -221,16 +282,34 @@ mod tests {
             ("cookie", "a=1; tollgate_refresh=tok; b=2"),
             ("cookie", "c=3"),
         ]);
-        assert_eq!(read(&map, "tollgate_refresh").as_deref(), Some("tok"));
-        assert_eq!(read(&map, "c").as_deref(), Some("3"));
+        assert_eq!(read(&map, "tollgate_refresh"), Cookie::One("tok".into()));
+        assert_eq!(read(&map, "c"), Cookie::One("3".into()));
         assert_eq!(
             read(
                 &headers(&[("cookie", "tollgate_refresh=")]),
                 "tollgate_refresh"
             ),
-            None
+            Cookie::Absent
         );
-        assert_eq!(read(&map, "tollgate"), None);
+        assert_eq!(read(&map, "tollgate"), Cookie::Absent);
+    }
+
+    #[test]
+    fn two_cookies_of_the_name_are_ambiguous() {
+        for pairs in [
+            &[("cookie", "tollgate_refresh=a; tollgate_refresh=b")][..],
+            &[
+                ("cookie", "tollgate_refresh=a"),
+                ("cookie", "tollgate_refresh=a"),
+            ],
+            &[("cookie", "tollgate_refresh=; x=1; tollgate_refresh=b")],
+        ] {
+            assert_eq!(
+                read(&headers(pairs), "tollgate_refresh"),
+                Cookie::Ambiguous,
+                "{pairs:?}"
+            );
+        }
     }
 
     #[test]
@@ -267,23 +346,28 @@ mod tests {
     #[test]
     fn body_token_wins_over_the_cookie() {
         let settings = cookie_settings();
-        let map = headers(&[("cookie", "tollgate_refresh=from-cookie")]);
+        let map = headers(&[
+            ("cookie", "tollgate_refresh=from-cookie"),
+            ("origin", "https://app.example.com"),
+        ]);
+        let request = CookieRequest::of(&settings, &map).expect("trusted origin");
         let body = Payload::parse(Some("application/json"), br#"{"refresh":"from-body"}"#)
             .expect("parses");
-        let presented = presented(&settings, &map, &body).expect("presented");
-        assert_eq!(presented.token, "from-body");
-        assert!(!presented.from_cookie);
-        // The cookie alone, without an origin, is refused rather than used.
+        let from_body = presented(&request, &body).expect("presented");
+        assert_eq!(from_body.token, "from-body");
+        assert!(!from_body.from_cookie);
         let empty = Payload::parse(None, b"").expect("parses");
+        let from_cookie = presented(&request, &empty).expect("presented");
+        assert_eq!(from_cookie.token, "from-cookie");
+        assert!(from_cookie.from_cookie);
+        // Without an origin the request is refused, whatever the body holds.
+        let no_origin = headers(&[("cookie", "tollgate_refresh=from-cookie")]);
         assert!(matches!(
-            super::presented(&settings, &map, &empty),
+            CookieRequest::of(&settings, &no_origin),
             Err(ApiError::Csrf(_))
         ));
-        // With the transport off, the cookie is not read at all.
-        let off = Settings::default();
-        assert!(matches!(
-            super::presented(&off, &map, &empty),
-            Err(ApiError::Fields(_))
-        ));
+        // With the transport off, neither the origin nor the cookie is looked at.
+        let off = CookieRequest::of(&Settings::default(), &no_origin).expect("not checked");
+        assert!(matches!(presented(&off, &empty), Err(ApiError::Fields(_))));
     }
 }

@@ -116,7 +116,7 @@ enum BadRequest {
 }
 
 #[utoipa::path(post, path = "/api/token/", tag = "token",
-    description = "Obtain a refresh and an access token with a username and password. With REFRESH_COOKIE, the refresh token is set in an HttpOnly cookie instead of the body.",
+    description = "Obtain a refresh and an access token with a username and password. With REFRESH_COOKIE, the refresh token is set in an HttpOnly cookie instead of the body, and the request's Origin (or Referer) must be Tollgate's own or in CSRF_TRUSTED_ORIGINS.",
     request_body(content(
         (Credentials = "application/json"),
         (Credentials = "application/x-www-form-urlencoded"),
@@ -125,7 +125,7 @@ enum BadRequest {
         (status = 200, description = "Tokens issued", body = TokenPair),
         (status = 400, description = "A field is missing or blank", body = BadRequest),
         (status = 401, description = "No active account found with the given credentials", body = ErrorDetail),
-        (status = 403, description = "The account is locked after LOGIN_LOCKOUT_THRESHOLD failed logins (code `account_locked`); see Retry-After", body = ErrorDetail),
+        (status = 403, description = "The account is locked after LOGIN_LOCKOUT_THRESHOLD failed logins (code `account_locked`), or (REFRESH_COOKIE) the request comes from an untrusted origin", body = ErrorDetail),
         (status = 429, description = "Too many failed logins for the account or address; see Retry-After", body = ErrorDetail),
         (status = 413, description = "The body is larger than MAX_BODY_BYTES", body = ErrorDetail),
         (status = 415, description = "The body is neither JSON nor a form", body = ErrorDetail),
@@ -133,7 +133,7 @@ enum BadRequest {
 fn obtain_pair() {}
 
 #[utoipa::path(post, path = "/api/token/refresh/", tag = "token",
-    description = "A new access token for a refresh token; with rotation, a new refresh token too. With REFRESH_COOKIE, a body without `refresh` uses the refresh cookie, if the request's Origin (or Referer) is Tollgate's own or in CSRF_TRUSTED_ORIGINS.",
+    description = "A new access token for a refresh token; with rotation, a new refresh token too. With REFRESH_COOKIE, the request's Origin (or Referer) must be Tollgate's own or in CSRF_TRUSTED_ORIGINS, and a body without `refresh` uses the refresh cookie (two cookies of its name are refused).",
     request_body(content(
         (RefreshRequest = "application/json"),
         (RefreshRequest = "application/x-www-form-urlencoded"),
@@ -142,7 +142,7 @@ fn obtain_pair() {}
         (status = 200, description = "Refreshed", body = Refreshed),
         (status = 400, description = "The field is missing or blank", body = BadRequest),
         (status = 401, description = "Invalid, expired, blacklisted or wrong type of token, or its user deleted or inactive", body = ErrorDetail),
-        (status = 403, description = "A refresh cookie request from an untrusted origin (REFRESH_COOKIE)", body = ErrorDetail),
+        (status = 403, description = "REFRESH_COOKIE: a request from an untrusted origin, or with more than one refresh cookie", body = ErrorDetail),
     ))]
 fn refresh() {}
 
@@ -160,7 +160,7 @@ fn refresh() {}
 fn verify() {}
 
 #[utoipa::path(post, path = "/api/token/blacklist/", tag = "token",
-    description = "Log out: blacklist a refresh token. With REFRESH_COOKIE, a body without `refresh` uses the refresh cookie (origin checked as for refresh), and the answer clears the cookie.",
+    description = "Log out: blacklist a refresh token. With REFRESH_COOKIE, the origin is checked as for refresh, a body without `refresh` uses the refresh cookie, and the answer clears the cookie.",
     request_body(content(
         (RefreshRequest = "application/json"),
         (RefreshRequest = "application/x-www-form-urlencoded"),
@@ -169,7 +169,7 @@ fn verify() {}
         (status = 200, description = "Blacklisted", body = Empty),
         (status = 400, description = "The field is missing or blank", body = BadRequest),
         (status = 401, description = "Invalid, expired, already blacklisted or wrong type of token", body = ErrorDetail),
-        (status = 403, description = "A refresh cookie request from an untrusted origin (REFRESH_COOKIE)", body = ErrorDetail),
+        (status = 403, description = "REFRESH_COOKIE: a request from an untrusted origin, or with more than one refresh cookie", body = ErrorDetail),
     ))]
 fn blacklist() {}
 

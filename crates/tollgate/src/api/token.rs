@@ -21,9 +21,12 @@ use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
 use crate::state::{AppState, SID_CLAIM};
 
-/// `POST /api/token/`: a refresh and an access token for a username and password.
+/// `POST /api/token/`: a refresh and an access token for a username and password. With the
+/// refresh cookie on, the request's origin is checked first ([`cookie::CookieRequest`]), since
+/// the answer sets the cookie.
 pub(crate) async fn obtain_pair(
     State(state): State<AppState>,
+    _origin_checked: cookie::CookieRequest,
     client: ClientAddr,
     agent: UserAgent,
     payload: Payload,
@@ -97,10 +100,10 @@ pub(crate) async fn obtain_sliding(
 /// `POST /api/token/refresh/`: a new access token (and, with rotation, a new refresh token).
 pub(crate) async fn refresh(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    request: cookie::CookieRequest,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    let raw = cookie::presented(&state.settings, &headers, &payload)?.token;
+    let raw = cookie::presented(&request, &payload)?.token;
     let now = unix_now();
     let claiming = state.settings.rotate_refresh_tokens && state.settings.blacklist_after_rotation;
     let (claims, owner) = if claiming {
@@ -352,10 +355,11 @@ pub(crate) async fn verify(
 /// `POST /api/token/blacklist/`: logs out a refresh token. Holding the token is enough.
 pub(crate) async fn blacklist(
     State(state): State<AppState>,
+    request: cookie::CookieRequest,
     headers: HeaderMap,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    let presented = cookie::presented(&state.settings, &headers, &payload)?;
+    let presented = cookie::presented(&request, &payload)?;
     let outcome = blacklist_token(&state, &headers, &presented.token).await;
     // Logging out with the cookie ends with the cookie gone, even when the token in it was
     // already refused: a browser must not keep a cookie that can no longer log anyone in.
