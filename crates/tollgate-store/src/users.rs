@@ -2,6 +2,27 @@
 
 use crate::{with_pool, with_writer, Store, StoreError};
 
+/// Inside a transaction `tx` of either backend: blacklists every unexpired refresh or sliding
+/// token of the user and revokes the user's sessions; evaluates to the blacklisted `(jti,
+/// expires_at)` pairs, for the Redis denylist.
+macro_rules! end_every_session {
+    ($tx:ident, $user_id:expr, $now:expr) => {{
+        let blacklisted: Vec<(String, i64)> = sqlx::query_as(crate::sessions::BLACKLIST_USER)
+            .bind($now)
+            .bind($user_id)
+            .fetch_all(&mut *$tx)
+            .await?;
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind($now)
+        .bind($user_id)
+        .execute(&mut *$tx)
+        .await?;
+        blacklisted
+    }};
+}
+
 /// A user account, with Django's `auth_user` fields plus a phone and profile fields.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct User {
@@ -421,19 +442,7 @@ impl Store {
                     .bind(user_id)
                     .execute(&mut *tx)
                     .await?;
-                let blacklisted: Vec<(String, i64)> =
-                    sqlx::query_as(crate::sessions::BLACKLIST_USER)
-                        .bind(now)
-                        .bind(user_id)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                sqlx::query(
-                    "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+                let blacklisted = end_every_session!(tx, user_id, now);
                 tx.commit().await?;
                 Ok::<_, sqlx::Error>(Ok(Some((user, Some(previous), blacklisted))))
             }
@@ -477,19 +486,7 @@ impl Store {
                     tx.rollback().await?;
                     return Ok::<_, sqlx::Error>(None);
                 }
-                let blacklisted: Vec<(String, i64)> =
-                    sqlx::query_as(crate::sessions::BLACKLIST_USER)
-                        .bind(now)
-                        .bind(user_id)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                sqlx::query(
-                    "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+                let blacklisted = end_every_session!(tx, user_id, now);
                 tx.commit().await?;
                 Ok(Some(blacklisted))
             }

@@ -649,36 +649,8 @@ async fn unknown_user_and_wrong_password_look_the_same() {
     })
     .await;
     server.create_user("user1", PASSWORD).await;
-    let mut known = Vec::new();
-    let mut unknown = Vec::new();
-    for round in 0..9 {
-        for (username, times) in [("user1", &mut known), ("nobody", &mut unknown)] {
-            let started = std::time::Instant::now();
-            let answer = server
-                .post_json(
-                    "/api/token/",
-                    json!({"username": username, "password": "wrong"}),
-                )
-                .await;
-            let elapsed = started.elapsed();
-            assert_eq!(
-                answer,
-                (
-                    StatusCode::UNAUTHORIZED,
-                    json!({"detail": "No active account found with the given credentials"})
-                ),
-                "{username}"
-            );
-            if round > 0 {
-                times.push(elapsed);
-            }
-        }
-    }
-    let median = |times: &mut Vec<std::time::Duration>| {
-        times.sort();
-        times[times.len() / 2]
-    };
-    let (known, unknown) = (median(&mut known), median(&mut unknown));
+    let medians = median_failure_times(&server, &["user1", "nobody"], 9).await;
+    let (known, unknown) = (medians[0], medians[1]);
     let ratio = unknown.as_secs_f64() / known.as_secs_f64();
     assert!(
         (0.4..2.5).contains(&ratio),
@@ -722,37 +694,7 @@ async fn failed_logins_cost_the_same_whatever_the_hash() {
             .expect("hash set");
     }
     let kinds = ["unusable", "nobody", "md5", "pbkdf2", "current"];
-    let mut times: Vec<Vec<std::time::Duration>> = vec![Vec::new(); kinds.len()];
-    for round in 0..8 {
-        for (kind, username) in kinds.iter().enumerate() {
-            let started = std::time::Instant::now();
-            let answer = server
-                .post_json(
-                    "/api/token/",
-                    json!({"username": username, "password": "wrong"}),
-                )
-                .await;
-            let elapsed = started.elapsed();
-            assert_eq!(
-                answer,
-                (
-                    StatusCode::UNAUTHORIZED,
-                    json!({"detail": "No active account found with the given credentials"})
-                ),
-                "{username}"
-            );
-            if round > 0 {
-                times[kind].push(elapsed);
-            }
-        }
-    }
-    let medians: Vec<std::time::Duration> = times
-        .iter_mut()
-        .map(|times| {
-            times.sort();
-            times[times.len() / 2]
-        })
-        .collect();
+    let medians = median_failure_times(&server, &kinds, 8).await;
     let (fastest, slowest) = (
         medians.iter().min().expect("medians"),
         medians.iter().max().expect("medians"),
@@ -776,6 +718,46 @@ async fn failed_logins_cost_the_same_whatever_the_hash() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     server.stop().await;
+}
+
+/// The median time of a wrong-password login for each username, over `rounds` interleaved
+/// rounds of which the first (a warm-up) is not counted; every answer must be the same 401.
+async fn median_failure_times(
+    server: &TestServer,
+    usernames: &[&str],
+    rounds: usize,
+) -> Vec<std::time::Duration> {
+    let mut times = vec![Vec::new(); usernames.len()];
+    for round in 0..rounds {
+        for (kind, username) in usernames.iter().enumerate() {
+            let started = std::time::Instant::now();
+            let answer = server
+                .post_json(
+                    "/api/token/",
+                    json!({"username": username, "password": "wrong"}),
+                )
+                .await;
+            let elapsed = started.elapsed();
+            assert_eq!(
+                answer,
+                (
+                    StatusCode::UNAUTHORIZED,
+                    json!({"detail": "No active account found with the given credentials"})
+                ),
+                "{username}"
+            );
+            if round > 0 {
+                times[kind].push(elapsed);
+            }
+        }
+    }
+    times
+        .iter_mut()
+        .map(|times| {
+            times.sort();
+            times[times.len() / 2]
+        })
+        .collect()
 }
 
 /// Every response says `X-Content-Type-Options: nosniff`; token responses, errors included,
