@@ -29,6 +29,7 @@ mod logins;
 mod rotation;
 mod sessions;
 mod signing_keys;
+mod sqlite_file;
 mod tokens;
 mod users;
 
@@ -246,7 +247,7 @@ impl Store {
     }
 
     /// Connects to `url` (`sqlite://…`, `sqlite::memory:` or `postgres://…`); a SQLite file is
-    /// created if it does not exist. Does not migrate: call [`Store::migrate`].
+    /// created if it does not exist, readable by its owner only (see `sqlite_file`). Does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &str, config: PoolConfig) -> Result<Store, StoreError> {
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
@@ -257,7 +258,10 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
-            let memory = url.contains(":memory:");
+            let memory = url.contains(":memory:") || url.contains("mode=memory");
+            if !memory {
+                sqlite_file::make_private(options.get_filename());
+            }
             // The writer keeps more of the token indexes in memory than SQLite's default 2 MB,
             // so that inserting jtis (random ones from simplejwt included) reads fewer pages
             // back from the file, and leaves most checkpoint work to the checkpointer (see

@@ -103,6 +103,12 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[String]) -> IpA
     client
 }
 
+/// Whether `peer` is one of the TRUSTED_PROXIES.
+pub(crate) fn is_trusted_proxy(peer: IpAddr, trusted: &[String]) -> bool {
+    let peer = peer.to_canonical();
+    trusted.iter().any(|entry| matches_entry(entry, &peer))
+}
+
 /// An entry of TRUSTED_PROXIES: an address (`10.0.0.5`) or a network (`10.0.0.0/8`).
 fn matches_entry(entry: &str, addr: &IpAddr) -> bool {
     let (network, bits) = match entry.split_once('/') {

@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`config`]: settings from defaults, a TOML file and `TOLLGATE_*` environment variables.
 //! - [`state`]: what every handler shares.
-//! - [`server`]: the router and [`server::run`].
+//! - [`server`]: the router and [`server::run`]; `connections`: accepting within caps, and
+//!   closing idle and stalled connections.
 //! - [`error`]: [`error::ApiError`], the one table from errors to statuses and bodies.
 //! - [`keyring`]: the stored signing keys, reloaded while the server runs.
 //! - [`throttle`]: password checks per account, identifier and address, registrations per address.
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+mod connections;
 pub mod error;
 pub mod keyring;
 pub mod logging;

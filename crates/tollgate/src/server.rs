@@ -96,14 +96,12 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// Serves the application on `listener` until `shutdown` completes; requests in flight finish.
+/// Connections are held to the timeouts and caps of the settings (see `connections`).
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Connection info gives handlers the peer address (see `client::ClientAddr`).
-    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = crate::connections::Limits::of(&state.settings);
+    crate::connections::serve(listener, app(state), limits, shutdown).await
 }

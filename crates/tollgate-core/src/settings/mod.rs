@@ -276,6 +276,30 @@ settings! {
     /// anyway. New connections are refused from the signal on.
     shutdown_timeout "SHUTDOWN_TIMEOUT": Duration = Duration::from_secs(30);
 
+    // Connections: how long a client may hold one, and how many it may hold.
+    /// How long a client has to send a request's headers: on a new connection from its accept,
+    /// on a kept-alive one from the request's first byte. A connection that has not sent its
+    /// headers by then (a half-sent request line, headers dribbled byte by byte) is closed.
+    /// Must be at least one second.
+    header_read_timeout "HEADER_READ_TIMEOUT": Duration = Duration::from_secs(10);
+    /// How long a kept-alive connection may stay idle after a response before the first byte
+    /// of its next request; then it is closed. Must be at least one second. Keep it longer
+    /// than the idle timeout of a proxy or client pool in front (often 60 s), so that Tollgate
+    /// is not the side that closes a connection just as a request is sent on it.
+    keepalive_timeout "KEEPALIVE_TIMEOUT": Duration = Duration::from_secs(75);
+    /// Most connections open at once (WebSocket connections included). At the cap, new
+    /// connections are not accepted: they wait in the kernel's listen queue, using no file
+    /// descriptor of Tollgate's, until one closes (the two timeouts above bound how long an
+    /// idle or stalled one holds its place). Start-up warns when the open-file limit cannot
+    /// hold this many; at least 1.
+    max_connections "MAX_CONNECTIONS": usize = 4096;
+    /// Most connections open at once from one client address (an IPv6 client counts by its
+    /// /64 network, which one host usually holds whole); past it, a new connection is closed
+    /// at once. The address is the TCP peer: a peer in TRUSTED_PROXIES carries many clients'
+    /// requests and is not held to this cap (only to MAX_CONNECTIONS), so the proxy must limit
+    /// its clients itself. 0 turns the cap off.
+    max_connections_per_address "MAX_CONNECTIONS_PER_ADDRESS": usize = 256;
+
     // Security.
     /// Password checks allowed per account within LOGIN_FAILURE_WINDOW, counted before the
     /// password is checked and taken back when it matches, so that requests sent together get
@@ -611,6 +635,17 @@ impl Settings {
         }
         if self.database_max_connections == 0 {
             return invalid("DATABASE_MAX_CONNECTIONS", "must be at least 1");
+        }
+        for (key, timeout) in [
+            ("HEADER_READ_TIMEOUT", self.header_read_timeout),
+            ("KEEPALIVE_TIMEOUT", self.keepalive_timeout),
+        ] {
+            if timeout < Duration::from_secs(1) {
+                return invalid(key, "must be at least one second");
+            }
+        }
+        if self.max_connections == 0 {
+            return invalid("MAX_CONNECTIONS", "must be at least 1");
         }
         if self.database_acquire_timeout.is_zero() {
             return invalid("DATABASE_ACQUIRE_TIMEOUT", "must be longer than zero");

@@ -23,6 +23,7 @@ pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()
     for warning in settings.warnings() {
         tracing::warn!("{warning}");
     }
+    crate::connections::raise_file_limit(&settings);
     let mut store = super::open_store(&settings).await?;
     if let Some(url) = &settings.redis_url {
         store = store
