@@ -1,6 +1,7 @@
 //! The one object a service configures: where the keys come from and what a token must pass.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use tollgate_core::auth::{header_name, parse_header, HeaderCredentials};
@@ -48,6 +49,7 @@ struct Inner {
     header_types: Vec<String>,
     challenge: HeaderValue,
     check_user_is_active: bool,
+    leeway: Duration,
     keys: Keys,
 }
 
@@ -106,6 +108,7 @@ impl Verifier {
                 header_types: settings.auth_header_types.clone(),
                 challenge,
                 check_user_is_active: settings.check_user_is_active,
+                leeway: settings.leeway,
                 keys,
             }),
         })
@@ -162,6 +165,11 @@ impl Verifier {
             .rules
             .user_id(&token.claims)
             .ok_or(AuthError::NoUserIdentification)
+    }
+
+    /// LEEWAY: how long past its `exp` a token is still accepted.
+    pub fn leeway(&self) -> Duration {
+        self.inner.leeway
     }
 
     /// AUTH_HEADER_NAME and AUTH_HEADER_TYPES.

@@ -5,14 +5,21 @@
 //!
 //! The handshake itself is always accepted: a browser's WebSocket API never sees the status of a
 //! refused handshake, but it does see a close code and reason.
+//!
+//! Before it is authenticated a socket reads at most [`FIRST_MESSAGE_MAX_SIZE`] bytes
+//! ([`WebSocketAuth::limit`]; a larger frame is refused from its header, unread, and closed
+//! with [`CLOSE_TOO_BIG`]), and once authenticated it closes when its token expires
+//! ([`Expiry`], [`recv_until`]).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRef, FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, Uri};
-use tollgate_core::auth::{parse_header, HeaderCredentials};
+use tokio::time::Instant;
+use tollgate_core::auth::{parse_header, ClassRefusal, HeaderCredentials};
+use tollgate_core::{Claims, TokenError, TokenType};
 
 use crate::error::AuthError;
 use crate::extract::TokenUser;
@@ -25,6 +32,11 @@ pub const CLOSE_UNAUTHENTICATED: u16 = 4401;
 pub const CLOSE_FORBIDDEN: u16 = 4403;
 /// How long a connection without a token in its request may take to send its first message.
 pub const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest frame and message a socket reads before it is authenticated: room for any token,
+/// and no more, so that an unauthenticated peer cannot make the server buffer megabytes.
+pub const FIRST_MESSAGE_MAX_SIZE: usize = 8 * 1024;
+/// The close code for a message over the size limit (RFC 6455 section 7.4.1, "Message Too Big").
+pub const CLOSE_TOO_BIG: u16 = 1009;
 
 /// The token a WebSocket upgrade request carries, if any: `?token=` first, then the
 /// authorization header (AUTH_HEADER_NAME, AUTH_HEADER_TYPES). Extracting it never fails;
@@ -35,11 +47,19 @@ pub const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// use axum::response::Response;
 /// use tollgate_axum::{Verifier, ws::WebSocketAuth};
 ///
+/// use tollgate_axum::ws::{recv_until, Expiry};
+///
 /// async fn echo(ws: WebSocketUpgrade, auth: WebSocketAuth, State(verifier): State<Verifier>) -> Response {
-///     ws.on_upgrade(move |mut socket| async move {
+///     // Caps what an unauthenticated peer may send.
+///     auth.limit(ws).on_upgrade(move |mut socket| async move {
 ///         // Closed with 4401 and the reason when the token is missing or refused.
 ///         let Some(user) = auth.authenticate(&mut socket, &verifier).await else { return };
 ///         let _ = socket.send(Message::Text(format!("hello, {}", user.id).into())).await;
+///         // Closed with 4401 `token_not_valid: Token is expired` when the token expires.
+///         let expiry = Expiry::of(&verifier, &user);
+///         while let Some(message) = recv_until(&mut socket, &expiry).await {
+///             if socket.send(message).await.is_err() { break }
+///         }
 ///     })
 /// }
 /// ```
@@ -47,6 +67,7 @@ pub const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct WebSocketAuth {
     found: Result<Option<String>, AuthError>,
     timeout: Duration,
+    max_size: usize,
 }
 
 impl WebSocketAuth {
@@ -66,11 +87,35 @@ impl WebSocketAuth {
             return WebSocketAuth {
                 found: Ok(Some(token)),
                 timeout: FIRST_MESSAGE_TIMEOUT,
+                max_size: FIRST_MESSAGE_MAX_SIZE,
             };
         }
         WebSocketAuth {
             found: header_token(headers, header_name, header_types),
             timeout: FIRST_MESSAGE_TIMEOUT,
+            max_size: FIRST_MESSAGE_MAX_SIZE,
+        }
+    }
+
+    /// The largest first message (and frame) read when the token must come from it. Defaults
+    /// to [`FIRST_MESSAGE_MAX_SIZE`].
+    pub fn first_message_max_size(self, max_size: usize) -> WebSocketAuth {
+        WebSocketAuth { max_size, ..self }
+    }
+
+    /// The upgrade with the limits of an unauthenticated socket, to call before
+    /// `on_upgrade`. A socket whose request carries its token reads nothing before it is
+    /// authenticated and keeps the upgrade's limits. One that must send its token in its first
+    /// message reads at most the first-message size per frame and per message; a larger frame
+    /// is refused from its header, before its payload is read. axum fixes a socket's limits at
+    /// the handshake, so that socket keeps this limit once authenticated: clients that send
+    /// larger messages pass their token in `?token=` or the header.
+    pub fn limit(&self, upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+        match self.found {
+            Ok(None) => upgrade
+                .max_frame_size(self.max_size)
+                .max_message_size(self.max_size),
+            _ => upgrade,
         }
     }
 
@@ -81,20 +126,27 @@ impl WebSocketAuth {
     }
 
     /// The token: from the request, or else the first text message (which must come within
-    /// the first-message timeout). Does not close the socket; see [`close`].
+    /// the first-message timeout). Does not close the socket (see [`close`]), except for a
+    /// first message over the limit of [`WebSocketAuth::limit`], which is closed at once with
+    /// [`CLOSE_TOO_BIG`].
     pub async fn token(self, socket: &mut WebSocket) -> Result<String, AuthError> {
         if let Some(token) = self.found? {
             return Ok(token);
         }
         let first = tokio::time::timeout(self.timeout, async {
-            while let Some(Ok(message)) = socket.recv().await {
-                match message {
-                    Message::Text(text) => return Some(text.trim().to_owned()),
-                    Message::Ping(_) | Message::Pong(_) => continue,
-                    Message::Binary(_) | Message::Close(_) => return None,
+            loop {
+                match socket.recv().await {
+                    Some(Ok(Message::Text(text))) => return Some(text.trim().to_owned()),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Binary(_) | Message::Close(_))) | None => return None,
+                    Some(Err(error)) => {
+                        if too_big(&error) {
+                            close_with(socket, CLOSE_TOO_BIG, "message too big".to_owned()).await;
+                        }
+                        return None;
+                    }
                 }
             }
-            None
         })
         .await;
         first
@@ -122,6 +174,97 @@ impl WebSocketAuth {
             Err(error) => {
                 close(socket, &error).await;
                 None
+            }
+        }
+    }
+}
+
+/// Whether a read failed because a frame or message was over the socket's limit.
+fn too_big(error: &axum::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|inner| inner.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|inner| matches!(inner, tungstenite::Error::Capacity(_)))
+}
+
+/// When an authenticated socket must close because its token expired: at its `exp` plus
+/// LEEWAY, the moment a request with it would be refused. A token without `exp` never
+/// expires.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate_axum::ws::Expiry;
+/// use tollgate_core::{Claims, TokenType};
+///
+/// let mut claims = Claims::default();
+/// claims.insert("exp", tollgate_core::unix_now() - 5);
+/// let expiry = Expiry::from_claims(&claims, TokenType::Access, Duration::ZERO);
+/// assert_eq!(expiry.error().reason(), "token_not_valid: Token is expired");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Expiry {
+    at: Option<Instant>,
+    token_type: TokenType,
+}
+
+impl Expiry {
+    /// The expiry of an authenticated user's token, with the verifier's LEEWAY.
+    pub fn of(verifier: &Verifier, user: &TokenUser) -> Expiry {
+        Expiry::from_claims(&user.claims, user.token_type, verifier.leeway())
+    }
+
+    /// The expiry of a token with these claims, accepted as `token_type`.
+    pub fn from_claims(claims: &Claims, token_type: TokenType, leeway: Duration) -> Expiry {
+        let at = claims.timestamp("exp").map(|exp| {
+            let end = u64::try_from(exp)
+                .ok()
+                .and_then(|exp| UNIX_EPOCH.checked_add(Duration::from_secs(exp)))
+                .and_then(|end| end.checked_add(leeway));
+            // Past, or beyond what a clock can hold: now, or far enough never to matter.
+            let left = match end {
+                Some(end) => end
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO),
+                None if exp < 0 => Duration::ZERO,
+                None => Duration::from_secs(100 * 365 * 24 * 3600),
+            };
+            let now = Instant::now();
+            now.checked_add(left)
+                .unwrap_or(now + Duration::from_secs(365 * 24 * 3600))
+        });
+        Expiry { at, token_type }
+    }
+
+    /// Resolves when the token expires; never, for a token without `exp`.
+    pub async fn reached(&self) {
+        match self.at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The refusal an expired token gets: its reason is `token_not_valid: Token is expired`.
+    pub fn error(&self) -> AuthError {
+        AuthError::NoValidTokenType(vec![ClassRefusal {
+            token_type: self.token_type,
+            error: TokenError::Expired,
+        }])
+    }
+}
+
+/// The next message of an authenticated socket, or `None` once it is over: closed by the peer,
+/// failed, or closed here with [`CLOSE_UNAUTHENTICATED`] and `token_not_valid: Token is
+/// expired` when `expiry` is reached. Pings are answered by axum and skipped.
+pub async fn recv_until(socket: &mut WebSocket, expiry: &Expiry) -> Option<Message> {
+    loop {
+        tokio::select! {
+            received = socket.recv() => match received {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(message)) => return Some(message),
+            },
+            () = expiry.reached() => {
+                close(socket, &expiry.error()).await;
+                return None;
             }
         }
     }

@@ -14,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as Client;
-use tollgate_axum::ws::{WebSocketAuth, CLOSE_UNAUTHENTICATED};
+use tollgate_axum::ws::{recv_until, Expiry, WebSocketAuth, CLOSE_UNAUTHENTICATED};
 use tollgate_axum::Verifier;
 use tollgate_core::TokenType;
 
@@ -24,14 +24,15 @@ async fn echo(
     State(verifier): State<Verifier>,
 ) -> Response {
     let auth = auth.first_message_timeout(Duration::from_millis(300));
-    ws.on_upgrade(move |mut socket| async move {
+    auth.limit(ws).on_upgrade(move |mut socket| async move {
         let Some(user) = auth.authenticate(&mut socket, &verifier).await else {
             return;
         };
         let _ = socket
             .send(Message::Text(format!("hello, {}", user.username).into()))
             .await;
-        while let Some(Ok(Message::Text(text))) = socket.recv().await {
+        let expiry = Expiry::of(&verifier, &user);
+        while let Some(Message::Text(text)) = recv_until(&mut socket, &expiry).await {
             let _ = socket.send(Message::Text(text)).await;
         }
     })
@@ -151,6 +152,51 @@ async fn expired_refresh_and_foreign_tokens_are_closed_with_their_reason() {
             4401,
             "bad_authorization_header: Authorization header must contain two space-delimited values"
                 .to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_open_socket_is_closed_with_4401_when_its_token_expires() {
+    let url = start().await;
+    // Issued 298 s ago with a 300 s lifetime: expires in about 2 s.
+    let token = token_aged(
+        &issuer('a'),
+        TokenType::Access,
+        "1",
+        json!({"username": "ann"}),
+        298,
+    );
+    let mut socket = connect(&format!("{url}?token={token}"), None).await;
+    assert_eq!(next_text(&mut socket).await, "hello, ann");
+    socket.send(Client::text("ping")).await.expect("send");
+    assert_eq!(next_text(&mut socket).await, "ping");
+    let frame = tokio::time::timeout(Duration::from_secs(10), closed(&mut socket))
+        .await
+        .expect("closed once the token expired");
+    assert_eq!(
+        frame,
+        (
+            CLOSE_UNAUTHENTICATED,
+            "token_not_valid: Token is expired".to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_first_message_over_the_limit_is_closed_with_1009() {
+    let url = start().await;
+    let mut socket = connect(&url, None).await;
+    let big = "x".repeat(tollgate_axum::ws::FIRST_MESSAGE_MAX_SIZE + 1);
+    socket.send(Client::text(big)).await.expect("send");
+    let frame = tokio::time::timeout(Duration::from_secs(10), closed(&mut socket))
+        .await
+        .expect("closed at once");
+    assert_eq!(
+        frame,
+        (
+            tollgate_axum::ws::CLOSE_TOO_BIG,
+            "message too big".to_owned()
         )
     );
 }

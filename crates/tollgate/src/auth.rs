@@ -247,18 +247,7 @@ pub(crate) async fn authenticate_token(
             .authenticate_token(raw, classes, now)
             .map_err(ApiError::NoValidTokenType)?,
     };
-    let refused = |error| ApiError::NoValidTokenType(vec![ClassRefusal { token_type, error }]);
-    if state.access_revoked(&claims) {
-        return Err(refused(TokenError::Blacklisted));
-    }
-    // Sliding tokens are blacklistable, so simplejwt checks them against the blacklist.
-    if token_type == TokenType::Sliding {
-        if let Some(jti) = state.codec.jti(&claims) {
-            if state.store.is_blacklisted(jti).await? {
-                return Err(refused(TokenError::Blacklisted));
-            }
-        }
-    }
+    not_revoked(state, token_type, &claims, true).await?;
     let user = if stateless {
         let user_id = state
             .codec
@@ -274,6 +263,46 @@ pub(crate) async fn authenticate_token(
         token_type: Some(token_type),
         stateless,
     })
+}
+
+/// Refuses a token that was revoked: ACCESS_TOKEN_REVOCATION's in-memory check, then, with
+/// `read_store`, the blacklist for a sliding token (which simplejwt checks, as sliding tokens
+/// are blacklistable).
+async fn not_revoked(
+    state: &AppState,
+    token_type: TokenType,
+    claims: &Claims,
+    read_store: bool,
+) -> Result<(), ApiError> {
+    let refused = |error| ApiError::NoValidTokenType(vec![ClassRefusal { token_type, error }]);
+    if state.access_revoked(claims) {
+        return Err(refused(TokenError::Blacklisted));
+    }
+    if read_store && token_type == TokenType::Sliding {
+        if let Some(jti) = state.codec.jti(claims) {
+            if state.store.is_blacklisted(jti).await? {
+                return Err(refused(TokenError::Blacklisted));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks again a user authenticated earlier by [`authenticate_token`] (not stateless), for
+/// connections that outlive a request: the token must not have been revoked since, and, with
+/// `read_store`, not blacklisted and its user must still exist, be active and have the same
+/// password (CHECK_REVOKE_TOKEN). Without `read_store` it is a lookup in memory.
+pub(crate) async fn recheck(
+    state: &AppState,
+    authenticated: &AuthenticatedUser,
+    read_store: bool,
+) -> Result<(), ApiError> {
+    let token_type = authenticated.token_type.unwrap_or(TokenType::Access);
+    not_revoked(state, token_type, &authenticated.claims, read_store).await?;
+    if read_store {
+        stored_user(state, &authenticated.claims).await?;
+    }
+    Ok(())
 }
 
 /// With CHECK_REVOKE_TOKEN, whether the token's password fingerprint is that of the user's

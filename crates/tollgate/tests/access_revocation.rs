@@ -1,5 +1,6 @@
 //! ACCESS_TOKEN_REVOCATION (#4): logout and password change also end live access tokens, which
-//! simplejwt cannot do; off by default, where access tokens live until they expire.
+//! simplejwt cannot do; on by default. Off, access tokens live until they expire, as in
+//! simplejwt.
 //! Several instances: see `instances.rs`.
 
 mod common;
@@ -37,10 +38,39 @@ async fn log_out(server: &TestServer, refresh: &str, access: Option<&str>) -> St
 }
 
 on_both_backends! {
-    /// Off (the default), an access token outlives the logout of its refresh token, as in
-    /// simplejwt.
-    async fn without_the_setting_logout_leaves_access_tokens_alive(backend) {
+    /// On by default (#19): with no setting, logging out everywhere ends every live access token
+    /// of the user, and so does a password change, so a thief's copy stops working; the
+    /// answers keep simplejwt's shapes.
+    async fn by_default_logout_everywhere_and_password_change_end_access_tokens(backend) {
         let server = TestServer::start_on(backend, |_| {}).await;
+        assert!(server.settings.access_token_revocation, "on by default");
+        server.create_user("ann", PW).await;
+        let (_, first) = server.obtain_pair("ann", PW).await;
+        let (_, stolen) = server.obtain_pair("ann", PW).await;
+        assert_eq!(index(&server, &stolen).await.0, StatusCode::OK);
+        let (status, body) = server.send(Method::POST, "/api/token/blacklist/all/", Some(&first), None).await;
+        assert_eq!((status, body), (StatusCode::OK, json!({})));
+        for token in [&first, &stolen] {
+            assert_eq!(index(&server, token).await, (StatusCode::UNAUTHORIZED, revoked_body()));
+        }
+
+        let (_, current) = server.obtain_pair("ann", PW).await;
+        let (_, stolen) = server.obtain_pair("ann", PW).await;
+        assert_eq!(index(&server, &stolen).await.0, StatusCode::OK);
+        let (status, body) = server.send(Method::POST, "/api/user/password/", Some(&current),
+            Some(json!({"old_password": PW, "new_password": "n3w-horse-battery"}))).await;
+        assert_eq!((status, body), (StatusCode::OK, json!({"detail": "New password has been saved."})));
+        for token in [&current, &stolen] {
+            assert_eq!(index(&server, token).await, (StatusCode::UNAUTHORIZED, revoked_body()));
+        }
+        let (_, fresh) = server.obtain_pair("ann", "n3w-horse-battery").await;
+        assert_eq!(index(&server, &fresh).await.0, StatusCode::OK);
+        server.stop().await;
+    }
+
+    /// Off, an access token outlives the logout of its refresh token, as in simplejwt.
+    async fn without_the_setting_logout_leaves_access_tokens_alive(backend) {
+        let server = TestServer::start_on(backend, |s| s.access_token_revocation = false).await;
         server.create_user("ann", PW).await;
         let (refresh, access) = server.obtain_pair("ann", PW).await;
         assert_eq!(log_out(&server, &refresh, Some(&access)).await, StatusCode::OK);

@@ -264,12 +264,23 @@ async fn the_seed_sequence_against_tollgate_serve() {
         json!({"detail": "Token is blacklisted", "code": "token_not_valid"})
     );
 
-    // A restart keeps the generated key: the access token from before still works.
+    // A restart keeps the generated key: an access token from before still works (one of a
+    // live session: the logout above revoked the first one's).
+    let kept: Value = client
+        .post(url("/api/token/"))
+        .form(&[("username", "user1"), ("password", "user1-password")])
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    let kept = kept["access"].as_str().expect("access");
     drop(server);
     let server = Served::start(configured()).await;
     let index = client
         .get(format!("{}/api/index/", server.base))
-        .bearer_auth(access)
+        .bearer_auth(kept)
         .send()
         .await
         .expect("sent");

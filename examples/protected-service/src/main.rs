@@ -24,7 +24,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tollgate_axum::ws::WebSocketAuth;
+use tollgate_axum::ws::{recv_until, Expiry, WebSocketAuth};
 use tollgate_axum::{AuthLayer, JwksClient, Staff, TokenUser, Verifier};
 use tollgate_core::Settings;
 
@@ -41,7 +41,8 @@ async fn echo(
     auth: WebSocketAuth,
     State(verifier): State<Verifier>,
 ) -> Response {
-    ws.on_upgrade(move |mut socket| async move {
+    // At most a token's worth is read before the socket authenticates.
+    auth.limit(ws).on_upgrade(move |mut socket| async move {
         let Some(user) = auth.authenticate(&mut socket, &verifier).await else {
             return;
         };
@@ -49,8 +50,10 @@ async fn echo(
         if socket.send(Message::Text(greeting.into())).await.is_err() {
             return;
         }
-        while let Some(Ok(message)) = socket.recv().await {
-            if matches!(message, Message::Close(_)) || socket.send(message).await.is_err() {
+        // Closed with 4401 when the token expires.
+        let expiry = Expiry::of(&verifier, &user);
+        while let Some(message) = recv_until(&mut socket, &expiry).await {
+            if socket.send(message).await.is_err() {
                 break;
             }
         }

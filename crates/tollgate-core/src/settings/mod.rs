@@ -388,7 +388,10 @@ settings! {
     /// user issued before it (the answer waits for the next second, as `iat` counts whole
     /// seconds). Each instance keeps revocations in memory, loaded from the database and kept
     /// in sync through PostgreSQL notifications, so checking costs no database round trip.
-    access_token_revocation "ACCESS_TOKEN_REVOCATION": bool = false;
+    /// On by default, unlike simplejwt (no response changes shape): otherwise a user who changes
+    /// a stolen password leaves the thief's access token working until it expires. Set it to
+    /// false for simplejwt's behaviour.
+    access_token_revocation "ACCESS_TOKEN_REVOCATION": bool = true;
     /// The claim that holds the password fingerprint.
     revoke_token_claim "REVOKE_TOKEN_CLAIM": String = "hash_password".to_owned();
     /// User fields copied into every new token as claims of the same name: built-in fields

@@ -3,17 +3,42 @@
 //! or the first text message, and is checked as a bearer token is on any protected endpoint.
 //! A connection that does not authenticate is closed with 4401 and a reason such as
 //! `token_not_valid: Token is expired`.
+//!
+//! Before it authenticates, a socket reads no more than a token's worth
+//! (`tollgate_axum::ws::FIRST_MESSAGE_MAX_SIZE`; larger is closed with 1009). Once open, it
+//! lives no longer than its token would on a request: it is closed with 4401 and the same
+//! reason at the token's `exp` (plus LEEWAY), and within a second or so of a logout, a password
+//! change, a deactivation or a deletion made through any instance or command.
+
+use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use tollgate_axum::ws::{close_with, WebSocketAuth};
+use tokio::time::{Instant, MissedTickBehavior};
+use tollgate_axum::ws::{close_with, Expiry, WebSocketAuth};
+use tollgate_core::TokenType;
 
-use crate::auth::authenticate_token;
+use crate::auth::{authenticate_token, recheck};
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// How often an open socket checks its token against the revocations in memory: a lookup,
+/// so a short interval costs little and bounds how long a revoked socket lives.
+const RECHECK: Duration = Duration::from_millis(250);
+/// How often it reads its user again at least (through the user cache, and at once when the
+/// store reports a user change): with USER_CACHE_TTL off, changes made elsewhere are seen only
+/// by reading, so this bounds both the delay and the reads.
+const USER_RECHECK: Duration = Duration::from_secs(1);
+
+/// What woke an authenticated socket.
+enum Event {
+    Received(Option<Result<Message, axum::Error>>),
+    Expired,
+    Recheck,
+}
 
 pub(crate) async fn echo(
     State(state): State<AppState>,
@@ -30,7 +55,8 @@ pub(crate) async fn echo(
         &state.auth_header,
         &state.settings.auth_header_types,
     );
-    upgrade.on_upgrade(move |socket| serve(socket, auth, state))
+    auth.limit(upgrade)
+        .on_upgrade(move |socket| serve(socket, auth, state))
 }
 
 async fn serve(mut socket: WebSocket, auth: WebSocketAuth, state: AppState) {
@@ -44,11 +70,7 @@ async fn serve(mut socket: WebSocket, auth: WebSocketAuth, state: AppState) {
     let user = match user {
         Ok(user) => user,
         Err(error) => {
-            if let ApiError::Internal(cause) = &error {
-                tracing::error!(cause = %cause, "websocket authentication failed");
-            }
-            let (code, reason) = error.close_frame();
-            close_with(&mut socket, code, reason).await;
+            end(&mut socket, &error).await;
             return;
         }
     };
@@ -56,15 +78,59 @@ async fn serve(mut socket: WebSocket, auth: WebSocketAuth, state: AppState) {
     if socket.send(Message::Text(greeting.into())).await.is_err() {
         return;
     }
-    while let Some(Ok(message)) = socket.recv().await {
-        let reply = match message {
-            Message::Text(_) | Message::Binary(_) => message,
-            Message::Close(_) => break,
+    let expiry = Expiry::from_claims(
+        &user.claims,
+        user.token_type.unwrap_or(TokenType::Access),
+        state.settings.leeway,
+    );
+    let mut ticks = tokio::time::interval(RECHECK);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let (mut epoch, mut read_at) = (state.store.user_epoch(), Instant::now());
+    loop {
+        // Each branch only yields an event; the socket is written once the others are dropped,
+        // so no send is ever cut short.
+        let event = tokio::select! {
+            received = socket.recv() => Event::Received(received),
+            () = expiry.reached() => Event::Expired,
+            _ = ticks.tick() => Event::Recheck,
+        };
+        let reply = match event {
+            Event::Received(Some(Ok(message @ (Message::Text(_) | Message::Binary(_))))) => message,
             // Pings are answered by the WebSocket layer itself.
-            Message::Ping(_) | Message::Pong(_) => continue,
+            Event::Received(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Event::Received(_) => break,
+            Event::Expired => {
+                tollgate_axum::ws::close(&mut socket, &expiry.error()).await;
+                break;
+            }
+            Event::Recheck => {
+                let current = state.store.user_epoch();
+                let read_store = current != epoch || read_at.elapsed() >= USER_RECHECK;
+                if read_store {
+                    (epoch, read_at) = (current, Instant::now());
+                }
+                match recheck(&state, &user, read_store).await {
+                    Ok(()) => continue,
+                    Err(error) => {
+                        end(&mut socket, &error).await;
+                        break;
+                    }
+                }
+            }
         };
         if socket.send(reply).await.is_err() {
             break;
         }
     }
+}
+
+/// Closes a socket whose token or user is not (or no longer) accepted. A failure to check
+/// (the database is down) is logged and closes too, with 1011: the socket cannot be vouched
+/// for.
+async fn end(socket: &mut WebSocket, error: &ApiError) {
+    if let ApiError::Internal(cause) = error {
+        tracing::error!(cause = %cause, "websocket authentication failed");
+    }
+    let (code, reason) = error.close_frame();
+    close_with(socket, code, reason).await;
 }
