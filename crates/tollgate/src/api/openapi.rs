@@ -394,8 +394,11 @@ fn jwks() {}
                    every message. The access token comes from the `token` query parameter, the \
                    authorization header, or the first text message. A connection that does not \
                    authenticate is closed with code 4401 and a reason such as \
-                   `token_not_valid: Token is expired`. A request that is not a WebSocket upgrade \
-                   gets 426.",
+                   `token_not_valid: Token is expired`; an open one is closed the same way, within \
+                   a second, when its token expires or is revoked (logout, password change) or its \
+                   user is deactivated or deleted. Before it authenticates, a socket reads at most \
+                   8 KiB a frame (larger: closed with 1009). A request that is not a WebSocket \
+                   upgrade gets 426.",
     params(("token" = Option<String>, Query, description = "An access token")),
     responses(
         (status = 101, description = "Switched to the WebSocket protocol"),
