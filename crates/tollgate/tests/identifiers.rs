@@ -198,6 +198,13 @@ on_both_backends! {
         })).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         assert_eq!((&body["username"], &body["email"]), (&json!("admin"), &json!("Root@example.com")));
+        // Login takes any spelling of the name, as registration stored it.
+        for spelling in ["admin", "ａｄｍｉｎ"] {
+            let (status, body) = server
+                .post_json("/api/token/", json!({"username": spelling, "password": STRONG}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{spelling}: {body}");
+        }
         let (status, body) = register(&server, json!({"username": "admin", "password": STRONG})).await;
         assert_eq!((status, body), (StatusCode::BAD_REQUEST,
             json!({"username": ["A user with that username already exists."]})));
