@@ -11,6 +11,8 @@ use tollgate_core::auth::ClassRefusal;
 use tollgate_core::body::BodyError;
 use tollgate_core::TokenError;
 
+use crate::service::ServiceError;
+
 /// Everything a handler can answer other than success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -283,6 +285,33 @@ impl ApiError {
 impl From<tollgate_store::StoreError> for ApiError {
     fn from(err: tollgate_store::StoreError) -> ApiError {
         ApiError::internal(err)
+    }
+}
+
+/// The service layer's errors in the API's terms: the refusals in DRF's field errors,
+/// the rest as the store's and the codec's errors read.
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> ApiError {
+        match err {
+            ServiceError::PasswordRefused {
+                old_password_wrong,
+                problems,
+            } => {
+                let mut fields = Vec::new();
+                if old_password_wrong {
+                    let message =
+                        "Your old password was entered incorrectly. Please enter it again.";
+                    fields.push(("old_password".to_owned(), vec![message.to_owned()]));
+                }
+                if !problems.is_empty() {
+                    fields.push(("new_password".to_owned(), problems));
+                }
+                ApiError::Fields(fields)
+            }
+            ServiceError::UserNotFound => ApiError::UserNotFound,
+            ServiceError::Store(err) => err.into(),
+            other => ApiError::internal(other),
+        }
     }
 }
 

@@ -13,6 +13,8 @@
 //! - [`keyring`]: the stored signing keys, reloaded while the server runs.
 //! - [`throttle`]: password checks per account, identifier and address, registrations per address.
 //! - [`logging`] and [`metrics`]: the access log, request ids, Prometheus metrics.
+//! - `service/`: the operations under the API and the command line (issuing tokens, changing
+//!   passwords), without HTTP.
 //! - `api/`: one module per resource; `cli/`: one module per subcommand.
 #![deny(missing_docs)]
 
@@ -27,6 +29,7 @@ pub mod keyring;
 pub mod logging;
 pub mod metrics;
 pub mod server;
+mod service;
 pub mod state;
 pub mod throttle;
 pub mod user_cache;

@@ -319,7 +319,7 @@ pub struct PasswordPool {
 const QUEUED_JOBS: usize = 1024;
 
 impl PasswordPool {
-    fn new(hasher: PasswordHasher) -> PasswordPool {
+    pub(crate) fn new(hasher: PasswordHasher) -> PasswordPool {
         let threads = std::thread::available_parallelism().map_or(2, usize::from);
         let (jobs, receiver) = tokio::sync::mpsc::channel::<Job>(QUEUED_JOBS);
         let receiver = Arc::new(std::sync::Mutex::new(receiver));

@@ -449,3 +449,206 @@ async fn createsuperuser_takes_the_required_and_profile_fields() {
     );
     store.close().await;
 }
+
+/// A bearer request to `/api/user/` at `base`: the status and body.
+async fn me(client: &reqwest::Client, base: &str, access: &str) -> (StatusCode, Value) {
+    let response = client
+        .get(format!("{base}/api/user/"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("sent");
+    (response.status(), response.json().await.expect("JSON"))
+}
+
+/// A JSON POST to `path` at `base`: the status and body.
+async fn post(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let response = client
+        .post(format!("{base}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    (response.status(), response.json().await.expect("JSON"))
+}
+
+/// Asks `/api/user/` with `access` until it is refused (a revocation made by another process
+/// reaches the server within about a second), for at most five seconds.
+async fn refused_soon(client: &reqwest::Client, base: &str, access: &str) -> (StatusCode, Value) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let answer = me(client, base, access).await;
+        if answer.0 != StatusCode::OK || std::time::Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The body of a protected request with a revoked access token.
+fn revoked_access() -> Value {
+    json!({
+        "detail": "Given token not valid for any token type",
+        "code": "token_not_valid",
+        "messages": [{"token_class": "AccessToken", "token_type": "access", "message": "Token is blacklisted"}],
+    })
+}
+
+fn blacklisted() -> Value {
+    json!({"detail": "Token is blacklisted", "code": "token_not_valid"})
+}
+
+/// #20: `tollgate token` issues tokens as a login does. Under CHECK_REVOKE_TOKEN they carry the
+/// password fingerprint, so the access token authenticates and the refresh and sliding tokens
+/// refresh (they were refused at once before); they belong to a session of their own, which
+/// `sessions list` shows and `sessions revoke` ends, access tokens included.
+#[tokio::test]
+async fn token_command_mints_a_logins_tokens_that_refresh_and_are_revoked_with_their_session() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let configured = |args: &[&str]| {
+        let mut command = tollgate(dir.path(), args);
+        command.env("TOLLGATE_CHECK_REVOKE_TOKEN", "true");
+        command
+    };
+    common::binary::create_user(configured(&[]), "ann", "quantum-ferret-72");
+    let served = Served::start(configured(&[])).await;
+    let client = reqwest::Client::new();
+    let base = served.base.as_str();
+
+    let minted = run(configured(&["token", "--user", "ann"]));
+    assert!(minted.status.success(), "{}", text(&minted.stderr));
+    let pair: Value = serde_json::from_slice(&minted.stdout).expect("JSON pair");
+    let (refresh, access) = (
+        common::token_field(&pair, "refresh"),
+        common::token_field(&pair, "access"),
+    );
+    let claim = tollgate_core::Settings::default().revoke_token_claim;
+    let (refresh_claims, access_claims) = (payload(&refresh), payload(&access));
+    assert!(refresh_claims[&claim].is_string(), "{refresh_claims}");
+    assert_eq!(access_claims[&claim], refresh_claims[&claim]);
+    let sid = common::token_field(&refresh_claims, "sid");
+    assert_eq!(access_claims["sid"], json!(sid));
+
+    let (status, body) = me(&client, base, &access).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["username"], "ann");
+    let (status, body) = post(
+        &client,
+        base,
+        "/api/token/refresh/",
+        json!({ "refresh": refresh }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let refreshed = common::token_field(&body, "access");
+    assert_eq!(me(&client, base, &refreshed).await.0, StatusCode::OK);
+
+    let sliding = run(configured(&["token", "--user", "ann", "--sliding"]));
+    assert!(sliding.status.success(), "{}", text(&sliding.stderr));
+    let sliding: Value = serde_json::from_slice(&sliding.stdout).expect("JSON");
+    let sliding = common::token_field(&sliding, "token");
+    assert!(payload(&sliding)["sid"].is_string());
+    let path = "/api/token/sliding/refresh/";
+    let (status, body) = post(&client, base, path, json!({ "token": sliding })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let listed = run(configured(&["sessions", "list", "--user", "ann"]));
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listing = text(&listed.stdout);
+    let line = listing
+        .lines()
+        .find(|line| line.starts_with(&sid))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(line.ends_with("tollgate token (command line)"), "{line}");
+
+    let revoked = run(configured(&[
+        "sessions",
+        "revoke",
+        "--user",
+        "ann",
+        "--session",
+        &sid,
+    ]));
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    let (status, body) = post(
+        &client,
+        base,
+        "/api/token/refresh/",
+        json!({ "refresh": refresh }),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::UNAUTHORIZED, blacklisted()));
+    for token in [&access, &refreshed] {
+        assert_eq!(
+            refused_soon(&client, base, token).await,
+            (StatusCode::UNAUTHORIZED, revoked_access())
+        );
+    }
+    // The other session, the sliding token's, goes on.
+    let (status, body) = post(&client, base, path, json!({ "token": sliding })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// #20: `tollgate changepassword` ends the user's earlier tokens as the API's password change
+/// does: refresh tokens blacklisted, access tokens revoked (ACCESS_TOKEN_REVOCATION, on by
+/// default), whether they came from a login or from `tollgate token`; a login with the new
+/// password right after gets tokens that work.
+#[tokio::test]
+async fn changepassword_command_ends_earlier_tokens_as_the_api_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    common::binary::create_user(tollgate(dir.path(), &[]), "ann", "quantum-ferret-72");
+    let served = Served::start(tollgate(dir.path(), &[])).await;
+    let client = reqwest::Client::new();
+    let base = served.base.as_str();
+    let (logged_in_access, logged_in_refresh) =
+        common::binary::log_in(base, "ann", "quantum-ferret-72").await;
+    let minted = run(tollgate(dir.path(), &["token", "--user", "ann"]));
+    assert!(minted.status.success(), "{}", text(&minted.stderr));
+    let minted: Value = serde_json::from_slice(&minted.stdout).expect("JSON pair");
+    let (minted_access, minted_refresh) = (
+        common::token_field(&minted, "access"),
+        common::token_field(&minted, "refresh"),
+    );
+    for access in [&logged_in_access, &minted_access] {
+        assert_eq!(me(&client, base, access).await.0, StatusCode::OK);
+    }
+
+    let changed = run(
+        tollgate(dir.path(), &["changepassword", "ann", "--no-input"])
+            .env("TOLLGATE_NEW_PASSWORD", "n3w-horse-battery"),
+    );
+    assert!(changed.status.success(), "{}", text(&changed.stderr));
+    assert_eq!(
+        text(&changed.stdout).trim(),
+        "Password changed successfully for user 'ann' (2 refresh tokens blacklisted)."
+    );
+
+    for refresh in [&logged_in_refresh, &minted_refresh] {
+        let (status, body) = post(
+            &client,
+            base,
+            "/api/token/refresh/",
+            json!({ "refresh": refresh }),
+        )
+        .await;
+        assert_eq!((status, body), (StatusCode::UNAUTHORIZED, blacklisted()));
+    }
+    for access in [&logged_in_access, &minted_access] {
+        assert_eq!(
+            refused_soon(&client, base, access).await,
+            (StatusCode::UNAUTHORIZED, revoked_access())
+        );
+    }
+    let old = json!({"username": "ann", "password": "quantum-ferret-72"});
+    assert_eq!(
+        post(&client, base, "/api/token/", old).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (fresh, _) = common::binary::log_in(base, "ann", "n3w-horse-battery").await;
+    assert_eq!(me(&client, base, &fresh).await.0, StatusCode::OK);
+}

@@ -10,15 +10,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use tollgate_core::auth::{parse_header, HeaderCredentials};
-use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::{unix_now, Claims, Issued, TokenError, TokenType};
-use tollgate_store::{NewSession, Revocation, RotateOutcome, TokenRecord, User, UserField};
+use tollgate_store::{Revocation, RotateOutcome, TokenRecord, User, UserField};
 
 use super::body::Payload;
 use super::{cookie, login};
 use crate::auth::{issued_to_holder, password_unchanged};
 use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
+use crate::service::tokens::{self, issued_record, Origin, Pair};
 use crate::state::{AppState, SID_CLAIM};
 
 /// `POST /api/token/`: a refresh and an access token for a username and password. With the
@@ -32,30 +32,18 @@ pub(crate) async fn obtain_pair(
     payload: Payload,
 ) -> Result<Response, ApiError> {
     let user = login::log_in(&state, client, &agent, &payload).await?;
-    let now = unix_now();
     let mut refresh_for_cookie = None;
     let mut body = if state.settings.login_response == "token" {
         // djangorestframework-jwt's answer: one token, nothing to refresh.
-        let access = sign(&state, claims_for(&state, TokenType::Access, &user, now))?;
-        state.metrics.issued(TokenType::Access);
-        tracing::info!(user_id = user.id, "access token obtained");
+        let access = tokens::issue_access(&state, &user)?;
         json!({ "token": access.token })
     } else {
-        let sid = tollgate_core::new_jti();
-        let mut claims = claims_for(&state, TokenType::Refresh, &user, now);
-        claims.insert(SID_CLAIM, sid.as_str());
-        let refresh = sign(&state, claims)?;
         let addr = client.0.to_string();
-        let session = new_session(&sid, &user, &addr, &agent, now, refresh.expires_at);
-        start_session(&state, &session, &refresh).await?;
-        let access = sign(&state, state.codec.access_claims_from(&refresh.claims, now))?;
-        state.metrics.issued(TokenType::Refresh);
-        state.metrics.issued(TokenType::Access);
-        tracing::info!(user_id = user.id, jti = %refresh.jti, session_id = %sid, "token pair obtained");
+        let Pair { refresh, access } =
+            tokens::issue_pair(&state, &user, origin(&addr, &agent)).await?;
         if state.settings.refresh_cookie {
-            let body = json!({ "access": access.token });
             refresh_for_cookie = Some(refresh);
-            body
+            json!({ "access": access.token })
         } else {
             json!({ "refresh": refresh.token, "access": access.token })
         }
@@ -79,22 +67,17 @@ pub(crate) async fn obtain_sliding(
     payload: Payload,
 ) -> Result<Json<Value>, ApiError> {
     let user = login::log_in(&state, client, &agent, &payload).await?;
-    let now = unix_now();
-    let sid = tollgate_core::new_jti();
-    let mut claims = claims_for(&state, TokenType::Sliding, &user, now);
-    claims.insert(SID_CLAIM, sid.as_str());
-    let sliding = sign(&state, claims)?;
-    // A sliding token's session lasts as long as it can be slid.
-    let refreshable_until = sliding
-        .claims
-        .timestamp(&state.settings.sliding_token_refresh_exp_claim)
-        .unwrap_or(sliding.expires_at);
     let addr = client.0.to_string();
-    let session = new_session(&sid, &user, &addr, &agent, now, refreshable_until);
-    start_session(&state, &session, &sliding).await?;
-    state.metrics.issued(TokenType::Sliding);
-    tracing::info!(user_id = user.id, jti = %sliding.jti, "sliding token obtained");
+    let sliding = tokens::issue_sliding(&state, &user, origin(&addr, &agent)).await?;
     Ok(Json(json!({ "token": sliding.token })))
+}
+
+/// Where a login came from, as its session records it.
+fn origin<'a>(client_addr: &'a str, agent: &'a UserAgent) -> Origin<'a> {
+    Origin {
+        client_addr,
+        user_agent: agent.0.as_deref().unwrap_or_default(),
+    }
 }
 
 /// `POST /api/token/refresh/`: a new access token (and, with rotation, a new refresh token).
@@ -542,26 +525,6 @@ async fn refuse_for_changed_password(
     Err(ApiError::PasswordChangedForToken)
 }
 
-/// The claims of a new token for `user`: its id, then (CHECK_REVOKE_TOKEN) the password
-/// fingerprint, then TOKEN_USER_CLAIMS, then the claims that code adds.
-fn claims_for(state: &AppState, kind: TokenType, user: &User, now: i64) -> Claims {
-    let user_id = user.field(state.user_id_field);
-    let mut claims = state.codec.claims_for_user(kind, &user_id, now);
-    if state.settings.check_revoke_token {
-        claims.insert(
-            state.settings.revoke_token_claim.clone(),
-            revoke_fingerprint(&user.password),
-        );
-    }
-    for field in &state.settings.token_user_claims {
-        claims.insert(field.clone(), super::users::user_value(user, field));
-    }
-    for source in &state.claim_sources {
-        source.add_claims(user, &mut claims);
-    }
-    claims
-}
-
 /// The primary key of the user a token names, if that user exists.
 async fn user_pk(state: &AppState, claims: &Claims) -> Result<Option<i64>, ApiError> {
     let Some(user_id) = state.codec.user_id(claims) else {
@@ -600,46 +563,5 @@ fn with_refresh_cookie(
 }
 
 fn sign(state: &AppState, claims: Claims) -> Result<Issued, ApiError> {
-    state.codec.sign(claims).map_err(ApiError::internal)
-}
-
-/// A login's session: who, from where, with what, until when.
-fn new_session<'a>(
-    sid: &'a str,
-    user: &User,
-    client_addr: &'a str,
-    agent: &'a UserAgent,
-    now: i64,
-    expires_at: i64,
-) -> NewSession<'a> {
-    NewSession {
-        id: sid,
-        user_id: user.id,
-        created_at: now,
-        client_addr,
-        user_agent: agent.0.as_deref().unwrap_or_default(),
-        expires_at,
-    }
-}
-
-/// Starts a login's session with its first token.
-async fn start_session(
-    state: &AppState,
-    session: &NewSession<'_>,
-    issued: &Issued,
-) -> Result<(), ApiError> {
-    Ok(state
-        .store
-        .start_session(session, &issued_record(issued, Some(session.user_id)))
-        .await?)
-}
-
-fn issued_record(issued: &Issued, user_id: Option<i64>) -> TokenRecord<'_> {
-    TokenRecord {
-        jti: &issued.jti,
-        user_id,
-        created_at: Some(issued.issued_at),
-        expires_at: issued.expires_at,
-        session_id: issued.claims.str(SID_CLAIM),
-    }
+    tokens::sign(state, claims).map_err(ApiError::internal)
 }

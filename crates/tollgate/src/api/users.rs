@@ -19,6 +19,7 @@ use super::login::check_own_password;
 use crate::auth::AuthenticatedUser;
 use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
+use crate::service::accounts::{self, profile_of, Accounts, ChangedBy};
 use crate::state::AppState;
 
 /// Django's limits on `auth_user` columns.
@@ -154,9 +155,8 @@ pub(crate) async fn update_me(
     Ok(Json(user_json(&state, &updated.user)))
 }
 
-/// `POST /api/user/password/`: changes the password given the old one. Every refresh and
-/// sliding token issued to the user so far is blacklisted, and with ACCESS_TOKEN_REVOCATION
-/// every access token too.
+/// `POST /api/user/password/`: changes the password given the old one (see
+/// [`accounts::change_password`]).
 pub(crate) async fn change_password(
     State(state): State<AppState>,
     client: ClientAddr,
@@ -169,31 +169,10 @@ pub(crate) async fn change_password(
     let user = &auth.user;
     // Behind the login's throttle and lockout: a stolen access token is no free password oracle.
     let matched = check_own_password(&state, client, &agent, user, old_password).await?;
-    let mut errors = FieldErrors::default();
-    if !matched {
-        errors.add(
-            "old_password",
-            "Your old password was entered incorrectly. Please enter it again.".to_owned(),
-        );
-    }
-    let fields = UserFields::of(user);
-    for problem in state.policy.check(&new_password, &fields.attributes()) {
-        errors.add("new_password", problem);
-    }
-    if !errors.0.is_empty() {
-        return Err(errors.into_error());
-    }
-    let hash = state.passwords.hash(new_password).await;
-    let now = unix_now();
-    let revoked = state
-        .store
-        .change_password(user.id, &hash, now)
-        .await?
-        .ok_or(ApiError::UserNotFound)?;
-    state.user_cache.clear();
-    let user_id = user.field(state.user_id_field);
-    crate::state::revoke_earlier_tokens(&state.store, &state.settings, &user_id).await?;
-    tracing::info!(user_id = user.id, revoked, "password changed");
+    let by = ChangedBy::User {
+        old_password_matched: matched,
+    };
+    accounts::change_password(&Accounts::of(&state), user, new_password, by).await?;
     Ok(Json(json!({ "detail": "New password has been saved." })))
 }
 
@@ -221,22 +200,6 @@ pub(crate) fn user_json(state: &AppState, user: &User) -> Value {
     body
 }
 
-/// One user field's value as a token claim: a built-in field or a profile field (null when
-/// the user has none).
-pub(crate) fn user_value(user: &User, field: &str) -> Value {
-    match field {
-        "id" => json!(user.id),
-        "username" => json!(user.username),
-        "email" => json!(user.email),
-        "phone" => json!(user.phone),
-        "first_name" => json!(user.first_name),
-        "last_name" => json!(user.last_name),
-        "is_staff" => json!(user.is_staff),
-        "is_superuser" => json!(user.is_superuser),
-        _ => profile_of(user).remove(field).unwrap_or(Value::Null),
-    }
-}
-
 /// Epoch seconds as DRF writes a `DateTimeField` in UTC.
 pub(super) fn timestamp(at: Option<i64>) -> Value {
     let Some(at) = at.and_then(|at| u64::try_from(at).ok()) else {
@@ -244,13 +207,6 @@ pub(super) fn timestamp(at: Option<i64>) -> Value {
     };
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(at);
     Value::String(humantime::format_rfc3339_seconds(time).to_string())
-}
-
-fn profile_of(user: &User) -> Map<String, Value> {
-    match serde_json::from_str(&user.profile) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -289,17 +245,6 @@ struct UserFields {
 }
 
 impl UserFields {
-    fn of(user: &User) -> UserFields {
-        UserFields {
-            username: Some(user.username.clone()),
-            email: Some(user.email.clone()),
-            phone: Some(user.phone.clone()),
-            first_name: Some(user.first_name.clone()),
-            last_name: Some(user.last_name.clone()),
-            profile: Map::new(),
-        }
-    }
-
     /// What the similarity rule compares a password with, in Django's order.
     fn attributes(&self) -> Vec<UserAttribute<'_>> {
         [

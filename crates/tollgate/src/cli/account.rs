@@ -1,9 +1,12 @@
 //! `tollgate changepassword`, `tollgate activate` and `tollgate deactivate`.
 
 use anyhow::{bail, Context};
-use tollgate_core::password::{PasswordHasher, PasswordPolicy, UserAttribute};
+use tollgate_core::password::{PasswordHasher, PasswordPolicy};
 use tollgate_core::{unix_now, Settings};
-use tollgate_store::UserField;
+use tollgate_store::{Store, UserField};
+
+use crate::service::accounts::{self, Accounts, ChangedBy};
+use crate::state::PasswordPool;
 
 /// The user a command acts on.
 #[derive(Debug, clap::Args)]
@@ -22,13 +25,24 @@ pub(crate) struct PasswordArgs {
     no_input: bool,
 }
 
-/// Sets a user's password (checked against the password policy, as Django's
-/// `changepassword` does) and blacklists the user's refresh tokens, in the Redis denylist too
-/// when REDIS_URL is set (with ACCESS_TOKEN_REVOCATION, revokes their access tokens too).
+/// Sets a user's password as a password change through the API does
+/// ([`accounts::change_password`]), without the old password: checked against the password
+/// policy (as Django's `changepassword` does), the user's refresh and sliding tokens
+/// blacklisted, in the Redis denylist too when REDIS_URL is set, and with
+/// ACCESS_TOKEN_REVOCATION their access tokens revoked.
 pub(crate) async fn change_password(settings: Settings, args: PasswordArgs) -> anyhow::Result<()> {
     let store = super::with_denylist(super::open_store(&settings).await?, &settings).await?;
-    let Some(user) = find_by_username(&store, &args.username).await? else {
-        store.close().await;
+    let outcome = set_password(&settings, &store, &args).await;
+    store.close().await;
+    outcome
+}
+
+async fn set_password(
+    settings: &Settings,
+    store: &Store,
+    args: &PasswordArgs,
+) -> anyhow::Result<()> {
+    let Some(user) = find_by_username(store, &args.username).await? else {
         bail!("user '{}' does not exist", args.username);
     };
     let password = if args.no_input {
@@ -40,38 +54,26 @@ pub(crate) async fn change_password(settings: Settings, args: PasswordArgs) -> a
         eprintln!("Changing password for user '{}'", user.username);
         super::users::prompt_password()?
     };
-    let attributes = [
-        ("username", user.username.as_str()),
-        ("first name", user.first_name.as_str()),
-        ("last name", user.last_name.as_str()),
-        ("email address", user.email.as_str()),
-    ]
-    .map(|(verbose_name, value)| UserAttribute {
-        verbose_name,
-        value,
-    });
-    let problems = PasswordPolicy::from_settings(&settings).check(&password, &attributes);
-    if !problems.is_empty() {
-        store.close().await;
-        bail!("the password was refused: {}", problems.join(" "));
-    }
     let hasher = PasswordHasher::new(
         settings.argon2_memory_kib,
         settings.argon2_iterations,
         settings.argon2_parallelism,
     )?;
-    let hash = tokio::task::spawn_blocking(move || hasher.hash(&password)).await?;
-    let revoked = store.change_password(user.id, &hash, unix_now()).await?;
-    if let Some(field) = UserField::from_name(&settings.user_id_field) {
-        crate::state::revoke_earlier_tokens(&store, &settings, &user.field(field))
-            .await
-            .context("cannot revoke the user's access tokens")?;
-    }
-    store.close().await;
+    let user_id_field = UserField::from_name(&settings.user_id_field)
+        .context("USER_ID_FIELD must be one of id, username, email")?;
+    let accounts = Accounts {
+        settings,
+        store,
+        passwords: &PasswordPool::new(hasher),
+        policy: &PasswordPolicy::from_settings(settings),
+        user_id_field,
+        user_cache: None,
+    };
+    let changed =
+        accounts::change_password(&accounts, &user, password, ChangedBy::Administrator).await?;
     println!(
         "Password changed successfully for user '{}' ({} refresh tokens blacklisted).",
-        user.username,
-        revoked.unwrap_or(0)
+        user.username, changed.blacklisted
     );
     Ok(())
 }

@@ -1,8 +1,22 @@
 //! `tollgate token --user NAME`: mint tokens for a user from the command line.
+//!
+//! The tokens are issued as a login issues them ([`crate::service::tokens`]): with the
+//! password fingerprint (CHECK_REVOKE_TOKEN), TOKEN_USER_CLAIMS, and a session of their own,
+//! which `tollgate sessions` lists and revokes.
 
 use anyhow::{bail, Context};
-use tollgate_core::{unix_now, Settings, TokenCodec, TokenType};
-use tollgate_store::{TokenRecord, UserField};
+use serde_json::{json, Value};
+use tollgate_core::Settings;
+use tollgate_store::{Store, UserField};
+
+use crate::service::tokens::{self, Origin, Pair};
+use crate::state::AppState;
+
+/// What the session of a minted token records as its user agent: no client made it.
+const ORIGIN: Origin<'static> = Origin {
+    client_addr: "",
+    user_agent: "tollgate token (command line)",
+};
 
 /// Options of `tollgate token`.
 #[derive(Debug, clap::Args)]
@@ -17,37 +31,25 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()> {
     crate::config::ensure_signing_key(&mut settings)?;
-    let codec = TokenCodec::new(&settings).context("invalid keys")?;
-    let user_id_field = UserField::from_name(&settings.user_id_field).unwrap_or(UserField::Id);
     let store = super::open_store(&settings).await?;
-    crate::keyring::load(&codec, &settings, &store)
+    let minted = mint(settings, &store, &args).await;
+    store.close().await;
+    println!("{}", minted?);
+    Ok(())
+}
+
+async fn mint(settings: Settings, store: &Store, args: &Args) -> anyhow::Result<Value> {
+    let state = AppState::new(settings, store.clone()).context("invalid configuration")?;
+    crate::keyring::load(&state.codec, &state.settings, store)
         .await
         .context("cannot load the signing keys")?;
     let Some(user) = store.find_user(UserField::Username, &args.user).await? else {
         bail!("no user named {:?}", args.user);
     };
-    let now = unix_now();
-    let kind = if args.sliding {
-        TokenType::Sliding
-    } else {
-        TokenType::Refresh
-    };
-    let issued = codec.sign(codec.claims_for_user(kind, &user.field(user_id_field), now))?;
-    let record = TokenRecord {
-        jti: &issued.jti,
-        user_id: Some(user.id),
-        created_at: Some(now),
-        expires_at: issued.expires_at,
-        session_id: None,
-    };
-    store.record_outstanding(&record).await?;
-    let output = if args.sliding {
-        serde_json::json!({ "token": issued.token })
-    } else {
-        let access = codec.sign(codec.access_claims_from(&issued.claims, now))?;
-        serde_json::json!({ "refresh": issued.token, "access": access.token })
-    };
-    store.close().await;
-    println!("{output}");
-    Ok(())
+    if args.sliding {
+        let sliding = tokens::issue_sliding(&state, &user, ORIGIN).await?;
+        return Ok(json!({ "token": sliding.token }));
+    }
+    let Pair { refresh, access } = tokens::issue_pair(&state, &user, ORIGIN).await?;
+    Ok(json!({ "refresh": refresh.token, "access": access.token }))
 }
