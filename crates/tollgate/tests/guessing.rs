@@ -247,7 +247,7 @@ async fn registration_is_throttled_per_address() {
 #[tokio::test]
 async fn ipv6_clients_are_counted_by_their_network() {
     let server = TestServer::start_with(|s| {
-        s.trusted_proxies = vec!["127.0.0.1".into()];
+        s.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1]).into()];
         s.login_failures_per_address = 3;
     })
     .await;

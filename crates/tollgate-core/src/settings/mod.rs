@@ -10,6 +10,7 @@ mod value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use ipnet::IpNet;
 pub use value::{RawValue, Secret, SettingValue};
 
 use crate::keys::Algorithm;
@@ -185,7 +186,7 @@ settings! {
     /// Proxies whose `X-Forwarded-For` is believed for the client's address (used by
     /// throttling, sessions and login records): addresses or networks, e.g. `127.0.0.1,10.0.0.0/8`.
     /// Empty (the default): the TCP peer is the client.
-    trusted_proxies "TRUSTED_PROXIES": Vec<String> = Vec::new();
+    trusted_proxies "TRUSTED_PROXIES": Vec<IpNet> = Vec::new();
     /// Largest accepted request body, in bytes.
     max_body_bytes "MAX_BODY_BYTES": usize = 64 * 1024;
     /// Argon2id memory cost in KiB for new password hashes (OWASP's recommendation by default).
