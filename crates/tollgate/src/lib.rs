@@ -27,6 +27,7 @@ pub mod keyring;
 pub mod logging;
 pub mod metrics;
 pub mod server;
+mod startup;
 pub mod state;
 pub mod throttle;
 pub mod user_cache;

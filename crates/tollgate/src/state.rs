@@ -101,9 +101,24 @@ pub enum StateError {
     Password(#[from] tollgate_core::password::PasswordParamsError),
 }
 
-impl AppState {
-    /// Builds the state from validated settings and a migrated store.
-    pub fn new(settings: Settings, store: Store) -> Result<AppState, StateError> {
+/// Everything the state is built from that needs no store: the settings turned into the
+/// objects the server uses. Building it makes every check of the settings that the running
+/// server depends on, so `tollgate check` builds it too, without opening the database.
+pub(crate) struct Prepared {
+    settings: Settings,
+    codec: TokenCodec,
+    hasher: PasswordHasher,
+    user_id_field: UserField,
+    username_field: UserField,
+    login_fields: Vec<UserField>,
+    auth_header: HeaderName,
+    challenge: HeaderValue,
+    foreign_tokens: Option<tollgate_axum::Verifier>,
+}
+
+impl Prepared {
+    /// Builds the parts from validated settings; the error names the setting at fault.
+    pub(crate) fn new(settings: Settings) -> Result<Prepared, StateError> {
         let invalid = |key: &'static str, message: &str| tollgate_core::SettingsError::Invalid {
             key,
             message: message.to_owned(),
@@ -137,7 +152,45 @@ impl AppState {
             }
             None => None,
         };
-        Ok(AppState(Arc::new(SharedState {
+        Ok(Prepared {
+            settings,
+            codec,
+            hasher,
+            user_id_field,
+            username_field,
+            login_fields,
+            auth_header,
+            challenge,
+            foreign_tokens,
+        })
+    }
+
+    /// The settings the parts were built from.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+}
+
+impl AppState {
+    /// Builds the state from validated settings and a migrated store.
+    pub fn new(settings: Settings, store: Store) -> Result<AppState, StateError> {
+        Ok(AppState::from_prepared(Prepared::new(settings)?, store))
+    }
+
+    /// The state of parts already checked: starts the password threads and the throttles.
+    pub(crate) fn from_prepared(prepared: Prepared, store: Store) -> AppState {
+        let Prepared {
+            settings,
+            codec,
+            hasher,
+            user_id_field,
+            username_field,
+            login_fields,
+            auth_header,
+            challenge,
+            foreign_tokens,
+        } = prepared;
+        AppState(Arc::new(SharedState {
             foreign_tokens,
             metrics: Metrics::new(settings.metrics_enabled),
             user_cache: UserCache::new(settings.user_cache_ttl),
@@ -163,7 +216,7 @@ impl AppState {
             username_field,
             auth_header,
             challenge,
-        })))
+        }))
     }
 }
 

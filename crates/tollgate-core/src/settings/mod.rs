@@ -623,6 +623,20 @@ impl Settings {
                 return invalid("JWK_URL", &message);
             }
         }
+        if !is_listen_address(&self.bind) {
+            let message = format!("{:?} is not HOST:PORT, e.g. 127.0.0.1:8000", self.bind);
+            return invalid("BIND", &message);
+        }
+        if !["sqlite:", "postgres:", "postgresql:"]
+            .iter()
+            .any(|scheme| self.database_url.starts_with(scheme))
+        {
+            // The URL itself is not repeated: it may hold a password.
+            return invalid(
+                "DATABASE_URL",
+                "must be sqlite://path/to/file.db or postgres://user@host/db",
+            );
+        }
         if !self.algorithm.is_hmac() && self.signing_key.is_empty() {
             return invalid(
                 "SIGNING_KEY",
@@ -855,6 +869,30 @@ impl Settings {
     }
 }
 
+/// Whether `text` is an address `serve` can listen on, HOST:PORT: an IP address and a port
+/// (`127.0.0.1:8000`, `[::1]:8000`) or a host name and a port (`localhost:8000`). Port 0 picks a
+/// free port.
+///
+/// ```
+/// use tollgate_core::settings::is_listen_address;
+///
+/// assert!(is_listen_address("0.0.0.0:8000") && is_listen_address("localhost:0"));
+/// assert!(!is_listen_address("notanaddress") && !is_listen_address("127.0.0.1:99999"));
+/// ```
+pub fn is_listen_address(text: &str) -> bool {
+    if text.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return false;
+    };
+    port.parse::<u16>().is_ok()
+        && !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
 /// A typo check: same length and one letter off, or one letter missing or extra.
 fn is_near(known: &str, typed: &str) -> bool {
     let (a, b) = (known.as_bytes(), typed.as_bytes());
@@ -999,6 +1037,54 @@ mod tests {
         let warnings = s.warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("ROTATE_REFRESH_TOKENS"));
+    }
+
+    #[test]
+    fn bind_must_be_host_and_port() {
+        for good in [
+            "127.0.0.1:8000",
+            "[::1]:0",
+            "0.0.0.0:80",
+            "localhost:8000",
+            "tollgate.internal:443",
+        ] {
+            assert!(is_listen_address(good), "{good}");
+        }
+        for bad in [
+            "notanaddress",
+            "127.0.0.1",
+            ":8000",
+            "::1:8000",
+            "host:port",
+            "127.0.0.1:65536",
+            "a b:80",
+            "",
+        ] {
+            assert!(!is_listen_address(bad), "{bad}");
+        }
+        let err = load("", &[("TOLLGATE_BIND", "notanaddress")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "setting BIND: \"notanaddress\" is not HOST:PORT, e.g. 127.0.0.1:8000"
+        );
+    }
+
+    #[test]
+    fn database_urls_must_name_a_supported_database_without_being_repeated() {
+        let err = load("", &[("DATABASE_URL", "mysql://app:s3cret@db/app")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("setting DATABASE_URL:"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        for good in [
+            "sqlite::memory:",
+            "sqlite://t.db",
+            "postgres://db/t",
+            "postgresql://db/t",
+        ] {
+            assert!(load("", &[("DATABASE_URL", good)]).is_ok(), "{good}");
+        }
     }
 
     #[test]

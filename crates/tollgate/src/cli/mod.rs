@@ -49,7 +49,8 @@ enum Command {
     Token(token::Args),
     /// Delete expired outstanding and blacklisted tokens.
     Flushexpiredtokens,
-    /// Validate the configuration and print the effective settings, secrets masked.
+    /// Make every check `serve` makes before it starts, without opening the database, and print
+    /// the effective settings, secrets masked.
     Check,
     /// Generate a new signing key (a PEM key pair, or a random secret for HS*).
     Keygen(keygen::Args),
