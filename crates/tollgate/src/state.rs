@@ -138,8 +138,8 @@ impl Prepared {
             .and_then(|name| HeaderName::try_from(name).ok())
             .ok_or_else(|| invalid("AUTH_HEADER_NAME", "must be a header name"))?;
         // The first of AUTHENTICATION_CLASSES names the scheme, as DRF does.
-        let scheme = match settings.authentication_classes.first().map(String::as_str) {
-            Some("basic") => "Basic",
+        let scheme = match settings.authentication_classes.first() {
+            Some(tollgate_core::settings::AuthenticationClass::Basic) => "Basic",
             _ => settings.auth_header_types[0].as_str(),
         };
         let challenge = HeaderValue::try_from(format!("{scheme} realm=\"api\""))

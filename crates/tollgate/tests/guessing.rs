@@ -5,6 +5,8 @@
 
 mod common;
 
+use tollgate_core::settings::AuthenticationClass;
+
 use base64::Engine as _;
 use common::{raw_request, TestServer};
 use reqwest::StatusCode;
@@ -72,7 +74,7 @@ on_both_backends! {
     /// guess is refused as locked, and so is the right password afterwards.
     async fn concurrent_guesses_get_no_more_checks_than_the_lockout_allows(backend) {
         let server = TestServer::start_on(backend, |s| {
-            s.authentication_classes = vec!["jwt".into(), "basic".into()];
+            s.authentication_classes = vec![AuthenticationClass::Jwt, AuthenticationClass::Basic];
             s.login_lockout_threshold = 5;
             s.login_failures_per_account = 0;
             s.login_failures_per_address = 0;
@@ -93,7 +95,7 @@ on_both_backends! {
     /// checks, 429 for the rest and for the right password.
     async fn concurrent_guesses_get_no_more_checks_than_the_throttle_allows(backend) {
         let server = TestServer::start_on(backend, |s| {
-            s.authentication_classes = vec!["jwt".into(), "basic".into()];
+            s.authentication_classes = vec![AuthenticationClass::Jwt, AuthenticationClass::Basic];
             assert_eq!(s.login_failures_per_account, 10, "the default");
         })
         .await;

@@ -5,11 +5,13 @@
 //! come the struct, the parser (TOML keys and `TOLLGATE_*` environment variables) and the
 //! configuration reference, so the three cannot drift apart.
 
+mod choice;
 mod value;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use choice::{AuthenticationClass, LogFormat};
 use ipnet::IpNet;
 pub use value::{RawValue, Secret, SettingValue};
 
@@ -413,7 +415,7 @@ settings! {
     /// `basic` (HTTP Basic with a username and password, for scripts; one password hash per
     /// request). The first names the scheme of `WWW-Authenticate`. The account endpoints
     /// (USER_PATH, USER_PASSWORD_PATH) always read the user from the database.
-    authentication_classes "AUTHENTICATION_CLASSES": Vec<String> = vec!["jwt".to_owned()];
+    authentication_classes "AUTHENTICATION_CLASSES": Vec<AuthenticationClass> = vec![AuthenticationClass::Jwt];
     /// Minimum password length in characters (Django's MinimumLengthValidator); 0 turns it off.
     password_min_length "PASSWORD_MIN_LENGTH": usize = 8;
     /// Refuse passwords too similar to the username, names or email address: the similarity
@@ -429,7 +431,7 @@ settings! {
     /// What to log: a level (`info`, `debug`) or a filter such as `info,tollgate=debug`.
     log "LOG": String = "info".to_owned();
     /// Log line format: `text` for people, `json` for log collectors.
-    log_format "LOG_FORMAT": String = "text".to_owned();
+    log_format "LOG_FORMAT": LogFormat = LogFormat::Text;
     /// Serve the OpenAPI description at `/api/schema/` and its docs page at `/api/docs/`.
     api_docs_enabled "API_DOCS_ENABLED": bool = true;
     /// Serve Prometheus metrics at `/metrics`.
@@ -695,12 +697,7 @@ impl Settings {
         {
             return invalid("LOGIN_FIELDS", "fields must be username, email or phone");
         }
-        if self.authentication_classes.is_empty()
-            || self
-                .authentication_classes
-                .iter()
-                .any(|c| !matches!(c.as_str(), "jwt" | "jwt_stateless" | "basic"))
-        {
+        if self.authentication_classes.is_empty() {
             return invalid(
                 "AUTHENTICATION_CLASSES",
                 "must name one or more of jwt, jwt_stateless and basic",
@@ -737,9 +734,6 @@ impl Settings {
                     "names must be non-empty and not those of built-in user fields",
                 );
             }
-        }
-        if !matches!(self.log_format.as_str(), "text" | "json") {
-            return invalid("LOG_FORMAT", "must be text or json");
         }
         for (key, path) in self.paths() {
             if !path.starts_with('/') {

@@ -122,7 +122,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         command => command,
     };
     let settings = crate::config::load(cli.config.as_deref())?;
-    crate::logging::init(&settings.log, settings.log_format == "json");
+    crate::logging::init(
+        &settings.log,
+        settings.log_format == tollgate_core::settings::LogFormat::Json,
+    );
     match command {
         Command::Serve(args) => serve::run(settings, args).await,
         Command::Migrate => migrate::run(settings).await,
