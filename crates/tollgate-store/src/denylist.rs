@@ -96,7 +96,7 @@ impl Store {
     /// on a malformed URL: an unreachable Redis is tried again in the background while checks
     /// go to the database.
     pub async fn with_redis(mut self, url: &str, prefix: &str) -> Result<Store, StoreError> {
-        let client = redis::Client::open(url).map_err(StoreError::Redis)?;
+        let client = redis_client(url)?;
         let denylist = Arc::new(RedisDenylist {
             client,
             connection: Mutex::new(None),
@@ -297,4 +297,14 @@ fn tollgate_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Checks REDIS_URL as [`Store::with_redis`] reads it, without connecting: `tollgate check`
+/// refuses what `serve` would refuse.
+pub fn check_redis_url(url: &str) -> Result<(), StoreError> {
+    redis_client(url).map(drop)
+}
+
+fn redis_client(url: &str) -> Result<redis::Client, StoreError> {
+    redis::Client::open(url).map_err(StoreError::Redis)
 }

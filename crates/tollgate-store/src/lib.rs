@@ -42,6 +42,7 @@ use sqlx::sqlite::{
 };
 
 pub use access::{AccessClaims, Revocation};
+pub use denylist::check_redis_url;
 pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser, ImportOutcome};
 pub use failures::SharedAdmission;
 pub use logins::{LockoutAdmission, LockoutRule, LoginEvent, LoginOutcome};

@@ -6,6 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tollgate_core::auth::{parse_header, ClassRefusal, HeaderCredentials};
 use tollgate_core::password::revoke_fingerprint;
+use tollgate_core::settings::AuthenticationClass;
 use tollgate_core::{unix_now, Claims, TokenError, TokenType};
 use tollgate_store::{User, UserField};
 
@@ -117,10 +118,10 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
         // AUTHENTICATION_CLASSES in order, as DRF tries them: a class that finds no credentials
         // of its kind passes; one that finds bad credentials answers at once.
         for class in &state.settings.authentication_classes {
-            let found = match class.as_str() {
-                "basic" => basic(parts, state).await?,
-                "jwt_stateless" => jwt(parts, state, true).await?,
-                _ => jwt(parts, state, false).await?,
+            let found = match class {
+                AuthenticationClass::Basic => basic(parts, state).await?,
+                AuthenticationClass::JwtStateless => jwt(parts, state, true).await?,
+                AuthenticationClass::Jwt => jwt(parts, state, false).await?,
             };
             if let Some(user) = found {
                 if let Some(slot) = parts.extensions.get::<RequestUser>() {

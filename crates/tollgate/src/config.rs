@@ -62,6 +62,25 @@ fn sqlite_path(database_url: &str) -> Option<PathBuf> {
 /// a file beside the SQLite database, made on first use. Only for development: with PostgreSQL
 /// (several instances) the key must be configured. Returns the key file used, if any.
 pub fn ensure_signing_key(settings: &mut Settings) -> anyhow::Result<Option<PathBuf>> {
+    resolve_signing_key(settings, KeyFile::Create)
+}
+
+/// Whether [`resolve_signing_key`] may write a development key file that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyFile {
+    /// Make the file (`serve`, and commands that mint tokens).
+    Create,
+    /// Leave the disk as it is (`check`): a missing file stands for the key `serve` would make,
+    /// and a random key in memory takes its place.
+    ReadOnly,
+}
+
+/// [`ensure_signing_key`], with the choice of writing the key file or not; every refusal is
+/// the same either way.
+pub(crate) fn resolve_signing_key(
+    settings: &mut Settings,
+    key_file: KeyFile,
+) -> anyhow::Result<Option<PathBuf>> {
     if !settings.signing_key.is_empty() || !settings.algorithm.is_hmac() {
         return Ok(None);
     }
@@ -84,6 +103,10 @@ pub fn ensure_signing_key(settings: &mut Settings) -> anyhow::Result<Option<Path
             "the signing key file {} is empty; delete it to make a new one",
             path.display()
         ),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && key_file == KeyFile::ReadOnly => {
+            settings.signing_key = Secret(random_secret());
+            return Ok(None);
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             let key = random_secret();
             write_private(&path, &key).with_context(|| {
@@ -225,6 +248,27 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn a_read_only_look_writes_no_key_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = Settings {
+            database_url: format!("sqlite://{}/t.db", dir.path().display()),
+            ..Settings::default()
+        };
+        let used = resolve_signing_key(&mut settings, KeyFile::ReadOnly).expect("no refusal");
+        assert_eq!(used, None);
+        assert_eq!(settings.signing_key.expose().len(), 128);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("listed").count(), 0);
+        // An empty key file is refused as `serve` refuses it.
+        std::fs::write(dir.path().join("t.db.signing-key"), "").expect("written");
+        let mut settings = Settings {
+            database_url: format!("sqlite://{}/t.db", dir.path().display()),
+            ..Settings::default()
+        };
+        let err = resolve_signing_key(&mut settings, KeyFile::ReadOnly).unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
     }
 
     #[test]

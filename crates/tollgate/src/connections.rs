@@ -47,7 +47,7 @@ pub(crate) struct Limits {
     keepalive_timeout: Duration,
     max_connections: usize,
     max_per_address: usize,
-    trusted_proxies: Vec<String>,
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Limits {
@@ -499,7 +499,7 @@ mod tests {
     fn trusted_proxies_are_not_held_to_the_address_cap() {
         let limits = Limits {
             max_per_address: 1,
-            trusted_proxies: vec!["10.0.0.0/8".to_owned()],
+            trusted_proxies: vec!["10.0.0.0/8".parse().expect("a network")],
             ..Limits::of(&Settings::default())
         };
         let counts = Arc::new(AddressCounts::default());

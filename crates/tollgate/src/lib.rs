@@ -30,6 +30,7 @@ pub mod logging;
 pub mod metrics;
 pub mod server;
 mod service;
+mod startup;
 pub mod state;
 pub mod throttle;
 pub mod user_cache;

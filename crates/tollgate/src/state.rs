@@ -101,9 +101,24 @@ pub enum StateError {
     Password(#[from] tollgate_core::password::PasswordParamsError),
 }
 
-impl AppState {
-    /// Builds the state from validated settings and a migrated store.
-    pub fn new(settings: Settings, store: Store) -> Result<AppState, StateError> {
+/// Everything the state is built from that needs no store: the settings turned into the
+/// objects the server uses. Building it makes every check of the settings that the running
+/// server depends on, so `tollgate check` builds it too, without opening the database.
+pub(crate) struct Prepared {
+    settings: Settings,
+    codec: TokenCodec,
+    hasher: PasswordHasher,
+    user_id_field: UserField,
+    username_field: UserField,
+    login_fields: Vec<UserField>,
+    auth_header: HeaderName,
+    challenge: HeaderValue,
+    foreign_tokens: Option<tollgate_axum::Verifier>,
+}
+
+impl Prepared {
+    /// Builds the parts from validated settings; the error names the setting at fault.
+    pub(crate) fn new(settings: Settings) -> Result<Prepared, StateError> {
         let invalid = |key: &'static str, message: &str| tollgate_core::SettingsError::Invalid {
             key,
             message: message.to_owned(),
@@ -122,17 +137,9 @@ impl AppState {
         let auth_header = tollgate_core::auth::header_name(&settings.auth_header_name)
             .and_then(|name| HeaderName::try_from(name).ok())
             .ok_or_else(|| invalid("AUTH_HEADER_NAME", "must be a header name"))?;
-        if let Some(bad) = settings
-            .trusted_proxies
-            .iter()
-            .find(|e| !crate::client::valid_entry(e))
-        {
-            let message = format!("{bad:?} is not an address or a network such as 10.0.0.0/8");
-            return Err(invalid("TRUSTED_PROXIES", &message).into());
-        }
         // The first of AUTHENTICATION_CLASSES names the scheme, as DRF does.
-        let scheme = match settings.authentication_classes.first().map(String::as_str) {
-            Some("basic") => "Basic",
+        let scheme = match settings.authentication_classes.first() {
+            Some(tollgate_core::settings::AuthenticationClass::Basic) => "Basic",
             _ => settings.auth_header_types[0].as_str(),
         };
         let challenge = HeaderValue::try_from(format!("{scheme} realm=\"api\""))
@@ -145,7 +152,45 @@ impl AppState {
             }
             None => None,
         };
-        Ok(AppState(Arc::new(SharedState {
+        Ok(Prepared {
+            settings,
+            codec,
+            hasher,
+            user_id_field,
+            username_field,
+            login_fields,
+            auth_header,
+            challenge,
+            foreign_tokens,
+        })
+    }
+
+    /// The settings the parts were built from.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+}
+
+impl AppState {
+    /// Builds the state from validated settings and a migrated store.
+    pub fn new(settings: Settings, store: Store) -> Result<AppState, StateError> {
+        Ok(AppState::from_prepared(Prepared::new(settings)?, store))
+    }
+
+    /// The state of parts already checked: starts the password threads and the throttles.
+    pub(crate) fn from_prepared(prepared: Prepared, store: Store) -> AppState {
+        let Prepared {
+            settings,
+            codec,
+            hasher,
+            user_id_field,
+            username_field,
+            login_fields,
+            auth_header,
+            challenge,
+            foreign_tokens,
+        } = prepared;
+        AppState(Arc::new(SharedState {
             foreign_tokens,
             metrics: Metrics::new(settings.metrics_enabled),
             user_cache: UserCache::new(settings.user_cache_ttl),
@@ -171,7 +216,7 @@ impl AppState {
             username_field,
             auth_header,
             challenge,
-        })))
+        }))
     }
 }
 

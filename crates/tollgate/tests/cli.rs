@@ -652,3 +652,139 @@ async fn changepassword_command_ends_earlier_tokens_as_the_api_does() {
     let (fresh, _) = common::binary::log_in(base, "ann", "n3w-horse-battery").await;
     assert_eq!(me(&client, base, &fresh).await.0, StatusCode::OK);
 }
+
+/// Runs `command` to its end, at most 20 seconds: a `serve` that starts is killed and fails the
+/// test, since every configuration here must stop it.
+fn run_to_end(mut command: std::process::Command) -> Output {
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tollgate starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().expect("waitable").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("killed");
+            panic!("still running: {}", text(&output.stderr));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("ended")
+}
+
+/// `tollgate check` with `env`, then `tollgate serve` with the same: both exit 1, and the error
+/// line of `check` is in what `serve` printed. Returns that line.
+#[track_caller]
+fn check_refuses_as_serve_does(dir: &Path, env: &[(&str, &str)]) -> String {
+    let with_env = |args: &[&str]| {
+        let mut command = tollgate(dir, args);
+        command.envs(env.iter().copied());
+        command
+    };
+    let checked = run_to_end(with_env(&["check"]));
+    let check_err = text(&checked.stderr);
+    assert_eq!(
+        checked.status.code(),
+        Some(1),
+        "check with {env:?}: {check_err}"
+    );
+    let line = check_err
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {check_err}"))
+        .to_owned();
+    let served = run_to_end(with_env(&["serve", "--bind", "127.0.0.1:0"]));
+    let serve_err = text(&served.stderr);
+    assert_eq!(
+        served.status.code(),
+        Some(1),
+        "serve with {env:?}: {serve_err}"
+    );
+    assert!(
+        serve_err.lines().any(|l| l == line),
+        "serve said otherwise than check ({line}): {serve_err}"
+    );
+    line
+}
+
+// #20: `check` passed settings that `serve` refuses.
+#[test]
+fn check_refuses_postgres_without_a_signing_key_as_serve_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = check_refuses_as_serve_does(
+        dir.path(),
+        &[("DATABASE_URL", "postgres://tollgate@127.0.0.1:1/tollgate")],
+    );
+    assert!(line.contains("SIGNING_KEY is not set"), "{line}");
+}
+
+#[test]
+fn check_refuses_a_bind_that_is_not_an_address_as_serve_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = check_refuses_as_serve_does(dir.path(), &[("TOLLGATE_BIND", "notanaddress")]);
+    assert!(
+        line.contains("setting BIND: \"notanaddress\" is not HOST:PORT"),
+        "{line}"
+    );
+}
+
+#[test]
+fn check_refuses_a_trusted_proxy_that_is_not_a_network_as_serve_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = check_refuses_as_serve_does(
+        dir.path(),
+        &[("TOLLGATE_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/99")],
+    );
+    assert!(
+        line.contains("setting TRUSTED_PROXIES: \"10.0.0.0/99\" is not an address or a network"),
+        "{line}"
+    );
+}
+
+#[test]
+fn check_refuses_a_malformed_redis_url_as_serve_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = check_refuses_as_serve_does(dir.path(), &[("TOLLGATE_REDIS_URL", "notaurl")]);
+    assert!(line.contains("invalid REDIS_URL"), "{line}");
+}
+
+#[test]
+fn check_refuses_two_endpoints_on_one_path_as_serve_does() {
+    // `serve` used to panic building its routes, after opening the database.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = check_refuses_as_serve_does(
+        dir.path(),
+        &[("TOLLGATE_TOKEN_REFRESH_PATH", "/api/token/")],
+    );
+    assert!(
+        line.contains("two endpoints answer POST /api/token/"),
+        "{line}"
+    );
+}
+
+#[test]
+fn check_refuses_an_empty_development_key_file_as_serve_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("tollgate.db.signing-key"), "").expect("written");
+    let line = check_refuses_as_serve_does(dir.path(), &[]);
+    assert!(line.contains("signing key file"), "{line}");
+}
+
+#[test]
+fn check_opens_no_database_and_writes_no_key_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = run(tollgate(dir.path(), &["check"]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("listed")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "check wrote {left:?}");
+    // The key `serve` will generate is not a configured one, nor a short one.
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("shorter than"), "{stderr}");
+    assert!(text(&output.stdout).contains("SIGNING_KEY = \"\""));
+}

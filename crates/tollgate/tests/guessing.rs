@@ -5,6 +5,8 @@
 
 mod common;
 
+use tollgate_core::settings::AuthenticationClass;
+
 use base64::Engine as _;
 use common::{raw_request, TestServer};
 use reqwest::StatusCode;
@@ -72,7 +74,7 @@ on_both_backends! {
     /// guess is refused as locked, and so is the right password afterwards.
     async fn concurrent_guesses_get_no_more_checks_than_the_lockout_allows(backend) {
         let server = TestServer::start_on(backend, |s| {
-            s.authentication_classes = vec!["jwt".into(), "basic".into()];
+            s.authentication_classes = vec![AuthenticationClass::Jwt, AuthenticationClass::Basic];
             s.login_lockout_threshold = 5;
             s.login_failures_per_account = 0;
             s.login_failures_per_address = 0;
@@ -93,7 +95,7 @@ on_both_backends! {
     /// checks, 429 for the rest and for the right password.
     async fn concurrent_guesses_get_no_more_checks_than_the_throttle_allows(backend) {
         let server = TestServer::start_on(backend, |s| {
-            s.authentication_classes = vec!["jwt".into(), "basic".into()];
+            s.authentication_classes = vec![AuthenticationClass::Jwt, AuthenticationClass::Basic];
             assert_eq!(s.login_failures_per_account, 10, "the default");
         })
         .await;
@@ -247,7 +249,7 @@ async fn registration_is_throttled_per_address() {
 #[tokio::test]
 async fn ipv6_clients_are_counted_by_their_network() {
     let server = TestServer::start_with(|s| {
-        s.trusted_proxies = vec!["127.0.0.1".into()];
+        s.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1]).into()];
         s.login_failures_per_address = 3;
     })
     .await;

@@ -4,6 +4,8 @@
 
 mod common;
 
+use tollgate_core::settings::AuthenticationClass;
+
 use common::{claims, token_field, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -23,7 +25,7 @@ on_both_backends! {
     /// without a user id does not; the account endpoints still read the stored user.
     async fn the_stateless_class_reads_no_user(backend) {
         let server = TestServer::start_on(backend, |s| {
-            s.authentication_classes = vec!["jwt_stateless".into()];
+            s.authentication_classes = vec![AuthenticationClass::JwtStateless];
         })
         .await;
         let ghost = server.sign(claims("access", "999", 300));
@@ -54,7 +56,7 @@ on_both_backends! {
     /// A stateless token revoked at logout (ACCESS_TOKEN_REVOCATION) is refused too.
     async fn the_stateless_class_honours_revocation(backend) {
         let server = TestServer::start_on(backend, |s| {
-            s.authentication_classes = vec!["jwt_stateless".into()];
+            s.authentication_classes = vec![AuthenticationClass::JwtStateless];
             s.access_token_revocation = true;
         })
         .await;

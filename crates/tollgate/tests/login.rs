@@ -3,6 +3,8 @@
 
 mod common;
 
+use tollgate_core::settings::AuthenticationClass;
+
 use std::sync::Arc;
 
 use common::{payload, token_field, Backend, TestServer};
@@ -245,7 +247,7 @@ on_both_backends! {
     /// AUTHENTICATION_CLASSES adds HTTP Basic beside bearer tokens, with DRF's 401 bodies.
     async fn http_basic_authenticates_protected_endpoints(backend) {
         let server = TestServer::start_on(backend, |s| {
-            s.authentication_classes = vec!["jwt".into(), "basic".into()];
+            s.authentication_classes = vec![AuthenticationClass::Jwt, AuthenticationClass::Basic];
         }).await;
         server.create_user("ann", PW).await;
         let (status, _, body) = get_user_with(&server, &basic(&format!("ann:{PW}"))).await;
@@ -277,7 +279,7 @@ on_both_backends! {
         assert_eq!((status, body), (StatusCode::UNAUTHORIZED, json!({"detail": "Authentication credentials were not provided."})));
         assert_eq!(challenge, "Bearer realm=\"api\"");
 
-        let server = TestServer::start_on(backend, |s| s.authentication_classes = vec!["basic".into()]).await;
+        let server = TestServer::start_on(backend, |s| s.authentication_classes = vec![AuthenticationClass::Basic]).await;
         server.create_user("ann", PW).await;
         let (_, access) = server.obtain_pair("ann", PW).await;
         let (status, challenge, _) = get_user_with(&server, &format!("Bearer {access}")).await;
@@ -432,7 +434,7 @@ on_both_backends! {
     /// login), as with Django's BasicAuthentication.
     async fn http_basic_counts_against_the_throttle_and_the_lockout(backend) {
         let server = TestServer::start_on(backend, |s| {
-            s.authentication_classes = vec!["jwt".into(), "basic".into()];
+            s.authentication_classes = vec![AuthenticationClass::Jwt, AuthenticationClass::Basic];
             s.login_failures_per_account = 3;
         }).await;
         let ann = server.create_user("ann", PW).await;
@@ -453,7 +455,7 @@ on_both_backends! {
         assert_eq!(stored.expect("ann").last_login, None);
 
         let server = TestServer::start_on(backend, |s| {
-            s.authentication_classes = vec!["basic".into()];
+            s.authentication_classes = vec![AuthenticationClass::Basic];
             s.login_lockout_threshold = 2;
         }).await;
         server.create_user("bob", PW).await;

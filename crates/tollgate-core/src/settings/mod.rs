@@ -5,11 +5,14 @@
 //! come the struct, the parser (TOML keys and `TOLLGATE_*` environment variables) and the
 //! configuration reference, so the three cannot drift apart.
 
+mod choice;
 mod value;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use choice::{AuthenticationClass, LogFormat};
+use ipnet::IpNet;
 pub use value::{RawValue, Secret, SettingValue};
 
 use crate::keys::Algorithm;
@@ -185,7 +188,7 @@ settings! {
     /// Proxies whose `X-Forwarded-For` is believed for the client's address (used by
     /// throttling, sessions and login records): addresses or networks, e.g. `127.0.0.1,10.0.0.0/8`.
     /// Empty (the default): the TCP peer is the client.
-    trusted_proxies "TRUSTED_PROXIES": Vec<String> = Vec::new();
+    trusted_proxies "TRUSTED_PROXIES": Vec<IpNet> = Vec::new();
     /// Largest accepted request body, in bytes.
     max_body_bytes "MAX_BODY_BYTES": usize = 64 * 1024;
     /// Argon2id memory cost in KiB for new password hashes (OWASP's recommendation by default).
@@ -412,7 +415,7 @@ settings! {
     /// `basic` (HTTP Basic with a username and password, for scripts; one password hash per
     /// request). The first names the scheme of `WWW-Authenticate`. The account endpoints
     /// (USER_PATH, USER_PASSWORD_PATH) always read the user from the database.
-    authentication_classes "AUTHENTICATION_CLASSES": Vec<String> = vec!["jwt".to_owned()];
+    authentication_classes "AUTHENTICATION_CLASSES": Vec<AuthenticationClass> = vec![AuthenticationClass::Jwt];
     /// Minimum password length in characters (Django's MinimumLengthValidator); 0 turns it off.
     password_min_length "PASSWORD_MIN_LENGTH": usize = 8;
     /// Refuse passwords too similar to the username, names or email address: the similarity
@@ -428,7 +431,7 @@ settings! {
     /// What to log: a level (`info`, `debug`) or a filter such as `info,tollgate=debug`.
     log "LOG": String = "info".to_owned();
     /// Log line format: `text` for people, `json` for log collectors.
-    log_format "LOG_FORMAT": String = "text".to_owned();
+    log_format "LOG_FORMAT": LogFormat = LogFormat::Text;
     /// Serve the OpenAPI description at `/api/schema/` and its docs page at `/api/docs/`.
     api_docs_enabled "API_DOCS_ENABLED": bool = true;
     /// Serve Prometheus metrics at `/metrics`.
@@ -622,6 +625,20 @@ impl Settings {
                 return invalid("JWK_URL", &message);
             }
         }
+        if !is_listen_address(&self.bind) {
+            let message = format!("{:?} is not HOST:PORT, e.g. 127.0.0.1:8000", self.bind);
+            return invalid("BIND", &message);
+        }
+        if !["sqlite:", "postgres:", "postgresql:"]
+            .iter()
+            .any(|scheme| self.database_url.starts_with(scheme))
+        {
+            // The URL itself is not repeated: it may hold a password.
+            return invalid(
+                "DATABASE_URL",
+                "must be sqlite://path/to/file.db or postgres://user@host/db",
+            );
+        }
         if !self.algorithm.is_hmac() && self.signing_key.is_empty() {
             return invalid(
                 "SIGNING_KEY",
@@ -680,12 +697,7 @@ impl Settings {
         {
             return invalid("LOGIN_FIELDS", "fields must be username, email or phone");
         }
-        if self.authentication_classes.is_empty()
-            || self
-                .authentication_classes
-                .iter()
-                .any(|c| !matches!(c.as_str(), "jwt" | "jwt_stateless" | "basic"))
-        {
+        if self.authentication_classes.is_empty() {
             return invalid(
                 "AUTHENTICATION_CLASSES",
                 "must name one or more of jwt, jwt_stateless and basic",
@@ -722,9 +734,6 @@ impl Settings {
                     "names must be non-empty and not those of built-in user fields",
                 );
             }
-        }
-        if !matches!(self.log_format.as_str(), "text" | "json") {
-            return invalid("LOG_FORMAT", "must be text or json");
         }
         for (key, path) in self.paths() {
             if !path.starts_with('/') {
@@ -852,6 +861,30 @@ impl Settings {
             })
             .collect()
     }
+}
+
+/// Whether `text` is an address `serve` can listen on, HOST:PORT: an IP address and a port
+/// (`127.0.0.1:8000`, `[::1]:8000`) or a host name and a port (`localhost:8000`). Port 0 picks a
+/// free port.
+///
+/// ```
+/// use tollgate_core::settings::is_listen_address;
+///
+/// assert!(is_listen_address("0.0.0.0:8000") && is_listen_address("localhost:0"));
+/// assert!(!is_listen_address("notanaddress") && !is_listen_address("127.0.0.1:99999"));
+/// ```
+pub fn is_listen_address(text: &str) -> bool {
+    if text.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return false;
+    };
+    port.parse::<u16>().is_ok()
+        && !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// A typo check: same length and one letter off, or one letter missing or extra.
@@ -998,6 +1031,54 @@ mod tests {
         let warnings = s.warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("ROTATE_REFRESH_TOKENS"));
+    }
+
+    #[test]
+    fn bind_must_be_host_and_port() {
+        for good in [
+            "127.0.0.1:8000",
+            "[::1]:0",
+            "0.0.0.0:80",
+            "localhost:8000",
+            "tollgate.internal:443",
+        ] {
+            assert!(is_listen_address(good), "{good}");
+        }
+        for bad in [
+            "notanaddress",
+            "127.0.0.1",
+            ":8000",
+            "::1:8000",
+            "host:port",
+            "127.0.0.1:65536",
+            "a b:80",
+            "",
+        ] {
+            assert!(!is_listen_address(bad), "{bad}");
+        }
+        let err = load("", &[("TOLLGATE_BIND", "notanaddress")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "setting BIND: \"notanaddress\" is not HOST:PORT, e.g. 127.0.0.1:8000"
+        );
+    }
+
+    #[test]
+    fn database_urls_must_name_a_supported_database_without_being_repeated() {
+        let err = load("", &[("DATABASE_URL", "mysql://app:s3cret@db/app")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("setting DATABASE_URL:"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        for good in [
+            "sqlite::memory:",
+            "sqlite://t.db",
+            "postgres://db/t",
+            "postgresql://db/t",
+        ] {
+            assert!(load("", &[("DATABASE_URL", good)]).is_ok(), "{good}");
+        }
     }
 
     #[test]

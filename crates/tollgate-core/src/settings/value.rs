@@ -1,6 +1,9 @@
 //! How one setting's raw value (from TOML or from an environment variable) becomes a typed value.
 
+use std::net::IpAddr;
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 use crate::keys::Algorithm;
 use crate::token::TokenType;
@@ -147,6 +150,41 @@ impl SettingValue for Vec<String> {
     }
     fn render(&self) -> String {
         let items: Vec<String> = self.iter().map(|item| format!("{item:?}")).collect();
+        format!("[{}]", items.join(", "))
+    }
+}
+
+/// Networks (TRUSTED_PROXIES): addresses (`10.0.0.5`, `::1`) or networks (`10.0.0.0/8`), in a
+/// list as [`Vec<String>`] reads it. An address is the network of that address alone.
+impl SettingValue for Vec<IpNet> {
+    const EXPECTED: &'static str =
+        "a list of addresses or networks such as 10.0.0.0/8 (TOML array, or comma-separated)";
+    fn parse(raw: &RawValue) -> Result<Self, String> {
+        Vec::<String>::parse(raw)?
+            .iter()
+            .map(|entry| {
+                let parsed = if entry.contains('/') {
+                    entry.parse::<IpNet>().ok()
+                } else {
+                    entry.parse::<IpAddr>().ok().map(IpNet::from)
+                };
+                parsed.ok_or_else(|| {
+                    format!("{entry:?} is not an address or a network such as 10.0.0.0/8")
+                })
+            })
+            .collect()
+    }
+    fn render(&self) -> String {
+        let items: Vec<String> = self
+            .iter()
+            .map(|net| {
+                if net.prefix_len() == net.max_prefix_len() {
+                    format!("{:?}", net.addr().to_string())
+                } else {
+                    format!("{:?}", net.to_string())
+                }
+            })
+            .collect();
         format!("[{}]", items.join(", "))
     }
 }
@@ -307,6 +345,45 @@ mod tests {
             Ok(vec![TokenType::Access, TokenType::Sliding])
         );
         assert!(Vec::<TokenType>::parse(&env("UntypedToken")).is_err());
+    }
+
+    #[test]
+    fn networks_are_parsed_once_from_addresses_and_prefixes() {
+        let nets =
+            Vec::<IpNet>::parse(&env("127.0.0.1, 10.0.0.0/8,::1,fd00::/8")).expect("valid entries");
+        let addr = |text: &str| text.parse::<IpAddr>().expect("an address");
+        assert!(nets[0].contains(&addr("127.0.0.1")) && !nets[0].contains(&addr("127.0.0.2")));
+        assert!(nets[1].contains(&addr("10.200.3.4")) && !nets[1].contains(&addr("11.0.0.1")));
+        assert!(nets[2].contains(&addr("::1")) && !nets[2].contains(&addr("127.0.0.1")));
+        assert!(nets[3].contains(&addr("fd12::5")));
+        assert_eq!(
+            nets.render(),
+            r#"["127.0.0.1", "10.0.0.0/8", "::1", "fd00::/8"]"#
+        );
+        // Host bits in a network are ignored, as the prefix says.
+        let host_bits = Vec::<IpNet>::parse(&env("10.1.2.3/8")).expect("valid");
+        assert!(host_bits[0].contains(&addr("10.9.9.9")));
+        assert!(
+            Vec::<IpNet>::parse(&env("0.0.0.0/0")).expect("valid")[0].contains(&addr("8.8.8.8"))
+        );
+    }
+
+    #[test]
+    fn bad_networks_are_named() {
+        for bad in [
+            "10.0.0.0/99",
+            "10.0.0.0/33",
+            "fd00::/129",
+            "proxy.local",
+            "10.0.0.0/",
+            "/8",
+        ] {
+            let err = Vec::<IpNet>::parse(&env(bad)).expect_err(bad);
+            assert_eq!(
+                err,
+                format!("{bad:?} is not an address or a network such as 10.0.0.0/8")
+            );
+        }
     }
 
     #[test]

@@ -30,8 +30,8 @@ pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// An endpoint: its path, the method it answers, and its handler.
 pub(crate) struct Endpoint {
     pub(crate) path: String,
-    /// Read by the OpenAPI completeness test; routing uses the handler's own method filter.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Read by [`clashing_route`] and the OpenAPI completeness test; routing uses the
+    /// handler's own method filter.
     pub(crate) method: Method,
     handler: MethodRouter<AppState>,
 }
@@ -72,6 +72,29 @@ pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
         list.push(endpoint(&s.users_path, Method::POST, users::register));
     }
     list
+}
+
+/// A method and path that two routes would both answer (two endpoint path settings with one
+/// value, or one set to a path Tollgate serves itself), which the router cannot hold: found
+/// before the server starts rather than as a panic when it builds its routes.
+pub(crate) fn clashing_route(s: &Settings) -> Option<(Method, String)> {
+    let mut routes: Vec<(Method, String)> = endpoints(s)
+        .into_iter()
+        .map(|endpoint| (endpoint.method, endpoint.path))
+        .collect();
+    let mut fixed = Vec::new();
+    if s.api_docs_enabled {
+        fixed.extend(["/api/docs", "/api/docs/", "/api/schema/"]);
+    }
+    if s.metrics_enabled {
+        fixed.push("/metrics");
+    }
+    routes.extend(fixed.into_iter().map(|path| (Method::GET, path.to_owned())));
+    routes
+        .iter()
+        .enumerate()
+        .find(|(index, route)| routes[..*index].contains(route))
+        .map(|(_, route)| route.clone())
 }
 
 /// Where one session lives: `<SESSIONS_PATH>{id}/` (the route's parameter).
@@ -133,6 +156,44 @@ async fn not_found() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_endpoints_on_one_method_and_path_are_found() {
+        assert_eq!(clashing_route(&Settings::default()), None);
+        let same = Settings {
+            token_refresh_path: "/api/token/".into(),
+            ..Settings::default()
+        };
+        assert_eq!(
+            clashing_route(&same),
+            Some((Method::POST, "/api/token/".to_owned()))
+        );
+        // Different methods on one path share a route.
+        let shared = Settings {
+            user_path: "/api/token/".into(),
+            ..Settings::default()
+        };
+        assert_eq!(clashing_route(&shared), None);
+        // Tollgate's own paths count, when they are served.
+        let docs = Settings {
+            index_path: "/api/schema/".into(),
+            ..Settings::default()
+        };
+        assert_eq!(
+            clashing_route(&docs),
+            Some((Method::GET, "/api/schema/".to_owned()))
+        );
+        let no_docs = Settings {
+            api_docs_enabled: false,
+            ..docs
+        };
+        assert_eq!(clashing_route(&no_docs), None);
+        let health = Settings {
+            index_path: "/healthz".into(),
+            ..Settings::default()
+        };
+        assert!(clashing_route(&health).is_some());
+    }
 
     /// Every endpoint the server routes is in the OpenAPI description, with its method.
     #[test]

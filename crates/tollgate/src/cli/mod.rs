@@ -49,7 +49,8 @@ enum Command {
     Token(token::Args),
     /// Delete expired outstanding and blacklisted tokens.
     Flushexpiredtokens,
-    /// Validate the configuration and print the effective settings, secrets masked.
+    /// Make every check `serve` makes before it starts, without opening the database, and print
+    /// the effective settings, secrets masked.
     Check,
     /// Generate a new signing key (a PEM key pair, or a random secret for HS*).
     Keygen(keygen::Args),
@@ -121,7 +122,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         command => command,
     };
     let settings = crate::config::load(cli.config.as_deref())?;
-    crate::logging::init(&settings.log, settings.log_format == "json");
+    crate::logging::init(
+        &settings.log,
+        settings.log_format == tollgate_core::settings::LogFormat::Json,
+    );
     match command {
         Command::Serve(args) => serve::run(settings, args).await,
         Command::Migrate => migrate::run(settings).await,

@@ -15,25 +15,26 @@ pub(crate) struct Args {
     bind: Option<String>,
 }
 
-pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
     // SIGHUP reloads the keys once the server runs; until then (waiting for the database,
     // migrating) its default action would end the process.
     crate::keyring::ignore_hangups_until_watched();
-    crate::config::ensure_signing_key(&mut settings)?;
-    for warning in settings.warnings() {
+    let checked = crate::startup::check(settings, args.bind, crate::config::KeyFile::Create)?;
+    for warning in checked.warnings() {
         tracing::warn!("{warning}");
     }
-    crate::connections::raise_file_limit(&settings);
-    let mut store = super::open_store(&settings).await?;
+    let settings = checked.prepared.settings();
+    crate::connections::raise_file_limit(settings);
+    let mut store = super::open_store(settings).await?;
     if let Some(url) = &settings.redis_url {
         store = store
             .with_redis(url, &settings.redis_key_prefix)
             .await
             .context("invalid REDIS_URL")?;
     }
-    let bind = args.bind.unwrap_or_else(|| settings.bind.clone());
+    let bind = checked.bind;
     let grace = settings.shutdown_timeout;
-    let state = AppState::new(settings, store.clone()).context("invalid configuration")?;
+    let state = AppState::from_prepared(checked.prepared, store.clone());
     state
         .start_sync()
         .await

@@ -1,0 +1,145 @@
+//! Settings that take one of a few words: parsed once into enums, so that nothing compares
+//! their text at request time. Each keeps the spelling of its setting in TOML and the
+//! environment, and a bad value is refused with the allowed words.
+
+use super::value::{RawValue, SettingValue};
+
+macro_rules! choice {
+    (
+        $(#[doc = $doc:literal])+
+        $name:ident, expected: $expected:literal, list: $list:literal, refused: $refused:literal,
+        { $( $(#[doc = $vdoc:literal])+ $variant:ident = $word:literal, )+ }
+    ) => {
+        $(#[doc = $doc])+
+        // Exhaustive on purpose: a new value must be handled wherever the setting is matched.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[doc = $vdoc])+ $variant, )+
+        }
+
+        impl $name {
+            /// The word for this value, as the setting spells it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $word, )+
+                }
+            }
+
+            /// The value a word names, if any.
+            pub fn from_word(word: &str) -> Option<$name> {
+                match word {
+                    $( $word => Some($name::$variant), )+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl SettingValue for $name {
+            const EXPECTED: &'static str = $expected;
+            fn parse(raw: &RawValue) -> Result<Self, String> {
+                let text = String::parse(raw)?;
+                $name::from_word(text.trim()).ok_or_else(|| $refused.to_owned())
+            }
+            fn render(&self) -> String {
+                format!("{:?}", self.as_str())
+            }
+        }
+
+        impl SettingValue for Vec<$name> {
+            const EXPECTED: &'static str = $list;
+            fn parse(raw: &RawValue) -> Result<Self, String> {
+                Vec::<String>::parse(raw)?
+                    .iter()
+                    .map(|word| $name::from_word(word).ok_or_else(|| $refused.to_owned()))
+                    .collect()
+            }
+            fn render(&self) -> String {
+                let items: Vec<String> = self.iter().map(|v| format!("{:?}", v.as_str())).collect();
+                format!("[{}]", items.join(", "))
+            }
+        }
+    };
+}
+
+choice! {
+    /// How a protected endpoint authenticates a request (one of AUTHENTICATION_CLASSES).
+    AuthenticationClass,
+    expected: "one of jwt, jwt_stateless, basic",
+    list: "a list of jwt, jwt_stateless, basic (TOML array, or comma-separated)",
+    refused: "must name one or more of jwt, jwt_stateless and basic",
+    {
+        /// `jwt`: a bearer token, its user read from the database.
+        Jwt = "jwt",
+        /// `jwt_stateless`: a bearer token trusted alone, its user made of its claims.
+        JwtStateless = "jwt_stateless",
+        /// `basic`: HTTP Basic with a username and password.
+        Basic = "basic",
+    }
+}
+
+choice! {
+    /// The format of log lines (LOG_FORMAT).
+    LogFormat,
+    expected: "text or json",
+    list: "a list of text, json (TOML array, or comma-separated)",
+    refused: "must be text or json",
+    {
+        /// `text`: lines for people.
+        Text = "text",
+        /// `json`: one JSON object per line, for log collectors.
+        Json = "json",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(text: &str) -> RawValue {
+        RawValue::Env(text.to_owned())
+    }
+
+    #[test]
+    fn words_parse_into_their_values_and_back() {
+        assert_eq!(
+            Vec::<AuthenticationClass>::parse(&env("jwt, jwt_stateless,basic")),
+            Ok(vec![
+                AuthenticationClass::Jwt,
+                AuthenticationClass::JwtStateless,
+                AuthenticationClass::Basic
+            ])
+        );
+        let array = toml::Value::Array(vec![toml::Value::String("basic".into())]);
+        assert_eq!(
+            Vec::<AuthenticationClass>::parse(&RawValue::Toml(array)),
+            Ok(vec![AuthenticationClass::Basic])
+        );
+        assert_eq!(
+            vec![AuthenticationClass::Jwt, AuthenticationClass::Basic].render(),
+            r#"["jwt", "basic"]"#
+        );
+        assert_eq!(LogFormat::parse(&env("json")), Ok(LogFormat::Json));
+        assert_eq!(LogFormat::Text.render(), "\"text\"");
+    }
+
+    #[test]
+    fn other_words_are_refused_with_the_allowed_ones() {
+        assert_eq!(
+            Vec::<AuthenticationClass>::parse(&env("jwt,session")),
+            Err("must name one or more of jwt, jwt_stateless and basic".to_owned())
+        );
+        // The spelling is the setting's: no other case.
+        assert!(Vec::<AuthenticationClass>::parse(&env("JWT")).is_err());
+        assert_eq!(
+            LogFormat::parse(&env("yaml")),
+            Err("must be text or json".to_owned())
+        );
+        assert!(LogFormat::parse(&RawValue::Toml(toml::Value::Integer(1))).is_err());
+    }
+}
