@@ -8,6 +8,12 @@
 //! that matches takes its attempt back (the address's) and clears the account's and the
 //! identifier's counts; any other outcome leaves the attempt counted as a failure.
 //!
+//! Checks in flight are places taken, since any of them may fail. So that many logins to one
+//! account at once (a service account used by many workers) are not refused for that, an
+//! attempt refused while checks on its subjects are still running in this process waits for
+//! them to end (at most [`MAX_QUEUE_WAIT`]) and asks again: the ones that matched have given
+//! their places back; the ones that failed keep them.
+//!
 //! Every process counts its own attempts. With `REDIS_URL`, the attempts are also counted in
 //! Redis, shared by every instance on it, and those counts decide: behind a load balancer the
 //! limit holds for the deployment as a whole, and a login on one instance clears the account
@@ -16,10 +22,19 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
 use tollgate_store::{SharedAdmission, Store};
+
+/// The longest an attempt waits for the checks in flight on its subjects before it is refused.
+pub(crate) const MAX_QUEUE_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a waiting attempt sleeps at most before it looks again, in case it missed the
+/// notice of a check ending.
+const RECHECK: Duration = Duration::from_millis(50);
 
 /// Keys tracked before expired ones are swept; a flood of distinct usernames cannot grow
 /// memory past this.
@@ -47,12 +62,88 @@ pub(crate) enum Refusal {
     AccountExhausted(Duration),
 }
 
-/// An admitted attempt, to be taken back or cleared when the password matches.
+/// An admitted attempt, to be taken back or cleared when the password matches. While it lives,
+/// its check counts as in flight on its subjects.
 #[derive(Debug)]
 pub(crate) struct Admitted {
     subjects: Subjects,
     local: u64,
     shared: Option<String>,
+    _running: Running,
+}
+
+/// The checks running in this process, per subject.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    counts: Mutex<HashMap<String, usize>>,
+    ended: Notify,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn enter(self: &Arc<Self>, subjects: &Subjects) -> Running {
+        let names = subjects
+            .gates
+            .iter()
+            .chain(subjects.last.as_ref())
+            .map(|(subject, _)| subject.clone())
+            .collect();
+        self.enter_names(names)
+    }
+
+    fn enter_names(self: &Arc<Self>, names: Vec<String>) -> Running {
+        let mut counts = self.lock();
+        for name in &names {
+            *counts.entry(name.clone()).or_default() += 1;
+        }
+        Running {
+            registry: Arc::clone(self),
+            names,
+        }
+    }
+
+    /// How many checks on `subject` are running.
+    fn running(&self, subject: &str) -> usize {
+        self.lock().get(subject).copied().unwrap_or(0)
+    }
+
+    /// Returns when a check ends, or after [`RECHECK`].
+    async fn one_ends(&self) {
+        let _ = tokio::time::timeout(RECHECK, self.ended.notified()).await;
+    }
+}
+
+/// A password check past the lockout, on its lockout keys; ends when dropped.
+#[derive(Debug)]
+pub(crate) struct Checking(#[allow(dead_code)] Running);
+
+/// One check in flight; ends when dropped.
+#[derive(Debug)]
+struct Running {
+    registry: Arc<InFlight>,
+    names: Vec<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        {
+            let mut counts = self.registry.lock();
+            for name in &self.names {
+                if let Some(count) = counts.get_mut(name) {
+                    *count -= 1;
+                    if *count == 0 {
+                        counts.remove(name);
+                    }
+                }
+            }
+        }
+        self.registry.ended.notify_waiters();
+    }
 }
 
 /// Attempts counted per subject over one window, here and (with Redis) across instances.
@@ -63,6 +154,7 @@ struct Counter {
     next: AtomicU64,
     /// Where the shared counts live (Redis, when the store has one).
     shared: Option<Store>,
+    in_flight: Arc<InFlight>,
 }
 
 /// The counted subjects of one attempt: gate subjects (all admit, or nothing is counted) and an
@@ -86,10 +178,32 @@ impl Counter {
             local: Mutex::new(HashMap::new()),
             next: AtomicU64::new(0),
             shared,
+            in_flight: Arc::default(),
         }
     }
 
+    /// Admits an attempt, after the checks in flight on its subjects ended if it was refused
+    /// while they ran (see the module's documentation).
     async fn reserve(&self, subjects: Subjects) -> Result<Admitted, Refusal> {
+        let deadline = Instant::now() + MAX_QUEUE_WAIT;
+        loop {
+            let refusal = match self.reserve_once(subjects.clone()).await {
+                Ok(admitted) => return Ok(admitted),
+                Err(refusal) => refusal,
+            };
+            let running = subjects
+                .gates
+                .iter()
+                .chain(subjects.last.as_ref())
+                .any(|(subject, _)| self.in_flight.running(subject) > 0);
+            if !running || Instant::now() >= deadline {
+                return Err(refusal);
+            }
+            self.in_flight.one_ends().await;
+        }
+    }
+
+    async fn reserve_once(&self, subjects: Subjects) -> Result<Admitted, Refusal> {
         let now = Instant::now();
         if let Some(shared) = &self.shared {
             let gates = borrowed(&subjects.gates);
@@ -102,6 +216,7 @@ impl Counter {
                     // Counted here too, without deciding, for when Redis stops answering.
                     let local = self.record_here(&subjects, true, now);
                     return Ok(Admitted {
+                        _running: self.in_flight.enter(&subjects),
                         subjects,
                         local,
                         shared: Some(member),
@@ -117,6 +232,7 @@ impl Counter {
         }
         match self.reserve_here(&subjects, now) {
             Decision::Admitted(local) => Ok(Admitted {
+                _running: self.in_flight.enter(&subjects),
                 subjects,
                 local,
                 shared: None,
@@ -129,7 +245,7 @@ impl Counter {
     /// The attempt succeeded: it is taken back from the gates, and the subjects named in
     /// `clear` forget every attempt.
     async fn settle(&self, admitted: Admitted, clear: impl Fn(&str) -> bool) {
-        let subjects = admitted.subjects;
+        let subjects = &admitted.subjects;
         let (cleared, refunded): (Vec<_>, Vec<_>) = subjects
             .gates
             .iter()
@@ -274,6 +390,8 @@ pub struct LoginThrottle {
     per_account: u32,
     per_address: u32,
     counter: Counter,
+    /// Checks past the lockout, by lockout key.
+    checking: Arc<InFlight>,
 }
 
 impl LoginThrottle {
@@ -290,6 +408,7 @@ impl LoginThrottle {
             per_account,
             per_address,
             counter: Counter::new(window, shared),
+            checking: Arc::default(),
         }
     }
 
@@ -317,6 +436,22 @@ impl LoginThrottle {
             },
         };
         self.counter.reserve(subjects).await
+    }
+
+    /// Marks a password check on the lockout of `key` as running until the guard is dropped, so
+    /// that attempts finding the key locked by it wait for its outcome.
+    pub(crate) fn checking(&self, key: &str) -> Checking {
+        Checking(self.checking.enter_names(vec![key.to_owned()]))
+    }
+
+    /// Whether a check admitted by the lockout of `key` is running in this process.
+    pub(crate) fn being_checked(&self, key: &str) -> bool {
+        self.checking.running(key) > 0
+    }
+
+    /// Returns when a check admitted by the lockout ends, or after a short while.
+    pub(crate) async fn one_check_ends(&self) {
+        self.checking.one_ends().await;
     }
 
     /// The password matched: the attempt is taken back from the address, and the account and

@@ -108,6 +108,24 @@ on_both_backends! {
         assert_eq!(login(&server, "ann", PW).await.0, StatusCode::TOO_MANY_REQUESTS);
     }
 
+    /// Checks in flight take places, since any may fail; many right passwords sent together
+    /// to one account (a service account used by many workers) wait for the checks before
+    /// them instead of being refused, with the throttle and with a lockout.
+    async fn many_logins_at_once_to_one_account_are_all_served(backend) {
+        let server = TestServer::start_on(backend, |s| s.login_lockout_threshold = 3).await;
+        let ann = server.create_user("ann", PW).await;
+        let body = json!({"username": "ann", "password": PW});
+        let logins = (0..30).map(|_| raw_request("POST", "/api/token/", &[], Some(&body))).collect();
+        let answers = server.send_together(logins).await;
+        assert_eq!(count(&answers, StatusCode::OK), 30, "{answers:?}");
+        assert_eq!(checked_wrong_passwords(&server, ann.id).await, 0);
+        // Nothing was left counted: three wrong passwords still go by before the lock.
+        for _ in 0..3 {
+            assert_eq!(login(&server, "ann", "wrong").await, (StatusCode::UNAUTHORIZED, no_account()));
+        }
+        assert_eq!(login(&server, "ann", PW).await.0, StatusCode::FORBIDDEN);
+    }
+
     /// The old password of a password change counts toward the same limits: a stolen access
     /// token guessing it gets ten checks, even sent together, then 429, and logins to the
     /// account get no check either.

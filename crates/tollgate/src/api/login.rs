@@ -12,7 +12,9 @@ use super::body::Payload;
 use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::throttle::{account_subject, identifier_subject, Attempt, Refusal};
+use crate::throttle::{
+    account_subject, identifier_subject, Attempt, Checking, Refusal, MAX_QUEUE_WAIT,
+};
 
 /// Where a password arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,13 +107,13 @@ pub(crate) async fn check_own_password(
     };
     let now = unix_now();
     let account_key = account_subject(user.id);
+    let mut checking = Vec::new();
     if let Some(rule) = lockout_rule(state) {
-        if let LockoutAdmission::Locked { until } = state
-            .store
-            .reserve_login_attempt(&account_key, rule, now)
-            .await?
-        {
-            return Err(ApiError::AccountLocked(lock_wait(until, now)));
+        match reserve_lockout(state, &account_key, rule, now).await? {
+            (LockoutAdmission::Locked { until }, _) => {
+                return Err(ApiError::AccountLocked(lock_wait(until, now)))
+            }
+            (LockoutAdmission::Admitted { .. }, running) => checking.extend(running),
         }
     }
     let check = state
@@ -135,6 +137,31 @@ pub(crate) async fn check_own_password(
         tracing::info!(user_id = user.id, "password check failed");
     }
     Ok(check.matched())
+}
+
+/// Takes the attempt's place under the lockout of `key`. A lock set by a check still running in
+/// this process (which may yet match and lift it) is waited out, as the throttle waits for the
+/// checks in flight. An admitted attempt comes with its mark as running, marked before the lock
+/// could be set, for the caller to hold until its check ends.
+async fn reserve_lockout(
+    state: &AppState,
+    key: &str,
+    rule: LockoutRule,
+    now: i64,
+) -> Result<(LockoutAdmission, Option<Checking>), ApiError> {
+    let deadline = std::time::Instant::now() + MAX_QUEUE_WAIT;
+    loop {
+        let running = state.login_throttle.checking(key);
+        let admission = state.store.reserve_login_attempt(key, rule, now).await?;
+        if let LockoutAdmission::Admitted { .. } = admission {
+            return Ok((admission, Some(running)));
+        }
+        drop(running);
+        if !state.login_throttle.being_checked(key) || std::time::Instant::now() >= deadline {
+            return Ok((admission, None));
+        }
+        state.login_throttle.one_check_ends().await;
+    }
 }
 
 /// A refusal that must look like a wrong password: it costs a password check's time and gives
@@ -204,15 +231,13 @@ async fn check_credentials(
     // The identifier's lock first: it shows (403), whether or not the identifier names an
     // account. The account's, reached through its other identifiers, does not.
     let mut lock_keys = Vec::new();
+    // Held until the check has ended and its outcome is written (see `reserve_lockout`).
+    let mut checking = Vec::new();
     let mut locks = false;
     if let Some(rule) = lockout_rule(state) {
         let identifier_key = identifier_subject(identifier);
-        match state
-            .store
-            .reserve_login_attempt(&identifier_key, rule, now)
-            .await?
-        {
-            LockoutAdmission::Locked { until } => {
+        match reserve_lockout(state, &identifier_key, rule, now).await? {
+            (LockoutAdmission::Locked { until }, _) => {
                 if let Some(user) = &user {
                     record(user.id, LoginOutcome::Locked).await?;
                 }
@@ -220,22 +245,24 @@ async fn check_credentials(
                 tracing::info!(username_field, "login refused: locked");
                 return Err(ApiError::AccountLocked(lock_wait(until, now)));
             }
-            LockoutAdmission::Admitted { locks: now_locked } => locks |= now_locked,
+            (LockoutAdmission::Admitted { locks: now_locked }, running) => {
+                locks |= now_locked;
+                checking.extend(running);
+            }
         }
         lock_keys.push(identifier_key);
         if let Some(user) = &user {
             let account_key = account_subject(user.id);
-            match state
-                .store
-                .reserve_login_attempt(&account_key, rule, now)
-                .await?
-            {
-                LockoutAdmission::Locked { .. } => {
+            match reserve_lockout(state, &account_key, rule, now).await? {
+                (LockoutAdmission::Locked { .. }, _) => {
                     record(user.id, LoginOutcome::Locked).await?;
                     tracing::info!(username_field, "login refused: account locked");
                     return Err(refuse_as_wrong_password(state, password).await);
                 }
-                LockoutAdmission::Admitted { locks: now_locked } => locks |= now_locked,
+                (LockoutAdmission::Admitted { locks: now_locked }, running) => {
+                    locks |= now_locked;
+                    checking.extend(running);
+                }
             }
             lock_keys.push(account_key);
         }
