@@ -392,19 +392,14 @@ impl PasswordPool {
                 tracing::error!(cause = %err, "cannot start a password hashing thread");
             }
         }
+        // The floor learns each format's cost from the checks themselves: the first failures
+        // run the dummy (an unknown user, an unusable hash) or a current hash at the configured
+        // cost. A check made at start-up to learn it sooner left the hash's memory (19 MiB at
+        // the default cost) resident in the hashing thread's arena from the start.
         let pool = PasswordPool {
             jobs,
             failure_floor: Arc::new(FailureFloor::default()),
         };
-        // The current hash's cost, measured once on a hashing thread at start-up so that the
-        // first failures are already padded to it. Queued without waiting: start-up goes on.
-        let floor = Arc::clone(&pool.failure_floor);
-        let measure: Job = Box::new(move |hasher| {
-            let started = std::time::Instant::now();
-            let (_, cost) = hasher.verify_dummy("tollgate-start-up");
-            floor.observe(&cost, started.elapsed());
-        });
-        let _ = pool.jobs.try_send(measure);
         pool
     }
 
