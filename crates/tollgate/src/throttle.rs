@@ -10,9 +10,9 @@
 //!
 //! Checks in flight are places taken, since any of them may fail. So that many logins to one
 //! account at once (a service account used by many workers) are not refused for that, an
-//! attempt refused while checks on its subjects are still running in this process waits for
-//! them to end (at most [`MAX_QUEUE_WAIT`]) and asks again: the ones that matched have given
-//! their places back; the ones that failed keep them.
+//! attempt refused by its address or identifier while checks on its subjects are still running
+//! in this process waits for them to end (at most [`MAX_QUEUE_WAIT`]) and asks again: the ones
+//! that matched have given their places back; the ones that failed keep them.
 //!
 //! Every process counts its own attempts. With `REDIS_URL`, the attempts are also counted in
 //! Redis, shared by every instance on it, and those counts decide: behind a load balancer the
@@ -189,6 +189,8 @@ impl Counter {
         loop {
             let refusal = match self.reserve_once(subjects.clone()).await {
                 Ok(admitted) => return Ok(admitted),
+                // The gates counted this attempt already; asking again would count it twice.
+                Err(refusal @ Refusal::AccountExhausted(_)) => return Err(refusal),
                 Err(refusal) => refusal,
             };
             let running = subjects
