@@ -396,11 +396,10 @@ impl PasswordPool {
         // run the dummy (an unknown user, an unusable hash) or a current hash at the configured
         // cost. A check made at start-up to learn it sooner left the hash's memory (19 MiB at
         // the default cost) resident in the hashing thread's arena from the start.
-        let pool = PasswordPool {
+        PasswordPool {
             jobs,
             failure_floor: Arc::new(FailureFloor::default()),
-        };
-        pool
+        }
     }
 
     async fn run<T: Send + 'static>(
