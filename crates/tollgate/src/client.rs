@@ -1,7 +1,7 @@
 //! The client's address: the TCP peer, or, when the peer is a trusted proxy, the address the
 //! proxy reports in `X-Forwarded-For`. Throttling, sessions and login records use it.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -102,6 +102,16 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAd
         }
     }
     client
+}
+
+/// The network a client address is counted by, for limits per client: an IPv4 address as
+/// itself (also when mapped into IPv6), an IPv6 address by its /64, since one subscriber is
+/// commonly given a whole /64 and picks from it freely.
+pub(crate) fn counted_network(addr: IpAddr) -> IpAddr {
+    match addr.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        v4 => v4,
+    }
 }
 
 /// Whether `peer` is one of the TRUSTED_PROXIES.

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -39,6 +39,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tollgate_core::Settings;
+
+use crate::client::counted_network;
 
 /// The connection limits of the settings, read once.
 #[derive(Debug, Clone)]
@@ -219,7 +221,7 @@ impl AddressCounts {
         {
             return Some(None);
         }
-        let key = address_key(peer);
+        let key = counted_network(peer);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(key).or_insert(0);
         if *count >= limits.max_per_address {
@@ -252,15 +254,6 @@ impl Drop for AddressSlot {
                 open.remove(&self.key);
             }
         }
-    }
-}
-
-/// The address a connection counts against: an IPv4 address (also when mapped into IPv6), or
-/// an IPv6 /64 network, since one host is usually given a whole /64 and picks from it freely.
-fn address_key(peer: IpAddr) -> IpAddr {
-    match peer.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
-        v4 => v4,
     }
 }
 
@@ -468,11 +461,11 @@ mod tests {
         let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("address");
         let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().expect("address");
         let other: IpAddr = "2001:db8:1:3::1".parse().expect("address");
-        assert_eq!(address_key(a), address_key(b));
-        assert_ne!(address_key(a), address_key(other));
+        assert_eq!(counted_network(a), counted_network(b));
+        assert_ne!(counted_network(a), counted_network(other));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("address");
         assert_eq!(
-            address_key(mapped),
+            counted_network(mapped),
             "192.0.2.7".parse::<IpAddr>().expect("v4")
         );
     }

@@ -29,6 +29,8 @@ use tokio::sync::Notify;
 
 use tollgate_store::{SharedAdmission, Store};
 
+use crate::client::counted_network;
+
 /// The longest an attempt waits for the checks in flight on its subjects before it is refused.
 pub(crate) const MAX_QUEUE_WAIT: Duration = Duration::from_secs(3);
 
@@ -497,19 +499,12 @@ impl RegistrationThrottle {
     }
 }
 
-/// The network a client address is counted by: an IPv4 address as itself (an IPv4-mapped IPv6
-/// address as the IPv4 one), an IPv6 address by its /64, the smallest network a single
-/// subscriber is commonly given, so that hopping through one's own addresses gains nothing.
+/// A client address among the counters: its network (see [`counted_network`]), so that
+/// hopping through one's own IPv6 addresses gains nothing.
 pub(crate) fn address_subject(address: IpAddr) -> String {
-    match address {
+    match counted_network(address) {
         IpAddr::V4(v4) => format!("address:{v4}"),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => format!("address:{v4}"),
-            None => {
-                let network = std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1));
-                format!("address:{network}/64")
-            }
-        },
+        IpAddr::V6(network) => format!("address:{network}/64"),
     }
 }
 
