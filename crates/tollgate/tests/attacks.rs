@@ -640,14 +640,7 @@ async fn failed_logins_are_throttled_per_address() {
 /// answer many times faster; the bounds are loose enough for a busy machine.
 #[tokio::test]
 async fn unknown_user_and_wrong_password_look_the_same() {
-    let server = TestServer::start_with(|s| {
-        let defaults = tollgate_core::Settings::default();
-        s.argon2_memory_kib = defaults.argon2_memory_kib;
-        s.argon2_iterations = defaults.argon2_iterations;
-        s.login_failures_per_account = 0;
-        s.login_failures_per_address = 0;
-    })
-    .await;
+    let server = timing_server().await;
     server.create_user("user1", PASSWORD).await;
     let medians = median_failure_times(&server, &["user1", "nobody"], 9).await;
     let (known, unknown) = (medians[0], medians[1]);
@@ -668,14 +661,7 @@ async fn unknown_user_and_wrong_password_look_the_same() {
 /// which teaches the server PBKDF2's cost, is not counted.
 #[tokio::test]
 async fn failed_logins_cost_the_same_whatever_the_hash() {
-    let server = TestServer::start_with(|s| {
-        let defaults = tollgate_core::Settings::default();
-        s.argon2_memory_kib = defaults.argon2_memory_kib;
-        s.argon2_iterations = defaults.argon2_iterations;
-        s.login_failures_per_account = 0;
-        s.login_failures_per_address = 0;
-    })
-    .await;
+    let server = timing_server().await;
     server.create_user("current", PASSWORD).await;
     // The digests need not match any password: only wrong passwords are tried.
     for (username, hash) in [
@@ -718,6 +704,19 @@ async fn failed_logins_cost_the_same_whatever_the_hash() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     server.stop().await;
+}
+
+/// A server hashing at the default argon2 cost (so that the hash dominates a login's time), with
+/// no throttle to stop repeated failures.
+async fn timing_server() -> TestServer {
+    TestServer::start_with(|s| {
+        let defaults = tollgate_core::Settings::default();
+        s.argon2_memory_kib = defaults.argon2_memory_kib;
+        s.argon2_iterations = defaults.argon2_iterations;
+        s.login_failures_per_account = 0;
+        s.login_failures_per_address = 0;
+    })
+    .await
 }
 
 /// The median time of a wrong-password login for each username, over `rounds` interleaved

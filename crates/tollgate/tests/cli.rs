@@ -266,16 +266,7 @@ async fn the_seed_sequence_against_tollgate_serve() {
 
     // A restart keeps the generated key: an access token from before still works (one of a
     // live session: the logout above revoked the first one's).
-    let kept: Value = client
-        .post(url("/api/token/"))
-        .form(&[("username", "user1"), ("password", "user1-password")])
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON");
-    let kept = kept["access"].as_str().expect("access");
+    let (kept, _) = common::binary::log_in(&server.base, "user1", "user1-password").await;
     drop(server);
     let server = Served::start(configured()).await;
     let index = client
