@@ -89,13 +89,7 @@ impl InFlight {
     }
 
     fn enter(self: &Arc<Self>, subjects: &Subjects) -> Running {
-        let names = subjects
-            .gates
-            .iter()
-            .chain(subjects.last.as_ref())
-            .map(|(subject, _)| subject.clone())
-            .collect();
-        self.enter_names(names)
+        self.enter_names(subjects.names().map(str::to_owned).collect())
     }
 
     fn enter_names(self: &Arc<Self>, names: Vec<String>) -> Running {
@@ -167,10 +161,14 @@ struct Subjects {
     last: Option<(String, u32)>,
 }
 
-enum Decision {
-    Admitted(u64),
-    GateFull(Duration),
-    LastFull(Duration),
+impl Subjects {
+    /// Every subject's name: the gates', then the last's.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.gates
+            .iter()
+            .chain(self.last.as_ref())
+            .map(|(subject, _)| subject.as_str())
+    }
 }
 
 impl Counter {
@@ -196,10 +194,8 @@ impl Counter {
                 Err(refusal) => refusal,
             };
             let running = subjects
-                .gates
-                .iter()
-                .chain(subjects.last.as_ref())
-                .any(|(subject, _)| self.in_flight.running(subject) > 0);
+                .names()
+                .any(|subject| self.in_flight.running(subject) > 0);
             if !running || Instant::now() >= deadline {
                 return Err(refusal);
             }
@@ -234,27 +230,21 @@ impl Counter {
                 Err(_) => {} // Redis is down: this process's counts decide.
             }
         }
-        match self.reserve_here(&subjects, now) {
-            Decision::Admitted(local) => Ok(Admitted {
-                _running: self.in_flight.enter(&subjects),
-                subjects,
-                local,
-                shared: None,
-            }),
-            Decision::GateFull(wait) => Err(Refusal::Throttled(wait)),
-            Decision::LastFull(wait) => Err(Refusal::AccountExhausted(wait)),
-        }
+        let local = self.reserve_here(&subjects, now)?;
+        Ok(Admitted {
+            _running: self.in_flight.enter(&subjects),
+            subjects,
+            local,
+            shared: None,
+        })
     }
 
     /// The attempt succeeded: it is taken back from the gates, and the subjects named in
     /// `clear` forget every attempt.
     async fn settle(&self, admitted: Admitted, clear: impl Fn(&str) -> bool) {
-        let subjects = &admitted.subjects;
-        let (cleared, refunded): (Vec<_>, Vec<_>) = subjects
-            .gates
-            .iter()
-            .chain(subjects.last.as_ref())
-            .map(|(subject, _)| subject.as_str())
+        let (cleared, refunded): (Vec<_>, Vec<_>) = admitted
+            .subjects
+            .names()
             .partition(|subject| clear(subject));
         {
             let mut map = self.lock();
@@ -288,8 +278,8 @@ impl Counter {
     }
 
     /// Checks and counts in one step under the lock: of attempts arriving together, no more
-    /// than each limit are admitted.
-    fn reserve_here(&self, subjects: &Subjects, now: Instant) -> Decision {
+    /// than each limit are admitted. `Ok` holds the attempt's ticket.
+    fn reserve_here(&self, subjects: &Subjects, now: Instant) -> Result<u64, Refusal> {
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
         let mut map = self.lock();
         let gate_wait = subjects
@@ -298,18 +288,18 @@ impl Counter {
             .filter_map(|(subject, limit)| self.wait(&map, subject, *limit, now))
             .max();
         if let Some(wait) = gate_wait {
-            return Decision::GateFull(wait);
+            return Err(Refusal::Throttled(wait));
         }
         for (subject, limit) in &subjects.gates {
             self.push(&mut map, subject, *limit, now, ticket);
         }
         if let Some((subject, limit)) = &subjects.last {
             if let Some(wait) = self.wait(&map, subject, *limit, now) {
-                return Decision::LastFull(wait);
+                return Err(Refusal::AccountExhausted(wait));
             }
             self.push(&mut map, subject, *limit, now, ticket);
         }
-        Decision::Admitted(ticket)
+        Ok(ticket)
     }
 
     /// Counts an attempt that Redis decided on (`last` too when it was admitted there).
@@ -587,21 +577,15 @@ mod tests {
         let start = Instant::now();
         for i in 0..3 {
             let at = start + Duration::from_secs(i);
-            assert!(matches!(
-                counter.reserve_here(&subjects, at),
-                Decision::Admitted(_)
-            ));
+            assert!(counter.reserve_here(&subjects, at).is_ok());
         }
         let now = start + Duration::from_secs(10);
         assert!(matches!(
             counter.reserve_here(&subjects, now),
-            Decision::GateFull(wait) if wait == Duration::from_secs(50)
+            Err(Refusal::Throttled(wait)) if wait == Duration::from_secs(50)
         ));
         let later = start + Duration::from_secs(60);
-        assert!(matches!(
-            counter.reserve_here(&subjects, later),
-            Decision::Admitted(_)
-        ));
+        assert!(counter.reserve_here(&subjects, later).is_ok());
     }
 
     #[tokio::test]
