@@ -10,11 +10,13 @@ use tollgate_core::settings::AuthenticationClass;
 use tollgate_core::{unix_now, Claims, TokenError, TokenType};
 use tollgate_store::{User, UserField};
 
-use crate::api::login::{check_password, Channel};
 use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
 use crate::logging::RequestUser;
+use crate::service::login::{check_password, Channel};
+use crate::service::ServiceError;
 use crate::state::AppState;
+use tollgate_axum::AuthError;
 
 /// The user behind a valid token, loaded from the database. Extracting it answers 401 with
 /// simplejwt's body when the request has no valid token.
@@ -54,17 +56,17 @@ async fn stored_user(state: &AppState, claims: &Claims) -> Result<Arc<User>, Api
     let user_id = state
         .codec
         .user_id(claims)
-        .ok_or(ApiError::NoUserIdentification)?;
+        .ok_or(ApiError::Auth(AuthError::NoUserIdentification))?;
     let user = state
         .user_cache
         .find(&state.store, state.user_id_field, &user_id)
         .await?
-        .ok_or(ApiError::UserNotFound)?;
+        .ok_or(ApiError::Auth(AuthError::UserNotFound))?;
     if state.settings.check_user_is_active && !user.is_active {
-        return Err(ApiError::UserInactive);
+        return Err(ApiError::Auth(AuthError::UserInactive));
     }
     if !issued_to_holder(state, claims, &user) {
-        return Err(ApiError::UserNotFound);
+        return Err(ApiError::Auth(AuthError::UserNotFound));
     }
     if !password_unchanged(state, claims, &user) {
         return Err(ApiError::PasswordChanged);
@@ -130,7 +132,7 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
                 return Ok(user);
             }
         }
-        Err(ApiError::NotAuthenticated)
+        Err(ApiError::Auth(AuthError::NotAuthenticated))
     }
 }
 
@@ -179,10 +181,10 @@ async fn basic(parts: &Parts, state: &AppState) -> Result<Option<AuthenticatedUs
         ))?;
     let (username, password) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
     // The same throttle, lockout and records as a login, so that Basic is no way around them.
+    let agent = UserAgent::of(&parts.headers);
     let checked = check_password(
         state,
-        ClientAddr::of(parts, state),
-        &UserAgent::of(&parts.headers),
+        ClientAddr::of(parts, state).with(&agent),
         username,
         password.to_owned(),
         Channel::Basic,
@@ -196,10 +198,10 @@ async fn basic(parts: &Parts, state: &AppState) -> Result<Option<AuthenticatedUs
             stateless: false,
         })),
         // Django's ModelBackend finds no inactive user, so DRF's answer is the same for both.
-        Err(ApiError::NoActiveAccount) => {
+        Err(ServiceError::NoActiveAccount) => {
             Err(ApiError::BasicAuthFailed("Invalid username/password."))
         }
-        Err(err) => Err(err),
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -217,7 +219,9 @@ async fn jwt(
         .unwrap_or_default();
     let raw = match parse_header(header, &state.settings.auth_header_types) {
         HeaderCredentials::Absent => return Ok(None),
-        HeaderCredentials::Malformed => return Err(ApiError::BadAuthorizationHeader),
+        HeaderCredentials::Malformed => {
+            return Err(ApiError::Auth(AuthError::BadAuthorizationHeader))
+        }
         HeaderCredentials::Token(raw) => raw,
     };
     authenticate_token(raw, state, stateless).await.map(Some)
@@ -236,9 +240,7 @@ pub(crate) async fn authenticate_token(
         // JWK_URL: another issuer's tokens, verified with its published keys.
         Some(verifier) => {
             let verified = verifier.verify(raw).await.map_err(|err| match err {
-                tollgate_axum::AuthError::NoValidTokenType(refusals) => {
-                    ApiError::NoValidTokenType(refusals)
-                }
+                AuthError::NoValidTokenType(_) => ApiError::Auth(err),
                 other => ApiError::internal(other),
             })?;
             (verified.token_type, verified.claims)
@@ -246,14 +248,14 @@ pub(crate) async fn authenticate_token(
         None => state
             .codec
             .authenticate_token(raw, classes, now)
-            .map_err(ApiError::NoValidTokenType)?,
+            .map_err(|refusals| ApiError::Auth(AuthError::NoValidTokenType(refusals)))?,
     };
     not_revoked(state, token_type, &claims, true).await?;
     let user = if stateless {
         let user_id = state
             .codec
             .user_id(&claims)
-            .ok_or(ApiError::NoUserIdentification)?;
+            .ok_or(ApiError::Auth(AuthError::NoUserIdentification))?;
         Arc::new(token_user(state, &claims, user_id))
     } else {
         stored_user(state, &claims).await?
@@ -275,7 +277,12 @@ async fn not_revoked(
     claims: &Claims,
     read_store: bool,
 ) -> Result<(), ApiError> {
-    let refused = |error| ApiError::NoValidTokenType(vec![ClassRefusal { token_type, error }]);
+    let refused = |error| {
+        ApiError::Auth(AuthError::NoValidTokenType(vec![ClassRefusal {
+            token_type,
+            error,
+        }]))
+    };
     if state.access_revoked(claims) {
         return Err(refused(TokenError::Blacklisted));
     }

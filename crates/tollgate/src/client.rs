@@ -41,6 +41,16 @@ impl ClientAddr {
     }
 }
 
+impl ClientAddr {
+    /// The client as a password check sees it: this address and `agent`.
+    pub(crate) fn with(self, agent: &UserAgent) -> crate::service::login::Client<'_> {
+        crate::service::login::Client {
+            address: self.0,
+            user_agent: agent.0.as_deref(),
+        }
+    }
+}
+
 /// The client's `User-Agent`, as sent (visible ASCII), cut to 256 bytes; kept with login
 /// records so that a user can tell their devices apart.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
-use tollgate_core::auth::ClassRefusal;
+use tollgate_axum::AuthError;
 use tollgate_core::body::BodyError;
 use tollgate_core::TokenError;
 
@@ -40,24 +40,10 @@ pub enum ApiError {
     /// A token endpoint refused the token.
     #[error("{0}")]
     Token(#[from] TokenError),
-    /// A protected endpoint got no credentials in a scheme it knows.
-    #[error("authentication credentials were not provided")]
-    NotAuthenticated,
-    /// A known scheme followed by other than exactly one token.
-    #[error("authorization header must contain two space-delimited values")]
-    BadAuthorizationHeader,
-    /// The token failed as every type in AUTH_TOKEN_CLASSES.
-    #[error("token not valid for any token type")]
-    NoValidTokenType(Vec<ClassRefusal>),
-    /// A valid token with no user id claim.
-    #[error("token contained no recognizable user identification")]
-    NoUserIdentification,
-    /// A valid token for a user who does not exist.
-    #[error("user not found")]
-    UserNotFound,
-    /// A valid token for a user who is not active.
-    #[error("user is inactive")]
-    UserInactive,
+    /// A protected endpoint refused the request's credentials, as the `tollgate-axum` extractor
+    /// refuses them (the same bodies, codes and WebSocket close reasons).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// A request authenticated by the refresh cookie that does not come from an allowed origin.
     #[error("CSRF Failed: {0}")]
     Csrf(String),
@@ -126,10 +112,12 @@ impl ApiError {
         };
         match self {
             ApiError::Token(err) => Some(of(err)),
-            ApiError::NoValidTokenType(refusals) => refusals.first().map(|r| of(&r.error)),
-            ApiError::NoUserIdentification => Some("no_user_claim"),
-            ApiError::UserNotFound => Some("user_not_found"),
-            ApiError::UserInactive => Some("user_inactive"),
+            ApiError::Auth(AuthError::NoValidTokenType(refusals)) => {
+                refusals.first().map(|r| of(&r.error))
+            }
+            ApiError::Auth(AuthError::NoUserIdentification) => Some("no_user_claim"),
+            ApiError::Auth(AuthError::UserNotFound) => Some("user_not_found"),
+            ApiError::Auth(AuthError::UserInactive) => Some("user_inactive"),
             ApiError::NoActiveAccountForToken => Some("user_not_active"),
             ApiError::PasswordChanged | ApiError::PasswordChangedForToken => {
                 Some("password_changed")
@@ -143,6 +131,14 @@ impl ApiError {
     /// body has none) and the first refusal's message, e.g. `token_not_valid: Token is expired`.
     pub(crate) fn close_frame(&self) -> (u16, String) {
         let (status, body) = self.status_and_body();
+        if let ApiError::Auth(err) = self {
+            let code = match status {
+                StatusCode::FORBIDDEN => tollgate_axum::ws::CLOSE_FORBIDDEN,
+                status if status.is_server_error() => 1011,
+                _ => tollgate_axum::ws::CLOSE_UNAUTHENTICATED,
+            };
+            return (code, err.reason());
+        }
         let code = match status {
             StatusCode::FORBIDDEN => tollgate_axum::ws::CLOSE_FORBIDDEN,
             status if status.is_server_error() => 1011,
@@ -198,36 +194,7 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 coded(&err.to_string(), "token_not_valid"),
             ),
-            ApiError::NotAuthenticated => (
-                StatusCode::UNAUTHORIZED,
-                detail("Authentication credentials were not provided."),
-            ),
-            ApiError::BadAuthorizationHeader => (
-                StatusCode::UNAUTHORIZED,
-                coded(
-                    "Authorization header must contain two space-delimited values",
-                    "bad_authorization_header",
-                ),
-            ),
-            ApiError::NoValidTokenType(refusals) => (
-                StatusCode::UNAUTHORIZED,
-                serde_json::to_value(NoValidTokenType::of(refusals)).unwrap_or_default(),
-            ),
-            ApiError::NoUserIdentification => (
-                StatusCode::UNAUTHORIZED,
-                coded(
-                    "Token contained no recognizable user identification",
-                    "token_not_valid",
-                ),
-            ),
-            ApiError::UserNotFound => (
-                StatusCode::UNAUTHORIZED,
-                coded("User not found", "user_not_found"),
-            ),
-            ApiError::UserInactive => (
-                StatusCode::UNAUTHORIZED,
-                coded("User is inactive", "user_inactive"),
-            ),
+            ApiError::Auth(err) => (err.status(), err.body()),
             ApiError::Csrf(_) => (StatusCode::FORBIDDEN, detail(&self.to_string())),
             ApiError::BasicAuthFailed(message) => (StatusCode::UNAUTHORIZED, detail(message)),
             ApiError::PasswordChanged => (
@@ -288,7 +255,7 @@ impl From<tollgate_store::StoreError> for ApiError {
     }
 }
 
-/// The service layer's errors in the API's terms: the refusals in DRF's field errors,
+/// The service layer's errors in the API's terms: refusals in simplejwt's and DRF's bodies,
 /// the rest as the store's and the codec's errors read.
 impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> ApiError {
@@ -308,22 +275,40 @@ impl From<ServiceError> for ApiError {
                 }
                 ApiError::Fields(fields)
             }
-            ServiceError::UserNotFound => ApiError::UserNotFound,
+            ServiceError::InvalidFields(fields) => ApiError::Fields(fields),
+            ServiceError::Body(err) => err.into(),
+            ServiceError::NoActiveAccount => ApiError::NoActiveAccount,
+            ServiceError::Throttled(wait) => ApiError::Throttled(wait),
+            ServiceError::AccountLocked(wait) => ApiError::AccountLocked(wait),
+            ServiceError::Token(err) => ApiError::Token(err),
+            ServiceError::BlacklistedOnVerify => {
+                ApiError::NonField(TokenError::Blacklisted.to_string())
+            }
+            ServiceError::NoActiveAccountForToken => ApiError::NoActiveAccountForToken,
+            ServiceError::PasswordChangedForToken => ApiError::PasswordChangedForToken,
+            ServiceError::UserNotFound => ApiError::Auth(AuthError::UserNotFound),
+            // Session ids of other users read as unknown ones.
+            ServiceError::SessionNotFound => ApiError::NotFound,
             ServiceError::Store(err) => err.into(),
             other => ApiError::internal(other),
         }
     }
 }
 
+/// Why a request failed on the server's side: carried by the response to the access log
+/// ([`crate::logging::access_log`]), which logs it; never sent.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerErrorCause(pub(crate) std::sync::Arc<str>);
+
+/// The answer for an error: status, body and headers, and for the layers around the handler
+/// what they need to know (why a token was refused, a cause to log). Writing it does nothing
+/// else: logging and metrics are those layers' work.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(cause = %cause, "request failed");
-        }
         let mut response = match &self {
             // The answer to any bad token, so the cheapest answer to ask for: written straight
             // from the refusals rather than through a JSON value.
-            ApiError::NoValidTokenType(refusals) => {
+            ApiError::Auth(AuthError::NoValidTokenType(refusals)) => {
                 let body = Json(NoValidTokenType::of(refusals));
                 (StatusCode::UNAUTHORIZED, body).into_response()
             }
@@ -348,6 +333,11 @@ impl IntoResponse for ApiError {
             // The value depends on settings; the challenge layer fills it in (see server.rs).
             response.extensions_mut().insert(NeedsChallenge);
         }
+        if let ApiError::Internal(cause) = self {
+            response
+                .extensions_mut()
+                .insert(ServerErrorCause(cause.into()));
+        }
         response
     }
 }
@@ -369,7 +359,7 @@ struct Refusal {
 }
 
 impl NoValidTokenType {
-    fn of(refusals: &[ClassRefusal]) -> NoValidTokenType {
+    fn of(refusals: &[tollgate_core::auth::ClassRefusal]) -> NoValidTokenType {
         NoValidTokenType {
             detail: "Given token not valid for any token type",
             code: "token_not_valid",
@@ -398,20 +388,27 @@ pub(crate) struct NeedsChallenge;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tollgate_core::auth::ClassRefusal;
     use tollgate_core::TokenType;
 
     #[test]
     fn bodies_are_simplejwts() {
-        let (status, body) = ApiError::NoValidTokenType(vec![ClassRefusal {
+        let refused = AuthError::NoValidTokenType(vec![ClassRefusal {
             token_type: TokenType::Access,
             error: TokenError::Expired,
-        }])
-        .status_and_body();
+        }]);
+        let (status, body) = ApiError::Auth(refused.clone()).status_and_body();
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(
             body.to_string(),
             r#"{"detail":"Given token not valid for any token type","code":"token_not_valid","messages":[{"token_class":"AccessToken","token_type":"access","message":"Token is expired"}]}"#
         );
+        // The answer written without a JSON value (the cheap path) is the same body.
+        let AuthError::NoValidTokenType(refusals) = &refused else {
+            unreachable!()
+        };
+        let written = serde_json::to_value(NoValidTokenType::of(refusals)).unwrap();
+        assert_eq!(written, refused.body());
         let (status, body) = ApiError::MethodNotAllowed(Method::GET).status_and_body();
         assert_eq!(
             (status, body),

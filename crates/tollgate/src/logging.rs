@@ -103,6 +103,12 @@ pub async fn access_log(mut request: Request, next: Next) -> Response {
         .insert(REQUEST_ID.clone(), request_id);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
+        if let Some(cause) = response
+            .extensions()
+            .get::<crate::error::ServerErrorCause>()
+        {
+            tracing::error!(cause = %cause.0, "request failed");
+        }
         tracing::info!(
             method = %method,
             route = %route.as_ref().map_or("unmatched", MatchedPath::as_str),

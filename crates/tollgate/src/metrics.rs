@@ -268,7 +268,7 @@ pub(crate) async fn expose(
             .and_then(|value| value.strip_prefix("Bearer "))
             .unwrap_or_default();
         if !constant_time_eq(presented.as_bytes(), token.as_bytes()) {
-            return Err(ApiError::NotAuthenticated);
+            return Err(ApiError::Auth(tollgate_axum::AuthError::NotAuthenticated));
         }
     }
     let (size, idle) = state.store.pool_usage();

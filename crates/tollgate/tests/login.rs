@@ -174,7 +174,7 @@ on_both_backends! {
     /// LOGIN_RESPONSE = token answers djangorestframework-jwt's `{"token": …}`;
     /// LOGIN_RESPONSE_USER adds the user.
     async fn login_response_shapes(backend) {
-        let server = TestServer::start_on(backend, |s| s.login_response = "token".into()).await;
+        let server = TestServer::start_on(backend, |s| s.login_response = tollgate_core::settings::LoginResponse::Token).await;
         server.create_user("ann", PW).await;
         let (status, body) = login(&server, "ann", PW).await;
         assert_eq!(status, StatusCode::OK);

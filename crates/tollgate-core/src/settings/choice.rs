@@ -97,6 +97,21 @@ choice! {
     }
 }
 
+choice! {
+    /// The shape of a successful login (LOGIN_RESPONSE).
+    LoginResponse,
+    expected: "pair or token",
+    list: "a list of pair, token (TOML array, or comma-separated)",
+    refused: "must be pair or token",
+    {
+        /// `pair`: `{"refresh", "access"}`, as simplejwt answers.
+        Pair = "pair",
+        /// `token`: `{"token": <access token>}`, as djangorestframework-jwt answered; no
+        /// refresh token is issued.
+        Token = "token",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ mod value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub use choice::{AuthenticationClass, LogFormat};
+pub use choice::{AuthenticationClass, LogFormat, LoginResponse};
 use ipnet::IpNet;
 pub use value::{RawValue, Secret, SettingValue};
 
@@ -404,7 +404,7 @@ settings! {
     /// The shape of a successful login on TOKEN_OBTAIN_PATH: `pair` (`{"refresh", "access"}`,
     /// as simplejwt answers) or `token` (`{"token": <access token>}`, as the older
     /// djangorestframework-jwt answered; no refresh token is issued).
-    login_response "LOGIN_RESPONSE": String = "pair".to_owned();
+    login_response "LOGIN_RESPONSE": LoginResponse = LoginResponse::Pair;
     /// Add the user, as USER_PATH shows it, to the login response under `user`.
     login_response_user "LOGIN_RESPONSE_USER": bool = false;
     /// How protected endpoints authenticate a request, tried in order (DRF's
@@ -702,9 +702,6 @@ impl Settings {
                 "AUTHENTICATION_CLASSES",
                 "must name one or more of jwt, jwt_stateless and basic",
             );
-        }
-        if !matches!(self.login_response.as_str(), "pair" | "token") {
-            return invalid("LOGIN_RESPONSE", "must be pair or token");
         }
         if self.check_revoke_token && self.revoke_token_claim.is_empty() {
             return invalid("REVOKE_TOKEN_CLAIM", "must not be empty");

@@ -5,7 +5,6 @@ mod cookie;
 mod health;
 mod index;
 mod jwks;
-pub(crate) mod login;
 pub(crate) mod openapi;
 mod sessions;
 mod token;

@@ -10,11 +10,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 use tollgate_core::unix_now;
-use tollgate_store::Revocation;
 
 use super::users::timestamp;
 use crate::auth::AuthenticatedUser;
 use crate::error::ApiError;
+use crate::service::{sessions, Context};
 use crate::state::{AppState, SID_CLAIM};
 
 /// `GET /api/sessions/`: the caller's live sessions, most recently used first; the one the
@@ -51,9 +51,7 @@ pub(crate) async fn revoke(
     let Ok(Path(id)) = id else {
         return Err(ApiError::NotFound);
     };
-    if !super::token::revoke_session(&state, Some(auth.user.id), &id, unix_now()).await? {
-        return Err(ApiError::NotFound);
-    }
+    sessions::revoke_session(&Context::of(&state), Some(auth.user.id), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -62,7 +60,7 @@ pub(crate) async fn revoke_all(
     State(state): State<AppState>,
     auth: AuthenticatedUser,
 ) -> Result<StatusCode, ApiError> {
-    log_out_everywhere(&state, &auth).await?;
+    sessions::log_out_everywhere(&Context::of(&state), &auth.user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -71,18 +69,6 @@ pub(crate) async fn blacklist_all(
     State(state): State<AppState>,
     auth: AuthenticatedUser,
 ) -> Result<Json<Value>, ApiError> {
-    log_out_everywhere(&state, &auth).await?;
+    sessions::log_out_everywhere(&Context::of(&state), &auth.user).await?;
     Ok(Json(json!({})))
-}
-
-/// Revokes every session of the caller and blacklists all their refresh and sliding tokens;
-/// with ACCESS_TOKEN_REVOCATION, the sessions' access tokens stop working too.
-async fn log_out_everywhere(state: &AppState, auth: &AuthenticatedUser) -> Result<(), ApiError> {
-    let user_id = auth.user.id;
-    let revoked = state.store.revoke_all_sessions(user_id, unix_now()).await?;
-    for sid in &revoked {
-        state.revoke_access(Revocation::Session { sid }).await?;
-    }
-    tracing::info!(user_id, sessions = revoked.len(), "logged out everywhere");
-    Ok(())
 }

@@ -1,12 +1,11 @@
 //! `tollgate changepassword`, `tollgate activate` and `tollgate deactivate`.
 
 use anyhow::{bail, Context};
-use tollgate_core::password::{PasswordHasher, PasswordPolicy};
-use tollgate_core::{unix_now, Settings};
-use tollgate_store::{Store, UserField};
+use tollgate_core::Settings;
+use tollgate_store::UserField;
 
-use crate::service::accounts::{self, Accounts, ChangedBy};
-use crate::state::PasswordPool;
+use crate::service::accounts::{self, ChangedBy};
+use crate::service::Standalone;
 
 /// The user a command acts on.
 #[derive(Debug, clap::Args)]
@@ -32,17 +31,14 @@ pub(crate) struct PasswordArgs {
 /// ACCESS_TOKEN_REVOCATION their access tokens revoked.
 pub(crate) async fn change_password(settings: Settings, args: PasswordArgs) -> anyhow::Result<()> {
     let store = super::with_denylist(super::open_store(&settings).await?, &settings).await?;
-    let outcome = set_password(&settings, &store, &args).await;
+    let outcome = set_password(Standalone::new(settings, store.clone())?, &args).await;
     store.close().await;
     outcome
 }
 
-async fn set_password(
-    settings: &Settings,
-    store: &Store,
-    args: &PasswordArgs,
-) -> anyhow::Result<()> {
-    let Some(user) = find_by_username(store, &args.username).await? else {
+async fn set_password(parts: Standalone, args: &PasswordArgs) -> anyhow::Result<()> {
+    let ctx = parts.context();
+    let Some(user) = find_by_username(ctx.store, &args.username).await? else {
         bail!("user '{}' does not exist", args.username);
     };
     let password = if args.no_input {
@@ -54,23 +50,8 @@ async fn set_password(
         eprintln!("Changing password for user '{}'", user.username);
         super::users::prompt_password()?
     };
-    let hasher = PasswordHasher::new(
-        settings.argon2_memory_kib,
-        settings.argon2_iterations,
-        settings.argon2_parallelism,
-    )?;
-    let user_id_field = UserField::from_name(&settings.user_id_field)
-        .context("USER_ID_FIELD must be one of id, username, email")?;
-    let accounts = Accounts {
-        settings,
-        store,
-        passwords: &PasswordPool::new(hasher),
-        policy: &PasswordPolicy::from_settings(settings),
-        user_id_field,
-        user_cache: None,
-    };
     let changed =
-        accounts::change_password(&accounts, &user, password, ChangedBy::Administrator).await?;
+        accounts::change_password(&ctx, &user, password, ChangedBy::Administrator).await?;
     println!(
         "Password changed successfully for user '{}' ({} refresh tokens blacklisted).",
         user.username, changed.blacklisted
@@ -78,37 +59,32 @@ async fn set_password(
     Ok(())
 }
 
-/// Activates or deactivates a user; deactivating (with CHECK_USER_IS_ACTIVE) ends their
-/// sessions, so that reactivating them does not bring old logins back.
+/// Activates or deactivates a user, as [`accounts::set_active`] does: deactivating (with
+/// CHECK_USER_IS_ACTIVE) ends their sessions, so that reactivating them does not bring old
+/// logins back.
 pub(crate) async fn set_active(
     settings: Settings,
     target: Target,
     active: bool,
 ) -> anyhow::Result<()> {
     let store = super::open_store(&settings).await?;
-    let found = find_by_username(&store, &target.username).await?;
-    let changed = match &found {
-        Some(user) => store.set_active(user.id, active).await?,
-        None => false,
-    };
-    let ended = match &found {
-        // With CHECK_USER_IS_ACTIVE off, an inactive user's tokens keep working, as in simplejwt.
-        Some(user) if changed && !active && settings.check_user_is_active => {
-            store.end_sessions(user.id, unix_now()).await
-        }
-        _ => Ok(0),
-    };
+    let outcome = activate(Standalone::new(settings, store.clone())?, &target, active).await;
     store.close().await;
-    let ended = ended.context("cannot end the user's sessions")?;
-    if !changed {
+    outcome
+}
+
+async fn activate(parts: Standalone, target: &Target, active: bool) -> anyhow::Result<()> {
+    let ctx = parts.context();
+    let Some(user) = find_by_username(ctx.store, &target.username).await? else {
         bail!("user '{}' does not exist", target.username);
-    }
+    };
+    let ended = accounts::set_active(&ctx, &user, active).await?;
     if active {
-        println!("User '{}' activated.", target.username);
+        println!("User '{}' activated.", user.username);
     } else {
         println!(
             "User '{}' deactivated ({ended} sessions ended).",
-            target.username
+            user.username
         );
     }
     Ok(())

@@ -6,7 +6,7 @@ use anyhow::bail;
 use tollgate_core::{unix_now, Settings};
 use tollgate_store::{Store, User, UserField};
 
-use crate::api::login::lockout_keys;
+use crate::service::login::lockout_keys;
 
 /// Options of `events`.
 #[derive(Debug, clap::Args)]

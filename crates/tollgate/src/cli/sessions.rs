@@ -3,10 +3,12 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Subcommand;
 use tollgate_core::{unix_now, Settings};
-use tollgate_store::{Revocation, Store, User, UserField};
+use tollgate_store::{Store, User, UserField};
+
+use crate::service::{sessions, ServiceError, Standalone};
 
 /// Options of `sessions`.
 #[derive(Debug, clap::Args)]
@@ -52,7 +54,10 @@ pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
             user,
             session,
             all: _,
-        } => revoke(&store, &settings, &user, session.as_deref()).await,
+        } => {
+            let parts = Standalone::new(settings, store.clone())?;
+            revoke(&parts, &user, session.as_deref()).await
+        }
     };
     store.close().await;
     outcome
@@ -85,43 +90,23 @@ async fn list(store: &Store, username: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Revokes one session (`Some(id)`) or all of them (`None`).
-async fn revoke(
-    store: &Store,
-    settings: &Settings,
-    username: &str,
-    session: Option<&str>,
-) -> anyhow::Result<()> {
-    let user = find(store, username).await?;
-    let now = unix_now();
-    let revoked = match session {
-        Some(id) => {
-            if !store.revoke_session(Some(user.id), id, now).await? {
-                bail!("user '{}' has no live session {id}", user.username);
-            }
-            vec![id.to_owned()]
-        }
-        None => store.revoke_all_sessions(user.id, now).await?,
-    };
-    if settings.access_token_revocation {
-        for sid in &revoked {
-            store
-                .revoke_access(
-                    &Revocation::Session { sid },
-                    settings.access_token_lifetime,
-                    now,
-                )
-                .await
-                .context("cannot revoke the session's access tokens")?;
-        }
-    }
+/// Revokes one session (`Some(id)`) or all of them (`None`), as the sessions API does
+/// ([`sessions::revoke_session`], [`sessions::log_out_everywhere`]).
+async fn revoke(parts: &Standalone, username: &str, session: Option<&str>) -> anyhow::Result<()> {
+    let ctx = parts.context();
+    let user = find(ctx.store, username).await?;
     match session {
-        Some(id) => println!("Session {id} of user '{}' revoked.", user.username),
-        None => println!(
-            "{} sessions of user '{}' revoked.",
-            revoked.len(),
-            user.username
-        ),
+        Some(id) => match sessions::revoke_session(&ctx, Some(user.id), id).await {
+            Ok(()) => println!("Session {id} of user '{}' revoked.", user.username),
+            Err(ServiceError::SessionNotFound) => {
+                bail!("user '{}' has no live session {id}", user.username)
+            }
+            Err(err) => return Err(err.into()),
+        },
+        None => {
+            let ended = sessions::log_out_everywhere(&ctx, &user).await?;
+            println!("{ended} sessions of user '{}' revoked.", user.username);
+        }
     }
     Ok(())
 }

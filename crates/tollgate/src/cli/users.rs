@@ -82,7 +82,7 @@ pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::R
     fields.email = normalize_email(&fields.email);
     if let Some(field) = UserField::from_name(&settings.username_field) {
         let login_fields = crate::state::login_fields(&settings, field);
-        let looks_like = crate::api::users::username_mimics(
+        let looks_like = crate::service::user_fields::username_mimics(
             &login_fields,
             &username,
             &fields.email,

@@ -1,40 +1,135 @@
-//! Account operations: changing a password, and reading the user fields that tokens and
-//! bodies are made of.
+//! Account operations: registering, changing one's own fields, changing a password,
+//! activating and deactivating, and reading the user fields that tokens and bodies are made of.
 
 use serde_json::{json, Map, Value};
-use tollgate_core::password::{PasswordPolicy, UserAttribute};
-use tollgate_core::{unix_now, Settings};
-use tollgate_store::{Store, User, UserField};
+use tollgate_core::body::{BodyError, Payload};
+use tollgate_core::identity::normalize_username;
+use tollgate_core::password::UserAttribute;
+use tollgate_core::unix_now;
+use tollgate_store::{NewUser, User, UserChanges};
 
-use super::ServiceError;
-use crate::state::{AppState, PasswordPool};
-use crate::user_cache::UserCache;
+use super::user_fields::{self, duplicate_error, Mode, Problems};
+use super::{Context, ServiceError};
 
-/// What the account operations act on: the server's state, or what a command builds (which
-/// needs no signing key, since nothing is minted).
-pub(crate) struct Accounts<'a> {
-    pub(crate) settings: &'a Settings,
-    pub(crate) store: &'a Store,
-    pub(crate) passwords: &'a PasswordPool,
-    pub(crate) policy: &'a PasswordPolicy,
-    /// USER_ID_FIELD: how tokens name the user.
-    pub(crate) user_id_field: UserField,
-    /// The server's cache of users, cleared after a change; a command has none.
-    pub(crate) user_cache: Option<&'a UserCache>,
-}
-
-impl<'a> Accounts<'a> {
-    /// The account operations of a running server.
-    pub(crate) fn of(state: &'a AppState) -> Accounts<'a> {
-        Accounts {
-            settings: &state.settings,
-            store: &state.store,
-            passwords: &state.passwords,
-            policy: &state.policy,
-            user_id_field: state.user_id_field,
-            user_cache: Some(&state.user_cache),
+/// Registers an account from the fields of `payload` (USERNAME_FIELD, USER_REQUIRED_FIELDS,
+/// the profile fields, and `password`): every field checked by its rules, identifiers unique
+/// across fields, the password against the policy. All problems are reported together.
+pub(crate) async fn register(ctx: &Context<'_>, payload: &Payload) -> Result<User, ServiceError> {
+    let mut problems = Problems::default();
+    let fields = user_fields::read(ctx.settings, payload, Mode::Create, &mut problems);
+    let password = match payload.char_fields(["password"]) {
+        Ok([password]) => Some(password),
+        Err(BodyError::Fields(mut found)) => {
+            problems.append(&mut found);
+            None
+        }
+        Err(other) => return Err(other.into()),
+    };
+    user_fields::check_identifiers(ctx, &fields, None, &mut problems).await?;
+    if let Some(password) = &password {
+        for problem in ctx.policy.check(password, &fields.attributes()) {
+            problems.add("password", problem);
         }
     }
+    problems.into_result()?;
+    let password = password.unwrap_or_default();
+    let email = fields.email.clone().unwrap_or_default();
+    let new = NewUser {
+        username: fields
+            .username
+            .clone()
+            .unwrap_or_else(|| normalize_username(&email.to_lowercase())),
+        email,
+        phone: fields.phone.clone().flatten(),
+        first_name: fields.first_name.clone().unwrap_or_default(),
+        last_name: fields.last_name.clone().unwrap_or_default(),
+        profile: Value::Object(fields.profile.clone()).to_string(),
+        password_hash: ctx.passwords.hash(password).await,
+        is_active: true,
+        is_staff: false,
+        is_superuser: false,
+    };
+    let user = ctx
+        .store
+        .create_user(&new, unix_now())
+        .await
+        .map_err(duplicate_error)?;
+    tracing::info!(user_id = user.id, "user registered");
+    Ok(user)
+}
+
+/// Changes `user`'s own fields from `payload` (`Mode::Put` requires what registration
+/// requires; `Mode::Patch` changes only what is sent). The password, id, flags and dates are
+/// not changed here. When the field tokens name the user by (USER_ID_FIELD) changes, the
+/// tokens carrying the old value end: someone else may take it.
+pub(crate) async fn update(
+    ctx: &Context<'_>,
+    user: &User,
+    payload: &Payload,
+    mode: Mode,
+) -> Result<User, ServiceError> {
+    let mut problems = Problems::default();
+    let fields = user_fields::read(ctx.settings, payload, mode, &mut problems);
+    user_fields::check_identifiers(ctx, &fields, Some(user), &mut problems).await?;
+    problems.into_result()?;
+    let profile = if fields.profile.is_empty() {
+        None
+    } else {
+        let mut profile = profile_of(user);
+        profile.extend(fields.profile);
+        Some(Value::Object(profile).to_string())
+    };
+    let changes = UserChanges {
+        username: fields.username,
+        email: fields.email,
+        phone: fields.phone,
+        first_name: fields.first_name,
+        last_name: fields.last_name,
+        profile,
+    };
+    let updated = ctx
+        .store
+        .update_user(user.id, &changes, ctx.user_id_field, unix_now())
+        .await
+        .map_err(duplicate_error)?
+        .ok_or(ServiceError::UserNotFound)?;
+    ctx.users_changed();
+    if let Some(previous) = &updated.previous_identifier {
+        // Tokens carry the old value, which someone else may now take: the store ended the
+        // refresh and sliding tokens; access tokens carrying it are revoked, and are refused
+        // anyway from `identified_since` on, which is only reached in the next second.
+        crate::state::revoke_earlier_tokens(ctx.store, ctx.settings, previous).await?;
+        crate::state::wait_for_second(updated.user.identified_since).await;
+        tracing::info!(
+            user_id = updated.user.id,
+            revoked = updated.blacklisted,
+            "token identifier changed"
+        );
+    }
+    Ok(updated.user)
+}
+
+/// Activates or deactivates `user`. Deactivating (with CHECK_USER_IS_ACTIVE) ends their
+/// sessions, so that reactivating them does not bring old logins back; their access tokens
+/// are refused while they are inactive (the user is read with the token). Returns how many
+/// sessions ended.
+pub(crate) async fn set_active(
+    ctx: &Context<'_>,
+    user: &User,
+    active: bool,
+) -> Result<u64, ServiceError> {
+    if !ctx.store.set_active(user.id, active).await? {
+        return Err(ServiceError::UserNotFound);
+    }
+    ctx.users_changed();
+    // With CHECK_USER_IS_ACTIVE off, an inactive user's tokens keep working, as in simplejwt.
+    if active || !ctx.settings.check_user_is_active {
+        tracing::info!(user_id = user.id, active, "user activation changed");
+        return Ok(0);
+    }
+    let ended = ctx.store.end_sessions(user.id, unix_now()).await?;
+    tracing::info!(user_id = user.id, sessions = ended, "user deactivated");
+    Ok(ended)
 }
 
 /// Who changes a password.
@@ -62,7 +157,7 @@ pub(crate) struct PasswordChanged {
 /// the answer waits for the next second so that a login with the new password gets a token
 /// that is not.
 pub(crate) async fn change_password(
-    accounts: &Accounts<'_>,
+    ctx: &Context<'_>,
     user: &User,
     new_password: String,
     by: ChangedBy,
@@ -71,26 +166,22 @@ pub(crate) async fn change_password(
         == ChangedBy::User {
             old_password_matched: false,
         };
-    let problems = accounts
-        .policy
-        .check(&new_password, &password_attributes(user));
+    let problems = ctx.policy.check(&new_password, &password_attributes(user));
     if old_password_wrong || !problems.is_empty() {
         return Err(ServiceError::PasswordRefused {
             old_password_wrong,
             problems,
         });
     }
-    let hash = accounts.passwords.hash(new_password).await;
-    let blacklisted = accounts
+    let hash = ctx.passwords.hash(new_password).await;
+    let blacklisted = ctx
         .store
         .change_password(user.id, &hash, unix_now())
         .await?
         .ok_or(ServiceError::UserNotFound)?;
-    if let Some(cache) = accounts.user_cache {
-        cache.clear();
-    }
-    let user_id = user.field(accounts.user_id_field);
-    crate::state::revoke_earlier_tokens(accounts.store, accounts.settings, &user_id).await?;
+    ctx.users_changed();
+    let user_id = user.field(ctx.user_id_field);
+    crate::state::revoke_earlier_tokens(ctx.store, ctx.settings, &user_id).await?;
     tracing::info!(user_id = user.id, revoked = blacklisted, "password changed");
     Ok(PasswordChanged { blacklisted })
 }

@@ -1,8 +1,14 @@
 //! The error of the service layer: what went wrong, in the domain's words. The HTTP API maps
 //! it to statuses and bodies in [`crate::error`]; the command line prints it.
 
-use tollgate_core::SigningError;
+use std::time::Duration;
+
+use tollgate_core::body::BodyError;
+use tollgate_core::{SigningError, TokenError};
 use tollgate_store::StoreError;
+
+/// Field errors in the order the fields are declared: `(field, messages)`.
+pub(crate) type FieldErrors = Vec<(String, Vec<String>)>;
 
 /// Why an operation of [`crate::service`] did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -17,9 +23,42 @@ pub(crate) enum ServiceError {
         /// What the password policy says of the new password.
         problems: Vec<String>,
     },
+    /// Values that break a rule of their field (a taken username, a malformed email...).
+    #[error("{}", invalid_fields(.0))]
+    InvalidFields(FieldErrors),
+    /// The request's fields could not be read (by the body's own rules).
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// Wrong password, unknown user or inactive user: one answer for all, so that none tells
+    /// which accounts exist.
+    #[error("no active account found with the given credentials")]
+    NoActiveAccount,
+    /// Too many failed password checks for the address or identifier; retry after this long.
+    #[error("too many failed password checks; retry in {0:?}")]
+    Throttled(Duration),
+    /// The identifier is locked after LOGIN_LOCKOUT_THRESHOLD failures; `Some(wait)` when the
+    /// lock ends by itself.
+    #[error("the account is locked after too many failed logins")]
+    AccountLocked(Option<Duration>),
+    /// A token was refused.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// A blacklisted token presented to be verified: simplejwt reports it as a validation
+    /// error of the request, not as a refused token.
+    #[error("Token is blacklisted")]
+    BlacklistedOnVerify,
+    /// A token whose user was deleted or deactivated.
+    #[error("no active account found for the given token")]
+    NoActiveAccountForToken,
+    /// A token minted before its user's password changed (CHECK_REVOKE_TOKEN).
+    #[error("the user's password has been changed")]
+    PasswordChangedForToken,
     /// The user is gone (deleted while the operation ran).
     #[error("the user does not exist")]
     UserNotFound,
+    /// The user has no live session with this id.
+    #[error("no such live session")]
+    SessionNotFound,
     /// A token could not be signed: an unusable key.
     #[error(transparent)]
     Signing(#[from] SigningError),
@@ -35,4 +74,12 @@ fn password_refusal(old_password_wrong: bool, problems: &[String]) -> String {
     }
     reasons.extend(problems.iter().cloned());
     format!("the password was refused: {}", reasons.join(" "))
+}
+
+fn invalid_fields(fields: &FieldErrors) -> String {
+    let each: Vec<String> = fields
+        .iter()
+        .map(|(field, messages)| format!("{field}: {}", messages.join(" ")))
+        .collect();
+    each.join("; ")
 }

@@ -3,11 +3,128 @@
 //! maps what it returns (the error through the one table in [`crate::error`]); a command does
 //! the same with its arguments, so that both act alike.
 //!
+//! - [`login`]: checking a password behind the throttle and the lockout.
 //! - [`tokens`]: issuing tokens to a user who has logged in (or whom an administrator names).
-//! - [`accounts`]: changing a password, and the user fields tokens and bodies are made of.
+//! - [`refresh`]: refreshing, rotating, sliding and verifying tokens.
+//! - [`sessions`]: logging out, revoking sessions.
+//! - [`accounts`]: registering, updating, changing a password, activating.
+//! - [`user_fields`]: the rules of the user fields, shared by registration and update.
 
 pub(crate) mod accounts;
 mod error;
+pub(crate) mod login;
+pub(crate) mod refresh;
+pub(crate) mod sessions;
 pub(crate) mod tokens;
+pub(crate) mod user_fields;
 
-pub(crate) use error::ServiceError;
+use tollgate_core::password::{PasswordHasher, PasswordPolicy};
+use tollgate_core::{unix_now, Settings};
+use tollgate_store::{Revocation, Store, StoreError, UserField};
+
+pub(crate) use error::{FieldErrors, ServiceError};
+
+use crate::state::{AppState, PasswordPool};
+use crate::user_cache::UserCache;
+
+/// What the operations that need no signing key act on: a running server's state, or what a
+/// command builds ([`Standalone`]).
+pub(crate) struct Context<'a> {
+    pub(crate) settings: &'a Settings,
+    pub(crate) store: &'a Store,
+    pub(crate) passwords: &'a PasswordPool,
+    pub(crate) policy: &'a PasswordPolicy,
+    /// USER_ID_FIELD: how tokens name the user.
+    pub(crate) user_id_field: UserField,
+    /// LOGIN_FIELDS: what a user logs in with, which a username must not mimic.
+    pub(crate) login_fields: &'a [UserField],
+    /// The server's cache of users, cleared after a change; a command has none.
+    pub(crate) user_cache: Option<&'a UserCache>,
+}
+
+impl<'a> Context<'a> {
+    /// The context of a running server.
+    pub(crate) fn of(state: &'a AppState) -> Context<'a> {
+        Context {
+            settings: &state.settings,
+            store: &state.store,
+            passwords: &state.passwords,
+            policy: &state.policy,
+            user_id_field: state.user_id_field,
+            login_fields: &state.login_fields,
+            user_cache: Some(&state.user_cache),
+        }
+    }
+
+    /// Revokes live access tokens when ACCESS_TOKEN_REVOCATION is on (on every instance; see
+    /// [`AppState::revoke_access`]); does nothing when it is off.
+    pub(crate) async fn revoke_access(&self, revocation: Revocation<'_>) -> Result<(), StoreError> {
+        if self.settings.access_token_revocation {
+            self.store
+                .revoke_access(&revocation, self.settings.access_token_lifetime, unix_now())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets cached copies of users after a change.
+    pub(crate) fn users_changed(&self) {
+        if let Some(cache) = self.user_cache {
+            cache.clear();
+        }
+    }
+}
+
+/// The parts of a [`Context`] for a command, which runs without a server.
+pub(crate) struct Standalone {
+    settings: Settings,
+    store: Store,
+    passwords: PasswordPool,
+    policy: PasswordPolicy,
+    user_id_field: UserField,
+    login_fields: Vec<UserField>,
+}
+
+impl Standalone {
+    /// Builds the parts from the settings and an open store; the error names the setting at
+    /// fault.
+    pub(crate) fn new(
+        settings: Settings,
+        store: Store,
+    ) -> Result<Standalone, crate::state::StateError> {
+        let hasher = PasswordHasher::new(
+            settings.argon2_memory_kib,
+            settings.argon2_iterations,
+            settings.argon2_parallelism,
+        )?;
+        let invalid = |key: &'static str, message: &str| tollgate_core::SettingsError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
+        let user_id_field = UserField::from_name(&settings.user_id_field)
+            .ok_or_else(|| invalid("USER_ID_FIELD", "must be one of id, username, email"))?;
+        let username_field = UserField::from_name(&settings.username_field)
+            .ok_or_else(|| invalid("USERNAME_FIELD", "must be one of username, email"))?;
+        Ok(Standalone {
+            login_fields: crate::state::login_fields(&settings, username_field),
+            policy: PasswordPolicy::from_settings(&settings),
+            passwords: PasswordPool::new(hasher),
+            settings,
+            store,
+            user_id_field,
+        })
+    }
+
+    /// The context to call operations with.
+    pub(crate) fn context(&self) -> Context<'_> {
+        Context {
+            settings: &self.settings,
+            store: &self.store,
+            passwords: &self.passwords,
+            policy: &self.policy,
+            user_id_field: self.user_id_field,
+            login_fields: &self.login_fields,
+            user_cache: None,
+        }
+    }
+}

@@ -1,5 +1,6 @@
-//! Logging in with a password, as the obtain endpoints do: the failed-login throttle, the
-//! lockout, the password check, and the record of each attempt on an account.
+//! Checking a password, as the obtain endpoints, HTTP Basic and a password change do: the
+//! failed-login throttle, the lockout, the password check (and a rehash to the current
+//! parameters), and the record of each attempt on an account.
 
 use std::time::Duration;
 
@@ -8,9 +9,7 @@ use tollgate_core::password::PasswordCheck;
 use tollgate_core::unix_now;
 use tollgate_store::{LockoutAdmission, LockoutRule, LoginOutcome, User, UserField};
 
-use super::body::Payload;
-use crate::client::{ClientAddr, UserAgent};
-use crate::error::ApiError;
+use super::ServiceError;
 use crate::state::AppState;
 use crate::throttle::{
     account_subject, identifier_subject, Attempt, Checking, Refusal, MAX_QUEUE_WAIT,
@@ -26,23 +25,19 @@ pub(crate) enum Channel {
     Basic,
 }
 
-/// Checks the credentials of an obtain request (the USERNAME_FIELD and `password` fields).
-pub(super) async fn log_in(
-    state: &AppState,
-    client: ClientAddr,
-    agent: &UserAgent,
-    payload: &Payload,
-) -> Result<User, ApiError> {
-    let username_field = state.settings.username_field.as_str();
-    let [identifier, password] = payload.char_fields([username_field, "password"])?;
-    check_password(state, client, agent, &identifier, password, Channel::Login).await
+/// Who presents a password: the client's address (what the throttle counts) and user agent
+/// (what the record of the attempt keeps).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Client<'a> {
+    pub(crate) address: std::net::IpAddr,
+    pub(crate) user_agent: Option<&'a str>,
 }
 
 /// Checks an identifier and password behind the throttle and the lockout: an address or
 /// identifier out of attempts gets 429, a locked identifier 403, before any password is checked;
 /// an account out of attempts or locked through its other identifiers is answered as a wrong
 /// password, so that neither tells which identifiers belong to one account or exist at all.
-/// Every failure gives the same answer, [`ApiError::NoActiveAccount`], and an unknown user costs
+/// Every failure gives the same answer, [`ServiceError::NoActiveAccount`], and an unknown user costs
 /// the same hash time as a wrong password.
 ///
 /// The attempt takes its place under each limit before the password is checked (see
@@ -50,21 +45,20 @@ pub(super) async fn log_in(
 /// together get no more checks than the limits allow.
 pub(crate) async fn check_password(
     state: &AppState,
-    client: ClientAddr,
-    agent: &UserAgent,
+    client: Client<'_>,
     identifier: &str,
     password: String,
     channel: Channel,
-) -> Result<User, ApiError> {
+) -> Result<User, ServiceError> {
     let user = find_account(state, identifier).await?;
     let attempt = Attempt {
-        address: client.0,
+        address: client.address,
         identifier: Some(identifier),
         account: user.as_ref().map(|user| user.id),
     };
     let admitted = match state.login_throttle.reserve(attempt).await {
         Ok(admitted) => admitted,
-        Err(Refusal::Throttled(wait)) => return Err(ApiError::Throttled(wait)),
+        Err(Refusal::Throttled(wait)) => return Err(ServiceError::Throttled(wait)),
         Err(Refusal::AccountExhausted(_)) => {
             tracing::info!("login refused: the account is out of attempts");
             return Err(refuse_as_wrong_password(state, password).await);
@@ -72,7 +66,6 @@ pub(crate) async fn check_password(
     };
     let attempt = Credentials {
         client,
-        agent,
         identifier,
         user,
         channel,
@@ -89,20 +82,19 @@ pub(crate) async fn check_password(
 /// is no free password oracle. `Ok(true)` when it matches.
 pub(crate) async fn check_own_password(
     state: &AppState,
-    client: ClientAddr,
-    agent: &UserAgent,
+    client: Client<'_>,
     user: &User,
     password: String,
-) -> Result<bool, ApiError> {
+) -> Result<bool, ServiceError> {
     let attempt = Attempt {
-        address: client.0,
+        address: client.address,
         identifier: None,
         account: Some(user.id),
     };
     let admitted = match state.login_throttle.reserve(attempt).await {
         Ok(admitted) => admitted,
         Err(Refusal::Throttled(wait) | Refusal::AccountExhausted(wait)) => {
-            return Err(ApiError::Throttled(wait))
+            return Err(ServiceError::Throttled(wait))
         }
     };
     let now = unix_now();
@@ -111,7 +103,7 @@ pub(crate) async fn check_own_password(
     if let Some(rule) = lockout_rule(state) {
         match reserve_lockout(state, &account_key, rule, now).await? {
             (LockoutAdmission::Locked { until }, _) => {
-                return Err(ApiError::AccountLocked(lock_wait(until, now)))
+                return Err(ServiceError::AccountLocked(lock_wait(until, now)))
             }
             (LockoutAdmission::Admitted { .. }, running) => checking.extend(running),
         }
@@ -120,8 +112,7 @@ pub(crate) async fn check_own_password(
         .passwords
         .verify(password, Some(user.password.clone()))
         .await;
-    let addr = client.0.to_string();
-    let agent = agent.0.as_deref();
+    let addr = client.address.to_string();
     if check.matched() {
         state.login_throttle.succeeded(admitted).await;
         state
@@ -132,7 +123,7 @@ pub(crate) async fn check_own_password(
         let outcome = LoginOutcome::WrongPassword;
         state
             .store
-            .record_login(user.id, outcome, &addr, agent, now)
+            .record_login(user.id, outcome, &addr, client.user_agent, now)
             .await?;
         tracing::info!(user_id = user.id, "password check failed");
     }
@@ -148,7 +139,7 @@ async fn reserve_lockout(
     key: &str,
     rule: LockoutRule,
     now: i64,
-) -> Result<(LockoutAdmission, Option<Checking>), ApiError> {
+) -> Result<(LockoutAdmission, Option<Checking>), ServiceError> {
     let deadline = std::time::Instant::now() + MAX_QUEUE_WAIT;
     loop {
         let running = state.login_throttle.checking(key);
@@ -166,17 +157,17 @@ async fn reserve_lockout(
 
 /// A refusal that must look like a wrong password: it costs a password check's time and gives
 /// its answer.
-async fn refuse_as_wrong_password(state: &AppState, password: String) -> ApiError {
+async fn refuse_as_wrong_password(state: &AppState, password: String) -> ServiceError {
     state.passwords.verify(password, None).await;
     state.metrics.login(false);
-    ApiError::NoActiveAccount
+    ServiceError::NoActiveAccount
 }
 
 /// The account an identifier names, looked up in LOGIN_FIELDS in order; a username in Django's
 /// normal form (NFKC), as registration stores it, then as sent, for a row stored before
 /// usernames were normalised (rewriting those could merge two accounts). Either way the attempt
 /// is counted under one folded identifier and the account, so the second lookup buys nothing.
-async fn find_account(state: &AppState, identifier: &str) -> Result<Option<User>, ApiError> {
+async fn find_account(state: &AppState, identifier: &str) -> Result<Option<User>, ServiceError> {
     let username = normalize_username(identifier);
     for field in &state.login_fields {
         let spellings: &[&str] = match field {
@@ -195,8 +186,7 @@ async fn find_account(state: &AppState, identifier: &str) -> Result<Option<User>
 
 /// One login attempt, already admitted by the throttle.
 struct Credentials<'a> {
-    client: ClientAddr,
-    agent: &'a UserAgent,
+    client: Client<'a>,
     identifier: &'a str,
     user: Option<User>,
     channel: Channel,
@@ -206,10 +196,9 @@ async fn check_credentials(
     state: &AppState,
     attempt: Credentials<'_>,
     password: String,
-) -> Result<User, ApiError> {
+) -> Result<User, ServiceError> {
     let Credentials {
         client,
-        agent,
         identifier,
         user,
         channel,
@@ -217,14 +206,14 @@ async fn check_credentials(
     let username_field = state.settings.username_field.as_str();
     let now = unix_now();
     let record = |user_id: i64, outcome: LoginOutcome| {
-        let addr = client.0.to_string();
+        let addr = client.address.to_string();
         async move {
             if channel == Channel::Basic && outcome == LoginOutcome::Succeeded {
                 return Ok(());
             }
             state
                 .store
-                .record_login(user_id, outcome, &addr, agent.0.as_deref(), now)
+                .record_login(user_id, outcome, &addr, client.user_agent, now)
                 .await
         }
     };
@@ -243,7 +232,7 @@ async fn check_credentials(
                 }
                 state.metrics.login(false);
                 tracing::info!(username_field, "login refused: locked");
-                return Err(ApiError::AccountLocked(lock_wait(until, now)));
+                return Err(ServiceError::AccountLocked(lock_wait(until, now)));
             }
             (LockoutAdmission::Admitted { locks: now_locked }, running) => {
                 locks |= now_locked;
@@ -285,7 +274,7 @@ async fn check_credentials(
             }
             state.metrics.login(false);
             tracing::info!(username_field, "login failed");
-            return Err(ApiError::NoActiveAccount);
+            return Err(ServiceError::NoActiveAccount);
         }
     };
     if !lock_keys.is_empty() {
