@@ -601,3 +601,61 @@ async fn sessions_revoke_reaches_the_redis_denylist() {
             .expect("DEL");
     }
 }
+
+/// A server rotating and blacklisting refresh tokens, without reuse detection, with
+/// REFRESH_TOKEN_RETRY_GRACE as given.
+async fn retrying(backend: Backend, grace: Duration) -> TestServer {
+    let server = TestServer::start_on(backend, |s| {
+        s.rotate_refresh_tokens = true;
+        s.blacklist_after_rotation = true;
+        s.refresh_token_retry_grace = grace;
+    })
+    .await;
+    server.create_user("ann", PASSWORD).await;
+    server
+}
+
+on_both_backends! {
+    /// A refresh committed whose answer the client never read (the connection dropped on the
+    /// way back): with REFRESH_TOKEN_RETRY_GRACE, presenting the old token again within the
+    /// grace gets the very token that replaced it, which goes on working; after the grace the
+    /// old token is refused as simplejwt refuses it.
+    async fn a_refresh_whose_answer_was_lost_is_retried_within_the_grace(backend) {
+        let server = retrying(backend, Duration::from_secs(2)).await;
+        let (refresh_token, _) = log_in_as(&server, "ann", "app").await;
+        let (status, lost) = refresh(&server, &refresh_token).await;
+        assert_eq!(status, StatusCode::OK, "{lost}");
+        let successor = token_field(&lost, "refresh");
+
+        let (status, retried) = refresh(&server, &refresh_token).await;
+        assert_eq!(status, StatusCode::OK, "{retried}");
+        let again = token_field(&retried, "refresh");
+        assert_eq!(payload(&again)["jti"], payload(&successor)["jti"], "the same successor");
+        assert_eq!(payload(&again)["exp"], payload(&successor)["exp"]);
+        assert_eq!(sid(&again), sid(&refresh_token), "the same session");
+        let access = token_field(&retried, "access");
+        assert_eq!(server.send(Method::GET, "/api/index/", Some(&access), None).await.0, StatusCode::OK);
+
+        // The retried answer's token is the family's current one: it rotates on.
+        let (status, next) = refresh(&server, &again).await;
+        assert_eq!(status, StatusCode::OK, "{next}");
+
+        // Past the grace (whole seconds), the first token is refused and nothing else changes.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(refresh(&server, &refresh_token).await, blacklisted());
+        let (status, body) = refresh(&server, &token_field(&next, "refresh")).await;
+        assert_eq!(status, StatusCode::OK, "the family lives on: {body}");
+    }
+
+    /// Without REFRESH_TOKEN_RETRY_GRACE (the default), a rotated token presented again is
+    /// refused at once, as simplejwt refuses it, and its successor is not touched.
+    async fn without_a_retry_grace_a_rotated_token_is_refused_at_once(backend) {
+        let server = retrying(backend, Duration::ZERO).await;
+        let (refresh_token, _) = log_in_as(&server, "ann", "app").await;
+        let (status, body) = refresh(&server, &refresh_token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(refresh(&server, &refresh_token).await, blacklisted());
+        let (status, body) = refresh(&server, &token_field(&body, "refresh")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}

@@ -257,6 +257,14 @@ settings! {
     /// come back (a client retrying after a lost answer, or two tabs refreshing at once) and be
     /// answered with the family's current tokens instead of revoking the family.
     refresh_token_reuse_grace "REFRESH_TOKEN_REUSE_GRACE": Duration = Duration::from_secs(10);
+    /// With ROTATE_REFRESH_TOKENS and BLACKLIST_AFTER_ROTATION, how long after a rotation the
+    /// old refresh token may be presented again and get the token that replaced it (signed
+    /// again from what is stored) and a fresh access token, whether or not reuse detection is
+    /// on: a client whose answer was lost (a dropped connection, a mobile app sent to the
+    /// background) simply retries instead of being logged out. After it, the token is refused
+    /// as blacklisted. `0s` (the default) refuses at once, as simplejwt does. Recommended for
+    /// mobile clients: a few seconds to a minute.
+    refresh_token_retry_grace "REFRESH_TOKEN_RETRY_GRACE": Duration = Duration::ZERO;
 
     // Database, Redis and running many instances.
     /// Most database connections each Tollgate process holds open at once. On PostgreSQL each

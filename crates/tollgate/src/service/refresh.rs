@@ -68,9 +68,9 @@ pub(crate) async fn refresh(state: &AppState, raw: &str) -> Result<Refreshed, Se
         let old_record = token_record(state, &claims, owner);
         match state.store.rotate(&old_record, &new_record, now).await? {
             RotateOutcome::Rotated => {}
-            RotateOutcome::AlreadyBlacklisted if detects_reuse(state) => {
-                // Lost the race to a concurrent refresh of the same token: a replay within the
-                // grace period, answered with what the winner got.
+            RotateOutcome::AlreadyBlacklisted if detects_reuse(state) || retries(state) => {
+                // Rotated already: by a concurrent refresh of the same token, or by one whose
+                // answer was lost. Within the grace period, answered with what it got.
                 return replayed(state, &claims, now).await;
             }
             RotateOutcome::AlreadyBlacklisted | RotateOutcome::SessionRevoked => {
@@ -98,15 +98,32 @@ fn detects_reuse(state: &AppState) -> bool {
     s.refresh_token_reuse_detection && s.rotate_refresh_tokens && s.blacklist_after_rotation
 }
 
-/// A refresh token presented again after it was rotated (REFRESH_TOKEN_REUSE_DETECTION).
+/// Whether REFRESH_TOKEN_RETRY_GRACE applies.
+fn retries(state: &AppState) -> bool {
+    !state.settings.refresh_token_retry_grace.is_zero()
+}
+
+/// How long after its rotation a refresh token presented again is answered as a retry: the
+/// retry grace, and with reuse detection at least the reuse grace.
+fn retry_grace(state: &AppState) -> i64 {
+    let s = &state.settings;
+    let mut grace = s.refresh_token_retry_grace;
+    if detects_reuse(state) {
+        grace = grace.max(s.refresh_token_reuse_grace);
+    }
+    i64::try_from(grace.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// A refresh token presented again after it was rotated (REFRESH_TOKEN_RETRY_GRACE,
+/// REFRESH_TOKEN_REUSE_DETECTION).
 ///
-/// Within REFRESH_TOKEN_REUSE_GRACE of its rotation it is an honest retry (a lost answer, two
-/// tabs refreshing at once): the answer is the family's current refresh token, signed again
-/// from what the store keeps of it (the rotated token's payload differs from the replayed one
-/// only in `jti`, `iat` and `exp`), and a fresh access token. Later, it was stolen or leaked:
-/// the whole family (its session, or without one its newest token) is revoked and the answer
-/// is the usual refusal of a blacklisted token. A token that was logged out or revoked rather
-/// than rotated gets that refusal and changes nothing.
+/// Within the grace period of its rotation it is an honest retry (a lost answer, two tabs
+/// refreshing at once): the answer is the family's current refresh token, signed again from
+/// what the store keeps of it (the rotated token's payload differs from the replayed one only
+/// in `jti`, `iat` and `exp`), and a fresh access token. Later, it is refused as blacklisted;
+/// with reuse detection it was stolen or leaked, and the whole family (its session, or without
+/// one its newest token) is revoked too. A token that was logged out or revoked rather than
+/// rotated is refused and changes nothing.
 async fn replayed(state: &AppState, claims: &Claims, now: i64) -> Result<Refreshed, ServiceError> {
     let blacklisted = || ServiceError::Token(TokenError::Blacklisted);
     let Some(jti) = state.codec.jti(claims) else {
@@ -119,9 +136,7 @@ async fn replayed(state: &AppState, claims: &Claims, now: i64) -> Result<Refresh
         // The family already ended (logged out, revoked, or a reuse detected before).
         return Err(blacklisted());
     }
-    let grace =
-        i64::try_from(state.settings.refresh_token_reuse_grace.as_secs()).unwrap_or(i64::MAX);
-    let within_grace = now.saturating_sub(rotation.rotated_at) < grace;
+    let within_grace = now.saturating_sub(rotation.rotated_at) < retry_grace(state);
     if let (true, Some(issued_at)) = (within_grace, rotation.current_created_at) {
         if let Some(sid) = &rotation.session_id {
             if !state.store.touch_session(sid, now, None).await? {
@@ -143,6 +158,9 @@ async fn replayed(state: &AppState, claims: &Claims, now: i64) -> Result<Refresh
             access,
             refresh: Some(refresh),
         });
+    }
+    if !detects_reuse(state) {
+        return Err(blacklisted());
     }
     match &rotation.session_id {
         Some(sid) => {
