@@ -21,7 +21,7 @@ use tollgate_axum::AuthError;
 /// The user behind a valid token, loaded from the database. Extracting it answers 401 with
 /// simplejwt's body when the request has no valid token.
 #[derive(Debug, Clone)]
-pub struct AuthenticatedUser {
+pub(crate) struct AuthenticatedUser {
     /// The user, as stored (shared with the user cache).
     pub user: Arc<User>,
     /// The token's claims.
@@ -37,7 +37,7 @@ pub struct AuthenticatedUser {
 impl AuthenticatedUser {
     /// This user as stored: itself when it was read from the database, else read now, with the
     /// checks `jwt` makes (exists, active, password unchanged).
-    pub async fn stored(self, state: &AppState) -> Result<AuthenticatedUser, ApiError> {
+    pub(crate) async fn stored(self, state: &AppState) -> Result<AuthenticatedUser, ApiError> {
         if !self.stateless {
             return Ok(self);
         }

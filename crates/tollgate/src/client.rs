@@ -12,7 +12,7 @@ use crate::state::AppState;
 
 /// The address of the client that sent a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
+pub(crate) struct ClientAddr(pub IpAddr);
 
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
@@ -27,7 +27,7 @@ impl FromRequestParts<AppState> for ClientAddr {
 
 impl ClientAddr {
     /// The client of a request, by its connection and headers.
-    pub fn of(parts: &Parts, state: &AppState) -> ClientAddr {
+    pub(crate) fn of(parts: &Parts, state: &AppState) -> ClientAddr {
         // Without connection info (a router driven in-process) the client is this host.
         let peer = parts
             .extensions
@@ -54,7 +54,7 @@ impl ClientAddr {
 /// The client's `User-Agent`, as sent (visible ASCII), cut to 256 bytes; kept with login
 /// records so that a user can tell their devices apart.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UserAgent(pub Option<String>);
+pub(crate) struct UserAgent(pub Option<String>);
 
 /// Longest `User-Agent` kept.
 const MAX_USER_AGENT: usize = 256;
@@ -69,7 +69,7 @@ impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
 
 impl UserAgent {
     /// The `User-Agent` of a request's headers.
-    pub fn of(headers: &HeaderMap) -> UserAgent {
+    pub(crate) fn of(headers: &HeaderMap) -> UserAgent {
         let agent = headers
             .get(axum::http::header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
@@ -87,7 +87,7 @@ impl UserAgent {
 
 /// Walks `X-Forwarded-For` from the right (the hop nearest to us) past trusted proxies: the first
 /// untrusted address is the client. A client cannot forge its way past a proxy that appends.
-pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+pub(crate) fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |addr: &IpAddr| trusted.iter().any(|net| net.contains(addr));
     if !is_trusted(&peer) {
         return peer;

@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 
 /// The stored keys could not be read or used.
 #[derive(Debug, thiserror::Error)]
-pub enum KeysError {
+pub(crate) enum KeysError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -35,13 +35,13 @@ pub enum KeysError {
 }
 
 /// KEYS_ENCRYPTION_KEY, parsed; `None` when unset.
-pub fn encryption_key(settings: &Settings) -> Result<Option<KeysEncryptionKey>, KeysError> {
+pub(crate) fn encryption_key(settings: &Settings) -> Result<Option<KeysEncryptionKey>, KeysError> {
     parse_key("KEYS_ENCRYPTION_KEY", settings.keys_encryption_key.expose())
 }
 
 /// The keys that may open stored keys: KEYS_ENCRYPTION_KEY, then
 /// KEYS_PREVIOUS_ENCRYPTION_KEY, those that are set.
-pub fn decryption_keys(settings: &Settings) -> Result<Vec<KeysEncryptionKey>, KeysError> {
+pub(crate) fn decryption_keys(settings: &Settings) -> Result<Vec<KeysEncryptionKey>, KeysError> {
     let previous = parse_key(
         "KEYS_PREVIOUS_ENCRYPTION_KEY",
         settings.keys_previous_encryption_key.expose(),
@@ -62,7 +62,7 @@ fn parse_key(key: &'static str, text: &str) -> Result<Option<KeysEncryptionKey>,
 }
 
 /// A row as the key ring reads it.
-pub fn stored_key(record: &SigningKeyRecord) -> Result<StoredKey, KeysError> {
+pub(crate) fn stored_key(record: &SigningKeyRecord) -> Result<StoredKey, KeysError> {
     let algorithm: Algorithm =
         record
             .algorithm
@@ -83,7 +83,7 @@ pub fn stored_key(record: &SigningKeyRecord) -> Result<StoredKey, KeysError> {
 }
 
 /// A key as the store keeps it.
-pub fn record(key: &StoredKey) -> SigningKeyRecord {
+pub(crate) fn record(key: &StoredKey) -> SigningKeyRecord {
     SigningKeyRecord {
         kid: key.kid.clone(),
         algorithm: key.algorithm.as_str().to_owned(),
@@ -96,7 +96,7 @@ pub fn record(key: &StoredKey) -> SigningKeyRecord {
 }
 
 /// The ring for `records` at `now`, with the configured key from `settings`.
-pub fn assemble(
+pub(crate) fn assemble(
     settings: &Settings,
     records: &[SigningKeyRecord],
     now: i64,
@@ -111,7 +111,7 @@ pub fn assemble(
 }
 
 /// Reads the stored keys and makes `codec` sign and verify with them; returns the rows read.
-pub async fn load(
+pub(crate) async fn load(
     codec: &TokenCodec,
     settings: &Settings,
     store: &Store,
@@ -124,7 +124,7 @@ pub async fn load(
 /// How long a retired key must keep verifying: every token it may have signed must have expired,
 /// with LEEWAY, including those signed by instances that see the rotation up to one
 /// KEYS_RELOAD_INTERVAL late.
-pub fn verify_until(settings: &Settings, now: i64) -> i64 {
+pub(crate) fn verify_until(settings: &Settings, now: i64) -> i64 {
     let longest = [
         settings.access_token_lifetime,
         settings.refresh_token_lifetime,
@@ -162,7 +162,7 @@ impl Trigger {
 /// the rows the keys in use were built from. A failed read keeps the keys in use (a retired key
 /// still stops verifying at its `verify_until`) and is logged. Each read is counted in
 /// `metrics` (`tollgate_signing_key_reloads_total`).
-pub async fn watch(
+pub(crate) async fn watch(
     codec: Arc<TokenCodec>,
     settings: Arc<Settings>,
     store: Store,

@@ -17,20 +17,21 @@
 //!   passwords), without HTTP.
 //! - `api/`: one module per resource; `cli/`: one module per subcommand.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod api;
-pub mod auth;
+mod auth;
 pub mod cli;
-pub mod client;
+mod client;
 pub mod config;
 mod connections;
-pub mod error;
-pub mod keyring;
-pub mod logging;
-pub mod metrics;
+mod error;
+mod keyring;
+mod logging;
+mod metrics;
 pub mod server;
 mod service;
 mod startup;
 pub mod state;
-pub mod throttle;
-pub mod user_cache;
+mod throttle;
+mod user_cache;

@@ -14,11 +14,11 @@ use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 /// The header that carries a request's id, taken from the client or a proxy when present.
-pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Installs the global subscriber: logs to standard error, filtered by `filter` (the LOG
 /// setting; RUST_LOG when that is unusable), as text or JSON lines.
-pub fn init(filter: &str, json: bool) {
+pub(crate) fn init(filter: &str, json: bool) {
     let filter = EnvFilter::try_new(filter)
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -43,7 +43,7 @@ pub fn init(filter: &str, json: bool) {
 
 /// The authenticated user of a request, filled in by authentication for the access log.
 #[derive(Debug, Clone, Default)]
-pub struct RequestUser(Arc<AtomicI64>);
+pub(crate) struct RequestUser(Arc<AtomicI64>);
 
 const NO_USER: i64 = i64::MIN;
 
@@ -53,7 +53,7 @@ impl RequestUser {
     }
 
     /// Records the user that the request authenticated as.
-    pub fn set(&self, user_id: i64) {
+    pub(crate) fn set(&self, user_id: i64) {
         self.0.store(user_id, Ordering::Relaxed);
     }
 
@@ -80,7 +80,7 @@ fn new_request_id() -> HeaderValue {
 
 /// Middleware: gives the request an id (the client's `X-Request-Id` if it is sane), runs it in
 /// a span carrying that id, echoes the id in the response, and logs one line when it is done.
-pub async fn access_log(mut request: Request, next: Next) -> Response {
+pub(crate) async fn access_log(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request
         .headers()

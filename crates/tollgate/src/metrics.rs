@@ -74,11 +74,11 @@ fn latency_histogram() -> Histogram {
 
 /// The metrics of one server; a no-op handle when metrics are off.
 #[derive(Clone, Default)]
-pub struct Metrics(Option<Arc<Registered>>);
+pub(crate) struct Metrics(Option<Arc<Registered>>);
 
 impl Metrics {
     /// A registry with every Tollgate metric, or a no-op handle when `enabled` is false.
-    pub fn new(enabled: bool) -> Metrics {
+    pub(crate) fn new(enabled: bool) -> Metrics {
         if !enabled {
             return Metrics(None);
         }
@@ -162,12 +162,12 @@ impl Metrics {
     }
 
     /// Whether metrics are collected.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.0.is_some()
     }
 
     /// A password login's outcome.
-    pub fn login(&self, succeeded: bool) {
+    pub(crate) fn login(&self, succeeded: bool) {
         if let Some(m) = &self.0 {
             m.logins
                 .get_or_create(&OutcomeLabels {
@@ -178,7 +178,7 @@ impl Metrics {
     }
 
     /// A token was signed.
-    pub fn issued(&self, token_type: TokenType) {
+    pub(crate) fn issued(&self, token_type: TokenType) {
         if let Some(m) = &self.0 {
             m.issued
                 .get_or_create(&TokenLabels {
@@ -189,14 +189,14 @@ impl Metrics {
     }
 
     /// A refresh succeeded.
-    pub fn refreshed(&self) {
+    pub(crate) fn refreshed(&self) {
         if let Some(m) = &self.0 {
             m.refreshed.inc();
         }
     }
 
     /// A token was blacklisted.
-    pub fn blacklisted(&self) {
+    pub(crate) fn blacklisted(&self) {
         if let Some(m) = &self.0 {
             m.blacklisted.inc();
         }
@@ -204,7 +204,7 @@ impl Metrics {
 
     /// The stored signing keys were read (see `keyring::watch`): `trigger` is what asked,
     /// `outcome` what came of it.
-    pub fn key_reload(&self, trigger: &'static str, outcome: &'static str) {
+    pub(crate) fn key_reload(&self, trigger: &'static str, outcome: &'static str) {
         if let Some(m) = &self.0 {
             m.key_reloads
                 .get_or_create(&ReloadLabels { trigger, outcome })

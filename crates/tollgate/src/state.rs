@@ -40,29 +40,27 @@ pub struct SharedState {
     /// Password hashing off the async runtime.
     pub passwords: PasswordPool,
     /// USER_ID_FIELD, parsed.
-    pub user_id_field: UserField,
-    /// USERNAME_FIELD, parsed.
-    pub username_field: UserField,
+    pub(crate) user_id_field: UserField,
     /// AUTH_HEADER_NAME as an HTTP header name.
-    pub auth_header: HeaderName,
+    pub(crate) auth_header: HeaderName,
     /// The `WWW-Authenticate` value for 401s: `Bearer realm="api"`.
-    pub challenge: HeaderValue,
+    pub(crate) challenge: HeaderValue,
     /// LOGIN_FIELDS parsed (USERNAME_FIELD alone when the setting is empty).
-    pub login_fields: Vec<UserField>,
+    pub(crate) login_fields: Vec<UserField>,
     /// Code that adds claims to every new token, after TOKEN_USER_CLAIMS.
-    pub claim_sources: Vec<Arc<dyn ClaimSource>>,
+    pub(crate) claim_sources: Vec<Arc<dyn ClaimSource>>,
     /// The rules a new password must pass.
-    pub policy: Arc<PasswordPolicy>,
+    pub(crate) policy: Arc<PasswordPolicy>,
     /// Prometheus metrics (a no-op handle when METRICS_ENABLED is off).
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Users recently loaded for authentication (USER_CACHE_TTL).
-    pub user_cache: UserCache,
+    pub(crate) user_cache: UserCache,
     /// Failed-login counters (LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_ADDRESS).
-    pub login_throttle: Arc<LoginThrottle>,
+    pub(crate) login_throttle: Arc<LoginThrottle>,
     /// Registration attempts per client address.
-    pub registration_throttle: Arc<RegistrationThrottle>,
+    pub(crate) registration_throttle: Arc<RegistrationThrottle>,
     /// With JWK_URL, verifies the tokens that authenticate requests with that issuer's keys.
-    pub foreign_tokens: Option<tollgate_axum::Verifier>,
+    pub(crate) foreign_tokens: Option<tollgate_axum::Verifier>,
 }
 
 /// Adds claims to the tokens Tollgate mints, for applications that embed Tollgate as a library
@@ -109,7 +107,6 @@ pub(crate) struct Prepared {
     codec: TokenCodec,
     hasher: PasswordHasher,
     user_id_field: UserField,
-    username_field: UserField,
     login_fields: Vec<UserField>,
     auth_header: HeaderName,
     challenge: HeaderValue,
@@ -157,7 +154,6 @@ impl Prepared {
             codec,
             hasher,
             user_id_field,
-            username_field,
             login_fields,
             auth_header,
             challenge,
@@ -184,7 +180,6 @@ impl AppState {
             codec,
             hasher,
             user_id_field,
-            username_field,
             login_fields,
             auth_header,
             challenge,
@@ -213,7 +208,6 @@ impl AppState {
             settings: Arc::new(settings),
             store,
             user_id_field,
-            username_field,
             auth_header,
             challenge,
         }))

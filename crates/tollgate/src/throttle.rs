@@ -380,7 +380,7 @@ fn borrowed(subjects: &[(String, u32)]) -> Vec<(&str, u32)> {
 
 /// Password checks allowed per account, identifier and client address.
 #[derive(Debug)]
-pub struct LoginThrottle {
+pub(crate) struct LoginThrottle {
     per_account: u32,
     per_address: u32,
     counter: Counter,
@@ -392,7 +392,7 @@ impl LoginThrottle {
     /// Counters allowing `per_account` and `per_address` password checks per `window` that do
     /// not match; 0 turns a limit off. With a Redis denylist on `shared`, the counts are shared
     /// through it.
-    pub fn new(
+    pub(crate) fn new(
         per_account: u32,
         per_address: u32,
         window: Duration,
@@ -459,14 +459,18 @@ impl LoginThrottle {
 
 /// Registrations allowed per client address.
 #[derive(Debug)]
-pub struct RegistrationThrottle {
+pub(crate) struct RegistrationThrottle {
     per_address: u32,
     counter: Counter,
 }
 
 impl RegistrationThrottle {
     /// Allows `per_address` registration attempts per `window`; 0 turns it off.
-    pub fn new(per_address: u32, window: Duration, shared: Option<Store>) -> RegistrationThrottle {
+    pub(crate) fn new(
+        per_address: u32,
+        window: Duration,
+        shared: Option<Store>,
+    ) -> RegistrationThrottle {
         RegistrationThrottle {
             per_address,
             counter: Counter::new(window, shared),

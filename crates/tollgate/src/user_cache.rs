@@ -19,14 +19,14 @@ type Entries = HashMap<String, (Instant, u64, Arc<User>)>;
 
 /// Users by the value of USER_ID_FIELD, each kept for a fixed time.
 #[derive(Clone)]
-pub struct UserCache {
+pub(crate) struct UserCache {
     ttl: Duration,
     entries: Arc<RwLock<Entries>>,
 }
 
 impl UserCache {
     /// A cache keeping users for `ttl`; zero disables it.
-    pub fn new(ttl: Duration) -> UserCache {
+    pub(crate) fn new(ttl: Duration) -> UserCache {
         UserCache {
             ttl,
             entries: Arc::default(),
@@ -34,7 +34,7 @@ impl UserCache {
     }
 
     /// The user whose `field` is `value`, from the cache when fresh, else from the store.
-    pub async fn find(
+    pub(crate) async fn find(
         &self,
         store: &Store,
         field: UserField,
@@ -65,7 +65,7 @@ impl UserCache {
     }
 
     /// Forgets every cached user, after a change this instance made.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Ok(mut entries) = self.entries.write() {
             entries.clear();
         }
