@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
 use tollgate_core::password::{FailureFloor, PasswordCheck, PasswordHasher, PasswordPolicy};
+use tollgate_core::settings::{LoginField, UserIdField, UsernameField};
 use tollgate_core::{Claims, Settings, TokenCodec};
 use tollgate_store::{AccessClaims, Revocation, Store, StoreError, User, UserField};
 
@@ -126,11 +127,8 @@ impl Prepared {
             settings.argon2_iterations,
             settings.argon2_parallelism,
         )?;
-        let user_id_field = UserField::from_name(&settings.user_id_field)
-            .ok_or_else(|| invalid("USER_ID_FIELD", "must be one of id, username, email"))?;
-        let username_field = UserField::from_name(&settings.username_field)
-            .ok_or_else(|| invalid("USERNAME_FIELD", "must be one of username, email"))?;
-        let login_fields = login_fields(&settings, username_field);
+        let user_id_field = id_field(settings.user_id_field);
+        let login_fields = login_fields(&settings);
         let auth_header = tollgate_core::auth::header_name(&settings.auth_header_name)
             .and_then(|name| HeaderName::try_from(name).ok())
             .ok_or_else(|| invalid("AUTH_HEADER_NAME", "must be a header name"))?;
@@ -242,15 +240,27 @@ pub(crate) async fn revoke_earlier_tokens(
 }
 
 /// The fields a login identifier is looked up in (LOGIN_FIELDS, else USERNAME_FIELD alone).
-pub(crate) fn login_fields(settings: &Settings, username_field: UserField) -> Vec<UserField> {
+pub(crate) fn login_fields(settings: &Settings) -> Vec<UserField> {
     if settings.login_fields.is_empty() {
-        vec![username_field]
-    } else {
-        settings
-            .login_fields
-            .iter()
-            .filter_map(|name| UserField::from_name(name))
-            .collect()
+        return vec![match settings.username_field {
+            UsernameField::Username => UserField::Username,
+            UsernameField::Email => UserField::Email,
+        }];
+    }
+    let field = |field: &LoginField| match field {
+        LoginField::Username => UserField::Username,
+        LoginField::Email => UserField::Email,
+        LoginField::Phone => UserField::Phone,
+    };
+    settings.login_fields.iter().map(field).collect()
+}
+
+/// The stored field USER_ID_FIELD names.
+pub(crate) fn id_field(choice: UserIdField) -> UserField {
+    match choice {
+        UserIdField::Id => UserField::Id,
+        UserIdField::Username => UserField::Username,
+        UserIdField::Email => UserField::Email,
     }
 }
 

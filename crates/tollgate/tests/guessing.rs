@@ -5,6 +5,8 @@
 
 mod common;
 
+use tollgate_core::settings::LoginField;
+
 use tollgate_core::settings::AuthenticationClass;
 
 use base64::Engine as _;
@@ -163,7 +165,7 @@ on_both_backends! {
     /// which email is its own.
     async fn a_lock_looks_the_same_for_accounts_that_exist_and_those_that_do_not(backend) {
         let server = TestServer::start_on(backend, |s| {
-            s.login_fields = vec!["username".into(), "email".into()];
+            s.login_fields = vec![LoginField::Username, LoginField::Email];
             s.login_lockout_threshold = 3;
             s.login_failures_per_account = 0;
         })
@@ -194,7 +196,7 @@ on_both_backends! {
     /// username's failures the right password given with the email or the phone is not checked.
     async fn an_account_has_one_budget_whichever_identifier_names_it(backend) {
         let server = TestServer::start_on(backend, |s| {
-            s.login_fields = vec!["username".into(), "email".into(), "phone".into()];
+            s.login_fields = vec![LoginField::Username, LoginField::Email, LoginField::Phone];
             s.login_failures_per_account = 3;
         })
         .await;

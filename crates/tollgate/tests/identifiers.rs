@@ -4,6 +4,8 @@
 
 mod common;
 
+use tollgate_core::settings::LoginField;
+
 use common::{token_field, Backend, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -37,7 +39,8 @@ async fn refresh(server: &TestServer, refresh: &str) -> (StatusCode, Value) {
 /// not act as Bob, even without ACCESS_TOKEN_REVOCATION; Bob's and Ann's new tokens work.
 async fn old_tokens_stay_with_their_person(backend: Backend, field: &str, newcomer: bool) {
     let server = TestServer::start_on(backend, |s| {
-        s.user_id_field = field.into();
+        s.user_id_field =
+            tollgate_core::settings::UserIdField::from_word(field).expect("a USER_ID_FIELD");
         // The binding alone; with revocation on (the default) the old access token is revoked
         // as well, and refused as blacklisted before its user is read.
         s.access_token_revocation = false;
@@ -139,7 +142,7 @@ on_both_backends! {
     /// owner keeps logging in by email and by phone.
     async fn a_username_may_not_be_another_users_email_or_phone(backend) {
         let server = TestServer::start_on(backend, |s| {
-            s.login_fields = vec!["username".into(), "email".into(), "phone".into()];
+            s.login_fields = vec![LoginField::Username, LoginField::Email, LoginField::Phone];
         }).await;
         let (status, body) = register(&server, json!({
             "username": "ann", "email": "a@x.com", "phone": "+15551234567", "password": STRONG,

@@ -3,6 +3,8 @@
 
 mod common;
 
+use tollgate_core::settings::LoginField;
+
 use tollgate_core::settings::AuthenticationClass;
 
 use std::sync::Arc;
@@ -36,7 +38,7 @@ on_both_backends! {
     /// LOGIN_FIELDS: one credential matches the username, the email (any case) or the phone.
     async fn login_by_username_email_or_phone(backend) {
         let server = TestServer::start_on(backend, |s| {
-            s.login_fields = vec!["username".into(), "email".into(), "phone".into()];
+            s.login_fields = vec![LoginField::Username, LoginField::Email, LoginField::Phone];
         }).await;
         let user = server.create_user("ann", PW).await;
         let changes = UserChanges { phone: Some(Some("+15550100".into())), ..UserChanges::default() };
@@ -337,7 +339,7 @@ on_both_backends! {
     /// exist nor which identifiers belong together. The lock ends after LOGIN_LOCKOUT_DURATION.
     async fn repeated_failures_lock_the_account_until_the_lock_runs_out(backend) {
         let server = TestServer::start_on(backend, |s| {
-            s.login_fields = vec!["username".into(), "email".into()];
+            s.login_fields = vec![LoginField::Username, LoginField::Email];
             s.login_lockout_threshold = 3;
             // Locks end on a whole second: with 2 s, one made just before a second ticks over
             // still holds for the checks below, however slow the machine.

@@ -330,7 +330,10 @@ async fn a_custom_auth_header_name_is_read() {
 /// USER_ID_FIELD = username puts the username in tokens and finds users by it.
 #[tokio::test]
 async fn user_id_field_can_be_the_username() {
-    let server = TestServer::start_with(|s| s.user_id_field = "username".into()).await;
+    let server = TestServer::start_with(|s| {
+        s.user_id_field = tollgate_core::settings::UserIdField::Username
+    })
+    .await;
     server.create_user("ann", PASSWORD).await;
     let (refresh, access) = server.obtain_pair("ann", PASSWORD).await;
     assert_eq!(payload(&access)["user_id"], "ann");

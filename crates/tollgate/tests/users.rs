@@ -103,7 +103,7 @@ on_both_backends! {
     /// Seed 004: log in by email, first and last name required, profile fields in the user.
     async fn email_login_with_required_names_and_profile_fields(backend) {
         let server = TestServer::start_on(backend, |s| {
-            s.username_field = "email".into();
+            s.username_field = tollgate_core::settings::UsernameField::Email;
             s.user_profile_fields = vec!["nickname".into(), "credit".into()];
             s.user_required_fields = vec!["first_name".into(), "last_name".into()];
         }).await;

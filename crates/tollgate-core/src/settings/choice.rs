@@ -112,6 +112,53 @@ choice! {
     }
 }
 
+choice! {
+    /// The user field tokens name their user by (USER_ID_FIELD).
+    UserIdField,
+    expected: "one of id, username, email",
+    list: "a list of id, username, email (TOML array, or comma-separated)",
+    refused: "must be one of id, username, email",
+    {
+        /// `id`: the numeric id, which never changes hands.
+        Id = "id",
+        /// `username`.
+        Username = "username",
+        /// `email`.
+        Email = "email",
+    }
+}
+
+choice! {
+    /// The user field a login names its user by (USERNAME_FIELD), and the body field it is
+    /// sent in.
+    UsernameField,
+    expected: "username or email",
+    list: "a list of username, email (TOML array, or comma-separated)",
+    refused: "must be one of username, email",
+    {
+        /// `username`.
+        Username = "username",
+        /// `email`.
+        Email = "email",
+    }
+}
+
+choice! {
+    /// A user field a login identifier is looked up in (one of LOGIN_FIELDS).
+    LoginField,
+    expected: "one of username, email, phone",
+    list: "a list of username, email, phone (TOML array, or comma-separated)",
+    refused: "fields must be username, email or phone",
+    {
+        /// `username`.
+        Username = "username",
+        /// `email`.
+        Email = "email",
+        /// `phone`.
+        Phone = "phone",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

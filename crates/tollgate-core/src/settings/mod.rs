@@ -11,7 +11,9 @@ mod value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub use choice::{AuthenticationClass, LogFormat, LoginResponse};
+pub use choice::{
+    AuthenticationClass, LogFormat, LoginField, LoginResponse, UserIdField, UsernameField,
+};
 use ipnet::IpNet;
 pub use value::{RawValue, Secret, SettingValue};
 
@@ -165,7 +167,7 @@ settings! {
     /// META form (`HTTP_AUTHORIZATION`, `HTTP_X_ACCESS_TOKEN`).
     auth_header_name "AUTH_HEADER_NAME": String = "HTTP_AUTHORIZATION".to_owned();
     /// The user field written into tokens and used to find the user: `id`, `username` or `email`.
-    user_id_field "USER_ID_FIELD": String = "id".to_owned();
+    user_id_field "USER_ID_FIELD": UserIdField = UserIdField::Id;
     /// The claim that holds the user's id.
     user_id_claim "USER_ID_CLAIM": String = "user_id".to_owned();
     /// The claim that holds the token type; "" turns type checking off.
@@ -179,7 +181,7 @@ settings! {
     /// Refuse tokens of users who are no longer active.
     check_user_is_active "CHECK_USER_IS_ACTIVE": bool = true;
     /// The user field that the login form names (`username` or `email`).
-    username_field "USERNAME_FIELD": String = "username".to_owned();
+    username_field "USERNAME_FIELD": UsernameField = UsernameField::Username;
     /// The database: `sqlite://path/to/file.db` (created on first start) or `postgres://…`.
     /// Also read from the plain `DATABASE_URL` environment variable.
     database_url "DATABASE_URL": String = "sqlite://tollgate.db".to_owned();
@@ -386,7 +388,7 @@ settings! {
     /// The user fields that the login credential (sent under USERNAME_FIELD) is looked up in,
     /// in order: any of `username`, `email` (without regard to case) and `phone`. Empty means
     /// USERNAME_FIELD alone.
-    login_fields "LOGIN_FIELDS": Vec<String> = Vec::new();
+    login_fields "LOGIN_FIELDS": Vec<LoginField> = Vec::new();
     /// Put a fingerprint of the user's password hash (simplejwt's: upper-case hex MD5 of the
     /// stored hash) in every new token and refuse tokens whose fingerprint no longer matches,
     /// so that a password change ends every earlier access token at once. Off by default, as
@@ -572,12 +574,6 @@ impl Settings {
                 "must be a header name such as Authorization or HTTP_AUTHORIZATION",
             );
         }
-        if !matches!(self.user_id_field.as_str(), "id" | "username" | "email") {
-            return invalid("USER_ID_FIELD", "must be one of id, username, email");
-        }
-        if !matches!(self.username_field.as_str(), "username" | "email") {
-            return invalid("USERNAME_FIELD", "must be one of username, email");
-        }
         if self.user_id_claim.is_empty() {
             return invalid("USER_ID_CLAIM", "must not be empty");
         }
@@ -697,13 +693,6 @@ impl Settings {
                     "fields must be email, phone, first_name, last_name or in USER_PROFILE_FIELDS",
                 );
             }
-        }
-        if self
-            .login_fields
-            .iter()
-            .any(|f| !matches!(f.as_str(), "username" | "email" | "phone"))
-        {
-            return invalid("LOGIN_FIELDS", "fields must be username, email or phone");
         }
         if self.authentication_classes.is_empty() {
             return invalid(

@@ -80,17 +80,14 @@ pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::R
         bail!("the username may not be blank");
     }
     fields.email = normalize_email(&fields.email);
-    if let Some(field) = UserField::from_name(&settings.username_field) {
-        let login_fields = crate::state::login_fields(&settings, field);
-        let looks_like = crate::service::user_fields::username_mimics(
-            &login_fields,
-            &username,
-            &fields.email,
-            fields.phone.as_deref().unwrap_or_default(),
-        );
-        if let Some(message) = looks_like {
-            bail!("{message}");
-        }
+    let looks_like = crate::service::user_fields::username_mimics(
+        &crate::state::login_fields(&settings),
+        &username,
+        &fields.email,
+        fields.phone.as_deref().unwrap_or_default(),
+    );
+    if let Some(message) = looks_like {
+        bail!("{message}");
     }
     let hasher = PasswordHasher::new(
         settings.argon2_memory_kib,
@@ -183,7 +180,8 @@ impl OtherFields {
     fn complete(&mut self, settings: &Settings, no_input: bool) -> anyhow::Result<()> {
         let required = |field: &str| {
             settings.user_required_fields.iter().any(|f| f == field)
-                || (field == "email" && settings.username_field == "email")
+                || (field == "email"
+                    && settings.username_field == tollgate_core::settings::UsernameField::Email)
         };
         if !no_input && self.email.is_empty() {
             self.email = prompt("Email address: ")?;

@@ -97,21 +97,13 @@ impl Standalone {
             settings.argon2_iterations,
             settings.argon2_parallelism,
         )?;
-        let invalid = |key: &'static str, message: &str| tollgate_core::SettingsError::Invalid {
-            key,
-            message: message.to_owned(),
-        };
-        let user_id_field = UserField::from_name(&settings.user_id_field)
-            .ok_or_else(|| invalid("USER_ID_FIELD", "must be one of id, username, email"))?;
-        let username_field = UserField::from_name(&settings.username_field)
-            .ok_or_else(|| invalid("USERNAME_FIELD", "must be one of username, email"))?;
         Ok(Standalone {
-            login_fields: crate::state::login_fields(&settings, username_field),
+            login_fields: crate::state::login_fields(&settings),
+            user_id_field: crate::state::id_field(settings.user_id_field),
             policy: PasswordPolicy::from_settings(&settings),
             passwords: PasswordPool::new(hasher),
             settings,
             store,
-            user_id_field,
         })
     }
 

@@ -96,7 +96,7 @@ pub(crate) fn read(
 ) -> UserFields {
     let required = |field: &str| {
         mode != Mode::Patch
-            && (settings.username_field == field
+            && (settings.username_field.as_str() == field
                 || settings.user_required_fields.iter().any(|f| f == field))
     };
     let mut text = |field: &str, max: usize| -> Option<String> {
