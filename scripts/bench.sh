@@ -63,7 +63,7 @@ else
   export DATABASE_URL="sqlite://$work/tollgate.db"
 fi
 
-TOLLGATE_USER_PASSWORD=bench-password "$binary" createuser --username bench --no-input >/dev/null
+TOLLGATE_USER_PASSWORD=bench-password "$binary" createuser --create --username bench --no-input >/dev/null
 # Three servers on one database: the defaults; simplejwt's own behaviour (the user read from
 # the database on every request); and the stateless token user (no database read at all), with
 # access revocation on (an in-memory check). All three run throughout, so that every checking

@@ -29,7 +29,7 @@ export TOLLGATE_ARGON2_MEMORY_KIB=1024 TOLLGATE_ARGON2_ITERATIONS=1
 export TOLLGATE_REFRESH_COOKIE=true
 export TOLLGATE_ROTATE_REFRESH_TOKENS=true TOLLGATE_BLACKLIST_AFTER_ROTATION=true
 export E2E_USERNAME=e2e E2E_PASSWORD=e2e-password
-TOLLGATE_USER_PASSWORD="$E2E_PASSWORD" "$binary" createuser --username "$E2E_USERNAME" --no-input >/dev/null
+TOLLGATE_USER_PASSWORD="$E2E_PASSWORD" "$binary" createuser --create --username "$E2E_USERNAME" --no-input >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export E2E_TOLLGATE_URL="http://127.0.0.1:$port"
 "$binary" serve --bind "127.0.0.1:$port" 2>"$work/server.log" &

@@ -22,7 +22,7 @@ export DATABASE_URL="sqlite://$work/tollgate.db" TOLLGATE_LOG=warn
 export TOLLGATE_SIGNING_KEY="schemathesis-signing-key-0123456789abcdef0123456789abcdef0123"
 export TOLLGATE_ARGON2_MEMORY_KIB=1024 TOLLGATE_ARGON2_ITERATIONS=1
 export TOLLGATE_ROTATE_REFRESH_TOKENS=true TOLLGATE_BLACKLIST_AFTER_ROTATION=true
-TOLLGATE_USER_PASSWORD=st-password "$binary" createuser --username st --no-input >/dev/null
+TOLLGATE_USER_PASSWORD=st-password "$binary" createuser --create --username st --no-input >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 "$binary" serve --bind "127.0.0.1:$port" 2>"$work/server.log" &

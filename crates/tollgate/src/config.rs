@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use tollgate_core::settings::Secret;
+use tollgate_core::settings::{Loaded, Secret, SettingInfo, ENV_PREFIX, FILE_SUFFIX};
 use tollgate_core::Settings;
 
 /// `TOLLGATE_*` variables that are not settings: the command line and the test suite read them.
@@ -17,7 +17,9 @@ pub const NON_SETTING_ENV: &[&str] = &[
 ];
 
 /// Loads and validates settings from an optional TOML file and the process environment.
-pub fn load(config_path: Option<&Path>) -> anyhow::Result<Settings> {
+/// `TOLLGATE_*` variables that name no setting come back in [`Loaded::unknown_env`] for the
+/// caller to warn about; an unknown key in the file is an error.
+pub fn load(config_path: Option<&Path>) -> anyhow::Result<Loaded> {
     let table = match config_path {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -27,11 +29,12 @@ pub fn load(config_path: Option<&Path>) -> anyhow::Result<Settings> {
         }
         None => toml::Table::new(),
     };
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let settings = Settings::from_sources(
+    let env = environment()?;
+    let loaded = Settings::from_sources(
         &table,
         env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         NON_SETTING_ENV,
+        |path| std::fs::read_to_string(path),
     )
     .with_context(|| match config_path {
         Some(path) => format!(
@@ -40,7 +43,23 @@ pub fn load(config_path: Option<&Path>) -> anyhow::Result<Settings> {
         ),
         None => "invalid configuration (from the environment)".to_owned(),
     })?;
-    Ok(settings)
+    Ok(loaded)
+}
+
+/// The process environment as text. A variable that is not UTF-8 is skipped, unless its name
+/// is one of Tollgate's, where it is an error: settings are text.
+fn environment() -> anyhow::Result<Vec<(String, String)>> {
+    let mut env = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        let ours = name.to_ascii_uppercase().starts_with(ENV_PREFIX) || name == "DATABASE_URL";
+        match value.into_string() {
+            Ok(value) => env.push((name, value)),
+            Err(_) if ours => bail!("the environment variable {name} is not valid UTF-8"),
+            Err(_) => {}
+        }
+    }
+    Ok(env)
 }
 
 /// Where a development signing key lives: beside the SQLite database file.
@@ -56,6 +75,17 @@ fn sqlite_path(database_url: &str) -> Option<PathBuf> {
     let rest = rest.strip_prefix("//").unwrap_or(rest);
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// The file of a SQLite database URL; `None` for PostgreSQL and in-memory databases.
+pub(crate) fn sqlite_file(database_url: &str) -> Option<PathBuf> {
+    let in_memory = database_url
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|pair| pair == "mode=memory"));
+    if in_memory {
+        return None;
+    }
+    sqlite_path(database_url)
 }
 
 /// Fills in SIGNING_KEY when it is empty and the algorithm is an HMAC: a random secret kept in
@@ -154,7 +184,10 @@ pub fn example_toml() -> String {
         "# Tollgate configuration: every setting, at its default (simplejwt's, where simplejwt has it).\n\
          # Use with `tollgate --config tollgate.toml …` or TOLLGATE_CONFIG=tollgate.toml.\n\
          # Keys are simplejwt's names (case does not matter). Each may also be set in the environment\n\
-         # as TOLLGATE_<KEY>, which wins over this file. Generated from the code; do not edit by hand.\n",
+         # as TOLLGATE_<KEY>, which wins over this file. Any key may instead be read from a file,\n\
+         # for secrets: KEY_FILE (TOLLGATE_KEY_FILE in the environment) holds the file's path, and\n\
+         # its contents, without their final line break, are the value. Generated from the code;\n\
+         # do not edit by hand.\n",
     );
     let defaults = Settings::default().effective();
     for (info, (_, default)) in Settings::reference().iter().zip(defaults) {
@@ -163,12 +196,27 @@ pub fn example_toml() -> String {
             out.push_str(&format!("# {}\n", line.trim()));
         }
         out.push_str(&format!(
-            "# Values: {}. Environment: TOLLGATE_{}.\n",
-            info.expected, info.key
+            "# Values: {}. Environment: {}.\n",
+            info.expected,
+            env_names(info).join(" or ")
         ));
         out.push_str(&format!("# {} = {}\n", info.key, default));
     }
     out
+}
+
+/// The settings that hold a credential, besides those typed as secrets: their `_FILE` form is
+/// named in the reference.
+const CREDENTIALS: &[&str] = &["VERIFYING_KEY", "DATABASE_URL", "REDIS_URL"];
+
+/// A setting's environment variables as the reference names them: `TOLLGATE_X`, and
+/// `TOLLGATE_X_FILE` for a secret (every setting accepts it; secrets are what it is for).
+fn env_names(info: &SettingInfo) -> Vec<String> {
+    let mut names = vec![format!("{ENV_PREFIX}{}", info.key)];
+    if info.secret || CREDENTIALS.contains(&info.key) {
+        names.push(format!("{ENV_PREFIX}{}{FILE_SUFFIX}", info.key));
+    }
+    names
 }
 
 /// `docs/configuration.md`: the same reference as a table.
@@ -181,6 +229,28 @@ pub fn reference_markdown() -> String {
          simplejwt's names, in any case. Durations are seconds (`300`) or text (`\"5m\"`, `\"1d\"`); lists\n\
          are TOML arrays or comma-separated text in the environment. `DATABASE_URL` is also read\n\
          without the prefix.\n\n\
+         ## Secrets from files\n\n\
+         Any setting `X` may instead be read from a file: `X_FILE = \"/run/secrets/x\"` in TOML, or\n\
+         `TOLLGATE_X_FILE=/run/secrets/x` in the environment (the Docker and Kubernetes secrets\n\
+         convention). The file's contents, without their final line break, are the value, read as an\n\
+         environment variable's text would be. It is meant for the secrets: `SIGNING_KEY_FILE` (a PEM\n\
+         file or an HMAC secret), `VERIFYING_KEY_FILE`, `KEYS_ENCRYPTION_KEY_FILE`,\n\
+         `DATABASE_URL_FILE`, `REDIS_URL_FILE`, `METRICS_TOKEN_FILE`. Giving both `X` and `X_FILE` in\n\
+         one source is an error; the environment still wins over the TOML file, whichever form each\n\
+         uses. An unreadable or empty file stops start-up with an error naming the file. A file path\n\
+         given where a PEM key is expected (`SIGNING_KEY=/etc/tollgate/private.pem`) is refused with a\n\
+         hint to use `SIGNING_KEY_FILE`.\n\n\
+         ## The environment\n\n\
+         Variable names are matched without regard to case (`tollgate_log` is `TOLLGATE_LOG`); one\n\
+         setting set twice in two cases is an error. A `TOLLGATE_*` variable that names no setting is\n\
+         ignored with a warning, `did you mean TOLLGATE_…?` when a setting's name is near, and does\n\
+         not stop start-up: an environment is shared, and a rename must not take a deployment down.\n\
+         `tollgate check --strict` exits 1 on such variables, for CI. The names Kubernetes gives every\n\
+         pod when a Service is called `tollgate` (`TOLLGATE_PORT`, `TOLLGATE_PORT_*`,\n\
+         `TOLLGATE_SERVICE_*`) are ignored silently. `TOLLGATE_CONFIG`, `TOLLGATE_SUPERUSER_PASSWORD`,\n\
+         `TOLLGATE_USER_PASSWORD` and `TOLLGATE_NEW_PASSWORD` are read by the command line. In a TOML\n\
+         file, which is reviewed before it is deployed, an unknown key is an error.\n\n\
+         ## Settings\n\n\
          | Setting | Environment | Default | Meaning |\n|---|---|---|---|\n",
     );
     let defaults = Settings::default().effective();
@@ -191,10 +261,15 @@ pub fn reference_markdown() -> String {
             .map(str::trim)
             .collect::<Vec<_>>()
             .join(" ");
+        let env = env_names(info)
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         out.push_str(&format!(
-            "| `{}` | `TOLLGATE_{}` | `{}` | {} Values: {}. |\n",
+            "| `{}` | {} | `{}` | {} Values: {}. |\n",
             info.key,
-            info.key,
+            env,
             default,
             meaning.replace('|', "\\|"),
             info.expected
@@ -316,8 +391,9 @@ mod tests {
             .collect();
         let table: toml::Table = toml::from_str(&uncommented).expect("the example is valid TOML");
         assert_eq!(table.len(), Settings::reference().len());
-        let parsed =
-            Settings::from_sources(&table, std::iter::empty(), &[]).expect("the example is valid");
-        assert_eq!(parsed.effective(), Settings::default().effective());
+        let no_files = |_: &str| Err(std::io::ErrorKind::NotFound.into());
+        let parsed = Settings::from_sources(&table, std::iter::empty(), &[], no_files)
+            .expect("the example is valid");
+        assert_eq!(parsed.settings.effective(), Settings::default().effective());
     }
 }

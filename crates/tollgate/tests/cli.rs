@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::binary::{run, text, tollgate, Served};
+use common::binary::{run, text, tollgate, tollgate_without_create, Served};
 use common::payload;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -159,11 +159,6 @@ fn bad_settings_stop_with_an_error_naming_the_setting() {
             "ACCESS_TOKEN_LIFETIME",
         ),
         ("TOLLGATE_ALGORITHM", "none", "ALGORITHM"),
-        (
-            "TOLLGATE_ACESS_TOKEN_LIFETIME",
-            "5m",
-            "did you mean ACCESS_TOKEN_LIFETIME?",
-        ),
     ] {
         let output = run(tollgate(dir.path(), &["serve"]).env(name, value));
         assert_eq!(output.status.code(), Some(1), "{name}");
@@ -778,4 +773,437 @@ fn check_opens_no_database_and_writes_no_key_file() {
     let stderr = text(&output.stderr);
     assert!(!stderr.contains("shorter than"), "{stderr}");
     assert!(text(&output.stdout).contains("SIGNING_KEY = \"\""));
+}
+
+// #25: an environment is shared with everything beside the process, so a variable that names
+// no setting is a warning, never a reason not to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_service_variables_do_not_stop_serve() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = tollgate(dir.path(), &[]);
+    // What Kubernetes puts in every pod of a namespace with a Service named `tollgate`.
+    command
+        .env("TOLLGATE_PORT", "tcp://10.96.0.12:8000")
+        .env("TOLLGATE_PORT_8000_TCP", "tcp://10.96.0.12:8000")
+        .env("TOLLGATE_PORT_8000_TCP_ADDR", "10.96.0.12")
+        .env("TOLLGATE_PORT_8000_TCP_PORT", "8000")
+        .env("TOLLGATE_PORT_8000_TCP_PROTO", "tcp")
+        .env("TOLLGATE_SERVICE_HOST", "10.96.0.12")
+        .env("TOLLGATE_SERVICE_PORT", "8000")
+        .env("TOLLGATE_SERVICE_PORT_HTTP", "8000");
+    let server = Served::start(command).await;
+    server.until_ready().await;
+    let (status, _) = get_json(&format!("{}/healthz", server.base)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !server
+            .start_logs
+            .iter()
+            .any(|line| line.contains("TOLLGATE_PORT") || line.contains("TOLLGATE_SERVICE")),
+        "{:#?}",
+        server.start_logs
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_variable_is_warned_about_and_serve_starts_without_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert!(create_superuser(dir.path(), "ann", "ann-password-1")
+        .status
+        .success());
+    let mut command = tollgate(dir.path(), &[]);
+    command.env("TOLLGATE_ACESS_TOKEN_LIFETIME", "1m");
+    let server = Served::start(command).await;
+    let warning = "unknown environment variable TOLLGATE_ACESS_TOKEN_LIFETIME is ignored (did \
+                   you mean TOLLGATE_ACCESS_TOKEN_LIFETIME?)";
+    assert!(
+        server.start_logs.iter().any(|line| line.contains(warning)),
+        "{:#?}",
+        server.start_logs
+    );
+    // The variable was ignored: the access token has the default lifetime, 5 minutes.
+    let (access, _) = common::binary::log_in(&server.base, "ann", "ann-password-1").await;
+    let claims = payload(&access);
+    assert_eq!(
+        claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat"),
+        300
+    );
+}
+
+#[test]
+fn check_warns_about_unknown_variables_and_strict_refuses_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let with = |args: &[&str], misspelt: bool| {
+        let mut command = tollgate(dir.path(), args);
+        command.env("TOLLGATE_SERVICE_HOST", "10.96.0.12");
+        if misspelt {
+            command.env("TOLLGATE_ROTATE_REFRESH_TOKEN", "true");
+        }
+        run(command)
+    };
+    let warning = "warning: unknown environment variable TOLLGATE_ROTATE_REFRESH_TOKEN is \
+                   ignored (did you mean TOLLGATE_ROTATE_REFRESH_TOKENS?)";
+
+    let lenient = with(&["check"], true);
+    assert!(lenient.status.success(), "{}", text(&lenient.stderr));
+    assert!(
+        text(&lenient.stderr).lines().any(|line| line == warning),
+        "{}",
+        text(&lenient.stderr)
+    );
+    assert!(text(&lenient.stdout).contains("ROTATE_REFRESH_TOKENS = false"));
+
+    let strict = with(&["check", "--strict"], true);
+    assert_eq!(strict.status.code(), Some(1));
+    let stderr = text(&strict.stderr);
+    assert!(stderr.lines().any(|line| line == warning), "{stderr}");
+    assert!(
+        stderr.contains("error: --strict: 1 unknown TOLLGATE_* environment variable"),
+        "{stderr}"
+    );
+
+    // The Kubernetes names are not unknown, even to --strict.
+    let clean = with(&["check", "--strict"], false);
+    assert!(clean.status.success(), "{}", text(&clean.stderr));
+    assert!(!text(&clean.stderr).contains("warning"));
+}
+
+#[test]
+fn setting_names_in_the_environment_are_matched_in_any_case() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert!(create_superuser(dir.path(), "ann", "ann-password-1")
+        .status
+        .success());
+    let output = run(tollgate(dir.path(), &["token", "--user", "ann"])
+        .env("tollgate_access_token_lifetime", "2m"));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let pair: Value = serde_json::from_slice(&output.stdout).expect("JSON pair");
+    let access = payload(pair["access"].as_str().expect("access"));
+    assert_eq!(
+        access["exp"].as_i64().expect("exp") - access["iat"].as_i64().expect("iat"),
+        120
+    );
+    // One setting in two spellings is refused rather than one picked.
+    let line = check_refuses_as_serve_does(
+        dir.path(),
+        &[("TOLLGATE_LOG", "info"), ("Tollgate_Log", "debug")],
+    );
+    assert!(
+        line.contains("TOLLGATE_LOG and Tollgate_Log are both set; give only one"),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_unknown_key_in_the_config_file_stays_an_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("tollgate.toml"),
+        "ACESS_TOKEN_LIFETIME = \"1m\"\n",
+    )
+    .expect("written");
+    let line = check_refuses_as_serve_does(dir.path(), &[("TOLLGATE_CONFIG", "tollgate.toml")]);
+    assert!(
+        line.contains("unknown setting ACESS_TOKEN_LIFETIME (did you mean ACCESS_TOKEN_LIFETIME?)"),
+        "{line}"
+    );
+}
+
+async fn get_json(url: &str) -> (StatusCode, Value) {
+    let response = reqwest::get(url).await.expect("sent");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+// #25: secrets as files, the Docker and Kubernetes convention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_read_from_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(dir.path().join("data")).expect("data folder");
+    let keys = secrets.join("keys");
+    let generated = run(tollgate(
+        dir.path(),
+        &[
+            "keygen",
+            "--alg",
+            "ES256",
+            "--out",
+            keys.to_str().expect("utf-8"),
+        ],
+    ));
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    let (_redis, redis_url) = common::redis_server::PrivateRedis::start_anywhere();
+    let database = dir.path().join("data").join("tollgate.db");
+    let write = |name: &str, contents: String| {
+        let path = secrets.join(name);
+        std::fs::write(&path, contents).expect("secret written");
+        path.to_str().expect("utf-8").to_owned()
+    };
+    let env = [
+        ("TOLLGATE_ALGORITHM", "ES256".to_owned()),
+        (
+            "TOLLGATE_SIGNING_KEY_FILE",
+            keys.join("signing_key.pem")
+                .to_str()
+                .expect("utf-8")
+                .to_owned(),
+        ),
+        (
+            "TOLLGATE_VERIFYING_KEY_FILE",
+            keys.join("verifying_key.pem")
+                .to_str()
+                .expect("utf-8")
+                .to_owned(),
+        ),
+        (
+            "TOLLGATE_KEYS_ENCRYPTION_KEY_FILE",
+            write("kek", format!("{}\n", "0123456789abcdef".repeat(4))),
+        ),
+        (
+            "TOLLGATE_DATABASE_URL_FILE",
+            write("database_url", format!("sqlite://{}\n", database.display())),
+        ),
+        (
+            "TOLLGATE_REDIS_URL_FILE",
+            write("redis_url", format!("{redis_url}\n")),
+        ),
+        ("TOLLGATE_METRICS_ENABLED", "true".to_owned()),
+        (
+            "TOLLGATE_METRICS_TOKEN_FILE",
+            write("metrics_token", "metrics-reader-secret\n".to_owned()),
+        ),
+    ];
+    // The helper's plain DATABASE_URL stays: TOLLGATE_DATABASE_URL_FILE wins over it.
+    let with_env = |args: &[&str]| {
+        let mut command = tollgate(dir.path(), args);
+        command.envs(env.iter().map(|(name, value)| (name, value)));
+        command
+    };
+
+    let checked = run(with_env(&["check", "--strict"]));
+    assert!(checked.status.success(), "{}", text(&checked.stderr));
+    let shown = text(&checked.stdout);
+    for line in [
+        "ALGORITHM = \"ES256\"",
+        "SIGNING_KEY = \"<redacted>\"",
+        "KEYS_ENCRYPTION_KEY = \"<redacted>\"",
+        "METRICS_TOKEN = \"<redacted>\"",
+        &format!("DATABASE_URL = \"sqlite://{}\"", database.display()),
+        &format!("REDIS_URL = \"{redis_url}\""),
+    ] {
+        assert!(shown.lines().any(|l| l == line), "{line} not in {shown}");
+    }
+    assert!(!shown.contains("metrics-reader-secret") && !shown.contains("0123456789abcdef"));
+
+    let created = run(with_env(&[
+        "createsuperuser",
+        "--username",
+        "ann",
+        "--email",
+        "ann@example.com",
+        "--no-input",
+    ])
+    .env("TOLLGATE_SUPERUSER_PASSWORD", "ann-password-1"));
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    assert!(database.exists(), "the database of DATABASE_URL_FILE");
+    assert!(!dir.path().join("tollgate.db").exists());
+
+    let server = Served::start(with_env(&[])).await;
+    server.until_ready().await;
+    let (access, _) = common::binary::log_in(&server.base, "ann", "ann-password-1").await;
+    let header: Value = {
+        use base64::Engine as _;
+        let encoded = access.split('.').next().expect("header");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .expect("base64url");
+        serde_json::from_slice(&bytes).expect("JSON header")
+    };
+    assert_eq!(header["alg"], "ES256");
+    let public = std::fs::read(keys.join("verifying_key.pem")).expect("public key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(
+        &access,
+        &jsonwebtoken::DecodingKey::from_ec_pem(&public).expect("PEM"),
+        &validation,
+    )
+    .expect("signed with the key of SIGNING_KEY_FILE");
+
+    let client = reqwest::Client::new();
+    let metrics = |token: Option<&'static str>| {
+        let mut request = client.get(format!("{}/metrics", server.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(
+        metrics(None).await.expect("sent").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        metrics(Some("metrics-reader-secret"))
+            .await
+            .expect("sent")
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn a_setting_and_its_file_together_are_refused_as_serve_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = check_refuses_as_serve_does(
+        dir.path(),
+        &[
+            ("TOLLGATE_METRICS_TOKEN", "one"),
+            ("TOLLGATE_METRICS_TOKEN_FILE", "/run/secrets/metrics_token"),
+        ],
+    );
+    assert!(
+        line.contains(
+            "TOLLGATE_METRICS_TOKEN and TOLLGATE_METRICS_TOKEN_FILE are both set; give only one"
+        ),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_unreadable_secret_file_is_named_as_serve_names_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("no-such-secret");
+    let missing = missing.to_str().expect("utf-8");
+    let line = check_refuses_as_serve_does(dir.path(), &[("TOLLGATE_SIGNING_KEY_FILE", missing)]);
+    assert!(
+        line.contains(&format!(
+            "setting SIGNING_KEY: cannot read TOLLGATE_SIGNING_KEY_FILE \"{missing}\""
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_pem_path_given_as_the_key_points_to_the_file_setting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = check_refuses_as_serve_does(
+        dir.path(),
+        &[
+            ("TOLLGATE_ALGORITHM", "RS256"),
+            ("TOLLGATE_SIGNING_KEY", "/etc/keys/x.pem"),
+            ("TOLLGATE_VERIFYING_KEY", "/etc/keys/x.pub.pem"),
+        ],
+    );
+    assert!(
+        line.contains(
+            "setting SIGNING_KEY: holds a file path, not a PEM key: to read the key from that \
+             file, set SIGNING_KEY_FILE to the path instead"
+        ),
+        "{line}"
+    );
+}
+
+// #25: a command run without the server's settings acted on a new, empty database.
+#[test]
+fn commands_do_not_create_a_database_by_accident() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir
+        .path()
+        .canonicalize()
+        .expect("canonical")
+        .join("tollgate.db");
+    for args in [
+        &[
+            "createsuperuser",
+            "--username",
+            "ann",
+            "--email",
+            "ann@example.com",
+            "--no-input",
+        ][..],
+        &["token", "--user", "ann"],
+        &["flushexpiredtokens"],
+        &["keys", "list"],
+        &["deactivate", "ann"],
+        &["events", "--user", "ann"],
+    ] {
+        let output = run(tollgate_without_create(dir.path(), args)
+            .env("TOLLGATE_SUPERUSER_PASSWORD", "ann-password-1"));
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "error: the database sqlite://tollgate.db ({}) does not exist",
+                file.display()
+            )) && stderr.contains("point DATABASE_URL")
+                && stderr.contains("--create"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("listed")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "made {left:?}");
+
+    // `migrate` makes it, and then the others use it, saying which one.
+    let using = format!(
+        "using the database sqlite://tollgate.db ({})",
+        file.display()
+    );
+    for args in [&["migrate"][..], &["flushexpiredtokens"]] {
+        let output = run(tollgate_without_create(dir.path(), args));
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(
+            text(&output.stderr).lines().any(|line| line == using),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
+    // --create makes a new one on purpose.
+    let output = run(
+        tollgate_without_create(dir.path(), &["--create", "flushexpiredtokens"])
+            .env("DATABASE_URL", "sqlite://other.db"),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(dir.path().join("other.db").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_exits_0_on_a_live_server_and_1_otherwise() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = Served::start(tollgate(dir.path(), &[])).await;
+    let address = server
+        .base
+        .strip_prefix("http://")
+        .expect("http")
+        .to_owned();
+    let port = address.rsplit(':').next().expect("port").to_owned();
+
+    let asked = run(tollgate(
+        dir.path(),
+        &["healthcheck", "--address", &address],
+    ));
+    assert!(asked.status.success(), "{}", text(&asked.stderr));
+    assert_eq!(
+        text(&asked.stdout).trim(),
+        format!("GET http://{address}/healthz answered 200")
+    );
+    // BIND as a container sets it: every interface, asked on loopback.
+    let asked =
+        run(tollgate(dir.path(), &["healthcheck"]).env("TOLLGATE_BIND", format!("0.0.0.0:{port}")));
+    assert!(asked.status.success(), "{}", text(&asked.stderr));
+
+    server.child.kill().await.expect("stopped");
+    let refused = run(tollgate(
+        dir.path(),
+        &["healthcheck", "--address", &address, "--timeout", "2s"],
+    ));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains(&format!("error: GET http://{address}/healthz failed")),
+        "{}",
+        text(&refused.stderr)
+    );
 }

@@ -6,15 +6,16 @@
 //! configuration reference, so the three cannot drift apart.
 
 mod choice;
+mod sources;
 mod value;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use choice::{
     AuthenticationClass, LogFormat, LoginField, LoginResponse, UserIdField, UsernameField,
 };
 use ipnet::IpNet;
+pub use sources::{looks_like_path, Loaded, UnknownVariable, FILE_SUFFIX};
 pub use value::{RawValue, Secret, SettingValue};
 
 use crate::keys::Algorithm;
@@ -34,6 +35,14 @@ pub enum SettingsError {
         key: String,
         /// A suggestion, if the key looks like a known one.
         hint: String,
+    },
+    /// One setting given twice in one source: as `X` and `X_FILE`, or in two letter cases.
+    #[error("{first} and {second} are both set; give only one")]
+    Conflict {
+        /// One name, as written.
+        first: String,
+        /// The other name, as written.
+        second: String,
     },
     /// A value of the wrong shape.
     #[error("setting {key}: {message}")]
@@ -467,73 +476,7 @@ const BUILTIN_USER_FIELDS: &[&str] = &[
     "profile",
 ];
 
-/// Names from simplejwt that were removed there; Tollgate refuses them with the same hint.
-const REMOVED: &[&str] = &[
-    "AUTH_HEADER_TYPE",
-    "AUTH_TOKEN_CLASS",
-    "SECRET_KEY",
-    "TOKEN_BACKEND_CLASS",
-];
-
 impl Settings {
-    /// Builds settings from simplejwt's defaults, then a TOML table, then environment variables
-    /// (`TOLLGATE_<KEY>`, plus plain `DATABASE_URL`); later sources win. TOML keys are matched
-    /// without regard to case, so `access_token_lifetime` and `ACCESS_TOKEN_LIFETIME` both work.
-    /// Environment variables named in `env_ignored` (after the prefix) are left for the caller.
-    pub fn from_sources<'a>(
-        toml: &toml::Table,
-        env: impl IntoIterator<Item = (&'a str, &'a str)>,
-        env_ignored: &[&str],
-    ) -> Result<Settings, SettingsError> {
-        let mut settings = Settings::default();
-        for (key, value) in toml {
-            settings.apply(
-                &key.to_ascii_uppercase(),
-                key,
-                &RawValue::Toml(value.clone()),
-            )?;
-        }
-        let mut env: BTreeMap<&str, &str> = env.into_iter().collect();
-        // The conventional name wins over nothing, and loses to TOLLGATE_DATABASE_URL.
-        if let Some(url) = env.remove("DATABASE_URL") {
-            settings.apply(
-                "DATABASE_URL",
-                "DATABASE_URL",
-                &RawValue::Env(url.to_owned()),
-            )?;
-        }
-        for (name, value) in env {
-            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
-                continue;
-            };
-            if env_ignored.contains(&key) {
-                continue;
-            }
-            settings.apply(key, name, &RawValue::Env(value.to_owned()))?;
-        }
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    fn apply(&mut self, key: &str, as_written: &str, raw: &RawValue) -> Result<(), SettingsError> {
-        if self.set(key, raw)? {
-            return Ok(());
-        }
-        let hint = if REMOVED.contains(&key) {
-            " (this simplejwt setting has been removed; see the configuration reference)".to_owned()
-        } else {
-            Settings::REFERENCE
-                .iter()
-                .find(|info| is_near(info.key, key))
-                .map(|info| format!(" (did you mean {}?)", info.key))
-                .unwrap_or_default()
-        };
-        Err(SettingsError::Unknown {
-            key: as_written.to_owned(),
-            hint,
-        })
-    }
-
     /// Checks the settings as a whole; the error names the setting at fault.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let invalid = |key: &'static str, message: &str| {
@@ -586,6 +529,20 @@ impl Settings {
                 "refresh tokens cannot authenticate requests; use access or sliding",
             );
         }
+        if !self.algorithm.is_hmac() {
+            for (key, value) in [
+                ("SIGNING_KEY", self.signing_key.expose()),
+                ("VERIFYING_KEY", self.verifying_key.as_str()),
+            ] {
+                if looks_like_path(value) {
+                    let message = format!(
+                        "holds a file path, not a PEM key: to read the key from that file, set \
+                         {key}_FILE to the path instead"
+                    );
+                    return invalid(key, &message);
+                }
+            }
+        }
         if !self.algorithm.is_hmac() && self.verifying_key.trim().is_empty() {
             return invalid(
                 "VERIFYING_KEY",
@@ -611,6 +568,13 @@ impl Settings {
         ] {
             if !value.is_empty() {
                 if let Err(message) = crate::KeysEncryptionKey::parse(value.expose()) {
+                    if looks_like_path(value.expose()) {
+                        let message = format!(
+                            "{message}; it holds a file path: to read the key from that file, \
+                             set {key}_FILE to the path instead"
+                        );
+                        return invalid(key, &message);
+                    }
                     return invalid(key, &message);
                 }
             }
@@ -638,6 +602,14 @@ impl Settings {
             .any(|scheme| self.database_url.starts_with(scheme))
         {
             // The URL itself is not repeated: it may hold a password.
+            if looks_like_path(&self.database_url) {
+                return invalid(
+                    "DATABASE_URL",
+                    "must be sqlite://path/to/file.db or postgres://user@host/db, and holds a \
+                     file path: for a SQLite file, write sqlite:// before it; to read the URL \
+                     from a file, set DATABASE_URL_FILE to the path instead",
+                );
+            }
             return invalid(
                 "DATABASE_URL",
                 "must be sqlite://path/to/file.db or postgres://user@host/db",
@@ -811,6 +783,13 @@ impl Settings {
                     .to_owned(),
             );
         }
+        if self.algorithm.is_hmac() && looks_like_path(self.signing_key.expose()) {
+            warnings.push(
+                "SIGNING_KEY looks like a file path, and is used as the HMAC secret itself; to \
+                 read the secret from that file, set SIGNING_KEY_FILE to the path instead"
+                    .to_owned(),
+            );
+        }
         if self.algorithm.is_hmac()
             && self.signing_key.expose().len() < self.algorithm.min_hmac_key_len()
         {
@@ -881,29 +860,15 @@ pub fn is_listen_address(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
-/// A typo check: same length and one letter off, or one letter missing or extra.
-fn is_near(known: &str, typed: &str) -> bool {
-    let (a, b) = (known.as_bytes(), typed.as_bytes());
-    if a.len().abs_diff(b.len()) > 1 {
-        return false;
-    }
-    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    let suffix = a
-        .iter()
-        .rev()
-        .zip(b.iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    prefix + suffix + 1 >= a.len().max(b.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn load(toml_text: &str, env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let table: toml::Table = toml::from_str(toml_text).expect("test TOML parses");
-        Settings::from_sources(&table, env.iter().copied(), &["CONFIG"])
+        let no_files = |_: &str| Err(std::io::ErrorKind::NotFound.into());
+        Settings::from_sources(&table, env.iter().copied(), &["CONFIG"], no_files)
+            .map(|loaded| loaded.settings)
     }
 
     #[test]
@@ -967,7 +932,7 @@ mod tests {
             err.to_string(),
             "unknown setting ACCESS_TOKEN_LIFETME (did you mean ACCESS_TOKEN_LIFETIME?)"
         );
-        let err = load("", &[("TOLLGATE_SECRET_KEY", "x")]).unwrap_err();
+        let err = load("SECRET_KEY = \"x\"", &[]).unwrap_err();
         assert!(err.to_string().contains("removed"), "{err}");
     }
 
@@ -1073,6 +1038,46 @@ mod tests {
         ] {
             assert!(load("", &[("DATABASE_URL", good)]).is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn a_path_where_a_key_belongs_points_to_the_file_setting() {
+        let err = load(
+            "ALGORITHM = \"RS256\"",
+            &[
+                ("TOLLGATE_SIGNING_KEY", "/etc/tollgate/private.pem"),
+                ("TOLLGATE_VERIFYING_KEY", "/etc/tollgate/public.pem"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "setting SIGNING_KEY: holds a file path, not a PEM key: to read the key from that \
+             file, set SIGNING_KEY_FILE to the path instead"
+        );
+        let err = load("", &[("TOLLGATE_KEYS_ENCRYPTION_KEY", "/run/secrets/kek")]).unwrap_err();
+        assert!(
+            err.to_string().contains("set KEYS_ENCRYPTION_KEY_FILE"),
+            "{err}"
+        );
+        let err = load("", &[("DATABASE_URL", "/var/lib/tollgate/tollgate.db")]).unwrap_err();
+        assert!(err.to_string().contains("set DATABASE_URL_FILE"), "{err}");
+        // An HMAC secret may be any text: a path-like one is used, with a warning.
+        let hmac = load(
+            "",
+            &[(
+                "TOLLGATE_SIGNING_KEY",
+                "/run/secrets/tollgate-signing-key.pem",
+            )],
+        )
+        .expect("an HMAC secret of 38 bytes");
+        assert!(
+            hmac.warnings()
+                .iter()
+                .any(|w| w.contains("set SIGNING_KEY_FILE")),
+            "{:?}",
+            hmac.warnings()
+        );
     }
 
     #[test]

@@ -5,11 +5,25 @@
 //! the same message. `check` opens no database and no port: it does not tell whether the
 //! database or Redis can be reached, nor check the keys stored in the database.
 
+use tollgate_core::settings::UnknownVariable;
 use tollgate_core::Settings;
 
 use crate::config::KeyFile;
 
-pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
+/// Options of `tollgate check`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Exit 1 on `TOLLGATE_*` environment variables that name no setting, which `serve` only
+    /// warns about (for CI, where a misspelt variable should stop the deployment).
+    #[arg(long)]
+    strict: bool,
+}
+
+pub(crate) fn run(
+    settings: Settings,
+    unknown_env: &[UnknownVariable],
+    args: Args,
+) -> anyhow::Result<()> {
     let checked = crate::startup::check(settings.clone(), None, KeyFile::ReadOnly)?;
     // The settings as configured: a generated development key is not one.
     for (key, value) in settings.effective() {
@@ -22,6 +36,15 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
     }
     for warning in checked.warnings() {
         eprintln!("warning: {warning}");
+    }
+    for unknown in unknown_env {
+        eprintln!("warning: {unknown}");
+    }
+    if args.strict && !unknown_env.is_empty() {
+        anyhow::bail!(
+            "--strict: {} unknown TOLLGATE_* environment variable(s); remove or correct them",
+            unknown_env.len()
+        );
     }
     eprintln!("configuration is valid");
     Ok(())

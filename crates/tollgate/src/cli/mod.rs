@@ -3,6 +3,7 @@
 mod account;
 mod check;
 mod flush;
+mod healthcheck;
 mod import_django;
 mod keygen;
 mod keys;
@@ -31,6 +32,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "TOLLGATE_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
 
+    /// Create the SQLite database if its file does not exist. Only `serve` and `migrate` do
+    /// without it: another command run without the server's settings would otherwise act on a
+    /// new, empty database instead of the server's.
+    #[arg(long, global = true)]
+    create: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -51,7 +58,7 @@ enum Command {
     Flushexpiredtokens,
     /// Make every check `serve` makes before it starts, without opening the database, and print
     /// the effective settings, secrets masked.
-    Check,
+    Check(check::Args),
     /// Generate a new signing key (a PEM key pair, or a random secret for HS*).
     Keygen(keygen::Args),
     /// Rotate, list and prune the signing keys stored (encrypted) in the database.
@@ -75,6 +82,9 @@ enum Command {
     Unlock(logins::UnlockArgs),
     /// List a user's sessions (one per login) or revoke them.
     Sessions(sessions::Args),
+    /// Ask a running server's /healthz (at BIND, or --address) and exit 0 when it answers 200,
+    /// 1 otherwise: a container's HEALTHCHECK without curl.
+    Healthcheck(healthcheck::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell to complete for.
@@ -121,11 +131,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(args) => return keygen::run(args),
         command => command,
     };
-    let settings = crate::config::load(cli.config.as_deref())?;
+    let loaded = crate::config::load(cli.config.as_deref())?;
+    let settings = loaded.settings;
     crate::logging::init(
         &settings.log,
         settings.log_format == tollgate_core::settings::LogFormat::Json,
     );
+    if let Command::Check(args) = command {
+        return check::run(settings, &loaded.unknown_env, args);
+    }
+    for unknown in &loaded.unknown_env {
+        tracing::warn!(variable = %unknown.name, "{unknown}");
+    }
+    if let Command::Healthcheck(args) = command {
+        return healthcheck::run(&settings, args).await;
+    }
+    if !matches!(command, Command::Serve(_)) {
+        // `serve` opens what it is told to, and creates it: it is how a database is made.
+        let create = cli.create || matches!(command, Command::Migrate);
+        eprintln!("{}", database_in_use(&settings.database_url, create)?);
+    }
     match command {
         Command::Serve(args) => serve::run(settings, args).await,
         Command::Migrate => migrate::run(settings).await,
@@ -133,7 +158,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Createuser(args) => users::run(settings, args, users::Kind::User).await,
         Command::Token(args) => token::run(settings, args).await,
         Command::Flushexpiredtokens => flush::run(settings).await,
-        Command::Check => check::run(settings),
         Command::Keys { command } => keys::run(settings, command).await,
         Command::ImportDjango(args) => import_django::run(settings, args).await,
         Command::Changepassword(args) => account::change_password(settings, args).await,
@@ -142,7 +166,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sessions(args) => sessions::run(settings, args).await,
         Command::Events(args) => logins::events(settings, args).await,
         Command::Unlock(args) => logins::unlock(settings, args).await,
-        Command::Completions { .. } | Command::Keygen(_) => Ok(()),
+        Command::Completions { .. }
+        | Command::Keygen(_)
+        | Command::Check(_)
+        | Command::Healthcheck(_) => Ok(()),
     }
 }
 
@@ -174,6 +201,30 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         .await
         .context("cannot migrate the database")?;
     Ok(store)
+}
+
+/// The line a command prints before it opens the database, so that the operator sees which
+/// one it acts on: `using the database sqlite://tollgate.db (/srv/tollgate/tollgate.db)`.
+/// Refuses a SQLite file that does not exist, unless `create`: a command run from the wrong
+/// folder, or without the server's settings, must not act on a new, empty database.
+fn database_in_use(url: &str, create: bool) -> anyhow::Result<String> {
+    let shown = redact_url(url);
+    let Some(path) = crate::config::sqlite_file(url) else {
+        return Ok(format!("using the database {shown}"));
+    };
+    let absolute = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+    if create || path.exists() {
+        return Ok(format!(
+            "using the database {shown} ({})",
+            absolute.display()
+        ));
+    }
+    anyhow::bail!(
+        "the database {shown} ({}) does not exist, and this command creates none: point \
+         DATABASE_URL (or TOLLGATE_DATABASE_URL, or --config) at the server's database, or, for \
+         a new database here, run `tollgate migrate` first or pass --create",
+        absolute.display()
+    )
 }
 
 /// How long a command that blacklists tokens waits to reach the Redis denylist before going on

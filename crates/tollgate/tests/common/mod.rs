@@ -477,8 +477,18 @@ pub mod binary {
 
     pub const BINARY: &str = env!("CARGO_BIN_EXE_tollgate");
 
-    /// A command in `dir` with a SQLite database there and no TOLLGATE_* from the outer environment.
+    /// A command in `dir` with a SQLite database there, created by the first command that
+    /// needs it (`--create`: tests start in empty folders), and no TOLLGATE_* from the outer
+    /// environment.
     pub fn tollgate(dir: &Path, args: &[&str]) -> Command {
+        let mut command = tollgate_without_create(dir, &[]);
+        command.arg("--create").args(args);
+        command
+    }
+
+    /// [`tollgate`] without `--create`: commands other than `serve` and `migrate` refuse a
+    /// database that does not exist.
+    pub fn tollgate_without_create(dir: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(BINARY);
         command
             .current_dir(dir)
@@ -542,6 +552,8 @@ pub mod binary {
         pub base: String,
         /// Every line the server wrote to standard error, as it comes.
         pub logs: mpsc::UnboundedReceiver<String>,
+        /// The lines it wrote before it listened, the "listening" line included.
+        pub start_logs: Vec<String>,
     }
 
     impl Served {
@@ -579,14 +591,15 @@ pub mod binary {
             })
             .await
             .ok()
-            .flatten()
-            .unwrap_or_else(|| {
+            .flatten();
+            let address = address.unwrap_or_else(|| {
                 panic!("the server did not announce its address; it wrote: {seen:#?}")
             });
             Served {
                 child,
                 base: format!("http://{address}"),
                 logs,
+                start_logs: seen,
             }
         }
 
