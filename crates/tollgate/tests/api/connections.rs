@@ -3,7 +3,7 @@
 //! stalled sockets past the open-file limit do not starve a client. Also: the SQLite database
 //! and its journal files are readable by their owner only.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

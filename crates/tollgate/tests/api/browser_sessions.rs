@@ -1,7 +1,7 @@
 //! Sessions for browsers (#9): the refresh token in an HttpOnly cookie with an origin check,
 //! deleted and inactive users refused, and no usable token left in the database.
 
-mod common;
+use crate::common;
 
 use common::{token_field, Backend, TestServer};
 use reqwest::header::{COOKIE, HOST, ORIGIN, REFERER, SET_COOKIE};

@@ -1,7 +1,7 @@
 //! The token API under non-default settings, interoperability with other JWT libraries, and
 //! behaviour beyond the reference transcript (races, deleted users, bad bodies).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

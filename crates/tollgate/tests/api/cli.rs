@@ -1,7 +1,7 @@
 //! The `tollgate` binary, run as a user runs it: subcommands, settings from the environment,
 //! and the seeds' curl sequence against `tollgate serve`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

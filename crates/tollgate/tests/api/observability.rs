@@ -1,6 +1,6 @@
 //! Metrics, request ids and the access log.
 
-mod common;
+use crate::common;
 
 use common::binary::{tollgate, Served};
 use common::{claims, TestServer};

@@ -3,7 +3,7 @@
 //! it, and without telling which accounts exist or which identifiers belong together.
 //! SECURITY.md lists each attack with the test here that proves the answer.
 
-mod common;
+use crate::common;
 
 use tollgate_core::settings::LoginField;
 

@@ -2,7 +2,7 @@
 //! servers that pick up a rotation by polling or on SIGHUP, retired keys that verify until their
 //! `verify_until` and no longer, and keys that are stored only encrypted.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Logging in: identifiers, active users, last login, password-change revocation, Django
 //! hashes, custom claims and the response's shape (#3).
 
-mod common;
+use crate::common;
 
 use tollgate_core::settings::LoginField;
 

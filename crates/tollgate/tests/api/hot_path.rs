@@ -2,7 +2,7 @@
 //! verify without a blacklist read for access tokens, and a rotating refresh that reads the
 //! blacklist only when it refuses.
 
-mod common;
+use crate::common;
 
 use tollgate_core::settings::AuthenticationClass;
 

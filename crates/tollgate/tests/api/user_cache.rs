@@ -3,7 +3,7 @@
 //! in the same file. The server must notice within about a second, well before the cache's
 //! lifetime, through the change counter it reads.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

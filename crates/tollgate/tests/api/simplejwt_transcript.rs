@@ -1,7 +1,7 @@
 //! The reference transcript of a simplejwt 5.5.1 deployment (shared/reference/simplejwt.md),
 //! request by request: Tollgate answers each with the same status and body.
 
-mod common;
+use crate::common;
 
 use common::{claims, payload, token_field, Backend, TestServer};
 use reqwest::StatusCode;

@@ -4,7 +4,7 @@
 //! Attacks on the token format alone run on SQLite (the database plays no part in them); those
 //! where the database decides (users, token types at the refresh endpoints) run on both backends.
 
-mod common;
+use crate::common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

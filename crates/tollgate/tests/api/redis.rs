@@ -2,7 +2,7 @@
 //! the database asked while Redis is down, and Redis trusted again once it is back and filled.
 //! Each test runs a private `redis-server` on a free port, which it stops and starts.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

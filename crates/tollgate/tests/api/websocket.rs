@@ -2,7 +2,7 @@
 //! the first message; refused connections closed with 4401 and the reason; open sockets closed
 //! when their token is revoked or expires, or their user changes, on every instance (#19).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! `tollgate import-django` and the account commands, run as a user runs them (#3).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,6 +1,6 @@
 //! The accounts API over HTTP: registration, the current user, password change (#3).
 
-mod common;
+use crate::common;
 
 use common::{token_field, Backend, TestServer};
 use reqwest::{Method, StatusCode};

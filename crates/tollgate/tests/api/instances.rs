@@ -4,7 +4,7 @@
 //! second; of concurrent refreshes of one token across instances exactly one wins; Redis going
 //! away lets no blacklisted token through; a killed instance loses nothing it acknowledged.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! someone else can take; one account cannot hold another's identifier under another field;
 //! identifiers are stored in Django's normal forms.
 
-mod common;
+use crate::common;
 
 use tollgate_core::settings::LoginField;
 

@@ -3,7 +3,7 @@
 //! does the same from the command line; a rotated refresh token that comes back after the
 //! grace period revokes its family.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Asymmetric keys and the published key set (#5): other services verify Tollgate's tokens
 //! with nothing but `/.well-known/jwks.json`.
 
-mod common;
+use crate::common;
 
 use common::{payload, TestServer};
 use reqwest::StatusCode;

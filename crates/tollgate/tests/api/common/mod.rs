@@ -4,7 +4,6 @@
 //! directory) and on PostgreSQL (a fresh database on `TOLLGATE_TEST_POSTGRES_URL`, by default
 //! the local server, dropped when the test ends). Without a reachable PostgreSQL the PostgreSQL
 //! half is skipped with a message, unless `CI=true`, where it fails.
-#![allow(dead_code, unreachable_pub)]
 
 use std::time::Duration;
 
@@ -16,14 +15,14 @@ use tollgate_core::{unix_now, Settings};
 use tollgate_store::{NewUser, PoolConfig, Store, User};
 
 /// The HMAC key every test server signs with.
-pub const TEST_KEY: &str = "tollgate-test-signing-key-0123456789-abcdefghijklmnopqrstuvwxyz";
+pub(crate) const TEST_KEY: &str = "tollgate-test-signing-key-0123456789-abcdefghijklmnopqrstuvwxyz";
 
 /// The local PostgreSQL server that the machine runs.
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// The database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
@@ -34,7 +33,7 @@ fn postgres_admin_url() -> String {
 
 /// Whether the PostgreSQL half of a test should run. Unreachable PostgreSQL skips it with a
 /// message, except under `CI=true`, where it is a failure.
-pub async fn postgres_available() -> bool {
+pub(crate) async fn postgres_available() -> bool {
     use sqlx::Connection;
     let url = postgres_admin_url();
     let attempt =
@@ -88,24 +87,25 @@ macro_rules! on_both_backends {
 }
 
 /// A running server and a client that talks to it.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
     pub state: AppState,
     pub settings: Settings,
-    database: TestDatabase,
+    /// Held for its drop, which removes the database after the server stopped.
+    _database: TestDatabase,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// A database of a test's own: a SQLite file in a temporary directory, or a fresh PostgreSQL
 /// database dropped when this is dropped.
-pub enum TestDatabase {
+pub(crate) enum TestDatabase {
     Sqlite(tempfile::TempDir),
     Postgres { admin_url: String, name: String },
 }
 
 /// Settings every test starts from: simplejwt's defaults, a known key, a cheap password hash.
-pub fn test_settings() -> Settings {
+pub(crate) fn test_settings() -> Settings {
     Settings {
         signing_key: Secret(TEST_KEY.to_owned()),
         argon2_memory_kib: 1024,
@@ -117,22 +117,22 @@ pub fn test_settings() -> Settings {
 
 impl TestServer {
     /// A server on SQLite with the test settings.
-    pub async fn start() -> TestServer {
+    pub(crate) async fn start() -> TestServer {
         TestServer::start_on(Backend::Sqlite, |_| {}).await
     }
 
     /// A server on SQLite with the test settings as changed by `edit`.
-    pub async fn start_with(edit: impl FnOnce(&mut Settings)) -> TestServer {
+    pub(crate) async fn start_with(edit: impl FnOnce(&mut Settings)) -> TestServer {
         TestServer::start_on(Backend::Sqlite, edit).await
     }
 
     /// A server on `backend` with the test settings as changed by `edit`.
-    pub async fn start_on(backend: Backend, edit: impl FnOnce(&mut Settings)) -> TestServer {
+    pub(crate) async fn start_on(backend: Backend, edit: impl FnOnce(&mut Settings)) -> TestServer {
         TestServer::start_on_with(backend, edit, |state| state).await
     }
 
     /// Like [`TestServer::start_on`], with the state changed by `wrap` before the server starts.
-    pub async fn start_on_with(
+    pub(crate) async fn start_on_with(
         backend: Backend,
         edit: impl FnOnce(&mut Settings),
         wrap: impl FnOnce(AppState) -> AppState,
@@ -172,21 +172,21 @@ impl TestServer {
             client,
             state,
             settings,
-            database,
+            _database: database,
             shutdown: Some(shutdown),
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.state.store
     }
 
     /// Creates an active user with a password.
-    pub async fn create_user(&self, username: &str, password: &str) -> User {
+    pub(crate) async fn create_user(&self, username: &str, password: &str) -> User {
         let new = NewUser {
             username: username.to_owned(),
             email: format!("{username}@example.com"),
@@ -200,7 +200,7 @@ impl TestServer {
             .expect("user created")
     }
 
-    pub async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let response = self
             .client
             .post(self.url(path))
@@ -211,7 +211,11 @@ impl TestServer {
         read(response).await
     }
 
-    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Value) {
+    pub(crate) async fn post_form(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         let body = serde_urlencoded::to_string(fields).expect("form encodes");
         self.post_raw(
             path,
@@ -221,7 +225,7 @@ impl TestServer {
         .await
     }
 
-    pub async fn post_raw(
+    pub(crate) async fn post_raw(
         &self,
         path: &str,
         content_type: Option<&str>,
@@ -235,7 +239,7 @@ impl TestServer {
     }
 
     /// GET with an optional `Authorization` header value.
-    pub async fn get(&self, path: &str, authorization: Option<&str>) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str, authorization: Option<&str>) -> (StatusCode, Value) {
         let mut request = self.client.get(self.url(path));
         if let Some(value) = authorization {
             request = request.header("authorization", value);
@@ -244,7 +248,7 @@ impl TestServer {
     }
 
     /// Any method, with an optional bearer token and an optional JSON body.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -265,7 +269,7 @@ impl TestServer {
     /// returns each answer (status and JSON body, `Null` if it has none) in order: how a rule
     /// about concurrency is tested, since requests sent one after another prove nothing about
     /// it. Build the requests with [`raw_request`].
-    pub async fn send_together(&self, requests: Vec<Vec<u8>>) -> Vec<(StatusCode, Value)> {
+    pub(crate) async fn send_together(&self, requests: Vec<Vec<u8>>) -> Vec<(StatusCode, Value)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let address = self.base.trim_start_matches("http://").to_owned();
         let mut streams = Vec::new();
@@ -299,7 +303,7 @@ impl TestServer {
     }
 
     /// Logs in and returns (refresh, access).
-    pub async fn obtain_pair(&self, username: &str, password: &str) -> (String, String) {
+    pub(crate) async fn obtain_pair(&self, username: &str, password: &str) -> (String, String) {
         let (status, body) = self
             .post_json(
                 "/api/token/",
@@ -311,12 +315,12 @@ impl TestServer {
     }
 
     /// Signs any payload with the test key and the configured algorithm (HS*).
-    pub fn sign(&self, payload: Value) -> String {
+    pub(crate) fn sign(&self, payload: Value) -> String {
         sign_with(TEST_KEY, &self.settings, payload)
     }
 
     /// Stops the server and drops its database.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -343,7 +347,7 @@ impl Drop for TestDatabase {
 }
 
 impl TestDatabase {
-    pub async fn create(backend: Backend) -> TestDatabase {
+    pub(crate) async fn create(backend: Backend) -> TestDatabase {
         match backend {
             Backend::Postgres => {
                 let admin_url = postgres_admin_url();
@@ -355,7 +359,7 @@ impl TestDatabase {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self {
             TestDatabase::Sqlite(dir) => format!("sqlite://{}/tollgate.db", dir.path().display()),
             TestDatabase::Postgres { admin_url, name } => {
@@ -406,7 +410,7 @@ async fn admin_query(admin_url: &str, sql: &str) {
 }
 
 /// Signs a payload with `key` and the settings' algorithm.
-pub fn sign_with(key: &str, settings: &Settings, payload: Value) -> String {
+pub(crate) fn sign_with(key: &str, settings: &Settings, payload: Value) -> String {
     let algorithm: jsonwebtoken::Algorithm = settings
         .algorithm
         .as_str()
@@ -421,7 +425,7 @@ pub fn sign_with(key: &str, settings: &Settings, payload: Value) -> String {
 }
 
 /// Decodes a token's payload without checking anything.
-pub fn payload(token: &str) -> Value {
+pub(crate) fn payload(token: &str) -> Value {
     use base64::Engine;
     let part = token.split('.').nth(1).expect("three parts");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -430,7 +434,7 @@ pub fn payload(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("JSON payload")
 }
 
-pub fn token_field(body: &Value, field: &str) -> String {
+pub(crate) fn token_field(body: &Value, field: &str) -> String {
     body[field]
         .as_str()
         .unwrap_or_else(|| panic!("no {field} in {body}"))
@@ -446,7 +450,7 @@ async fn read(response: reqwest::Response) -> (StatusCode, Value) {
 }
 
 /// A payload as simplejwt would write it for `user_id`, `token_type`, living `lifetime` seconds.
-pub fn claims(token_type: &str, user_id: &str, lifetime: i64) -> Value {
+pub(crate) fn claims(token_type: &str, user_id: &str, lifetime: i64) -> Value {
     let now = unix_now();
     json!({
         "token_type": token_type,
@@ -459,7 +463,7 @@ pub fn claims(token_type: &str, user_id: &str, lifetime: i64) -> Value {
 
 /// The token with one character of its signature changed (not the last, whose low bits may be
 /// padding).
-pub fn tamper_signature(token: &str) -> String {
+pub(crate) fn tamper_signature(token: &str) -> String {
     let (head, signature) = token.rsplit_once('.').expect("three parts");
     let mut chars: Vec<char> = signature.chars().collect();
     chars[5] = if chars[5] == 'A' { 'B' } else { 'A' };
@@ -467,7 +471,7 @@ pub fn tamper_signature(token: &str) -> String {
 }
 
 /// Running the `tollgate` binary as a user does.
-pub mod binary {
+pub(crate) mod binary {
     use std::path::Path;
     use std::process::{Command, Output, Stdio};
     use std::time::Duration;
@@ -475,12 +479,12 @@ pub mod binary {
     use tokio::io::{AsyncBufReadExt, BufReader};
     use tokio::sync::mpsc;
 
-    pub const BINARY: &str = env!("CARGO_BIN_EXE_tollgate");
+    pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_tollgate");
 
     /// A command in `dir` with a SQLite database there, created by the first command that
     /// needs it (`--create`: tests start in empty folders), and no TOLLGATE_* from the outer
     /// environment.
-    pub fn tollgate(dir: &Path, args: &[&str]) -> Command {
+    pub(crate) fn tollgate(dir: &Path, args: &[&str]) -> Command {
         let mut command = tollgate_without_create(dir, &[]);
         command.arg("--create").args(args);
         command
@@ -488,7 +492,7 @@ pub mod binary {
 
     /// [`tollgate`] without `--create`: commands other than `serve` and `migrate` refuse a
     /// database that does not exist.
-    pub fn tollgate_without_create(dir: &Path, args: &[&str]) -> Command {
+    pub(crate) fn tollgate_without_create(dir: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(BINARY);
         command
             .current_dir(dir)
@@ -504,7 +508,7 @@ pub mod binary {
         command
     }
 
-    pub fn run(mut command: impl std::borrow::BorrowMut<Command>) -> Output {
+    pub(crate) fn run(mut command: impl std::borrow::BorrowMut<Command>) -> Output {
         command
             .borrow_mut()
             .stdin(Stdio::null())
@@ -512,14 +516,14 @@ pub mod binary {
             .expect("tollgate runs")
     }
 
-    pub fn text(bytes: &[u8]) -> String {
+    pub(crate) fn text(bytes: &[u8]) -> String {
         String::from_utf8_lossy(bytes).into_owned()
     }
 
     /// Runs `createuser --username USERNAME --no-input` with `password` as `command` (a
     /// [`tollgate`] command with no arguments, perhaps with more environment) and checks that
     /// it succeeded.
-    pub fn create_user(mut command: Command, username: &str, password: &str) {
+    pub(crate) fn create_user(mut command: Command, username: &str, password: &str) {
         command
             .args(["createuser", "--username", username, "--no-input"])
             .env("TOLLGATE_USER_PASSWORD", password);
@@ -528,7 +532,7 @@ pub mod binary {
     }
 
     /// Logs in at `base` (`http://host:port`) with JSON: (access, refresh).
-    pub async fn log_in(base: &str, username: &str, password: &str) -> (String, String) {
+    pub(crate) async fn log_in(base: &str, username: &str, password: &str) -> (String, String) {
         let body: serde_json::Value = reqwest::Client::new()
             .post(format!("{base}/api/token/"))
             .json(&serde_json::json!({"username": username, "password": password}))
@@ -545,7 +549,7 @@ pub mod binary {
     }
 
     /// A `tollgate serve` process on a free port, killed when dropped.
-    pub struct Served {
+    pub(crate) struct Served {
         /// The server process (killed when dropped).
         pub child: tokio::process::Child,
         /// `http://127.0.0.1:PORT`.
@@ -559,7 +563,7 @@ pub mod binary {
     impl Served {
         /// Starts `command` with `serve --bind 127.0.0.1:0` and waits for its address, read from
         /// its "listening" log line (text or JSON format).
-        pub async fn start(mut command: Command) -> Served {
+        pub(crate) async fn start(mut command: Command) -> Served {
             command
                 .args(["serve", "--bind", "127.0.0.1:0"])
                 .stdout(Stdio::null())
@@ -605,7 +609,7 @@ pub mod binary {
 
         /// Waits (up to 10 s) until `/readyz` answers 200: the database and, with REDIS_URL,
         /// Redis filled and trusted.
-        pub async fn until_ready(&self) {
+        pub(crate) async fn until_ready(&self) {
             let client = reqwest::Client::new();
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             loop {
@@ -628,7 +632,7 @@ pub mod binary {
         }
 
         /// The lines logged so far that were not yet taken.
-        pub fn drain_logs(&mut self) -> Vec<String> {
+        pub(crate) fn drain_logs(&mut self) -> Vec<String> {
             let mut lines = Vec::new();
             while let Ok(line) = self.logs.try_recv() {
                 lines.push(line);
@@ -654,16 +658,16 @@ pub mod binary {
 }
 
 /// A private `redis-server` for tests that stop and start Redis: never the machine's shared one.
-pub mod redis_server {
+pub(crate) mod redis_server {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
     /// A private Redis on `port`, without persistence; killed when dropped.
-    pub struct PrivateRedis(Child);
+    pub(crate) struct PrivateRedis(Child);
 
     impl PrivateRedis {
         /// A private Redis on a free port, and the URL of its database 0.
-        pub fn start_anywhere() -> (PrivateRedis, String) {
+        pub(crate) fn start_anywhere() -> (PrivateRedis, String) {
             let port = free_port();
             (
                 PrivateRedis::start(port),
@@ -671,7 +675,7 @@ pub mod redis_server {
             )
         }
 
-        pub fn start(port: u16) -> PrivateRedis {
+        pub(crate) fn start(port: u16) -> PrivateRedis {
             let child = Command::new("redis-server")
                 .args([
                     "--port",
@@ -702,7 +706,7 @@ pub mod redis_server {
     }
 
     /// A port nothing listens on now.
-    pub fn free_port() -> u16 {
+    pub(crate) fn free_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -712,7 +716,7 @@ pub mod redis_server {
 
 /// An HTTP/1.1 request as bytes, closing its connection after the answer: `body` is sent as
 /// JSON when given.
-pub fn raw_request(
+pub(crate) fn raw_request(
     method: &str,
     path: &str,
     headers: &[(&str, &str)],

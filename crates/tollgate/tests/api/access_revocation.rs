@@ -3,7 +3,7 @@
 //! simplejwt.
 //! Several instances: see `instances.rs`.
 
-mod common;
+use crate::common;
 
 use common::{claims, token_field, TestServer};
 use reqwest::{Method, StatusCode};

@@ -5,7 +5,7 @@
 //! The service's binary lands next to `tollgate`'s: `cargo test --workspace` builds it for the
 //! service's own tests, `cargo build -p protected-service` alone.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -3,7 +3,7 @@
 //! server is the real binary; the database is the real PostgreSQL, reached through a TCP relay
 //! that the test opens and closes to play a database that is starting or going away.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! JWK_URL: tokens of another issuer, verified with the keys it publishes. The other issuer
 //! here is a second Tollgate server with an ES256 key.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use futures_util::StreamExt;

@@ -1,0 +1,32 @@
+//! The server's integration tests, in one binary: each module starts real servers (in
+//! process, or the `tollgate` binary) on ephemeral ports and speaks HTTP, WebSocket or the
+//! command line to them, against SQLite, PostgreSQL and Redis. One binary links the stack once
+//! instead of once per area. Run one area with `cargo test -p tollgate --test api <module>::`.
+
+#[macro_use]
+mod common;
+
+mod access_revocation;
+mod attacks;
+mod browser_sessions;
+mod cli;
+mod connections;
+mod guessing;
+mod hot_path;
+mod identifiers;
+mod import_django;
+mod instances;
+mod jwk_url;
+mod key_rotation;
+mod keys;
+mod login;
+mod observability;
+mod operations;
+mod protected_service;
+mod redis;
+mod sessions;
+mod simplejwt_transcript;
+mod token_settings;
+mod user_cache;
+mod users;
+mod websocket;
