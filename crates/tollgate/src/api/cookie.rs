@@ -21,7 +21,7 @@
 //! may send first.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::{COOKIE, HOST, ORIGIN, REFERER};
+use axum::http::header::COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use tollgate_core::Settings;
@@ -71,7 +71,7 @@ impl CookieRequest {
                 cookie: Cookie::Off,
             });
         }
-        check_origin(settings, headers)?;
+        super::origin::check(settings, headers)?;
         Ok(CookieRequest {
             cookie: read(headers, &settings.refresh_cookie_name),
         })
@@ -183,49 +183,6 @@ fn read(headers: &HeaderMap, name: &str) -> Cookie {
     }
 }
 
-/// Refuses a request that does not come from Tollgate's own origin or a trusted one.
-fn check_origin(settings: &Settings, headers: &HeaderMap) -> Result<(), ApiError> {
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    let origin = match (text(ORIGIN), text(REFERER)) {
-        (Some(origin), _) => origin.trim().to_ascii_lowercase(),
-        (None, Some(referer)) => origin_of(referer)
-            .ok_or_else(|| ApiError::Csrf("Referer is not an absolute URL.".to_owned()))?,
-        (None, None) => {
-            return Err(ApiError::Csrf(
-                "the refresh cookie needs an Origin or Referer header.".to_owned(),
-            ))
-        }
-    };
-    let trusted = settings
-        .csrf_trusted_origins
-        .iter()
-        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(&origin));
-    let own = text(HOST).is_some_and(|host| {
-        origin
-            .split_once("://")
-            .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host.trim()))
-    });
-    if trusted || own {
-        Ok(())
-    } else {
-        Err(ApiError::Csrf(format!("origin {origin} is not trusted.")))
-    }
-}
-
-/// `scheme://host[:port]` of an absolute URL, lower-cased.
-fn origin_of(url: &str) -> Option<String> {
-    let (scheme, rest) = url.trim().split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    // Credentials in a URL are not part of its origin.
-    let authority = authority.rsplit('@').next()?;
-    (!scheme.is_empty() && !authority.is_empty())
-        .then(|| format!("{scheme}://{authority}").to_ascii_lowercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,37 +266,6 @@ mod tests {
                 Cookie::Ambiguous,
                 "{pairs:?}"
             );
-        }
-    }
-
-    #[test]
-    fn origins_are_checked() {
-        let settings = cookie_settings();
-        let check = |pairs: &[(&'static str, &str)]| check_origin(&settings, &headers(pairs));
-        assert!(check(&[("origin", "https://app.example.com")]).is_ok());
-        assert!(check(&[("origin", "HTTPS://APP.example.com")]).is_ok());
-        assert!(check(&[
-            ("origin", "http://auth.local:8000"),
-            ("host", "auth.local:8000")
-        ])
-        .is_ok());
-        assert!(check(&[("referer", "https://app.example.com/page?x=1")]).is_ok());
-        for refused in [
-            &[("origin", "https://evil.example")][..],
-            &[("origin", "null")],
-            &[("origin", "https://app.example.com.evil.example")],
-            &[
-                ("origin", "http://auth.local:9000"),
-                ("host", "auth.local:8000"),
-            ],
-            &[("referer", "https://evil.example/https://app.example.com")],
-            &[("referer", "not a url")],
-            &[],
-        ] {
-            match check(refused) {
-                Err(ApiError::Csrf(_)) => {}
-                other => panic!("{refused:?} gave {other:?}"),
-            }
         }
     }
 

@@ -6,6 +6,7 @@ mod health;
 mod index;
 mod jwks;
 pub(crate) mod openapi;
+mod origin;
 mod sessions;
 mod token;
 pub(crate) mod users;

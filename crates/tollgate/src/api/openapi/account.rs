@@ -1,0 +1,187 @@
+//! The accounts and sessions endpoints' descriptions: registration, the current user,
+//! password change, sessions.
+
+#![allow(dead_code)] // The functions below exist only to carry their `#[utoipa::path]`.
+
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use super::{BadRequest, ErrorDetail};
+
+/// The authenticated user.
+#[derive(Serialize, ToSchema)]
+struct IndexUser {
+    id: i64,
+    username: String,
+}
+
+#[utoipa::path(get, path = "/api/index/", tag = "user",
+    description = "The authenticated user's id and username.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user", body = IndexUser),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+    ))]
+fn index() {}
+
+/// A user as the accounts API shows it; the profile fields of USER_PROFILE_FIELDS follow the
+/// built-in ones. The password is never shown.
+#[derive(Serialize, ToSchema)]
+struct UserBody {
+    id: i64,
+    username: String,
+    email: String,
+    phone: Option<String>,
+    first_name: String,
+    last_name: String,
+    /// RFC 3339, UTC.
+    date_joined: String,
+    /// RFC 3339, UTC; null before the first recorded login.
+    last_login: Option<String>,
+}
+
+/// A new account: USERNAME_FIELD and the password are required, and so are
+/// USER_REQUIRED_FIELDS; profile fields may be added.
+#[derive(Serialize, ToSchema)]
+struct Registration {
+    username: String,
+    password: String,
+    email: Option<String>,
+    phone: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+/// Changes to the current user: any of the user's own fields and profile fields.
+#[derive(Serialize, ToSchema)]
+struct UserChange {
+    username: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+/// The current password and the new one.
+#[derive(Serialize, ToSchema)]
+struct PasswordChange {
+    old_password: String,
+    new_password: String,
+}
+
+#[utoipa::path(post, path = "/api/users/", tag = "user",
+    description = "Register a user (REGISTRATION_ENABLED). The new password passes the password policy.",
+    request_body(content(
+        (Registration = "application/json"),
+        (Registration = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 201, description = "The user was created", body = UserBody),
+        (status = 400, description = "Missing, invalid or taken fields, or a weak password", body = BadRequest),
+        (status = 429, description = "Too many registration attempts from the address (REGISTRATIONS_PER_ADDRESS); see Retry-After", body = ErrorDetail),
+    ))]
+fn register() {}
+
+#[utoipa::path(get, path = "/api/user/", tag = "user",
+    description = "The authenticated user.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user", body = UserBody),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+    ))]
+fn me() {}
+
+#[utoipa::path(put, path = "/api/user/", tag = "user",
+    description = "Replace the authenticated user's own fields; USERNAME_FIELD and USER_REQUIRED_FIELDS are required.",
+    security(("bearer" = [])),
+    request_body = UserChange,
+    responses(
+        (status = 200, description = "The changed user", body = UserBody),
+        (status = 400, description = "Missing, invalid or taken fields", body = BadRequest),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+    ))]
+fn replace_me() {}
+
+#[utoipa::path(patch, path = "/api/user/", tag = "user",
+    description = "Change some of the authenticated user's own fields.",
+    security(("bearer" = [])),
+    request_body = UserChange,
+    responses(
+        (status = 200, description = "The changed user", body = UserBody),
+        (status = 400, description = "Invalid or taken fields", body = BadRequest),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+    ))]
+fn update_me() {}
+
+#[utoipa::path(post, path = "/api/user/password/", tag = "user",
+    description = "Change the password. The user's refresh tokens are blacklisted; with CHECK_REVOKE_TOKEN every earlier token stops working.",
+    security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "Changed: {\"detail\": \"New password has been saved.\"}", body = ErrorDetail),
+        (status = 400, description = "Wrong old password or a weak new one", body = BadRequest),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+        (status = 403, description = "The account is locked after LOGIN_LOCKOUT_THRESHOLD failed password checks (code `account_locked`); see Retry-After", body = ErrorDetail),
+        (status = 429, description = "Too many failed password checks for the account or address; see Retry-After", body = ErrorDetail),
+    ))]
+fn change_password() {}
+
+/// A login session: the family of tokens refreshed from one login.
+#[derive(Serialize, ToSchema)]
+struct SessionBody {
+    /// The session's id, the `sid` claim of its tokens.
+    id: String,
+    /// When the user logged in (RFC 3339, UTC).
+    created: String,
+    /// When a token of the session was last refreshed, or the login (RFC 3339, UTC).
+    last_used: String,
+    /// The address the login came from (see TRUSTED_PROXIES).
+    client_address: String,
+    /// The login's `User-Agent` header, or "".
+    user_agent: String,
+    /// Whether the request's own token belongs to this session.
+    current: bool,
+}
+
+#[utoipa::path(get, path = "/api/sessions/", tag = "sessions",
+    description = "The authenticated user's live sessions (one per login), most recently used first; the session of the request's token is marked `current`.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The sessions", body = Vec<SessionBody>),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+    ))]
+fn sessions() {}
+
+#[utoipa::path(delete, path = "/api/sessions/", tag = "sessions",
+    description = "Log out everywhere: revoke every session of the authenticated user and blacklist all their refresh and sliding tokens (with ACCESS_TOKEN_REVOCATION, their access tokens stop working too).",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session revoked"),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+    ))]
+fn revoke_sessions() {}
+
+#[utoipa::path(delete, path = "/api/sessions/{id}/", tag = "sessions",
+    description = "Revoke one of the authenticated user's sessions: its refresh and sliding tokens are blacklisted (with ACCESS_TOKEN_REVOCATION, its access tokens stop working too).",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+        (status = 404, description = "The user has no live session with this id", body = ErrorDetail),
+    ))]
+fn revoke_session() {}
+
+#[derive(OpenApi)]
+#[openapi(paths(
+    index,
+    register,
+    me,
+    replace_me,
+    update_me,
+    change_password,
+    sessions,
+    revoke_sessions,
+    revoke_session
+))]
+pub(super) struct Paths;
