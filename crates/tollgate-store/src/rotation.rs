@@ -10,6 +10,11 @@
 //! rotation is a batch of one. Each caller is answered only after the commit, so an answered
 //! rotation is as durable as one written alone.
 //!
+//! Waits are bounded as a request's are: the writer waits at most DATABASE_ACQUIRE_TIMEOUT for
+//! its connection, and when it gets none, every rotation waiting by then fails with it rather
+//! than waiting again in turn. A rotation waits at most for the batch being written (one
+//! statement, bounded by DATABASE_STATEMENT_TIMEOUT) and for its own batch's connection.
+//!
 //! - **SQLite** has one writer, and its driver runs each call on the connection's own thread:
 //!   one by one, a rotation cost seven trips there and back, which capped refresh at about two
 //!   thousand a second. One batch runs at a time.
@@ -128,7 +133,7 @@ impl Writer {
 impl RotationQueue {
     /// Starts the tasks that write the rotations of `pool`; they end when the last clone of the
     /// queue is dropped.
-    pub(crate) fn start(pool: &Pool) -> RotationQueue {
+    pub(crate) fn start(pool: &Pool, acquire_timeout: Duration) -> RotationQueue {
         let writer = match pool {
             Pool::Sqlite { write, .. } => Writer::Sqlite(write.clone()),
             Pool::Postgres(pg) => {
@@ -142,6 +147,7 @@ impl RotationQueue {
                 let options = (*pg.connect_options()).clone().options(ROTATION_CONNECTION);
                 let batches = PgPoolOptions::new()
                     .max_connections(1)
+                    .acquire_timeout(acquire_timeout)
                     .connect_lazy_with(options);
                 Writer::Postgres(batches)
             }
@@ -177,7 +183,7 @@ impl Store {
         };
         let (reply, answer) = oneshot::channel();
         // A closed queue or a dropped reply means the store was closed under us.
-        let closed = || StoreError::Database(sqlx::Error::PoolClosed);
+        let closed = || StoreError::from(sqlx::Error::PoolClosed);
         self.rotations
             .sender
             .send((rotation, reply))
@@ -224,6 +230,13 @@ async fn run_batches(writer: Writer, mut queue: mpsc::Receiver<(Rotation, Reply)
             None => match writer.acquire().await {
                 Ok(connection) => (connection, Instant::now()),
                 Err(err) => {
+                    // The rotations queued meanwhile have waited too: they fail with this
+                    // batch instead of each waiting for a connection again.
+                    let mut replies = replies;
+                    while let Ok((_, reply)) = queue.try_recv() {
+                        replies.push(reply);
+                    }
+                    tracing::debug!(cause = %err, size = replies.len(), "rotation batch got no connection");
                     fail_all(replies, err);
                     continue;
                 }
@@ -274,34 +287,25 @@ async fn write_batch(
     }
 }
 
-/// Answers every caller of a failed batch: the first with the error, the others with its
-/// message.
+/// Answers every caller of a failed batch: the first with the error, the others with the same
+/// unavailability or, for another failure, its message.
 fn fail_all(replies: Vec<Reply>, err: StoreError) {
-    let message = err.to_string();
     let mut replies = replies.into_iter();
-    if let Some(first) = replies.next() {
-        let _ = first.send(Err(err));
-    }
+    let Some(first) = replies.next() else {
+        return;
+    };
     for reply in replies {
-        let _ = reply.send(Err(StoreError::BatchFailed(message.clone())));
+        let _ = reply.send(Err(err.for_another_caller()));
     }
+    let _ = first.send(Err(err));
 }
 
 /// Whether a batch's failure may come from one of its rotations rather than from the
-/// database as a whole (busy, locked, unreachable, closed).
+/// database as a whole: an error the database answered about the statement. A database busy,
+/// locked, unreachable, full or closed is [`StoreError::Unavailable`] (see
+/// `database_unavailable`). A deadlock (40P01) between two batches is worth retrying.
 fn one_rotation_could_cause(err: &StoreError) -> bool {
-    let StoreError::Database(sqlx::Error::Database(db)) = err else {
-        return false;
-    };
-    let code = db.code().unwrap_or_default();
-    if let Ok(sqlite) = code.parse::<i32>() {
-        // SQLite's primary result codes: 5 SQLITE_BUSY, 6 SQLITE_LOCKED, 10 SQLITE_IOERR,
-        // 13 SQLITE_FULL; extended codes keep the primary code in the low byte.
-        return !matches!(sqlite & 0xff, 5 | 6 | 10 | 13);
-    }
-    // PostgreSQL's SQLSTATE classes: 08 connection, 53 insufficient resources, 57 operator
-    // intervention (shutting down). A deadlock (40P01) between two batches is worth retrying.
-    !matches!(code.get(..2), Some("08" | "53" | "57"))
+    matches!(err, StoreError::Database(sqlx::Error::Database(_)))
 }
 
 /// The first rotation of each token in `batch`: only it can win the token; the others lose

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tollgate::state::AppState;
 use tollgate_core::settings::Secret;
 use tollgate_core::{unix_now, Settings};
-use tollgate_store::{NewUser, PoolConfig, Store, User};
+use tollgate_store::{NewUser, Store, User};
 
 /// The HMAC key every test server signs with.
 pub const TEST_KEY: &str = "tollgate-test-signing-key-0123456789-abcdefghijklmnopqrstuvwxyz";
@@ -137,14 +137,39 @@ impl TestServer {
         edit: impl FnOnce(&mut Settings),
         wrap: impl FnOnce(AppState) -> AppState,
     ) -> TestServer {
+        TestServer::start_routed(backend, edit, wrap, |url| url).await
+    }
+
+    /// A server on a PostgreSQL database of its own that it reaches only through `relay`.
+    pub async fn start_through(relay: &Relay, edit: impl FnOnce(&mut Settings)) -> TestServer {
+        let port = relay.port();
+        TestServer::start_routed(
+            Backend::Postgres,
+            edit,
+            |state| state,
+            |url| url.replacen(&authority(&url), &format!("127.0.0.1:{port}"), 1),
+        )
+        .await
+    }
+
+    /// Starts a server whose database URL is the test database's as changed by `route`.
+    async fn start_routed(
+        backend: Backend,
+        edit: impl FnOnce(&mut Settings),
+        wrap: impl FnOnce(AppState) -> AppState,
+        route: impl FnOnce(String) -> String,
+    ) -> TestServer {
         let mut settings = test_settings();
         edit(&mut settings);
         settings.validate().expect("test settings are valid");
         let database = TestDatabase::create(backend).await;
-        settings.database_url = database.url();
-        let store = Store::connect(&settings.database_url, PoolConfig::default())
-            .await
-            .expect("database opens");
+        settings.database_url = route(database.url());
+        let store = Store::connect(
+            &settings.database_url,
+            tollgate::cli::pool_config(&settings),
+        )
+        .await
+        .expect("database opens");
         store.migrate().await.expect("database migrates");
         let store = match &settings.redis_url {
             Some(url) => store
@@ -403,6 +428,94 @@ async fn admin_query(admin_url: &str, sql: &str) {
         .await
         .unwrap_or_else(|err| panic!("{sql}: {err}"));
     let _ = connection.close().await;
+}
+
+/// The `host:port` of a PostgreSQL URL.
+pub fn authority(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.split('/').next().unwrap_or(rest);
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    }
+}
+
+/// A TCP relay from a port of its own to another address (the test PostgreSQL server), which
+/// a test cuts to play the network or the database going away, and restores. Ends when dropped.
+pub struct Relay {
+    port: u16,
+    open: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    /// A relay to the PostgreSQL server of the test databases, open.
+    pub async fn to_postgres() -> Relay {
+        Relay::start(authority(&postgres_admin_url())).await
+    }
+
+    /// A relay to `target` (`host:port`) on a free port, open.
+    pub async fn start(target: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("relay binds");
+        let port = listener.local_addr().expect("relay address").port();
+        let (open, mut watch) = tokio::sync::watch::channel(true);
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                // While cut, nothing is accepted: a client's connect completes in the kernel's
+                // backlog and then hears nothing, as behind a dead route.
+                if watch.wait_for(|open| *open).await.is_err() {
+                    return;
+                }
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = watch.changed() => continue,
+                };
+                let Ok((mut inbound, _)) = accepted else {
+                    continue;
+                };
+                let target = target.clone();
+                let mut cut = watch.clone();
+                connections.spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    // Cutting drops both ends of every connection relayed.
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.wait_for(|open| !*open) => {}
+                    }
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        Relay { port, open, task }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops accepting connections and drops every connection relayed.
+    pub fn cut(&self) {
+        self.open.send_replace(false);
+    }
+
+    /// Accepts and relays again, beginning with the connections waiting since the cut.
+    pub fn restore(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Signs a payload with `key` and the settings' algorithm.
