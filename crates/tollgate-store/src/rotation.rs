@@ -8,7 +8,9 @@
 //! waiting and writes them together, as one transaction and one call to the database, each
 //! statement with a row per rotation. Under load a batch grows with the queue; alone, a
 //! rotation is a batch of one. Each caller is answered only after the commit, so an answered
-//! rotation is as durable as one written alone.
+//! rotation is as durable as one written alone. A rotation whose caller went away before its
+//! batch began (the client hung up, so nobody would receive the new token) is left out: written,
+//! it would spend a refresh token whose successor nobody holds, and log the client out.
 //!
 //! Waits are bounded as a request's are: the writer waits at most DATABASE_ACQUIRE_TIMEOUT for
 //! its connection, and when it gets none, every rotation waiting by then fails with it rather
@@ -260,6 +262,14 @@ async fn write_batch(
     batch: Vec<Rotation>,
     replies: Vec<Reply>,
 ) -> bool {
+    let (batch, replies): (Vec<Rotation>, Vec<Reply>) = batch
+        .into_iter()
+        .zip(replies)
+        .filter(|(_, reply)| !reply.is_closed())
+        .unzip();
+    if batch.is_empty() {
+        return true;
+    }
     match connection.rotate_batch(&batch).await {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -276,6 +286,9 @@ async fn write_batch(
         Err(err) => {
             tracing::warn!(cause = %err, size = batch.len(), "rotation batch failed: retrying one by one");
             for (rotation, reply) in batch.iter().zip(replies) {
+                if reply.is_closed() {
+                    continue;
+                }
                 let outcome = connection
                     .rotate_batch(std::slice::from_ref(rotation))
                     .await

@@ -1,6 +1,7 @@
 //! When PostgreSQL is unreachable: every request answers within DATABASE_ACQUIRE_TIMEOUT plus
 //! one DATABASE_STATEMENT_TIMEOUT, with 503 `service_unavailable` and `Retry-After` where it
-//! needs the database; and everything works again within seconds of the database coming back.
+//! needs the database; everything works again within seconds of the database coming back; and
+//! a refresh whose client hung up before its rotation was written does not spend the token.
 //! The server reaches PostgreSQL through a relay that each test cuts and restores.
 
 mod common;
@@ -254,6 +255,95 @@ async fn a_refresh_queued_behind_a_rotation_without_a_connection_fails_with_it()
     assert_eq!(first.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     relay.restore();
+    server.stop().await;
+}
+
+/// A refresh whose client hung up while its rotation waited in the queue is not written:
+/// nobody would receive the new token, and the client, still holding the old one, would be
+/// logged out. Its token still refreshes afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_whose_client_hung_up_before_its_rotation_spends_nothing() {
+    use sqlx::Connection;
+    use tokio::io::AsyncWriteExt;
+    if !common::postgres_available().await {
+        return;
+    }
+    let server = TestServer::start_on(common::Backend::Postgres, |settings| {
+        outage_settings(settings);
+        settings.database_statement_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let (refresh_tokens, _) = ann_with_refresh_tokens(&server, 2).await;
+    let (holding, leaving) = (&refresh_tokens[0], &refresh_tokens[1]);
+
+    // Another transaction inserts the first token's blacklist row and keeps it uncommitted:
+    // the batch that rotates that token waits for it, and the next rotation waits in the
+    // queue.
+    let mut other = sqlx::PgConnection::connect(&server.settings.database_url)
+        .await
+        .expect("connects");
+    sqlx::query("BEGIN")
+        .execute(&mut other)
+        .await
+        .expect("begins");
+    let jti = common::payload(holding)["jti"]
+        .as_str()
+        .expect("a jti")
+        .to_owned();
+    sqlx::query(
+        "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) VALUES ($1, 0, 0)",
+    )
+    .bind(&jti)
+    .execute(&mut other)
+    .await
+    .expect("inserted");
+    let first = {
+        let (client, url) = (server.client.clone(), server.url("/api/token/refresh/"));
+        let body = json!({ "refresh": holding });
+        tokio::spawn(async move { client.post(url).json(&body).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The second client sends its refresh and hangs up before the answer.
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connects");
+    let body = json!({ "refresh": leaving });
+    stream
+        .write_all(&raw_request(
+            "POST",
+            "/api/token/refresh/",
+            &[],
+            Some(&body),
+        ))
+        .await
+        .expect("sent");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The other transaction gives way: the first rotation is written and answered.
+    sqlx::query("ROLLBACK")
+        .execute(&mut other)
+        .await
+        .expect("rolled back");
+    let first = first.await.expect("joined").expect("answered");
+    assert_eq!(first.status(), StatusCode::OK);
+    let (status, body) = server
+        .post_json("/api/token/refresh/", json!({ "refresh": holding }))
+        .await;
+    assert_eq!(
+        (status, &body["detail"]),
+        (StatusCode::UNAUTHORIZED, &json!("Token is blacklisted")),
+        "the first token was rotated: {body}"
+    );
+    // The second was not: its client can still refresh with it.
+    let (status, body) = server
+        .post_json("/api/token/refresh/", json!({ "refresh": leaving }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let _ = other.close().await;
     server.stop().await;
 }
 
