@@ -429,7 +429,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        let rotations = rotation::RotationQueue::start(&pool, config.acquire_timeout);
+        let rotations = rotation::RotationQueue::start(&pool, &config);
         Ok(Store {
             pool,
             rotations,

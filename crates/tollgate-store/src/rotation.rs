@@ -15,7 +15,8 @@
 //! Waits are bounded as a request's are: the writer waits at most DATABASE_ACQUIRE_TIMEOUT for
 //! its connection, and when it gets none, every rotation waiting by then fails with it rather
 //! than waiting again in turn. A rotation waits at most for the batch being written (one
-//! statement, bounded by DATABASE_STATEMENT_TIMEOUT) and for its own batch's connection.
+//! statement, bounded by DATABASE_STATEMENT_TIMEOUT, whose answer PostgreSQL's writer waits for
+//! no longer than that) and for its own batch's connection.
 //!
 //! - **SQLite** has one writer, and its driver runs each call on the connection's own thread:
 //!   one by one, a rotation cost seven trips there and back, which capped refresh at about two
@@ -33,7 +34,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Pool, Store, StoreError, TokenRecord};
+use crate::{Dependency, Pool, PoolConfig, Store, StoreError, TokenRecord};
 
 /// How a rotation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,8 +101,15 @@ pub(crate) struct RotationQueue {
 #[derive(Debug, Clone)]
 enum Writer {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    /// The pool of rotation connections, and how long a batch waits for PostgreSQL's answer.
+    Postgres(PgPool, Duration),
 }
+
+/// How much longer than the statement timeout a batch waits for PostgreSQL's answer: the
+/// server cancels the statement at the timeout, and its error takes a moment to arrive. An
+/// answer later than that is lost on the way (a network that drops packets without closing
+/// the connection), and waiting for it would hold up every rotation behind the batch.
+const ANSWER_MARGIN: Duration = Duration::from_millis(500);
 
 /// The settings of PostgreSQL's rotation connections, which run only [`ROTATE_POSTGRES`].
 ///
@@ -120,14 +128,16 @@ const ROTATION_CONNECTION: [(&str, &str); 2] = [
 /// A connection of a [`Writer`]'s pool, held by the batch writer.
 enum Connection {
     Sqlite(PoolConnection<Sqlite>),
-    Postgres(PoolConnection<Postgres>),
+    Postgres(PoolConnection<Postgres>, Duration),
 }
 
 impl Writer {
     async fn acquire(&self) -> Result<Connection, StoreError> {
         Ok(match self {
             Writer::Sqlite(pool) => Connection::Sqlite(pool.acquire().await?),
-            Writer::Postgres(pool) => Connection::Postgres(pool.acquire().await?),
+            Writer::Postgres(pool, answer_within) => {
+                Connection::Postgres(pool.acquire().await?, *answer_within)
+            }
         })
     }
 }
@@ -135,7 +145,7 @@ impl Writer {
 impl RotationQueue {
     /// Starts the tasks that write the rotations of `pool`; they end when the last clone of the
     /// queue is dropped.
-    pub(crate) fn start(pool: &Pool, acquire_timeout: Duration) -> RotationQueue {
+    pub(crate) fn start(pool: &Pool, config: &PoolConfig) -> RotationQueue {
         let writer = match pool {
             Pool::Sqlite { write, .. } => Writer::Sqlite(write.clone()),
             Pool::Postgres(pg) => {
@@ -149,9 +159,9 @@ impl RotationQueue {
                 let options = (*pg.connect_options()).clone().options(ROTATION_CONNECTION);
                 let batches = PgPoolOptions::new()
                     .max_connections(1)
-                    .acquire_timeout(acquire_timeout)
+                    .acquire_timeout(config.acquire_timeout)
                     .connect_lazy_with(options);
-                Writer::Postgres(batches)
+                Writer::Postgres(batches, config.statement_timeout + ANSWER_MARGIN)
             }
         };
         let (sender, receiver) = mpsc::channel(QUEUE);
@@ -161,7 +171,7 @@ impl RotationQueue {
 
     /// Closes the connections of the rotation batches (PostgreSQL); SQLite's are the store's.
     pub(crate) async fn close(&self) {
-        if let Writer::Postgres(batches) = &self.writer {
+        if let Writer::Postgres(batches, _) = &self.writer {
             batches.close().await;
         }
     }
@@ -285,7 +295,11 @@ async fn write_batch(
         }
         Err(err) => {
             tracing::warn!(cause = %err, size = batch.len(), "rotation batch failed: retrying one by one");
-            for (rotation, reply) in batch.iter().zip(replies) {
+            let mut replies = replies.into_iter();
+            for rotation in &batch {
+                let Some(reply) = replies.next() else {
+                    break;
+                };
                 if reply.is_closed() {
                     continue;
                 }
@@ -293,6 +307,11 @@ async fn write_batch(
                     .rotate_batch(std::slice::from_ref(rotation))
                     .await
                     .map(|outcomes| outcomes[0]);
+                if let Err(err @ StoreError::Unavailable { .. }) = outcome {
+                    // The database went away meanwhile: the others would wait for it in turn.
+                    fail_all(std::iter::once(reply).chain(replies).collect(), err);
+                    break;
+                }
                 let _ = reply.send(outcome);
             }
             false
@@ -374,7 +393,23 @@ impl Connection {
     async fn rotate_batch(&mut self, batch: &[Rotation]) -> Result<Vec<RotateOutcome>, StoreError> {
         match self {
             Connection::Sqlite(connection) => rotate_batch_sqlite(connection, batch).await,
-            Connection::Postgres(connection) => rotate_batch_postgres(connection, batch).await,
+            Connection::Postgres(connection, answer_within) => {
+                let answered =
+                    tokio::time::timeout(*answer_within, rotate_batch_postgres(connection, batch));
+                match answered.await {
+                    Ok(outcomes) => outcomes,
+                    Err(_) => {
+                        // The answer may still come: the connection cannot serve again.
+                        connection.close_on_drop();
+                        Err(StoreError::Unavailable {
+                            dependency: Dependency::Database,
+                            cause: format!(
+                                "no answer to a batch of rotations within {answer_within:?}"
+                            ),
+                        })
+                    }
+                }
+            }
         }
     }
 }
@@ -763,7 +798,7 @@ mod tests {
         };
         // The plan that the rotation connections cache, made as on a new database: every
         // table empty.
-        let Writer::Postgres(pool) = &scratch.store.rotations.writer else {
+        let Writer::Postgres(pool, _) = &scratch.store.rotations.writer else {
             unreachable!("a PostgreSQL store rotates on PostgreSQL");
         };
         let mut connection = pool.acquire().await.expect("connects");

@@ -347,6 +347,85 @@ async fn a_refresh_whose_client_hung_up_before_its_rotation_spends_nothing() {
     server.stop().await;
 }
 
+/// A batch of rotations whose answer never arrives (the network drops packets without closing
+/// the connection) fails once the statement timeout has passed, and the refreshes queued behind
+/// it answer too, instead of all waiting for as long as the connection stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_whose_answer_is_lost_on_the_network_fails_at_the_statement_timeout() {
+    use sqlx::Connection;
+    if !common::postgres_available().await {
+        return;
+    }
+    let relay = Relay::to_postgres().await;
+    let server = TestServer::start_through(&relay, outage_settings).await;
+    let (refresh_tokens, _) = ann_with_refresh_tokens(&server, 2).await;
+
+    // The first token's batch waits in PostgreSQL for another transaction's uncommitted row,
+    // long enough for the network to freeze while it runs.
+    let direct = server.settings.database_url.replacen(
+        &format!("127.0.0.1:{}", relay.port()),
+        &common::authority(&common::postgres_admin_url()),
+        1,
+    );
+    let mut other = sqlx::PgConnection::connect(&direct)
+        .await
+        .expect("connects");
+    sqlx::query("BEGIN")
+        .execute(&mut other)
+        .await
+        .expect("begins");
+    let jti = common::payload(&refresh_tokens[0])["jti"]
+        .as_str()
+        .expect("a jti")
+        .to_owned();
+    sqlx::query(
+        "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) VALUES ($1, 0, 0)",
+    )
+    .bind(&jti)
+    .execute(&mut other)
+    .await
+    .expect("inserted");
+    let refresh = |token: &str| {
+        let (client, url) = (server.client.clone(), server.url("/api/token/refresh/"));
+        let body = json!({ "refresh": token });
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let response = client.post(url).json(&body).send().await.expect("answered");
+            let status = response.status();
+            (status, retry_after(&response), started.elapsed())
+        })
+    };
+    let first = refresh(&refresh_tokens[0]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    relay.freeze();
+    let queued = refresh(&refresh_tokens[1]);
+
+    for (what, answer) in [("the batch", first), ("the refresh queued", queued)] {
+        let (status, retry_after, took) = answer.await.expect("joined");
+        assert_eq!(
+            (status, retry_after.as_deref()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("5")),
+            "{what}"
+        );
+        assert!(took < bound(), "{what} took {took:?}");
+    }
+
+    sqlx::query("ROLLBACK")
+        .execute(&mut other)
+        .await
+        .expect("rolled back");
+    let _ = other.close().await;
+    relay.restore();
+    // PostgreSQL cancelled the batch at the statement timeout: both tokens still refresh.
+    for token in &refresh_tokens {
+        let (status, body) = server
+            .post_json("/api/token/refresh/", json!({ "refresh": token }))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    server.stop().await;
+}
+
 /// A statement held up inside the database (here by a lock another transaction keeps) is
 /// cancelled at DATABASE_STATEMENT_TIMEOUT, and the request answers 503 instead of waiting for
 /// the lock.

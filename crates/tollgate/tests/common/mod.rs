@@ -28,7 +28,7 @@ pub enum Backend {
     Postgres,
 }
 
-fn postgres_admin_url() -> String {
+pub fn postgres_admin_url() -> String {
     std::env::var("TOLLGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned())
 }
 
@@ -443,11 +443,24 @@ pub fn authority(url: &str) -> String {
 }
 
 /// A TCP relay from a port of its own to another address (the test PostgreSQL server), which
-/// a test cuts to play the network or the database going away, and restores. Ends when dropped.
+/// a test cuts or freezes to play the network or the database going away, and restores. Ends
+/// when dropped.
 pub struct Relay {
     port: u16,
-    open: tokio::sync::watch::Sender<bool>,
+    state: tokio::sync::watch::Sender<Path>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// What a [`Relay`] does with the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// Accepts and relays.
+    Open,
+    /// Accepts nothing, and has dropped every connection relayed.
+    Cut,
+    /// Accepts nothing, and keeps every connection relayed open without passing on a byte, as
+    /// a network that drops packets does.
+    Frozen,
 }
 
 impl Relay {
@@ -462,13 +475,13 @@ impl Relay {
             .await
             .expect("relay binds");
         let port = listener.local_addr().expect("relay address").port();
-        let (open, mut watch) = tokio::sync::watch::channel(true);
+        let (state, mut watch) = tokio::sync::watch::channel(Path::Open);
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             loop {
-                // While cut, nothing is accepted: a client's connect completes in the kernel's
-                // backlog and then hears nothing, as behind a dead route.
-                if watch.wait_for(|open| *open).await.is_err() {
+                // Unless open, nothing is accepted: a client's connect completes in the
+                // kernel's backlog and then hears nothing, as behind a dead route.
+                if watch.wait_for(|path| *path == Path::Open).await.is_err() {
                     return;
                 }
                 let accepted = tokio::select! {
@@ -479,21 +492,23 @@ impl Relay {
                     continue;
                 };
                 let target = target.clone();
-                let mut cut = watch.clone();
+                let mut path = watch.clone();
                 connections.spawn(async move {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
                         return;
                     };
-                    // Cutting drops both ends of every connection relayed.
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut.wait_for(|open| !*open) => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
+                        _ = path.wait_for(|path| *path != Path::Open) => {}
                     }
+                    // Frozen: both ends stay open, silent, until the relay is cut or restored;
+                    // then they are dropped.
+                    let _ = path.wait_for(|path| *path != Path::Frozen).await;
                 });
                 while connections.try_join_next().is_some() {}
             }
         });
-        Relay { port, open, task }
+        Relay { port, state, task }
     }
 
     /// The port it listens on.
@@ -503,12 +518,18 @@ impl Relay {
 
     /// Stops accepting connections and drops every connection relayed.
     pub fn cut(&self) {
-        self.open.send_replace(false);
+        self.state.send_replace(Path::Cut);
     }
 
-    /// Accepts and relays again, beginning with the connections waiting since the cut.
+    /// Stops accepting connections and passing on bytes, keeping every connection open.
+    pub fn freeze(&self) {
+        self.state.send_replace(Path::Frozen);
+    }
+
+    /// Accepts and relays again, beginning with the connections waiting since the cut; the
+    /// connections held by a freeze are dropped.
     pub fn restore(&self) {
-        self.open.send_replace(true);
+        self.state.send_replace(Path::Open);
     }
 }
 
