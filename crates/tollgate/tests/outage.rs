@@ -302,7 +302,7 @@ async fn a_refresh_whose_client_hung_up_before_its_rotation_spends_nothing() {
         let body = json!({ "refresh": holding });
         tokio::spawn(async move { client.post(url).json(&body).send().await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_a_statement_waits_for_a_lock(&mut other).await;
 
     // The second client sends its refresh and hangs up before the answer.
     let address = server.base.trim_start_matches("http://").to_owned();
@@ -396,7 +396,7 @@ async fn a_rotation_whose_answer_is_lost_on_the_network_fails_at_the_statement_t
         })
     };
     let first = refresh(&refresh_tokens[0]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_a_statement_waits_for_a_lock(&mut other).await;
     relay.freeze();
     let queued = refresh(&refresh_tokens[1]);
 
@@ -463,6 +463,26 @@ async fn a_statement_held_up_in_the_database_is_cancelled_at_the_statement_timeo
     assert_eq!(status, StatusCode::OK, "{body}");
     let _ = other.close().await;
     server.stop().await;
+}
+
+/// Waits (up to 10 s) until a statement of the database `other` is connected to waits for a
+/// lock: the rotation batch held up by `other`'s uncommitted row.
+async fn until_a_statement_waits_for_a_lock(other: &mut sqlx::PgConnection) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut *other)
+        .await
+        .expect("counted");
+        if waiting > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no rotation waits for the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn metrics_text(server: &TestServer) -> (StatusCode, String) {
