@@ -77,7 +77,8 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(sqlx::Error),
     /// The database or Redis cannot serve now: unreachable, timed out, out of connections or
-    /// of disk, shutting down. Nothing was changed; the same call may succeed later.
+    /// of disk, shutting down. The same call may succeed later. Nothing was changed, unless
+    /// the connection was lost after a write committed and before its answer arrived.
     #[error("the {dependency} is unavailable: {cause}")]
     Unavailable {
         /// Which dependency failed.

@@ -266,7 +266,8 @@ async fn run_batches(writer: Writer, mut queue: mpsc::Receiver<(Rotation, Reply)
 /// failing rotation cannot fail the others. If the database is busy (another process held
 /// SQLite's write lock past the busy timeout) or unreachable, every rotation of the batch gets
 /// that failure at once: retrying them one by one would make each wait again. A failed batch
-/// committed nothing.
+/// committed nothing, unless its answer was lost after the commit (the connection dropped, or
+/// no answer came in time).
 async fn write_batch(
     connection: &mut Connection,
     batch: Vec<Rotation>,
