@@ -359,6 +359,7 @@ impl Store {
                 let options = (*pool.connect_options()).clone();
                 let own = sqlx::postgres::PgPoolOptions::new()
                     .max_connections(1)
+                    .acquire_timeout(pool.options().get_acquire_timeout())
                     .max_lifetime(None)
                     .idle_timeout(None)
                     .connect_lazy_with(options);

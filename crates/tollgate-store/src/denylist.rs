@@ -239,14 +239,14 @@ impl Store {
 
 /// Makes Redis hold every live blacklisted jti and the marker.
 async fn sync(redis: &RedisDenylist, database: &Store, refill: bool) -> Result<(), StoreError> {
-    let mut connection = call(redis.connect()).await.map_err(StoreError::Redis)?;
+    let mut connection = call(redis.connect()).await.map_err(StoreError::redis)?;
     let marked = call(
         redis::cmd("EXISTS")
             .arg(redis.marker())
             .query_async::<bool>(&mut connection),
     )
     .await
-    .map_err(StoreError::Redis)?;
+    .map_err(StoreError::redis)?;
     if marked && !refill {
         return Ok(());
     }
@@ -257,7 +257,7 @@ async fn sync(redis: &RedisDenylist, database: &Store, refill: bool) -> Result<(
             .query_async::<()>(&mut connection),
     )
     .await
-    .map_err(StoreError::Redis)?;
+    .map_err(StoreError::redis)?;
     let now = tollgate_now();
     let mut after = 0;
     let mut copied = 0u64;
@@ -277,7 +277,7 @@ async fn sync(redis: &RedisDenylist, database: &Store, refill: bool) -> Result<(
         }
         call(pipe.query_async::<()>(&mut connection))
             .await
-            .map_err(StoreError::Redis)?;
+            .map_err(StoreError::redis)?;
         copied += page.len() as u64;
         after = last;
     }
@@ -288,7 +288,7 @@ async fn sync(redis: &RedisDenylist, database: &Store, refill: bool) -> Result<(
             .query_async::<()>(&mut connection),
     )
     .await
-    .map_err(StoreError::Redis)?;
+    .map_err(StoreError::redis)?;
     tracing::info!(copied, "redis denylist filled from the database");
     Ok(())
 }

@@ -90,10 +90,10 @@ fn window_millis(window: Duration) -> i64 {
 }
 
 fn unavailable() -> StoreError {
-    StoreError::Redis(redis::RedisError::from((
-        redis::ErrorKind::IoError,
-        "redis is not connected",
-    )))
+    StoreError::Unavailable {
+        dependency: crate::Dependency::Redis,
+        cause: "redis is not connected".to_owned(),
+    }
 }
 
 impl Store {
@@ -148,7 +148,7 @@ impl Store {
             .await
             .map_err(|err| {
                 self.redis_failed(&err);
-                StoreError::Redis(err)
+                StoreError::redis(err)
             })?;
         let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
         Ok(match verdict {

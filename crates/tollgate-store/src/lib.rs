@@ -75,7 +75,17 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// Any other database failure.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database or Redis cannot serve now: unreachable, timed out, out of connections or
+    /// of disk, shutting down. The same call may succeed later. Nothing was changed, unless
+    /// the connection was lost after a write committed and before its answer arrived.
+    #[error("the {dependency} is unavailable: {cause}")]
+    Unavailable {
+        /// Which dependency failed.
+        dependency: Dependency,
+        /// What it answered, or how the wait for it ended.
+        cause: String,
+    },
     /// A Redis failure (only a malformed REDIS_URL reaches callers; others degrade to the
     /// database).
     #[error("redis: {0}")]
@@ -95,6 +105,109 @@ pub enum StoreError {
         /// The last attempt's failure.
         last: sqlx::Error,
     },
+}
+
+/// A service the store depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Dependency {
+    /// The database (SQLite or PostgreSQL).
+    Database,
+    /// The Redis server of REDIS_URL.
+    Redis,
+}
+
+impl Dependency {
+    /// The dependency's name in logs and metrics: `database` or `redis`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dependency::Database => "database",
+            Dependency::Redis => "redis",
+        }
+    }
+}
+
+impl std::fmt::Display for Dependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// A failure of the database as a whole (see [`database_unavailable`]) becomes
+    /// [`StoreError::Unavailable`]; any other stays [`StoreError::Database`].
+    fn from(err: sqlx::Error) -> StoreError {
+        if database_unavailable(&err) {
+            StoreError::Unavailable {
+                dependency: Dependency::Database,
+                cause: err.to_string(),
+            }
+        } else {
+            StoreError::Database(err)
+        }
+    }
+}
+
+impl StoreError {
+    /// A failed Redis call: [`StoreError::Unavailable`] when Redis could not be reached or did
+    /// not answer in time, else [`StoreError::Redis`].
+    pub(crate) fn redis(err: redis::RedisError) -> StoreError {
+        if err.is_io_error()
+            || err.is_timeout()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+        {
+            StoreError::Unavailable {
+                dependency: Dependency::Redis,
+                cause: err.to_string(),
+            }
+        } else {
+            StoreError::Redis(err)
+        }
+    }
+
+    /// The same failure again, for the other callers of a batch that failed as a whole.
+    pub(crate) fn for_another_caller(&self) -> StoreError {
+        match self {
+            StoreError::Unavailable { dependency, cause } => StoreError::Unavailable {
+                dependency: *dependency,
+                cause: cause.clone(),
+            },
+            other => StoreError::BatchFailed(other.to_string()),
+        }
+    }
+}
+
+/// Whether a database failure says nothing about the request and everything about the
+/// database: no connection within DATABASE_ACQUIRE_TIMEOUT, a connection lost or refused, a
+/// statement cancelled by DATABASE_STATEMENT_TIMEOUT, a server out of connections, memory or
+/// disk or shutting down, SQLite's file locked by another process past the busy timeout or
+/// failing to read or write. Asking again later may succeed; a defect would fail again.
+fn database_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // Told apart by type, not by the code: many SQLSTATEs are digits too (57014).
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                // PostgreSQL's SQLSTATE classes: 08 connection exception, 53 insufficient
+                // resources (disk full, too many connections), 57 operator intervention
+                // (statement_timeout's 57014, shutting down).
+                return matches!(code.get(..2), Some("08" | "53" | "57"));
+            }
+            // SQLite's primary result codes: 5 SQLITE_BUSY, 6 SQLITE_LOCKED, 10 SQLITE_IOERR,
+            // 13 SQLITE_FULL; extended codes keep the primary in the low byte.
+            code.parse::<i32>()
+                .is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6 | 10 | 13))
+        }
+        _ => false,
+    }
 }
 
 /// Which database a store runs on.
@@ -149,8 +262,12 @@ pub(crate) use with_writer;
 pub struct PoolConfig {
     /// Most connections held open at once.
     pub max_connections: u32,
-    /// How long a request waits for a free connection before failing.
+    /// How long a request waits for a free connection before failing; opening a connection
+    /// counts towards it. Also bounds the refresh-token rotation writer's wait.
     pub acquire_timeout: Duration,
+    /// How long one statement may run: PostgreSQL's `statement_timeout` on every connection
+    /// but the migrations', SQLite's busy timeout (the wait for another process's write lock).
+    pub statement_timeout: Duration,
 }
 
 impl Default for PoolConfig {
@@ -158,6 +275,7 @@ impl Default for PoolConfig {
         PoolConfig {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -257,7 +375,7 @@ impl Store {
                 // except for the last transactions on power loss, not on a process crash.
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(5))
+                .busy_timeout(config.statement_timeout)
                 .foreign_keys(true);
             let memory = url.contains(":memory:") || url.contains("mode=memory");
             if !memory {
@@ -299,7 +417,10 @@ impl Store {
                 _checkpoints: checkpoints,
             }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)?;
+            // Whole milliseconds, at least one: PostgreSQL reads 0 as no limit.
+            let statement_ms = config.statement_timeout.as_millis().max(1);
+            let options = PgConnectOptions::from_str(url)?
+                .options([("statement_timeout", format!("{statement_ms}ms"))]);
             let pool = PgPoolOptions::new()
                 .max_connections(config.max_connections)
                 .acquire_timeout(config.acquire_timeout)
@@ -309,7 +430,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        let rotations = rotation::RotationQueue::start(&pool);
+        let rotations = rotation::RotationQueue::start(&pool, &config);
         Ok(Store {
             pool,
             rotations,
@@ -323,7 +444,25 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pool {
             Pool::Sqlite { write, .. } => sqlx::migrate!("migrations/sqlite").run(write).await?,
-            Pool::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+            Pool::Postgres(pool) => {
+                // A migration may rewrite or index a large table: it runs on a connection of
+                // its own without the statement timeout, closed afterwards rather than given
+                // back to the pool without it.
+                use sqlx::Connection;
+                let mut connection = pool.acquire().await?.detach();
+                let migrated = async {
+                    sqlx::query("SET statement_timeout = 0")
+                        .execute(&mut connection)
+                        .await?;
+                    sqlx::migrate!("migrations/postgres")
+                        .run(&mut connection)
+                        .await?;
+                    Ok::<_, StoreError>(())
+                }
+                .await;
+                let _ = connection.close().await;
+                migrated?;
+            }
         }
         Ok(())
     }

@@ -8,7 +8,15 @@
 //! waiting and writes them together, as one transaction and one call to the database, each
 //! statement with a row per rotation. Under load a batch grows with the queue; alone, a
 //! rotation is a batch of one. Each caller is answered only after the commit, so an answered
-//! rotation is as durable as one written alone.
+//! rotation is as durable as one written alone. A rotation whose caller went away before its
+//! batch began (the client hung up, so nobody would receive the new token) is left out: written,
+//! it would spend a refresh token whose successor nobody holds, and log the client out.
+//!
+//! Waits are bounded as a request's are: the writer waits at most DATABASE_ACQUIRE_TIMEOUT for
+//! its connection, and when it gets none, every rotation waiting by then fails with it rather
+//! than waiting again in turn. A rotation waits at most for the batch being written (one
+//! statement, bounded by DATABASE_STATEMENT_TIMEOUT, whose answer PostgreSQL's writer waits for
+//! no longer than that) and for its own batch's connection.
 //!
 //! - **SQLite** has one writer, and its driver runs each call on the connection's own thread:
 //!   one by one, a rotation cost seven trips there and back, which capped refresh at about two
@@ -26,7 +34,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Pool, Store, StoreError, TokenRecord};
+use crate::{Dependency, Pool, PoolConfig, Store, StoreError, TokenRecord};
 
 /// How a rotation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,8 +101,15 @@ pub(crate) struct RotationQueue {
 #[derive(Debug, Clone)]
 enum Writer {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    /// The pool of rotation connections, and how long a batch waits for PostgreSQL's answer.
+    Postgres(PgPool, Duration),
 }
+
+/// How much longer than the statement timeout a batch waits for PostgreSQL's answer: the
+/// server cancels the statement at the timeout, and its error takes a moment to arrive. An
+/// answer later than that is lost on the way (a network that drops packets without closing
+/// the connection), and waiting for it would hold up every rotation behind the batch.
+const ANSWER_MARGIN: Duration = Duration::from_millis(500);
 
 /// The settings of PostgreSQL's rotation connections, which run only [`ROTATE_POSTGRES`].
 ///
@@ -113,14 +128,16 @@ const ROTATION_CONNECTION: [(&str, &str); 2] = [
 /// A connection of a [`Writer`]'s pool, held by the batch writer.
 enum Connection {
     Sqlite(PoolConnection<Sqlite>),
-    Postgres(PoolConnection<Postgres>),
+    Postgres(PoolConnection<Postgres>, Duration),
 }
 
 impl Writer {
     async fn acquire(&self) -> Result<Connection, StoreError> {
         Ok(match self {
             Writer::Sqlite(pool) => Connection::Sqlite(pool.acquire().await?),
-            Writer::Postgres(pool) => Connection::Postgres(pool.acquire().await?),
+            Writer::Postgres(pool, answer_within) => {
+                Connection::Postgres(pool.acquire().await?, *answer_within)
+            }
         })
     }
 }
@@ -128,7 +145,7 @@ impl Writer {
 impl RotationQueue {
     /// Starts the tasks that write the rotations of `pool`; they end when the last clone of the
     /// queue is dropped.
-    pub(crate) fn start(pool: &Pool) -> RotationQueue {
+    pub(crate) fn start(pool: &Pool, config: &PoolConfig) -> RotationQueue {
         let writer = match pool {
             Pool::Sqlite { write, .. } => Writer::Sqlite(write.clone()),
             Pool::Postgres(pg) => {
@@ -142,8 +159,9 @@ impl RotationQueue {
                 let options = (*pg.connect_options()).clone().options(ROTATION_CONNECTION);
                 let batches = PgPoolOptions::new()
                     .max_connections(1)
+                    .acquire_timeout(config.acquire_timeout)
                     .connect_lazy_with(options);
-                Writer::Postgres(batches)
+                Writer::Postgres(batches, config.statement_timeout + ANSWER_MARGIN)
             }
         };
         let (sender, receiver) = mpsc::channel(QUEUE);
@@ -153,7 +171,7 @@ impl RotationQueue {
 
     /// Closes the connections of the rotation batches (PostgreSQL); SQLite's are the store's.
     pub(crate) async fn close(&self) {
-        if let Writer::Postgres(batches) = &self.writer {
+        if let Writer::Postgres(batches, _) = &self.writer {
             batches.close().await;
         }
     }
@@ -177,7 +195,7 @@ impl Store {
         };
         let (reply, answer) = oneshot::channel();
         // A closed queue or a dropped reply means the store was closed under us.
-        let closed = || StoreError::Database(sqlx::Error::PoolClosed);
+        let closed = || StoreError::from(sqlx::Error::PoolClosed);
         self.rotations
             .sender
             .send((rotation, reply))
@@ -224,6 +242,13 @@ async fn run_batches(writer: Writer, mut queue: mpsc::Receiver<(Rotation, Reply)
             None => match writer.acquire().await {
                 Ok(connection) => (connection, Instant::now()),
                 Err(err) => {
+                    // The rotations queued meanwhile have waited too: they fail with this
+                    // batch instead of each waiting for a connection again.
+                    let mut replies = replies;
+                    while let Ok((_, reply)) = queue.try_recv() {
+                        replies.push(reply);
+                    }
+                    tracing::debug!(cause = %err, size = replies.len(), "rotation batch got no connection");
                     fail_all(replies, err);
                     continue;
                 }
@@ -241,12 +266,21 @@ async fn run_batches(writer: Writer, mut queue: mpsc::Receiver<(Rotation, Reply)
 /// failing rotation cannot fail the others. If the database is busy (another process held
 /// SQLite's write lock past the busy timeout) or unreachable, every rotation of the batch gets
 /// that failure at once: retrying them one by one would make each wait again. A failed batch
-/// committed nothing.
+/// committed nothing, unless its answer was lost after the commit (the connection dropped, or
+/// no answer came in time).
 async fn write_batch(
     connection: &mut Connection,
     batch: Vec<Rotation>,
     replies: Vec<Reply>,
 ) -> bool {
+    let (batch, replies): (Vec<Rotation>, Vec<Reply>) = batch
+        .into_iter()
+        .zip(replies)
+        .filter(|(_, reply)| !reply.is_closed())
+        .unzip();
+    if batch.is_empty() {
+        return true;
+    }
     match connection.rotate_batch(&batch).await {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -262,11 +296,23 @@ async fn write_batch(
         }
         Err(err) => {
             tracing::warn!(cause = %err, size = batch.len(), "rotation batch failed: retrying one by one");
-            for (rotation, reply) in batch.iter().zip(replies) {
+            let mut replies = replies.into_iter();
+            for rotation in &batch {
+                let Some(reply) = replies.next() else {
+                    break;
+                };
+                if reply.is_closed() {
+                    continue;
+                }
                 let outcome = connection
                     .rotate_batch(std::slice::from_ref(rotation))
                     .await
                     .map(|outcomes| outcomes[0]);
+                if let Err(err @ StoreError::Unavailable { .. }) = outcome {
+                    // The database went away meanwhile: the others would wait for it in turn.
+                    fail_all(std::iter::once(reply).chain(replies).collect(), err);
+                    break;
+                }
                 let _ = reply.send(outcome);
             }
             false
@@ -274,34 +320,25 @@ async fn write_batch(
     }
 }
 
-/// Answers every caller of a failed batch: the first with the error, the others with its
-/// message.
+/// Answers every caller of a failed batch: the first with the error, the others with the same
+/// unavailability or, for another failure, its message.
 fn fail_all(replies: Vec<Reply>, err: StoreError) {
-    let message = err.to_string();
     let mut replies = replies.into_iter();
-    if let Some(first) = replies.next() {
-        let _ = first.send(Err(err));
-    }
+    let Some(first) = replies.next() else {
+        return;
+    };
     for reply in replies {
-        let _ = reply.send(Err(StoreError::BatchFailed(message.clone())));
+        let _ = reply.send(Err(err.for_another_caller()));
     }
+    let _ = first.send(Err(err));
 }
 
 /// Whether a batch's failure may come from one of its rotations rather than from the
-/// database as a whole (busy, locked, unreachable, closed).
+/// database as a whole: an error the database answered about the statement. A database busy,
+/// locked, unreachable, full or closed is [`StoreError::Unavailable`] (see
+/// `database_unavailable`). A deadlock (40P01) between two batches is worth retrying.
 fn one_rotation_could_cause(err: &StoreError) -> bool {
-    let StoreError::Database(sqlx::Error::Database(db)) = err else {
-        return false;
-    };
-    let code = db.code().unwrap_or_default();
-    if let Ok(sqlite) = code.parse::<i32>() {
-        // SQLite's primary result codes: 5 SQLITE_BUSY, 6 SQLITE_LOCKED, 10 SQLITE_IOERR,
-        // 13 SQLITE_FULL; extended codes keep the primary code in the low byte.
-        return !matches!(sqlite & 0xff, 5 | 6 | 10 | 13);
-    }
-    // PostgreSQL's SQLSTATE classes: 08 connection, 53 insufficient resources, 57 operator
-    // intervention (shutting down). A deadlock (40P01) between two batches is worth retrying.
-    !matches!(code.get(..2), Some("08" | "53" | "57"))
+    matches!(err, StoreError::Database(sqlx::Error::Database(_)))
 }
 
 /// The first rotation of each token in `batch`: only it can win the token; the others lose
@@ -357,7 +394,23 @@ impl Connection {
     async fn rotate_batch(&mut self, batch: &[Rotation]) -> Result<Vec<RotateOutcome>, StoreError> {
         match self {
             Connection::Sqlite(connection) => rotate_batch_sqlite(connection, batch).await,
-            Connection::Postgres(connection) => rotate_batch_postgres(connection, batch).await,
+            Connection::Postgres(connection, answer_within) => {
+                let answered =
+                    tokio::time::timeout(*answer_within, rotate_batch_postgres(connection, batch));
+                match answered.await {
+                    Ok(outcomes) => outcomes,
+                    Err(_) => {
+                        // The answer may still come: the connection cannot serve again.
+                        connection.close_on_drop();
+                        Err(StoreError::Unavailable {
+                            dependency: Dependency::Database,
+                            cause: format!(
+                                "no answer to a batch of rotations within {answer_within:?}"
+                            ),
+                        })
+                    }
+                }
+            }
         }
     }
 }
@@ -746,7 +799,7 @@ mod tests {
         };
         // The plan that the rotation connections cache, made as on a new database: every
         // table empty.
-        let Writer::Postgres(pool) = &scratch.store.rotations.writer else {
+        let Writer::Postgres(pool, _) = &scratch.store.rotations.writer else {
             unreachable!("a PostgreSQL store rotates on PostgreSQL");
         };
         let mut connection = pool.acquire().await.expect("connects");

@@ -546,7 +546,7 @@ pub(crate) fn duplicate_or_database(err: sqlx::Error) -> StoreError {
             }
         }
     }
-    StoreError::Database(err)
+    err.into()
 }
 
 #[cfg(test)]

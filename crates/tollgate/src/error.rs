@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use tollgate_axum::AuthError;
 use tollgate_core::body::BodyError;
 use tollgate_core::TokenError;
+use tollgate_store::{Dependency, StoreError};
 
 use crate::service::ServiceError;
 
@@ -75,10 +76,24 @@ pub enum ApiError {
     /// `Some(wait)` when the lock ends by itself.
     #[error("account locked")]
     AccountLocked(Option<std::time::Duration>),
+    /// A dependency (the database, Redis) is unreachable or overloaded: the request may
+    /// succeed if sent again shortly. The cause is logged, never sent.
+    #[error("{dependency} unavailable: {cause}")]
+    Unavailable {
+        /// Which dependency failed.
+        dependency: Dependency,
+        /// How it failed.
+        cause: String,
+    },
     /// Anything that is not the client's fault. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// How long a client is asked to wait (`Retry-After`) when a dependency is unavailable: long
+/// enough not to hammer a database that is coming back, short enough that a restart or a
+/// failover goes unnoticed by a client that retries.
+pub(crate) const UNAVAILABLE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl From<BodyError> for ApiError {
     fn from(err: BodyError) -> ApiError {
@@ -126,9 +141,10 @@ impl ApiError {
         }
     }
 
-    /// The close code and reason that end a WebSocket for this error: 4401 (or 4403, or 1011 for
-    /// a server error) and `code: message`, with simplejwt's code (`not_authenticated` when the
-    /// body has none) and the first refusal's message, e.g. `token_not_valid: Token is expired`.
+    /// The close code and reason that end a WebSocket for this error: 4401 (or 4403, 1013 for
+    /// an unavailable dependency, 1011 for another server error) and `code: message`, with
+    /// simplejwt's code (`not_authenticated` when the body has none) and the first refusal's
+    /// message, e.g. `token_not_valid: Token is expired`.
     pub(crate) fn close_frame(&self) -> (u16, String) {
         let (status, body) = self.status_and_body();
         if let ApiError::Auth(err) = self {
@@ -141,6 +157,8 @@ impl ApiError {
         }
         let code = match status {
             StatusCode::FORBIDDEN => tollgate_axum::ws::CLOSE_FORBIDDEN,
+            // Try Again Later.
+            StatusCode::SERVICE_UNAVAILABLE => 1013,
             status if status.is_server_error() => 1011,
             _ => tollgate_axum::ws::CLOSE_UNAUTHENTICATED,
         };
@@ -241,6 +259,13 @@ impl ApiError {
                     "account_locked",
                 ),
             ),
+            ApiError::Unavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                coded(
+                    "The service is temporarily unavailable. Try again shortly.",
+                    "service_unavailable",
+                ),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 detail("A server error occurred."),
@@ -249,9 +274,15 @@ impl ApiError {
     }
 }
 
-impl From<tollgate_store::StoreError> for ApiError {
-    fn from(err: tollgate_store::StoreError) -> ApiError {
-        ApiError::internal(err)
+/// A dependency that cannot serve now is a 503; any other store failure is a defect (500).
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> ApiError {
+        match err {
+            StoreError::Unavailable { dependency, cause } => {
+                ApiError::Unavailable { dependency, cause }
+            }
+            other => ApiError::internal(other),
+        }
     }
 }
 
@@ -296,9 +327,14 @@ impl From<ServiceError> for ApiError {
 }
 
 /// Why a request failed on the server's side: carried by the response to the access log
-/// ([`crate::logging::access_log`]), which logs it; never sent.
+/// ([`crate::logging::access_log`]), which logs it (a dependency's outage as a warning, a
+/// defect as an error); never sent.
 #[derive(Debug, Clone)]
-pub(crate) struct ServerErrorCause(pub(crate) std::sync::Arc<str>);
+pub(crate) struct ServerErrorCause {
+    pub(crate) cause: std::sync::Arc<str>,
+    /// The dependency that was unavailable; `None` for a defect.
+    pub(crate) dependency: Option<&'static str>,
+}
 
 /// The answer for an error: status, body and headers, and for the layers around the handler
 /// what they need to know (why a token was refused, a cause to log). Writing it does nothing
@@ -323,20 +359,39 @@ impl IntoResponse for ApiError {
                 .extensions_mut()
                 .insert(crate::metrics::RejectReason(reason));
         }
-        if let ApiError::Throttled(wait) | ApiError::AccountLocked(Some(wait)) = &self {
+        let retry_after = match &self {
+            ApiError::Throttled(wait) | ApiError::AccountLocked(Some(wait)) => Some(*wait),
+            ApiError::Unavailable { dependency, .. } => {
+                response
+                    .extensions_mut()
+                    .insert(crate::metrics::Unavailable(*dependency));
+                Some(UNAVAILABLE_RETRY_AFTER)
+            }
+            _ => None,
+        };
+        if let Some(wait) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(retry_after_seconds(*wait)),
+                axum::http::HeaderValue::from(retry_after_seconds(wait)),
             );
         }
         if status == StatusCode::UNAUTHORIZED {
             // The value depends on settings; the challenge layer fills it in (see server.rs).
             response.extensions_mut().insert(NeedsChallenge);
         }
-        if let ApiError::Internal(cause) = self {
-            response
-                .extensions_mut()
-                .insert(ServerErrorCause(cause.into()));
+        let cause = match self {
+            ApiError::Internal(cause) => Some(ServerErrorCause {
+                cause: cause.into(),
+                dependency: None,
+            }),
+            ApiError::Unavailable { dependency, cause } => Some(ServerErrorCause {
+                cause: cause.into(),
+                dependency: Some(dependency.as_str()),
+            }),
+            _ => None,
+        };
+        if let Some(cause) = cause {
+            response.extensions_mut().insert(cause);
         }
         response
     }
@@ -419,5 +474,32 @@ mod tests {
         );
         let (_, body) = ApiError::Internal("secret detail".into()).status_and_body();
         assert!(!body.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn an_unavailable_database_is_503_with_retry_after_through_the_service_too() {
+        let unavailable = || StoreError::from(sqlx::Error::PoolTimedOut);
+        for error in [
+            ApiError::from(unavailable()),
+            ApiError::from(ServiceError::Store(unavailable())),
+        ] {
+            let response = error.into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "5");
+        }
+        let (_, body) = ApiError::from(unavailable()).status_and_body();
+        assert_eq!(
+            body,
+            json!({
+                "detail": "The service is temporarily unavailable. Try again shortly.",
+                "code": "service_unavailable"
+            })
+        );
+        // A defect stays a 500.
+        let defect = ApiError::from(StoreError::from(sqlx::Error::RowNotFound));
+        assert_eq!(
+            defect.status_and_body().0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

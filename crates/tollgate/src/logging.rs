@@ -103,11 +103,17 @@ pub(crate) async fn access_log(mut request: Request, next: Next) -> Response {
         .insert(REQUEST_ID.clone(), request_id);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
-        if let Some(cause) = response
+        let failed = response
             .extensions()
-            .get::<crate::error::ServerErrorCause>()
-        {
-            tracing::error!(cause = %cause.0, "request failed");
+            .get::<crate::error::ServerErrorCause>();
+        match failed.map(|failed| (failed.dependency, &failed.cause)) {
+            Some((Some(dependency), cause)) => tracing::warn!(
+                dependency,
+                cause = %cause,
+                "request failed: dependency unavailable"
+            ),
+            Some((None, cause)) => tracing::error!(cause = %cause, "request failed"),
+            None => {}
         }
         tracing::info!(
             method = %method,

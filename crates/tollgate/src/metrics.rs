@@ -1,6 +1,7 @@
 //! Prometheus metrics at `/metrics` (when METRICS_ENABLED): requests by route and status,
 //! latency histograms, logins, tokens issued, refreshed, blacklisted and rejected by reason,
-//! and database pool usage. When metrics are off, none of this costs anything per request.
+//! requests failed by an unavailable dependency, and database pool usage. When metrics are
+//! off, none of this costs anything per request.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,6 +49,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DependencyLabels {
+    dependency: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     trigger: &'static str,
     outcome: &'static str,
@@ -62,6 +68,7 @@ struct Registered {
     refreshed: Counter,
     blacklisted: Counter,
     rejected: Family<ReasonLabels, Counter>,
+    unavailable: Family<DependencyLabels, Counter>,
     key_reloads: Family<ReloadLabels, Counter>,
     pool_connections: Gauge,
     pool_idle: Gauge,
@@ -127,6 +134,13 @@ impl Metrics {
             "Tokens refused, by reason",
             rejected.clone(),
         );
+        let unavailable = Family::<DependencyLabels, Counter>::default();
+        registry.register(
+            "dependency_unavailable",
+            "Requests answered 503 because a dependency (database, redis) was unreachable or \
+             overloaded",
+            unavailable.clone(),
+        );
         let key_reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "signing_key_reloads",
@@ -155,6 +169,7 @@ impl Metrics {
             refreshed,
             blacklisted,
             rejected,
+            unavailable,
             key_reloads,
             pool_connections,
             pool_idle,
@@ -217,6 +232,11 @@ impl Metrics {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RejectReason(pub(crate) &'static str);
 
+/// The dependency that made a response a 503, left on the response by [`ApiError`] for the
+/// metrics layer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unavailable(pub(crate) tollgate_store::Dependency);
+
 /// Middleware (only installed when metrics are on): counts every request and its latency.
 pub(crate) async fn track(
     State(metrics): State<Metrics>,
@@ -236,6 +256,13 @@ pub(crate) async fn track(
     let response = next.run(request).await;
     if let Some(RejectReason(reason)) = response.extensions().get::<RejectReason>() {
         m.rejected.get_or_create(&ReasonLabels { reason }).inc();
+    }
+    if let Some(Unavailable(dependency)) = response.extensions().get::<Unavailable>() {
+        m.unavailable
+            .get_or_create(&DependencyLabels {
+                dependency: dependency.as_str(),
+            })
+            .inc();
     }
     m.latency
         .get_or_create(&RouteLabels {

@@ -282,8 +282,16 @@ settings! {
     /// process also holds one for writing refresh-token rotations and one for listening; with N
     /// instances on one server, N times (this + 2) must stay under its `max_connections`.
     database_max_connections "DATABASE_MAX_CONNECTIONS": u32 = 10;
-    /// How long a request waits for a free database connection before it fails with a 500.
+    /// How long a request waits for a database connection (a free one, or a new one to open)
+    /// before it fails with 503 `service_unavailable`. Also bounds the wait of refresh-token
+    /// rotations for their writer's connection.
     database_acquire_timeout "DATABASE_ACQUIRE_TIMEOUT": Duration = Duration::from_secs(5);
+    /// How long one database statement may run before the database cancels it and the request
+    /// fails with 503 `service_unavailable`: PostgreSQL's `statement_timeout` on every
+    /// connection (migrations run without it); on SQLite, the wait for a write lock held by
+    /// another process. With the acquire timeout, it bounds how long a request waits on a database that is down or
+    /// overloaded: about DATABASE_ACQUIRE_TIMEOUT plus this. Must be longer than zero.
+    database_statement_timeout "DATABASE_STATEMENT_TIMEOUT": Duration = Duration::from_secs(5);
     /// How long a command keeps retrying, with growing pauses, to reach a database that is still
     /// starting before it gives up with an error. 0 tries once.
     database_connect_timeout "DATABASE_CONNECT_TIMEOUT": Duration = Duration::from_secs(30);
@@ -645,6 +653,9 @@ impl Settings {
         }
         if self.database_acquire_timeout.is_zero() {
             return invalid("DATABASE_ACQUIRE_TIMEOUT", "must be longer than zero");
+        }
+        if self.database_statement_timeout.is_zero() {
+            return invalid("DATABASE_STATEMENT_TIMEOUT", "must be longer than zero");
         }
         if self.password_max_similarity > 100
             || (self.password_max_similarity > 0 && self.password_max_similarity < 10)

@@ -125,11 +125,19 @@ async fn serve(mut socket: WebSocket, auth: WebSocketAuth, state: AppState) {
 }
 
 /// Closes a socket whose token or user is not (or no longer) accepted. A failure to check
-/// (the database is down) is logged and closes too, with 1011: the socket cannot be vouched
-/// for.
+/// is logged and closes too: the socket cannot be vouched for (1013, try again later, when the
+/// database is unavailable; 1011 for a defect).
 async fn end(socket: &mut WebSocket, error: &ApiError) {
-    if let ApiError::Internal(cause) = error {
-        tracing::error!(cause = %cause, "websocket authentication failed");
+    match error {
+        ApiError::Internal(cause) => {
+            tracing::error!(cause = %cause, "websocket authentication failed");
+        }
+        ApiError::Unavailable { dependency, cause } => tracing::warn!(
+            dependency = dependency.as_str(),
+            cause = %cause,
+            "websocket authentication failed: dependency unavailable"
+        ),
+        _ => {}
     }
     let (code, reason) = error.close_frame();
     close_with(socket, code, reason).await;

@@ -173,11 +173,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The pool settings: DATABASE_MAX_CONNECTIONS and DATABASE_ACQUIRE_TIMEOUT.
+/// The pool settings: DATABASE_MAX_CONNECTIONS, DATABASE_ACQUIRE_TIMEOUT and
+/// DATABASE_STATEMENT_TIMEOUT.
 pub fn pool_config(settings: &Settings) -> PoolConfig {
     PoolConfig {
         max_connections: settings.database_max_connections,
         acquire_timeout: settings.database_acquire_timeout,
+        statement_timeout: settings.database_statement_timeout,
     }
 }
 

@@ -22,6 +22,7 @@ mod keys;
 mod login;
 mod observability;
 mod operations;
+mod outage;
 mod protected_service;
 mod redis;
 mod sessions;

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tollgate::state::AppState;
 use tollgate_core::settings::Secret;
 use tollgate_core::{unix_now, Settings};
-use tollgate_store::{NewUser, PoolConfig, Store, User};
+use tollgate_store::{NewUser, Store, User};
 
 /// The HMAC key every test server signs with.
 pub(crate) const TEST_KEY: &str = "tollgate-test-signing-key-0123456789-abcdefghijklmnopqrstuvwxyz";
@@ -27,7 +27,7 @@ pub(crate) enum Backend {
     Postgres,
 }
 
-fn postgres_admin_url() -> String {
+pub(crate) fn postgres_admin_url() -> String {
     std::env::var("TOLLGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned())
 }
 
@@ -137,14 +137,42 @@ impl TestServer {
         edit: impl FnOnce(&mut Settings),
         wrap: impl FnOnce(AppState) -> AppState,
     ) -> TestServer {
+        TestServer::start_routed(backend, edit, wrap, |url| url).await
+    }
+
+    /// A server on a PostgreSQL database of its own that it reaches only through `relay`.
+    pub(crate) async fn start_through(
+        relay: &Relay,
+        edit: impl FnOnce(&mut Settings),
+    ) -> TestServer {
+        let port = relay.port();
+        TestServer::start_routed(
+            Backend::Postgres,
+            edit,
+            |state| state,
+            |url| url.replacen(&authority(&url), &format!("127.0.0.1:{port}"), 1),
+        )
+        .await
+    }
+
+    /// Starts a server whose database URL is the test database's as changed by `route`.
+    async fn start_routed(
+        backend: Backend,
+        edit: impl FnOnce(&mut Settings),
+        wrap: impl FnOnce(AppState) -> AppState,
+        route: impl FnOnce(String) -> String,
+    ) -> TestServer {
         let mut settings = test_settings();
         edit(&mut settings);
         settings.validate().expect("test settings are valid");
         let database = TestDatabase::create(backend).await;
-        settings.database_url = database.url();
-        let store = Store::connect(&settings.database_url, PoolConfig::default())
-            .await
-            .expect("database opens");
+        settings.database_url = route(database.url());
+        let store = Store::connect(
+            &settings.database_url,
+            tollgate::cli::pool_config(&settings),
+        )
+        .await
+        .expect("database opens");
         store.migrate().await.expect("database migrates");
         let store = match &settings.redis_url {
             Some(url) => store
@@ -407,6 +435,115 @@ async fn admin_query(admin_url: &str, sql: &str) {
         .await
         .unwrap_or_else(|err| panic!("{sql}: {err}"));
     let _ = connection.close().await;
+}
+
+/// The `host:port` of a PostgreSQL URL.
+pub(crate) fn authority(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.split('/').next().unwrap_or(rest);
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    }
+}
+
+/// A TCP relay from a port of its own to another address (the test PostgreSQL server), which
+/// a test cuts or freezes to play the network or the database going away, and restores. Ends
+/// when dropped.
+pub(crate) struct Relay {
+    port: u16,
+    state: tokio::sync::watch::Sender<Path>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What a [`Relay`] does with the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// Accepts and relays.
+    Open,
+    /// Accepts nothing, and has dropped every connection relayed.
+    Cut,
+    /// Accepts nothing, and keeps every connection relayed open without passing on a byte, as
+    /// a network that drops packets does.
+    Frozen,
+}
+
+impl Relay {
+    /// A relay to the PostgreSQL server of the test databases, open.
+    pub(crate) async fn to_postgres() -> Relay {
+        Relay::start(authority(&postgres_admin_url())).await
+    }
+
+    /// A relay to `target` (`host:port`) on a free port, open.
+    pub(crate) async fn start(target: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("relay binds");
+        let port = listener.local_addr().expect("relay address").port();
+        let (state, mut watch) = tokio::sync::watch::channel(Path::Open);
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                // Unless open, nothing is accepted: a client's connect completes in the
+                // kernel's backlog and then hears nothing, as behind a dead route.
+                if watch.wait_for(|path| *path == Path::Open).await.is_err() {
+                    return;
+                }
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = watch.changed() => continue,
+                };
+                let Ok((mut inbound, _)) = accepted else {
+                    continue;
+                };
+                let target = target.clone();
+                let mut path = watch.clone();
+                connections.spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
+                        _ = path.wait_for(|path| *path != Path::Open) => {}
+                    }
+                    // Frozen: both ends stay open, silent, until the relay is cut or restored;
+                    // then they are dropped.
+                    let _ = path.wait_for(|path| *path != Path::Frozen).await;
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        Relay { port, state, task }
+    }
+
+    /// The port it listens on.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops accepting connections and drops every connection relayed.
+    pub(crate) fn cut(&self) {
+        self.state.send_replace(Path::Cut);
+    }
+
+    /// Stops accepting connections and passing on bytes, keeping every connection open.
+    pub(crate) fn freeze(&self) {
+        self.state.send_replace(Path::Frozen);
+    }
+
+    /// Accepts and relays again, beginning with the connections waiting since the cut; the
+    /// connections held by a freeze are dropped.
+    pub(crate) fn restore(&self) {
+        self.state.send_replace(Path::Open);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Signs a payload with `key` and the settings' algorithm.
