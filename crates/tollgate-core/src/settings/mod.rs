@@ -465,6 +465,40 @@ settings! {
     metrics_enabled "METRICS_ENABLED": bool = false;
     /// When set, `/metrics` requires `Authorization: Bearer <this token>`.
     metrics_token "METRICS_TOKEN": Secret = Secret::default();
+    /// The SMTP server that sends mail (password reset): `smtps://user:pass@host:465` (TLS from
+    /// the start), `smtp://user:pass@host:587?tls=required` (STARTTLS), or `smtp://host:25`
+    /// (no encryption: a local relay only). User and password are URL-encoded. Unset: mail is
+    /// off, and the endpoints that need it answer 400. Mail waits in the outbox (the
+    /// database) until the server takes it, so nothing is lost while it is down.
+    smtp_url "SMTP_URL": Secret = Secret::default();
+    /// The sender of every mail: an address, or `Name <address>`.
+    email_from "EMAIL_FROM": String = "Tollgate <noreply@localhost>".to_owned();
+    /// A folder of mail templates that replace the built-in ones, file by file (e.g.
+    /// `password_reset.subject.txt`, `password_reset.txt`, `password_reset.html`; see the
+    /// email documentation). Unset: the built-in templates.
+    email_templates_dir "EMAIL_TEMPLATES_DIR": Option<String> = None;
+    /// The frontend page a password reset mail links to, with `{uid}` and `{token}` in it
+    /// (djoser's PASSWORD_RESET_CONFIRM_URL, as an absolute URL), e.g.
+    /// `https://app.example.com/password/reset/confirm/{uid}/{token}`. The page posts both, with
+    /// the new password, to PASSWORD_RESET_CONFIRM_PATH. Unset: password reset is off.
+    password_reset_url "PASSWORD_RESET_URL": Option<String> = None;
+    /// How long a password reset link works (Django's PASSWORD_RESET_TIMEOUT). A link also
+    /// stops working once used, once a newer one is sent, and once the password changes.
+    password_reset_timeout "PASSWORD_RESET_TIMEOUT": Duration = Duration::from_secs(3600);
+    /// Password reset requests accepted per client address (IPv6 by /64) within
+    /// PASSWORD_RESET_WINDOW; more get 429. 0 turns the limit off.
+    password_resets_per_address "PASSWORD_RESETS_PER_ADDRESS": u32 = 10;
+    /// Password reset mails sent to one account within PASSWORD_RESET_WINDOW; requests beyond
+    /// it are answered as usual (204) but send nothing, so that nobody can flood an inbox.
+    password_resets_per_account "PASSWORD_RESETS_PER_ACCOUNT": u32 = 3;
+    /// The window of PASSWORD_RESETS_PER_ADDRESS and PASSWORD_RESETS_PER_ACCOUNT.
+    password_reset_window "PASSWORD_RESET_WINDOW": Duration = Duration::from_secs(3600);
+    /// Path of the password reset request endpoint (`POST {"email"}`, djoser's
+    /// `reset_password`): 204 whether or not the address has an account.
+    password_reset_path "PASSWORD_RESET_PATH": String = "/api/users/reset_password/".to_owned();
+    /// Path of the password reset confirmation endpoint (`POST {"uid", "token",
+    /// "new_password"}`, djoser's `reset_password_confirm`).
+    password_reset_confirm_path "PASSWORD_RESET_CONFIRM_PATH": String = "/api/users/reset_password_confirm/".to_owned();
 }
 
 /// The user's own columns, which profile fields may not shadow.
@@ -764,6 +798,16 @@ impl Settings {
                 );
             }
         }
+        if let Some(link) = &self.password_reset_url {
+            let absolute = link.starts_with("https://") || link.starts_with("http://");
+            if !(absolute && link.contains("{uid}") && link.contains("{token}")) {
+                return invalid(
+                    "PASSWORD_RESET_URL",
+                    "must be an absolute http(s) URL with {uid} and {token} in it, e.g. \
+                     https://app.example.com/password/reset/confirm/{uid}/{token}",
+                );
+            }
+        }
         Ok(())
     }
 
@@ -814,7 +858,7 @@ impl Settings {
     }
 
     /// Each endpoint path setting with its key.
-    pub fn paths(&self) -> [(&'static str, &str); 12] {
+    pub fn paths(&self) -> [(&'static str, &str); 14] {
         [
             ("TOKEN_OBTAIN_PATH", &self.token_obtain_path),
             ("TOKEN_REFRESH_PATH", &self.token_refresh_path),
@@ -829,6 +873,11 @@ impl Settings {
             ("USERS_PATH", &self.users_path),
             ("USER_PATH", &self.user_path),
             ("USER_PASSWORD_PATH", &self.user_password_path),
+            ("PASSWORD_RESET_PATH", &self.password_reset_path),
+            (
+                "PASSWORD_RESET_CONFIRM_PATH",
+                &self.password_reset_confirm_path,
+            ),
             ("SESSIONS_PATH", &self.sessions_path),
             ("TOKEN_BLACKLIST_ALL_PATH", &self.token_blacklist_all_path),
         ]
