@@ -77,3 +77,54 @@ async fn non_string_jti_or_sub_is_invalid_as_pyjwt_says() {
         .await;
     assert_eq!((status, body), (StatusCode::OK, json!({})));
 }
+
+/// Made by Django's PBKDF2PasswordHasher for "correct horse battery staple", with fewer
+/// iterations than Tollgate wants (see tollgate-core's password fixtures).
+const DJANGO_HASH: &str =
+    "pbkdf2_sha256$1000$saltsalt0$3FOIWq+8wztxFF0f9+QHX5gPK+0BKeH6elJMSfbkOIo=";
+const DJANGO_PASSWORD: &str = "correct horse battery staple";
+
+/// simplejwt's `hash_password` claim for a stored hash: upper-case hex MD5 of the hash string.
+fn django_fingerprint(stored_hash: &str) -> String {
+    tollgate_core::password::revoke_fingerprint(stored_hash)
+}
+
+/// With CHECK_REVOKE_TOKEN on, Tollgate and Django run side by side on one key: a login to
+/// Tollgate keeps the imported Django hash (no rehash), so the tokens Django issued before
+/// and those Tollgate issues carry the same fingerprint, and each side accepts the other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_revoke_token_keeps_the_django_hash_so_both_sides_accept_the_tokens() {
+    let server = TestServer::start_with(|s| s.check_revoke_token = true).await;
+    let user = server.create_user("ann", "unused-password-1").await;
+    server
+        .store()
+        .set_password_hash(user.id, DJANGO_HASH)
+        .await
+        .expect("set");
+    // An access token as Django issued it before the switch.
+    let mut django_claims = claims("access", &user.id.to_string(), 300);
+    django_claims["hash_password"] = json!(django_fingerprint(DJANGO_HASH));
+    let from_django = server.sign(django_claims);
+
+    let (_, access) = server.obtain_pair("ann", DJANGO_PASSWORD).await;
+    let stored = server
+        .store()
+        .find_user(tollgate_store::UserField::Username, "ann")
+        .await
+        .expect("query")
+        .expect("exists");
+    assert_eq!(stored.password, DJANGO_HASH, "the Django hash is kept");
+    assert_eq!(
+        common::payload(&access)["hash_password"],
+        json!(django_fingerprint(DJANGO_HASH)),
+        "Django, checking its own stored hash, accepts Tollgate's token"
+    );
+    for token in [&from_django, &access] {
+        let (status, body) = server
+            .get("/api/index/", Some(&format!("Bearer {token}")))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // A second login still finds the Django hash, and still logs in.
+    server.obtain_pair("ann", DJANGO_PASSWORD).await;
+}

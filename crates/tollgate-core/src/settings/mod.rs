@@ -401,7 +401,10 @@ settings! {
     /// Put a fingerprint of the user's password hash (simplejwt's: upper-case hex MD5 of the
     /// stored hash) in every new token and refuse tokens whose fingerprint no longer matches,
     /// so that a password change ends every earlier access token at once. Off by default, as
-    /// in simplejwt; a password change always blacklists the user's refresh tokens.
+    /// in simplejwt; a password change always blacklists the user's refresh tokens. While it
+    /// is on, a login does not rehash a password stored with older parameters (an imported
+    /// Django hash stays as it is until the password changes): a new hash string would change
+    /// the fingerprint and refuse the user's tokens, those Django issued included.
     check_revoke_token "CHECK_REVOKE_TOKEN": bool = false;
     /// Make logout and password change also end live access tokens (simplejwt only blacklists
     /// refresh tokens, so an access token lives until its `exp`). Logout on TOKEN_BLACKLIST_PATH
