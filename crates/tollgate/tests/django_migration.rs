@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{claims, TestServer};
+use common::{claims, payload, token_field, TestServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -127,4 +127,135 @@ async fn check_revoke_token_keeps_the_django_hash_so_both_sides_accept_the_token
     }
     // A second login still finds the Django hash, and still logs in.
     server.obtain_pair("ann", DJANGO_PASSWORD).await;
+}
+
+fn single_token_server() -> impl FnOnce(&mut tollgate_core::Settings) {
+    |s| {
+        s.login_response = tollgate_core::settings::LoginResponse::Token;
+        s.refresh_token_lifetime = std::time::Duration::from_secs(7 * 24 * 3600);
+    }
+}
+
+/// A djangorestframework-jwt client (LOGIN_RESPONSE = "token") logs in, verifies and refreshes
+/// with `{"token"}` and reads `{"token"}` back, as it did against Django; the refreshed token
+/// keeps the login's `orig_iat` and works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drf_jwt_clients_refresh_and_verify_their_single_token() {
+    let server = TestServer::start_with(single_token_server()).await;
+    server.create_user("user1", PASSWORD).await;
+    let (status, body) = server
+        .post_json(
+            "/api/token/",
+            json!({"username": "user1", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = token_field(&body, "token");
+    let orig_iat = payload(&token)["orig_iat"].clone();
+    assert!(orig_iat.is_i64(), "{}", payload(&token));
+
+    let (status, body) = server
+        .post_json("/api/token/verify/", json!({ "token": token }))
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "token": token })));
+
+    let (status, body) = server
+        .post_form("/api/token/refresh/", &[("token", &token)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body.as_object().expect("object").keys().collect::<Vec<_>>(),
+        ["token"]
+    );
+    let renewed = token_field(&body, "token");
+    assert_ne!(renewed, token);
+    assert_eq!(payload(&renewed)["orig_iat"], orig_iat);
+    assert_eq!(payload(&renewed)["token_type"], "access");
+    let (status, body) = server
+        .get("/api/index/", Some(&format!("Bearer {renewed}")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // An empty body still names simplejwt's field; a garbage token is invalid.
+    let (status, body) = server.post_json("/api/token/refresh/", json!({})).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"refresh": ["This field is required."]})
+        )
+    );
+    let (status, body) = server
+        .post_json("/api/token/refresh/", json!({"token": "x.y.z"}))
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::UNAUTHORIZED,
+            token_not_valid("Token is invalid")
+        )
+    );
+
+    // With simplejwt's pair (the default), `{"token"}` is no refresh and verify answers `{}`.
+    let server = TestServer::start().await;
+    server.create_user("user1", PASSWORD).await;
+    let (_, access) = server.obtain_pair("user1", PASSWORD).await;
+    let (status, body) = server
+        .post_json("/api/token/refresh/", json!({ "token": access }))
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"refresh": ["This field is required."]})
+        )
+    );
+    let (status, body) = server
+        .post_json("/api/token/verify/", json!({ "token": access }))
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+}
+
+/// The single token refreshes only while its login is younger than REFRESH_TOKEN_LIFETIME
+/// (JWT_REFRESH_EXPIRATION_DELTA), and only while it is itself valid and of type access.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drf_jwt_refresh_ends_with_the_refresh_window() {
+    let server = TestServer::start_with(single_token_server()).await;
+    let user = server.create_user("user1", PASSWORD).await;
+    let id = user.id.to_string();
+    let week = 7 * 24 * 3600;
+    let refresh = |token: String| {
+        let server = &server;
+        async move {
+            server
+                .post_json("/api/token/refresh/", json!({ "token": token }))
+                .await
+        }
+    };
+    let mut old_login = claims("access", &id, 300);
+    old_login["orig_iat"] = json!(tollgate_core::unix_now() - week - 5);
+    assert_eq!(
+        refresh(server.sign(old_login)).await,
+        (
+            StatusCode::UNAUTHORIZED,
+            token_not_valid("Token 'orig_iat' claim has expired")
+        )
+    );
+    let mut recent_login = claims("access", &id, 300);
+    recent_login["orig_iat"] = json!(tollgate_core::unix_now() - week + 60);
+    assert_eq!(refresh(server.sign(recent_login)).await.0, StatusCode::OK);
+    assert_eq!(
+        refresh(server.sign(claims("access", &id, -30))).await,
+        (
+            StatusCode::UNAUTHORIZED,
+            token_not_valid("Token is expired")
+        )
+    );
+    assert_eq!(
+        refresh(server.sign(claims("refresh", &id, 300))).await,
+        (
+            StatusCode::UNAUTHORIZED,
+            token_not_valid("Token has wrong type")
+        )
+    );
 }

@@ -425,7 +425,11 @@ settings! {
     token_user_claims "TOKEN_USER_CLAIMS": Vec<String> = Vec::new();
     /// The shape of a successful login on TOKEN_OBTAIN_PATH: `pair` (`{"refresh", "access"}`,
     /// as simplejwt answers) or `token` (`{"token": <access token>}`, as the older
-    /// djangorestframework-jwt answered; no refresh token is issued).
+    /// djangorestframework-jwt answered; no refresh token is issued). With `token`, the refresh
+    /// and verify endpoints also speak djangorestframework-jwt: refresh takes `{"token"}`, a
+    /// still-valid token, and answers `{"token"}`, a new one, for REFRESH_TOKEN_LIFETIME (its
+    /// JWT_REFRESH_EXPIRATION_DELTA) from the login (the `orig_iat` claim); verify answers
+    /// `{"token"}`, the token echoed. Refusals keep simplejwt's bodies.
     login_response "LOGIN_RESPONSE": LoginResponse = LoginResponse::Pair;
     /// Add the user, as USER_PATH shows it, to the login response under `user`.
     login_response_user "LOGIN_RESPONSE_USER": bool = false;
