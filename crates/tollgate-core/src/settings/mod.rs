@@ -6,6 +6,7 @@
 //! configuration reference, so the three cannot drift apart.
 
 mod choice;
+mod django;
 mod sources;
 mod value;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 pub use choice::{
     AuthenticationClass, LogFormat, LoginField, LoginResponse, UserIdField, UsernameField,
 };
+pub use django::{django_name, DjangoName, IgnoredSetting};
 use ipnet::IpNet;
 pub use sources::{looks_like_path, Loaded, UnknownVariable, FILE_SUFFIX};
 pub use value::{RawValue, Secret, SettingValue};
