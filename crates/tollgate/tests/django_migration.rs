@@ -259,3 +259,263 @@ async fn drf_jwt_refresh_ends_with_the_refresh_window() {
         )
     );
 }
+
+/// A simplejwt settings block as the simplejwt documentation writes it, pasted into a settings
+/// module with Django's usual surroundings.
+const SETTINGS_PY: &str = r#"
+import os
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = "django-insecure-4f#k2!x9q@z0w8e7r6t5y4u3i2o1p0a9s8d7f6g5h4"
+DEBUG = True
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+]
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": (
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+    ),
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=5),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=1),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": SECRET_KEY,
+    "VERIFYING_KEY": "",
+    "AUDIENCE": None,
+    "ISSUER": None,
+    "JSON_ENCODER": None,
+    "JWK_URL": None,
+    "LEEWAY": 0,
+
+    "AUTH_HEADER_TYPES": ("Bearer", "JWT"),
+    "AUTH_HEADER_NAME": "HTTP_AUTHORIZATION",
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "USER_AUTHENTICATION_RULE": "rest_framework_simplejwt.authentication.default_user_authentication_rule",
+
+    "AUTH_TOKEN_CLASSES": ("rest_framework_simplejwt.tokens.AccessToken",),
+    "TOKEN_TYPE_CLAIM": "token_type",
+    "TOKEN_USER_CLASS": "rest_framework_simplejwt.models.TokenUser",
+
+    "JTI_CLAIM": "jti",
+
+    "SLIDING_TOKEN_REFRESH_EXP_CLAIM": "refresh_exp",
+    "SLIDING_TOKEN_LIFETIME": timedelta(minutes=5),
+    "SLIDING_TOKEN_REFRESH_LIFETIME": timedelta(days=1),
+
+    "TOKEN_OBTAIN_SERIALIZER": "accounts.serializers.MyTokenObtainPairSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "rest_framework_simplejwt.serializers.TokenRefreshSerializer",
+    "TOKEN_VERIFY_SERIALIZER": "rest_framework_simplejwt.serializers.TokenVerifySerializer",
+    "TOKEN_BLACKLIST_SERIALIZER": "rest_framework_simplejwt.serializers.TokenBlacklistSerializer",
+    "SLIDING_TOKEN_OBTAIN_SERIALIZER": "rest_framework_simplejwt.serializers.TokenObtainSlidingSerializer",
+    "SLIDING_TOKEN_REFRESH_SERIALIZER": "rest_framework_simplejwt.serializers.TokenRefreshSlidingSerializer",
+}
+"#;
+
+const DJANGO_SECRET_KEY: &str = "django-insecure-4f#k2!x9q@z0w8e7r6t5y4u3i2o1p0a9s8d7f6g5h4";
+
+/// The settings block converts (the custom serializer and the secret listed, not written),
+/// and the converted file starts a server, with Django's key, that answers the simplejwt flow:
+/// obtain, the index with either header type, refresh with rotation, verify, the blacklist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simplejwt_settings_module_converts_and_serves_the_simplejwt_flow() {
+    use common::binary::{create_user, run, text, tollgate, Served};
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("settings.py"), SETTINGS_PY).expect("written");
+    let converted = run(tollgate(
+        dir.path(),
+        &[
+            "import-django",
+            "--settings",
+            "settings.py",
+            "--output",
+            "tollgate.toml",
+        ],
+    ));
+    let stderr = text(&converted.stderr);
+    assert!(converted.status.success(), "{stderr}");
+    assert!(stderr.contains("not converted:"), "{stderr}");
+    assert!(
+        stderr.contains("SIMPLE_JWT[\"SIGNING_KEY\"]: a secret")
+            && stderr.contains("SIMPLE_JWT[\"TOKEN_OBTAIN_SERIALIZER\"]: no Tollgate equivalent"),
+        "{stderr}"
+    );
+    let toml = std::fs::read_to_string(dir.path().join("tollgate.toml")).expect("written");
+    assert!(!toml.contains(DJANGO_SECRET_KEY), "{toml}");
+    assert!(toml.contains("ROTATE_REFRESH_TOKENS = true"), "{toml}");
+    assert!(
+        toml.contains("AUTH_HEADER_TYPES = [\"Bearer\", \"JWT\"]"),
+        "{toml}"
+    );
+    // The file is not overwritten by a second run.
+    let again = run(tollgate(
+        dir.path(),
+        &[
+            "import-django",
+            "--settings",
+            "settings.py",
+            "--output",
+            "tollgate.toml",
+        ],
+    ));
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("cannot create tollgate.toml"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let configured = || {
+        let mut command = tollgate(dir.path(), &["--config", "tollgate.toml"]);
+        command.env("TOLLGATE_SIGNING_KEY", DJANGO_SECRET_KEY);
+        command
+    };
+    create_user(configured(), "user1", PASSWORD);
+    let served = Served::start(configured()).await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let request = client.post(format!("{}{path}", served.base)).json(&body);
+        async move {
+            let response = request.send().await.expect("sent");
+            let status = response.status();
+            (status, response.json::<Value>().await.expect("JSON"))
+        }
+    };
+    let (status, pair) = post(
+        "/api/token/",
+        json!({"username": "user1", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{pair}");
+    let access = token_field(&pair, "access");
+    let refresh = token_field(&pair, "refresh");
+    for scheme in ["Bearer", "JWT"] {
+        let index = client
+            .get(format!("{}/api/index/", served.base))
+            .header("authorization", format!("{scheme} {access}"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(index.status(), StatusCode::OK, "{scheme}");
+    }
+    let (status, rotated) = post("/api/token/refresh/", json!({ "refresh": refresh })).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    token_field(&rotated, "refresh");
+    assert_eq!(
+        post("/api/token/refresh/", json!({ "refresh": refresh })).await,
+        (
+            StatusCode::UNAUTHORIZED,
+            token_not_valid("Token is blacklisted")
+        )
+    );
+    assert_eq!(
+        post("/api/token/verify/", json!({ "token": access })).await,
+        (StatusCode::OK, json!({}))
+    );
+    // A token Django signed with its SECRET_KEY is accepted too: the key is shared.
+    let settings = tollgate_core::Settings::default();
+    let from_django = common::sign_with(DJANGO_SECRET_KEY, &settings, claims("access", "1", 300));
+    assert_eq!(
+        post("/api/token/verify/", json!({ "token": from_django })).await,
+        (StatusCode::OK, json!({}))
+    );
+}
+
+/// A JSON dump read from standard input converts as the module does; JWT_AUTH alone gives
+/// djangorestframework-jwt's single token. A file with neither dict is refused clearly.
+#[test]
+fn settings_json_from_standard_input_and_clear_refusals() {
+    use common::binary::{text, tollgate};
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = tollgate(dir.path(), &["import-django", "--settings-json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(br#"{"SIMPLE_JWT": null, "JWT_AUTH": {"JWT_EXPIRATION_DELTA": 900.0, "JWT_REFRESH_EXPIRATION_DELTA": 1209600.0, "JWT_AUTH_HEADER_PREFIX": "JWT", "JWT_ALLOW_REFRESH": true}}"#)
+        .expect("written");
+    let output = child.wait_with_output().expect("ends");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let table: toml::Table = toml::from_str(&text(&output.stdout)).expect("TOML");
+    assert_eq!(table["ACCESS_TOKEN_LIFETIME"].as_str(), Some("15m"));
+    assert_eq!(table["REFRESH_TOKEN_LIFETIME"].as_str(), Some("14d"));
+    assert_eq!(table["LOGIN_RESPONSE"].as_str(), Some("token"));
+    assert_eq!(table["AUTH_HEADER_TYPES"][0].as_str(), Some("JWT"));
+
+    std::fs::write(dir.path().join("settings.py"), "DEBUG = True\n").expect("written");
+    let output = common::binary::run(tollgate(
+        dir.path(),
+        &["import-django", "--settings", "settings.py"],
+    ));
+    assert!(!output.status.success());
+    assert_eq!(
+        text(&output.stderr).trim(),
+        "error: settings.py assigns neither SIMPLE_JWT nor JWT_AUTH"
+    );
+    std::fs::write(
+        dir.path().join("broken.py"),
+        "SIMPLE_JWT = {\n  'A': 1\n  'B': 2\n}\n",
+    )
+    .expect("written");
+    let output = common::binary::run(tollgate(
+        dir.path(),
+        &["import-django", "--settings", "broken.py"],
+    ));
+    assert_eq!(
+        text(&output.stderr).trim(),
+        "error: cannot read broken.py: line 3: expected , or } in a dict"
+    );
+}
+
+/// simplejwt's names in tollgate.toml and the environment no longer stop start-up: the
+/// JWT_AUTH ones set today's settings, the others are warned about with what Tollgate does.
+#[test]
+fn django_names_in_toml_and_environment_warn_instead_of_stopping() {
+    use common::binary::{run, text, tollgate};
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("tollgate.toml"),
+        "TOKEN_USER_CLASS = \"rest_framework_simplejwt.models.TokenUser\"\n\
+         JWT_EXPIRATION_DELTA = 900\n",
+    )
+    .expect("written");
+    let mut command = tollgate(dir.path(), &["--config", "tollgate.toml", "check"]);
+    command.env("TOLLGATE_USER_AUTHENTICATION_RULE", "app.rules.allow");
+    let output = run(command);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        text(&output.stdout).contains("ACCESS_TOKEN_LIFETIME = \"15m\""),
+        "{}",
+        text(&output.stdout)
+    );
+    assert!(
+        stderr.contains(
+            "warning: the Django setting TOKEN_USER_CLASS has no Tollgate equivalent and is \
+             ignored: Tollgate makes the stateless user"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "the Django setting TOLLGATE_USER_AUTHENTICATION_RULE has no Tollgate equivalent"
+        ),
+        "{stderr}"
+    );
+}
