@@ -100,9 +100,20 @@ impl Parser<'_> {
             if self.peek() == Some(b'=') && self.text.get(self.at + 1) != Some(&b'=') {
                 self.at += 1;
                 self.skip(false);
-                let value = self.value()?;
-                self.names.insert(name, value);
-                self.skip(false);
+                let value_start = self.at;
+                match self.value() {
+                    Ok(value) => {
+                        self.names.insert(name, value);
+                        self.skip(false);
+                    }
+                    // Only the JWT settings must be read; another setting that is no literal
+                    // (an object's repr, a lambda) is code, and its line is skipped.
+                    Err(err) if name == "SIMPLE_JWT" || name == "JWT_AUTH" => return Err(err),
+                    Err(_) => {
+                        self.at = value_start;
+                        self.names.insert(name.clone(), Py::Code(name));
+                    }
+                }
             }
         }
         self.rest_of_statement()
@@ -526,6 +537,9 @@ SIMPLE_JWT = {
         assert_eq!(err.to_string(), "line 4: expected , or } in a dict");
         let err = top_level_assignments("SIMPLE_JWT = {'X': timedelta(fortnights=1)}").unwrap_err();
         assert!(err.to_string().contains("fortnights"), "{err}");
+        let names = top_level_assignments("X = <function f at 0x1>\nSIMPLE_JWT = {}\n")
+            .expect("other settings may be anything");
+        assert_eq!(names.get("SIMPLE_JWT"), Some(&Py::Dict(Vec::new())));
         let err = top_level_assignments("SIMPLE_JWT = {'X': 'open}").unwrap_err();
         assert!(err.to_string().contains("never closed"), "{err}");
     }
