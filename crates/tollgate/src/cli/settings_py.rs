@@ -166,13 +166,13 @@ impl Parser<'_> {
         match self.peek() {
             None | Some(b',' | b')' | b']' | b'}' | b':' | b'\n' | b';') => Ok(value),
             Some(_) => {
-                self.to_end_of_value()?;
+                self.skip_rest_of_value()?;
                 Ok(Py::Code(self.source[start..self.at].trim().to_owned()))
             }
         }
     }
 
-    fn to_end_of_value(&mut self) -> Result<(), SyntaxError> {
+    fn skip_rest_of_value(&mut self) -> Result<(), SyntaxError> {
         let mut depth = 0usize;
         while let Some(c) = self.peek() {
             match c {
