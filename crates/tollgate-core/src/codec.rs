@@ -406,6 +406,22 @@ mod tests {
     }
 
     #[test]
+    fn non_string_sub_and_jti_are_invalid_and_checked_after_expiry() {
+        let codec = codec();
+        for (claim, value) in [("sub", json!(1)), ("jti", json!(7)), ("jti", json!(null))] {
+            let token = sign(&codec, json!({"exp": NOW + 60, claim: value}));
+            assert!(
+                matches!(codec.decode(&token, NOW), Err(TokenError::Invalid { .. })),
+                "{claim}"
+            );
+            let expired = sign(&codec, json!({"exp": NOW - 60, claim: value}));
+            assert_eq!(codec.decode(&expired, NOW), Err(TokenError::Expired));
+        }
+        let token = sign(&codec, json!({"exp": NOW + 60, "sub": "1", "jti": "a"}));
+        assert!(codec.decode(&token, NOW).is_ok());
+    }
+
+    #[test]
     fn type_checks_come_in_simplejwts_order() {
         let codec = codec();
         let check = |payload: Value| {

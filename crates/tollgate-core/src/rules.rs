@@ -55,8 +55,9 @@ impl ClaimRules {
         }
     }
 
-    /// PyJWT's checks of the registered claims: `exp` not passed, `iat` and `nbf` not in the
-    /// future (all within LEEWAY), `aud` one of AUDIENCE and `iss` equal to ISSUER when set.
+    /// PyJWT's checks of the registered claims: `exp` not passed, `iat` and `nbf`
+    /// not in the future (all within LEEWAY), `aud` one of AUDIENCE and `iss` equal to ISSUER
+    /// when set, and `sub` and `jti`, when present, strings.
     pub fn check_registered(&self, claims: &Claims, now: i64) -> Result<(), TokenError> {
         if let Some(exp) = claims.get("exp") {
             let exp = timestamp(exp).ok_or(TokenError::invalid("exp is not a number"))?;
@@ -93,6 +94,15 @@ impl ClaimRules {
             if claims.str("iss") != Some(issuer.as_str()) {
                 return Err(TokenError::invalid("issuer does not match"));
             }
+        }
+        // PyJWT (2.10 and later) refuses a `sub` or `jti` that is present but not a string,
+        // whatever JTI_CLAIM names: simplejwt then answers "Token is invalid". A number or
+        // null here would also make the token impossible to blacklist by its id.
+        if claims.get("sub").is_some_and(|sub| !sub.is_string()) {
+            return Err(TokenError::invalid("sub is not a string"));
+        }
+        if claims.get("jti").is_some_and(|jti| !jti.is_string()) {
+            return Err(TokenError::invalid("jti is not a string"));
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! configuration reference, so the three cannot drift apart.
 
 mod choice;
+mod django;
 mod sources;
 mod value;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 pub use choice::{
     AuthenticationClass, LogFormat, LoginField, LoginResponse, UserIdField, UsernameField,
 };
+pub use django::{django_name, DjangoName, IgnoredSetting};
 use ipnet::IpNet;
 pub use sources::{looks_like_path, Loaded, UnknownVariable, FILE_SUFFIX};
 pub use value::{RawValue, Secret, SettingValue};
@@ -409,7 +411,10 @@ settings! {
     /// Put a fingerprint of the user's password hash (simplejwt's: upper-case hex MD5 of the
     /// stored hash) in every new token and refuse tokens whose fingerprint no longer matches,
     /// so that a password change ends every earlier access token at once. Off by default, as
-    /// in simplejwt; a password change always blacklists the user's refresh tokens.
+    /// in simplejwt; a password change always blacklists the user's refresh tokens. While it
+    /// is on, a login does not rehash a password stored with older parameters (an imported
+    /// Django hash stays as it is until the password changes): a new hash string would change
+    /// the fingerprint and refuse the user's tokens, those Django issued included.
     check_revoke_token "CHECK_REVOKE_TOKEN": bool = false;
     /// Make logout and password change also end live access tokens (simplejwt only blacklists
     /// refresh tokens, so an access token lives until its `exp`). Logout on TOKEN_BLACKLIST_PATH
@@ -430,7 +435,11 @@ settings! {
     token_user_claims "TOKEN_USER_CLAIMS": Vec<String> = Vec::new();
     /// The shape of a successful login on TOKEN_OBTAIN_PATH: `pair` (`{"refresh", "access"}`,
     /// as simplejwt answers) or `token` (`{"token": <access token>}`, as the older
-    /// djangorestframework-jwt answered; no refresh token is issued).
+    /// djangorestframework-jwt answered; no refresh token is issued). With `token`, the refresh
+    /// and verify endpoints also speak djangorestframework-jwt: refresh takes `{"token"}`, a
+    /// still-valid token, and answers `{"token"}`, a new one, for REFRESH_TOKEN_LIFETIME (its
+    /// JWT_REFRESH_EXPIRATION_DELTA) from the login (the `orig_iat` claim); verify answers
+    /// `{"token"}`, the token echoed. Refusals keep simplejwt's bodies.
     login_response "LOGIN_RESPONSE": LoginResponse = LoginResponse::Pair;
     /// Add the user, as USER_PATH shows it, to the login response under `user`.
     login_response_user "LOGIN_RESPONSE_USER": bool = false;

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use super::django::{django_name, DjangoName, IgnoredSetting};
 use super::{RawValue, Settings, SettingsError, ENV_PREFIX};
 
 /// The suffix that reads a setting from a file: `SIGNING_KEY_FILE = "/run/secrets/signing_key"`
@@ -33,6 +34,9 @@ pub struct Loaded {
     /// `TOLLGATE_*` variables that are no setting, for the caller to warn about: they were
     /// ignored.
     pub unknown_env: Vec<UnknownVariable>,
+    /// Django settings (in the TOML or the environment) that Tollgate has no setting for, for
+    /// the caller to warn about: they were ignored.
+    pub ignored: Vec<IgnoredSetting>,
 }
 
 /// A `TOLLGATE_*` environment variable that names no setting.
@@ -57,6 +61,31 @@ impl std::fmt::Display for UnknownVariable {
 
 /// A source's values by setting name (upper case), each with its name as written.
 type Named = BTreeMap<String, (String, RawValue)>;
+
+/// Files djangorestframework-jwt's names (`JWT_EXPIRATION_DELTA`, `JWT_SECRET_KEY_FILE`) under
+/// the settings they mean; a setting given under two names is a conflict.
+fn resolve_aliases(named: Named) -> Result<Named, SettingsError> {
+    let mut resolved = Named::new();
+    let mut aliased = Vec::new();
+    for (key, (written, raw)) in named {
+        let (base, suffix) = match key.strip_suffix(FILE_SUFFIX) {
+            Some(base) if django_name(base).is_some() => (base, FILE_SUFFIX),
+            _ => (key.as_str(), ""),
+        };
+        match django_name(base) {
+            Some(DjangoName::Alias(setting)) => {
+                aliased.push((format!("{setting}{suffix}"), written, raw));
+            }
+            _ => {
+                resolved.insert(key, (written, raw));
+            }
+        }
+    }
+    for (key, written, raw) in aliased {
+        insert_once(&mut resolved, &key, &written, raw)?;
+    }
+    Ok(resolved)
+}
 
 /// Adds `key` (upper case), written `written`, to `named`; the same key written twice, in two
 /// letter cases, is a conflict rather than a silent choice.
@@ -84,7 +113,11 @@ impl Settings {
     /// as `X_FILE`, the path of a file that `read_file` reads (its trailing line break
     /// removed); giving both `X` and `X_FILE` in one source is an error.
     ///
-    /// An unknown TOML key is an error. An unknown `TOLLGATE_*` variable is returned in
+    /// djangorestframework-jwt's names (`JWT_EXPIRATION_DELTA`...) set the settings they mean;
+    /// simplejwt's names of Python code (`TOKEN_USER_CLASS`...) are returned in
+    /// [`Loaded::ignored`], with what Tollgate does instead (see [`django_name`]).
+    ///
+    /// Any other unknown TOML key is an error. An unknown `TOLLGATE_*` variable is returned in
     /// [`Loaded::unknown_env`], except the names Kubernetes gives a Service's address
     /// (`TOLLGATE_PORT`, `TOLLGATE_PORT_*`, `TOLLGATE_SERVICE_*`), which are skipped, and those
     /// in `env_ignored` (after the prefix: the caller reads them).
@@ -126,7 +159,10 @@ impl Settings {
         for (key, value) in toml {
             insert_once(&mut from_toml, key, key, RawValue::Toml(value.clone()))?;
         }
-        if let Some((written, key)) = settings.apply_all(&from_toml, &read_file)?.first() {
+        let from_toml = resolve_aliases(from_toml)?;
+        let mut ignored = Vec::new();
+        let unknown_toml = settings.apply_all(&from_toml, &read_file, &mut ignored)?;
+        if let Some((written, key)) = unknown_toml.first() {
             return Err(SettingsError::Unknown {
                 key: written.clone(),
                 hint: hint(key, "")
@@ -153,9 +189,10 @@ impl Settings {
             }
             insert_once(&mut from_env, key, name, raw)?;
         }
-        settings.apply_all(&plain_database_url, &read_file)?;
+        settings.apply_all(&plain_database_url, &read_file, &mut ignored)?;
+        let from_env = resolve_aliases(from_env)?;
         let unknown_env = settings
-            .apply_all(&from_env, &read_file)?
+            .apply_all(&from_env, &read_file, &mut ignored)?
             .into_iter()
             .map(|(name, key)| UnknownVariable {
                 hint: hint(&key, ENV_PREFIX),
@@ -167,19 +204,29 @@ impl Settings {
         Ok(Loaded {
             settings,
             unknown_env,
+            ignored,
         })
     }
 
     /// Sets every value of one source; returns the names that are no setting, as written and
-    /// in upper case.
+    /// in upper case, except Django's names of no setting, which go to `ignored`.
     fn apply_all(
         &mut self,
         named: &Named,
         read_file: &impl Fn(&str) -> std::io::Result<String>,
+        ignored: &mut Vec<IgnoredSetting>,
     ) -> Result<Vec<(String, String)>, SettingsError> {
         let mut unknown = Vec::new();
         for (key, (written, raw)) in named {
             if self.set(key, raw)? {
+                continue;
+            }
+            let base = key.strip_suffix(FILE_SUFFIX).unwrap_or(key);
+            if let Some(DjangoName::Ignored(instead)) = django_name(base) {
+                ignored.push(IgnoredSetting {
+                    name: written.clone(),
+                    instead,
+                });
                 continue;
             }
             let setting = key
@@ -372,6 +419,47 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "TOLLGATE_LOG and tollgate_log are both set; give only one"
+        );
+    }
+
+    #[test]
+    fn django_names_set_what_they_mean_or_are_ignored_with_a_reason() {
+        let table: toml::Table = toml::from_str(
+            "JWT_EXPIRATION_DELTA = 600\nJWT_AUTH_HEADER_PREFIX = \"JWT\"\n\
+             TOKEN_USER_CLASS = \"rest_framework_simplejwt.models.TokenUser\"",
+        )
+        .expect("TOML");
+        let loaded = Settings::from_sources(
+            &table,
+            [
+                ("TOLLGATE_JWT_REFRESH_EXPIRATION_DELTA", "3d"),
+                ("TOLLGATE_ON_LOGIN_FAILED", "app.hooks.failed"),
+            ],
+            &[],
+            no_files,
+        )
+        .expect("Django names do not stop loading");
+        assert_eq!(loaded.settings.access_token_lifetime.as_secs(), 600);
+        assert_eq!(loaded.settings.refresh_token_lifetime.as_secs(), 3 * 86_400);
+        assert_eq!(loaded.settings.auth_header_types, ["JWT"]);
+        let names: Vec<&str> = loaded.ignored.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["TOKEN_USER_CLASS", "TOLLGATE_ON_LOGIN_FAILED"]);
+        assert!(
+            loaded.ignored[0].to_string().starts_with(
+                "the Django setting TOKEN_USER_CLASS has no Tollgate equivalent and is ignored: \
+                 Tollgate makes the stateless user"
+            ),
+            "{}",
+            loaded.ignored[0]
+        );
+        assert_eq!(loaded.unknown_env, []);
+
+        let table: toml::Table =
+            toml::from_str("ACCESS_TOKEN_LIFETIME = 60\njwt_expiration_delta = 600").expect("TOML");
+        let err = Settings::from_sources(&table, [], &[], no_files).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ACCESS_TOKEN_LIFETIME and jwt_expiration_delta are both set; give only one"
         );
     }
 

@@ -87,27 +87,35 @@ pub(crate) struct Presented {
 /// The refresh token a request presents: the body's `refresh` field if it has one; otherwise,
 /// with the cookie transport on, the one refresh cookie.
 pub(crate) fn presented(request: &CookieRequest, payload: &Payload) -> Result<Presented, ApiError> {
-    if !payload.has(FIELD) {
-        match &request.cookie {
-            Cookie::One(token) => {
-                return Ok(Presented {
-                    token: token.clone(),
-                    from_cookie: true,
-                })
-            }
-            Cookie::Ambiguous => {
-                return Err(ApiError::Csrf(
-                    "the request carries more than one refresh cookie.".to_owned(),
-                ))
-            }
-            Cookie::Off | Cookie::Absent => {}
-        }
+    if let Some(token) = presented_cookie(request, payload)? {
+        return Ok(Presented {
+            token,
+            from_cookie: true,
+        });
     }
     let [token] = payload.char_fields([FIELD])?;
     Ok(Presented {
         token,
         from_cookie: false,
     })
+}
+
+/// The refresh token of the one refresh cookie, when the body has no `refresh` field and the
+/// cookie transport is on; two refresh cookies are refused.
+pub(crate) fn presented_cookie(
+    request: &CookieRequest,
+    payload: &Payload,
+) -> Result<Option<String>, ApiError> {
+    if payload.has(FIELD) {
+        return Ok(None);
+    }
+    match &request.cookie {
+        Cookie::One(token) => Ok(Some(token.clone())),
+        Cookie::Ambiguous => Err(ApiError::Csrf(
+            "the request carries more than one refresh cookie.".to_owned(),
+        )),
+        Cookie::Off | Cookie::Absent => Ok(None),
+    }
 }
 
 /// The `Set-Cookie` value that hands a browser a refresh token for `max_age` seconds.

@@ -17,7 +17,7 @@ use super::cookie;
 use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
 use crate::service::login::{self, Channel};
-use crate::service::refresh::{self, Refreshed};
+use crate::service::refresh::{self, RefreshAnswer, Refreshed, Verified};
 use crate::service::sessions;
 use crate::service::tokens::{self, Origin, Pair};
 use crate::state::AppState;
@@ -95,14 +95,21 @@ fn origin<'a>(client_addr: &'a str, agent: &'a UserAgent) -> Origin<'a> {
     }
 }
 
-/// `POST /api/token/refresh/`: a new access token (and, with rotation, a new refresh token).
+/// `POST /api/token/refresh/`: a new access token (and, with rotation, a new refresh token);
+/// with LOGIN_RESPONSE = "token", djangorestframework-jwt's `{"token"}` for `{"token"}` too.
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     request: cookie::CookieRequest,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    let raw = cookie::presented(&request, &payload)?.token;
-    let Refreshed { access, refresh } = refresh::refresh(&state, &raw).await?;
+    let from_cookie = cookie::presented_cookie(&request, &payload)?;
+    let answer = refresh::refresh_request(&state, &payload, from_cookie).await?;
+    let Refreshed { access, refresh } = match answer {
+        RefreshAnswer::Refreshed(refreshed) => refreshed,
+        RefreshAnswer::Token(token) => {
+            return Ok(Json(json!({ "token": token.token })).into_response())
+        }
+    };
     match refresh {
         None => Ok(Json(json!({ "access": access.token })).into_response()),
         Some(refresh) if state.settings.refresh_cookie => {
@@ -114,14 +121,17 @@ pub(crate) async fn refresh(
     }
 }
 
-/// `POST /api/token/verify/`: `{}` if the token is valid, of any type.
+/// `POST /api/token/verify/`: `{}` if the token is valid, of any type (with LOGIN_RESPONSE =
+/// "token", `{"token"}` echoed, as djangorestframework-jwt answers).
 pub(crate) async fn verify(
     State(state): State<AppState>,
     payload: Payload,
 ) -> Result<Json<Value>, ApiError> {
     let [raw] = payload.char_fields(["token"])?;
-    refresh::verify(&state, &raw).await?;
-    Ok(Json(json!({})))
+    match refresh::verify_request(&state, raw).await? {
+        Verified::Empty => Ok(Json(json!({}))),
+        Verified::Token(token) => Ok(Json(json!({ "token": token }))),
+    }
 }
 
 /// `POST /api/token/blacklist/`: logs out a refresh token. Holding the token is enough.

@@ -5,7 +5,7 @@
 //! the same message. `check` opens no database and no port: it does not tell whether the
 //! database or Redis can be reached, nor check the keys stored in the database.
 
-use tollgate_core::settings::UnknownVariable;
+use tollgate_core::settings::{IgnoredSetting, UnknownVariable};
 use tollgate_core::Settings;
 
 use crate::config::KeyFile;
@@ -22,6 +22,7 @@ pub(crate) struct Args {
 pub(crate) fn run(
     settings: Settings,
     unknown_env: &[UnknownVariable],
+    ignored: &[IgnoredSetting],
     args: Args,
 ) -> anyhow::Result<()> {
     let checked = crate::startup::check(settings.clone(), None, KeyFile::ReadOnly)?;
@@ -39,6 +40,9 @@ pub(crate) fn run(
     }
     for unknown in unknown_env {
         eprintln!("warning: {unknown}");
+    }
+    for setting in ignored {
+        eprintln!("warning: {setting}");
     }
     if args.strict && !unknown_env.is_empty() {
         anyhow::bail!(

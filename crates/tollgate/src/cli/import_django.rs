@@ -1,5 +1,9 @@
 //! `tollgate import-django`: copies the users of a Django database, with their password
-//! hashes, so that they log in to Tollgate with their old passwords.
+//! hashes, so that they log in to Tollgate with their old passwords; or, with `--settings`,
+//! converts Django's JWT settings into a `tollgate.toml`.
+
+use std::io::Read;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use tollgate_core::identity::{normalize_email, normalize_username};
@@ -10,12 +14,79 @@ use super::progress::Progress;
 
 /// Options of `import-django`.
 #[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("source")
+        .required(true)
+        .args(["database", "settings", "settings_json"])
+))]
 pub(crate) struct Args {
     /// The Django database: a PostgreSQL URL (postgres://…), a sqlite: URL, or the path of a
     /// SQLite file. Only `auth_user` and simplejwt's `token_blacklist_*` tables are read;
     /// nothing there is changed.
     #[arg(long, value_name = "URL_OR_PATH")]
-    database: String,
+    database: Option<String>,
+    /// A Django settings module (or `manage.py diffsettings` output) whose SIMPLE_JWT and
+    /// JWT_AUTH dicts are converted into a tollgate.toml; Python is not run, only its
+    /// literals are read. What has no equivalent is listed on standard error and in the file.
+    #[arg(long, value_name = "PATH")]
+    settings: Option<PathBuf>,
+    /// Like --settings, from a JSON dump `{"SIMPLE_JWT": {...}, "JWT_AUTH": {...}}` of the
+    /// effective settings (durations in seconds; see docs/migrating-from-django.md for the
+    /// one-line command that writes it). `-` reads standard input.
+    #[arg(long, value_name = "PATH")]
+    settings_json: Option<PathBuf>,
+    /// Where --settings and --settings-json write the TOML (default: standard output). An
+    /// existing file is not overwritten.
+    #[arg(long, value_name = "PATH", conflicts_with = "database")]
+    output: Option<PathBuf>,
+}
+
+impl Args {
+    /// Whether these arguments convert settings, which needs no database nor configuration.
+    pub(crate) fn converts_settings(&self) -> bool {
+        self.database.is_none()
+    }
+}
+
+/// Converts Django's JWT settings (`--settings` or `--settings-json`) into TOML, written to
+/// `--output` or standard output; what was not converted goes to standard error.
+pub(crate) fn convert(args: Args) -> anyhow::Result<()> {
+    use super::convert_settings::{from_json, from_python};
+    let read = |path: &PathBuf| -> anyhow::Result<String> {
+        if path.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read standard input")?;
+            return Ok(text);
+        }
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let conversion = match (&args.settings, &args.settings_json) {
+        (Some(path), _) => from_python(&read(path)?, &path.display().to_string())?,
+        (None, Some(path)) => from_json(&read(path)?, &path.display().to_string())?,
+        (None, None) => anyhow::bail!("give --database, --settings or --settings-json"),
+    };
+    match &args.output {
+        Some(path) => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            std::io::Write::write_all(&mut file, conversion.toml.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{}", conversion.toml),
+    }
+    if !conversion.not_converted.is_empty() {
+        eprintln!("not converted:");
+        for line in &conversion.not_converted {
+            eprintln!("  {line}");
+        }
+    }
+    Ok(())
 }
 
 /// Copies the live tokens of simplejwt's blacklist app, if the source has its tables: a refresh
@@ -39,8 +110,11 @@ async fn import_tokens(
 }
 
 pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
-    let source = super::redact_url(&args.database);
-    let users = tollgate_store::read_django_users(&args.database)
+    let Some(database) = args.database else {
+        return convert(args);
+    };
+    let source = super::redact_url(&database);
+    let users = tollgate_store::read_django_users(&database)
         .await
         .with_context(|| format!("cannot read auth_user from {source}"))?;
     // Tokens that Django blacklisted must reach the Redis denylist of running servers too.
@@ -68,7 +142,7 @@ pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
         .after_import()
         .await
         .context("cannot move the user id sequence past the imported ids")?;
-    let tokens = import_tokens(&store, &args.database).await;
+    let tokens = import_tokens(&store, &database).await;
     store.close().await;
     println!(
         "Imported {imported}, skipped {skipped} (already imported), failed {}.",

@@ -2,6 +2,7 @@
 
 mod account;
 mod check;
+mod convert_settings;
 mod flush;
 mod healthcheck;
 mod import_django;
@@ -12,6 +13,7 @@ mod migrate;
 mod progress;
 mod serve;
 mod sessions;
+mod settings_py;
 mod token;
 mod users;
 
@@ -67,7 +69,8 @@ enum Command {
         #[command(subcommand)]
         command: keys::Command,
     },
-    /// Import the users of a Django database (auth_user), keeping their ids and passwords.
+    /// Import the users of a Django database (auth_user), keeping their ids and passwords; or
+    /// convert Django's SIMPLE_JWT and JWT_AUTH settings into a tollgate.toml (--settings).
     ImportDjango(import_django::Args),
     /// Set a user's password; their refresh tokens are blacklisted.
     Changepassword(account::PasswordArgs),
@@ -116,7 +119,7 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    // These two need no settings: they must work before any configuration exists.
+    // These need no settings: they must work before any configuration exists.
     let command = match cli.command {
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -129,6 +132,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Keygen(args) => return keygen::run(args),
+        // Converting Django's settings reads no Tollgate configuration and opens no database.
+        Command::ImportDjango(args) if args.converts_settings() => {
+            return import_django::convert(args)
+        }
         command => command,
     };
     let loaded = crate::config::load(cli.config.as_deref())?;
@@ -138,10 +145,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         settings.log_format == tollgate_core::settings::LogFormat::Json,
     );
     if let Command::Check(args) = command {
-        return check::run(settings, &loaded.unknown_env, args);
+        return check::run(settings, &loaded.unknown_env, &loaded.ignored, args);
     }
     for unknown in &loaded.unknown_env {
         tracing::warn!(variable = %unknown.name, "{unknown}");
+    }
+    for ignored in &loaded.ignored {
+        tracing::warn!(setting = %ignored.name, "{ignored}");
     }
     if let Command::Healthcheck(args) = command {
         return healthcheck::run(&settings, args).await;

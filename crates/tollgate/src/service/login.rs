@@ -1,6 +1,7 @@
 //! Checking a password, as the obtain endpoints, HTTP Basic and a password change do: the
 //! failed-login throttle, the lockout, the password check (and a rehash to the current
-//! parameters), and the record of each attempt on an account.
+//! parameters, unless CHECK_REVOKE_TOKEN ties tokens to the stored hash), and the record of
+//! each attempt on an account.
 
 use std::time::Duration;
 
@@ -280,7 +281,10 @@ async fn check_credentials(
     if !lock_keys.is_empty() {
         state.store.clear_login_failures(&lock_keys, now).await?;
     }
-    if check == PasswordCheck::MatchNeedsRehash {
+    if check == PasswordCheck::MatchNeedsRehash && !state.settings.check_revoke_token {
+        // With CHECK_REVOKE_TOKEN, tokens carry a fingerprint of the stored hash string, as
+        // simplejwt's do: a new hash would refuse every token of the user, those Django issued
+        // with the same key included. The hash is kept as it is until the password changes.
         let hash = state.passwords.hash(password).await;
         state.store.set_password_hash(user.id, &hash).await?;
         // Tokens minted below carry the new hash's fingerprint; cached copies must not.

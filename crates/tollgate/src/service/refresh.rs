@@ -6,11 +6,13 @@
 
 use std::sync::Arc;
 
+use tollgate_core::body::Payload;
+use tollgate_core::settings::LoginResponse;
 use tollgate_core::{unix_now, Claims, Issued, TokenError, TokenType};
 use tollgate_store::{RotateOutcome, TokenRecord, User, UserField};
 
 use super::sessions::revoke_session;
-use super::tokens::{issued_record, sign};
+use super::tokens::{issued_record, sign, ORIG_IAT_CLAIM};
 use super::{Context, ServiceError};
 use crate::auth::{issued_to_holder, password_unchanged};
 use crate::state::{AppState, SID_CLAIM};
@@ -21,6 +23,71 @@ use crate::state::{AppState, SID_CLAIM};
 pub(crate) struct Refreshed {
     pub(crate) access: Issued,
     pub(crate) refresh: Option<Issued>,
+}
+
+/// What a refresh request gets: simplejwt's answer, or djangorestframework-jwt's.
+#[derive(Debug)]
+pub(crate) enum RefreshAnswer {
+    /// `{"access"}`, with rotation `{"access", "refresh"}`.
+    Refreshed(Refreshed),
+    /// `{"token"}`: djangorestframework-jwt's refresh of its one token.
+    Token(Issued),
+}
+
+/// Refreshes what a refresh request presents: the refresh token in `cookie` (the refresh
+/// cookie, read when the body has no `refresh` field) or in the body's `refresh` field. With
+/// LOGIN_RESPONSE = "token", logins issue djangorestframework-jwt's single token, and its
+/// clients refresh by sending it as `token`: a body with `token` and no `refresh` is that
+/// refresh (see [`refresh_single`]).
+pub(crate) async fn refresh_request(
+    state: &AppState,
+    payload: &Payload,
+    cookie: Option<String>,
+) -> Result<RefreshAnswer, ServiceError> {
+    let single_token = state.settings.login_response == LoginResponse::Token;
+    let raw = match cookie {
+        Some(raw) => raw,
+        None if single_token && !payload.has("refresh") && payload.has("token") => {
+            let [raw] = payload.char_fields(["token"])?;
+            return Ok(RefreshAnswer::Token(refresh_single(state, &raw).await?));
+        }
+        None => {
+            let [raw] = payload.char_fields(["refresh"])?;
+            raw
+        }
+    };
+    Ok(RefreshAnswer::Refreshed(refresh(state, &raw).await?))
+}
+
+/// djangorestframework-jwt's refresh of its one token (LOGIN_RESPONSE = "token"): a
+/// still-valid access token gets a new one with a fresh `exp` and the same claims, its
+/// `orig_iat` (the login's time) included, while `orig_iat` plus REFRESH_TOKEN_LIFETIME
+/// (JWT_REFRESH_EXPIRATION_DELTA's meaning) has not passed. A token without `orig_iat`
+/// counts from its `iat`. The token must still pass every check a request with it passes:
+/// its user active, its password unchanged, not revoked.
+async fn refresh_single(state: &AppState, raw: &str) -> Result<Issued, ServiceError> {
+    let now = unix_now();
+    let claims = state.codec.decode_as(raw, Some(TokenType::Access), now)?;
+    if state.access_revoked(&claims) {
+        return Err(TokenError::Blacklisted.into());
+    }
+    require_active_user(state, &claims).await?;
+    let orig_iat = claims
+        .timestamp(ORIG_IAT_CLAIM)
+        .or_else(|| claims.timestamp("iat"))
+        .ok_or_else(|| TokenError::MissingClaim(ORIG_IAT_CLAIM.to_owned()))?;
+    let window = i64::try_from(state.settings.refresh_token_lifetime.as_secs()).unwrap_or(i64::MAX);
+    let leeway = i64::try_from(state.settings.leeway.as_secs()).unwrap_or(i64::MAX);
+    if orig_iat.saturating_add(window) <= now.saturating_sub(leeway) {
+        return Err(TokenError::ClaimExpired(ORIG_IAT_CLAIM.to_owned()).into());
+    }
+    let mut renewed = state.codec.access_claims_from(&claims, now);
+    renewed.insert(ORIG_IAT_CLAIM, orig_iat);
+    let access = sign(state, renewed)?;
+    state.metrics.issued(TokenType::Access);
+    state.metrics.refreshed();
+    tracing::info!(jti = %access.jti, "single token refreshed");
+    Ok(access)
 }
 
 /// Refreshes with refresh token `raw`: a new access token and, with rotation, a new refresh
@@ -244,9 +311,31 @@ async fn checked_for_rotation(
     Ok((claims, owner))
 }
 
+/// What a valid token's verification answers.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verified {
+    /// simplejwt's `{}`.
+    Empty,
+    /// djangorestframework-jwt's `{"token"}`, the token echoed (LOGIN_RESPONSE = "token").
+    Token(String),
+}
+
+/// Verifies token `raw` and says how to answer: djangorestframework-jwt's clients
+/// (LOGIN_RESPONSE = "token") read the token back from the answer.
+pub(crate) async fn verify_request(
+    state: &AppState,
+    raw: String,
+) -> Result<Verified, ServiceError> {
+    verify(state, &raw).await?;
+    Ok(match state.settings.login_response {
+        LoginResponse::Token => Verified::Token(raw),
+        LoginResponse::Pair => Verified::Empty,
+    })
+}
+
 /// Verifies token `raw`, of any type: its signature, its claims and, as the settings ask, its
 /// user and the blacklist.
-pub(crate) async fn verify(state: &AppState, raw: &str) -> Result<(), ServiceError> {
+async fn verify(state: &AppState, raw: &str) -> Result<(), ServiceError> {
     let now = unix_now();
     let claims = state.codec.decode_as(raw, None, now)?;
     // ACCESS_TOKEN_REVOCATION: a revoked access token is refused like a blacklisted one.

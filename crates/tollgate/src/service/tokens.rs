@@ -67,13 +67,19 @@ pub(crate) async fn issue_sliding(
     Ok(sliding)
 }
 
+/// The claim of a single token (LOGIN_RESPONSE = "token") that holds the time of the login it
+/// came from, as djangorestframework-jwt names it: refreshing it is allowed for
+/// REFRESH_TOKEN_LIFETIME from then.
+pub(crate) const ORIG_IAT_CLAIM: &str = "orig_iat";
+
 /// An access token alone for `user` (LOGIN_RESPONSE = "token", djangorestframework-jwt's
-/// answer): nothing to refresh, so no session.
+/// answer): no refresh token and no session; the token itself is refreshed, for
+/// REFRESH_TOKEN_LIFETIME from its `orig_iat`.
 pub(crate) fn issue_access(state: &AppState, user: &User) -> Result<Issued, ServiceError> {
-    let access = sign(
-        state,
-        claims_for(state, TokenType::Access, user, unix_now()),
-    )?;
+    let now = unix_now();
+    let mut claims = claims_for(state, TokenType::Access, user, now);
+    claims.insert(ORIG_IAT_CLAIM, now);
+    let access = sign(state, claims)?;
     state.metrics.issued(TokenType::Access);
     tracing::info!(user_id = user.id, "access token obtained");
     Ok(access)
