@@ -11,6 +11,7 @@ mod attacks;
 mod browser_sessions;
 mod cli;
 mod connections;
+mod django_migration;
 mod guessing;
 mod hot_path;
 mod identifiers;

@@ -1,7 +1,7 @@
 //! Moving off Django: the claim rules of PyJWT, djangorestframework-jwt's clients, the password
 //! fingerprint beside Django, and the settings converter, each as a migrating team meets it.
 
-mod common;
+use crate::common;
 
 use common::{claims, payload, token_field, TestServer};
 use reqwest::StatusCode;
