@@ -33,6 +33,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod account_token;
 pub mod auth;
 pub mod body;
 mod codec;

@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod access;
+mod account_tokens;
 mod checkpoint;
 mod denylist;
 mod django;
@@ -43,6 +44,7 @@ use sqlx::sqlite::{
 };
 
 pub use access::{AccessClaims, Revocation};
+pub use account_tokens::{AccountToken, NewAccountToken};
 pub use denylist::check_redis_url;
 pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser, ImportOutcome};
 pub use failures::SharedAdmission;

@@ -85,6 +85,9 @@ pub enum ApiError {
         /// How it failed.
         cause: String,
     },
+    /// The request needs a feature that is turned off: `{"detail", "code": "not_configured"}`.
+    #[error("{0}")]
+    NotConfigured(&'static str),
     /// Anything that is not the client's fault. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -266,6 +269,9 @@ impl ApiError {
                     "service_unavailable",
                 ),
             ),
+            ApiError::NotConfigured(message) => {
+                (StatusCode::BAD_REQUEST, coded(message, "not_configured"))
+            }
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 detail("A server error occurred."),
@@ -320,6 +326,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::UserNotFound => ApiError::Auth(AuthError::UserNotFound),
             // Session ids of other users read as unknown ones.
             ServiceError::SessionNotFound => ApiError::NotFound,
+            ServiceError::NotConfigured(message) => ApiError::NotConfigured(message),
             ServiceError::Store(err) => err.into(),
             other => ApiError::internal(other),
         }

@@ -59,6 +59,17 @@ struct ReloadLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    channel: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutboxLabels {
+    state: &'static str,
+}
+
 struct Registered {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
@@ -72,6 +83,8 @@ struct Registered {
     key_reloads: Family<ReloadLabels, Counter>,
     pool_connections: Gauge,
     pool_idle: Gauge,
+    outbox_deliveries: Family<DeliveryLabels, Counter>,
+    outbox_messages: Family<OutboxLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -160,7 +173,21 @@ impl Metrics {
             "Idle database connections",
             pool_idle.clone(),
         );
+        let outbox_deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "outbox_deliveries",
+            "Outbox delivery attempts, by channel (email) and outcome (delivered, failed)",
+            outbox_deliveries.clone(),
+        );
+        let outbox_messages = Family::<OutboxLabels, Gauge>::default();
+        registry.register(
+            "outbox_messages",
+            "Outbox messages waiting to be delivered (pending) and given up on (failed)",
+            outbox_messages.clone(),
+        );
         Metrics(Some(Arc::new(Registered {
+            outbox_deliveries,
+            outbox_messages,
             registry,
             requests,
             latency,
@@ -207,6 +234,19 @@ impl Metrics {
     pub(crate) fn refreshed(&self) {
         if let Some(m) = &self.0 {
             m.refreshed.inc();
+        }
+    }
+
+    /// An outbox delivery attempt on `channel`, and whether it delivered.
+    pub(crate) fn outbox_delivered(&self, channel: &str, delivered: bool) {
+        if let Some(m) = &self.0 {
+            let outcome = if delivered { "delivered" } else { "failed" };
+            m.outbox_deliveries
+                .get_or_create(&DeliveryLabels {
+                    channel: channel.to_owned(),
+                    outcome,
+                })
+                .inc();
         }
     }
 
@@ -301,6 +341,12 @@ pub(crate) async fn expose(
     let (size, idle) = state.store.pool_usage();
     m.pool_connections.set(i64::from(size));
     m.pool_idle.set(i64::try_from(idle).unwrap_or(i64::MAX));
+    let depth = state.store.outbox_depth().await?;
+    for (name, count) in [("pending", depth.pending), ("failed", depth.failed)] {
+        m.outbox_messages
+            .get_or_create(&OutboxLabels { state: name })
+            .set(count);
+    }
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &m.registry)
         .map_err(ApiError::internal)?;

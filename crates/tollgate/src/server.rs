@@ -103,5 +103,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = crate::connections::Limits::of(&state.settings);
+    // Delivers the outbox while the server runs; stops with it.
+    let _sender = crate::outbox::start(state.clone());
     crate::connections::serve(listener, app(state), limits, shutdown).await
 }

@@ -9,7 +9,7 @@ use tollgate_core::{Claims, Settings, TokenCodec};
 use tollgate_store::{AccessClaims, Revocation, Store, StoreError, User, UserField};
 
 use crate::metrics::Metrics;
-use crate::throttle::{LoginThrottle, RegistrationThrottle};
+use crate::throttle::{ActionThrottle, LoginThrottle};
 use crate::user_cache::UserCache;
 
 /// The claim naming the login session a token belongs to; access tokens carry their refresh
@@ -59,7 +59,11 @@ pub struct SharedState {
     /// Failed-login counters (LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_ADDRESS).
     pub(crate) login_throttle: Arc<LoginThrottle>,
     /// Registration attempts per client address.
-    pub(crate) registration_throttle: Arc<RegistrationThrottle>,
+    pub(crate) registration_throttle: Arc<ActionThrottle>,
+    /// Password reset requests per client address and per account.
+    pub(crate) reset_throttle: Arc<ActionThrottle>,
+    /// Messages delivered after their request: mail.
+    pub(crate) outbox: Arc<crate::outbox::Outbox>,
     /// With JWK_URL, verifies the tokens that authenticate requests with that issuer's keys.
     pub(crate) foreign_tokens: Option<tollgate_axum::Verifier>,
 }
@@ -98,6 +102,9 @@ pub enum StateError {
     /// The argon2 cost is unusable.
     #[error("setting ARGON2_*: {0}")]
     Password(#[from] tollgate_core::password::PasswordParamsError),
+    /// The mail settings do not describe a usable server, sender or templates.
+    #[error("{0}")]
+    Mail(String),
 }
 
 /// Everything the state is built from that needs no store: the settings turned into the
@@ -112,6 +119,7 @@ pub(crate) struct Prepared {
     auth_header: HeaderName,
     challenge: HeaderValue,
     foreign_tokens: Option<tollgate_axum::Verifier>,
+    mailer: Option<crate::mail::Mailer>,
 }
 
 impl Prepared {
@@ -147,7 +155,10 @@ impl Prepared {
             }
             None => None,
         };
+        let mailer = crate::mail::Mailer::from_settings(&settings)
+            .map_err(|err| StateError::Mail(err.to_string()))?;
         Ok(Prepared {
+            mailer,
             settings,
             codec,
             hasher,
@@ -182,6 +193,7 @@ impl AppState {
             auth_header,
             challenge,
             foreign_tokens,
+            mailer,
         } = prepared;
         AppState(Arc::new(SharedState {
             foreign_tokens,
@@ -193,9 +205,19 @@ impl AppState {
                 settings.login_failure_window,
                 settings.redis_url.is_some().then(|| store.clone()),
             )),
-            registration_throttle: Arc::new(RegistrationThrottle::new(
+            outbox: Arc::new(crate::outbox::Outbox::new(mailer)),
+            registration_throttle: Arc::new(ActionThrottle::new(
+                "register",
                 settings.registrations_per_address,
+                0,
                 settings.registration_window,
+                settings.redis_url.is_some().then(|| store.clone()),
+            )),
+            reset_throttle: Arc::new(ActionThrottle::new(
+                "reset",
+                settings.password_resets_per_address,
+                settings.password_resets_per_account,
+                settings.password_reset_window,
                 settings.redis_url.is_some().then(|| store.clone()),
             )),
             policy: Arc::new(PasswordPolicy::from_settings(&settings)),

@@ -457,33 +457,50 @@ impl LoginThrottle {
     }
 }
 
-/// Registrations allowed per client address.
+/// An action counted per client address and, where it names one, per account: registration,
+/// a password reset request.
 #[derive(Debug)]
-pub(crate) struct RegistrationThrottle {
+pub(crate) struct ActionThrottle {
+    /// Names the action's counters (`register`, `reset`).
+    action: &'static str,
     per_address: u32,
+    per_account: u32,
     counter: Counter,
 }
 
-impl RegistrationThrottle {
-    /// Allows `per_address` registration attempts per `window`; 0 turns it off.
+impl ActionThrottle {
+    /// Allows `per_address` attempts per address and `per_account` per account per `window`;
+    /// 0 turns either limit off.
     pub(crate) fn new(
+        action: &'static str,
         per_address: u32,
+        per_account: u32,
         window: Duration,
         shared: Option<Store>,
-    ) -> RegistrationThrottle {
-        RegistrationThrottle {
+    ) -> ActionThrottle {
+        ActionThrottle {
+            action,
             per_address,
+            per_account,
             counter: Counter::new(window, shared),
         }
     }
 
-    /// Counts a registration attempt from `address`; `Err(wait)` when it has none left.
+    /// Counts an attempt from `address`; `Err(wait)` when it has none left.
     pub(crate) async fn reserve(&self, address: IpAddr) -> Result<(), Duration> {
+        let key = format!("{}:{}", self.action, address_subject(address));
+        self.take(key, self.per_address).await
+    }
+
+    /// Counts an attempt on account `id`; `Err(wait)` when it has none left.
+    pub(crate) async fn reserve_account(&self, id: i64) -> Result<(), Duration> {
+        let key = format!("{}:{}", self.action, account_subject(id));
+        self.take(key, self.per_account).await
+    }
+
+    async fn take(&self, key: String, limit: u32) -> Result<(), Duration> {
         let subjects = Subjects {
-            gates: vec![(
-                format!("register:{}", address_subject(address)),
-                self.per_address,
-            )],
+            gates: vec![(key, limit)],
             last: None,
         };
         match self.counter.reserve(subjects).await {
@@ -611,7 +628,7 @@ mod tests {
 
     #[tokio::test]
     async fn registrations_are_counted_per_address() {
-        let throttle = RegistrationThrottle::new(2, Duration::from_secs(60), None);
+        let throttle = ActionThrottle::new("register", 2, 0, Duration::from_secs(60), None);
         assert!(throttle.reserve(ADDR).await.is_ok());
         assert!(throttle.reserve(ADDR).await.is_ok());
         assert!(throttle.reserve(ADDR).await.is_err());

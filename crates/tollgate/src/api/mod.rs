@@ -7,6 +7,7 @@ mod index;
 mod jwks;
 pub(crate) mod openapi;
 mod origin;
+mod recovery;
 mod sessions;
 mod token;
 pub(crate) mod users;
@@ -59,6 +60,16 @@ pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
         endpoint(&s.user_path, Method::PUT, users::update_me),
         endpoint(&s.user_path, Method::PATCH, users::update_me),
         endpoint(&s.user_password_path, Method::POST, users::change_password),
+        endpoint(
+            &s.password_reset_path,
+            Method::POST,
+            recovery::reset_password,
+        ),
+        endpoint(
+            &s.password_reset_confirm_path,
+            Method::POST,
+            recovery::reset_password_confirm,
+        ),
         endpoint(&s.sessions_path, Method::GET, sessions::list),
         endpoint(&s.sessions_path, Method::DELETE, sessions::revoke_all),
         endpoint(&session_path(s), Method::DELETE, sessions::revoke),

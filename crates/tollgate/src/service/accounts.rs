@@ -140,6 +140,8 @@ pub(crate) enum ChangedBy {
     User { old_password_matched: bool },
     /// An administrator, on the command line: no current password is asked.
     Administrator,
+    /// The user, with a password reset link sent to their address.
+    ResetLink,
 }
 
 /// A password changed.
@@ -187,7 +189,7 @@ pub(crate) async fn change_password(
 }
 
 /// What the similarity rule compares a password with, in Django's order.
-fn password_attributes(user: &User) -> [UserAttribute<'_>; 4] {
+pub(crate) fn password_attributes(user: &User) -> [UserAttribute<'_>; 4] {
     [
         ("username", user.username.as_str()),
         ("first name", user.first_name.as_str()),

@@ -59,6 +59,12 @@ pub(crate) enum ServiceError {
     /// The user has no live session with this id.
     #[error("no such live session")]
     SessionNotFound,
+    /// A feature the request needs is turned off; the message says which setting turns it on.
+    #[error("{0}")]
+    NotConfigured(&'static str),
+    /// A mail could not be composed from its templates.
+    #[error("mail: {0}")]
+    Mail(String),
     /// A token could not be signed: an unusable key.
     #[error(transparent)]
     Signing(#[from] SigningError),

@@ -7,12 +7,14 @@
 //! - [`tokens`]: issuing tokens to a user who has logged in (or whom an administrator names).
 //! - [`refresh`]: refreshing, rotating, sliding and verifying tokens.
 //! - [`sessions`]: logging out, revoking sessions.
+//! - [`recovery`]: password reset by mail.
 //! - [`accounts`]: registering, updating, changing a password, activating.
 //! - [`user_fields`]: the rules of the user fields, shared by registration and update.
 
 pub(crate) mod accounts;
 mod error;
 pub(crate) mod login;
+pub(crate) mod recovery;
 pub(crate) mod refresh;
 pub(crate) mod sessions;
 pub(crate) mod tokens;

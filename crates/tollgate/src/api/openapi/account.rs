@@ -126,6 +126,39 @@ fn update_me() {}
     ))]
 fn change_password() {}
 
+/// The address of the account whose password was forgotten.
+#[derive(Serialize, ToSchema)]
+struct ResetRequest {
+    email: String,
+}
+
+/// The `uid` and `token` of a reset link, and the new password.
+#[derive(Serialize, ToSchema)]
+struct ResetConfirm {
+    uid: String,
+    token: String,
+    new_password: String,
+}
+
+#[utoipa::path(post, path = "/api/users/reset_password/", tag = "user",
+    description = "Ask for a password reset link (djoser's reset_password). The answer is the same, at once, whether or not the address has an active account; if it has, a mail with a link to PASSWORD_RESET_URL (with `uid` and `token`) is sent. Needs SMTP_URL and PASSWORD_RESET_URL.",
+    request_body = ResetRequest,
+    responses(
+        (status = 204, description = "Accepted"),
+        (status = 400, description = "No email field, or password reset is not configured (code `not_configured`)", body = BadRequest),
+        (status = 429, description = "Too many requests from the address (PASSWORD_RESETS_PER_ADDRESS); see Retry-After", body = ErrorDetail),
+    ))]
+fn reset_password() {}
+
+#[utoipa::path(post, path = "/api/users/reset_password_confirm/", tag = "user",
+    description = "Set a new password with the uid and token of a reset link (djoser's reset_password_confirm). The link works once, for PASSWORD_RESET_TIMEOUT, while it is the newest and the password unchanged. Every session of the user ends.",
+    request_body = ResetConfirm,
+    responses(
+        (status = 204, description = "The password is set"),
+        (status = 400, description = "`uid`: Invalid user id or user doesn't exist; `token`: Invalid token for given user; `new_password`: the password policy's refusals", body = BadRequest),
+    ))]
+fn reset_password_confirm() {}
+
 /// A login session: the family of tokens refreshed from one login.
 #[derive(Serialize, ToSchema)]
 struct SessionBody {
@@ -182,6 +215,8 @@ fn revoke_session() {}
     change_password,
     sessions,
     revoke_sessions,
-    revoke_session
+    revoke_session,
+    reset_password,
+    reset_password_confirm
 ))]
 pub(super) struct Paths;

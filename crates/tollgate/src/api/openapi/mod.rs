@@ -102,6 +102,11 @@ pub(crate) fn document(settings: &Settings) -> Document {
         ("/api/users/", &settings.users_path),
         ("/api/user/", &settings.user_path),
         ("/api/user/password/", &settings.user_password_path),
+        ("/api/users/reset_password/", &settings.password_reset_path),
+        (
+            "/api/users/reset_password_confirm/",
+            &settings.password_reset_confirm_path,
+        ),
     ];
     let mut paths = std::mem::take(&mut doc.paths.paths);
     if !settings.registration_enabled {
