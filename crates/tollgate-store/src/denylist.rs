@@ -129,6 +129,25 @@ impl Store {
         Some(call(answered).await.is_ok())
     }
 
+    /// Publishes on a Redis channel when a Redis denylist is configured and connected. A failure
+    /// is only logged: the database (and its notifications) stays the source of truth.
+    pub(crate) async fn publish(&self, channel: &str, payload: String) {
+        let Some(redis) = &self.redis else {
+            return;
+        };
+        let Some(mut connection) = redis.connection() else {
+            return;
+        };
+        let mut publish = redis::cmd("PUBLISH");
+        publish
+            .arg(format!("{}{channel}", redis.prefix))
+            .arg(payload);
+        let sent = call(publish.query_async::<i64>(&mut connection)).await;
+        if let Err(err) = sent {
+            tracing::debug!(cause = %err, channel, "cannot publish on redis");
+        }
+    }
+
     /// Asks Redis whether `jti` is blacklisted: Some(answer) when Redis can be believed, None
     /// when the database must be asked.
     pub(crate) async fn redis_says_blacklisted(&self, jti: &str) -> Option<bool> {
@@ -215,7 +234,8 @@ impl Store {
             pool: self.pool.clone(),
             rotations: self.rotations.clone(),
             redis: None,
-            access: std::sync::Arc::clone(&self.access),
+            revoked: Arc::clone(&self.revoked),
+            feed: Arc::clone(&self.feed),
         };
         tokio::spawn(async move {
             let mut refill = refill;

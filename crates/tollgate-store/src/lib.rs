@@ -14,18 +14,22 @@
 //! - `failures`: attempt counts (failed logins, registrations) shared by the instances on one
 //!   Redis, each attempt admitted atomically
 //!   ([`Store::shared_failure_wait`]).
-//! - `access`: access-token revocation, in memory and in sync across instances
-//!   ([`Revocation`], [`Store::revoke_access`], [`Store::is_access_revoked`]).
+//! - `revocations`: the set of revoked access tokens, kept in memory ([`Revocation`],
+//!   [`Store::revoke_access`], [`Store::is_access_revoked`]).
+//! - `change_feed`: how each instance follows what the others change: revocations and user
+//!   changes, through PostgreSQL notifications, SQLite polling and Redis
+//!   ([`Store::start_sync`], [`Store::user_epoch`]).
 //! - `signing_keys`: rotated signing keys, sealed by the caller ([`SigningKeyRecord`]).
 //! - `sessions`: token families, one per login ([`Session`], [`RotatedToken`]).
 #![deny(missing_docs)]
 
-mod access;
+mod change_feed;
 mod checkpoint;
 mod denylist;
 mod django;
 mod failures;
 mod logins;
+mod revocations;
 mod rotation;
 mod sessions;
 mod signing_keys;
@@ -41,11 +45,11 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use access::{AccessClaims, Revocation};
 pub use denylist::check_redis_url;
 pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser, ImportOutcome};
 pub use failures::SharedAdmission;
 pub use logins::{LockoutAdmission, LockoutRule, LoginEvent, LoginOutcome};
+pub use revocations::{AccessClaims, Revocation};
 pub use rotation::RotateOutcome;
 pub use sessions::{NewSession, RotatedToken, Session};
 pub use signing_keys::{Rotation, SigningKeyRecord};
@@ -288,7 +292,10 @@ pub struct Store {
     /// Refresh rotations wait here to run in batches (see `rotation`).
     rotations: rotation::RotationQueue,
     redis: Option<std::sync::Arc<denylist::RedisDenylist>>,
-    access: std::sync::Arc<access::AccessDenylist>,
+    /// Revoked access tokens (see `revocations`).
+    revoked: std::sync::Arc<revocations::RevokedAccess>,
+    /// What the cross-instance change feed keeps (see `change_feed`).
+    feed: std::sync::Arc<change_feed::Feed>,
 }
 
 /// The first pause between connection attempts; each pause doubles, up to [`MAX_BACKOFF`].
@@ -435,7 +442,8 @@ impl Store {
             pool,
             rotations,
             redis: None,
-            access: access::new_denylist(),
+            revoked: std::sync::Arc::default(),
+            feed: std::sync::Arc::default(),
         })
     }
 
