@@ -256,7 +256,7 @@ async fn follow_redis(store: Store, access: bool) {
                 .await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
-        let pubsub = match crate::denylist::call(subscribe).await {
+        let pubsub = match crate::redis_connection::call(subscribe).await {
             Ok(pubsub) => pubsub,
             Err(err) => {
                 tracing::debug!(cause = %err, "redis revocation channel still down");

@@ -9,6 +9,9 @@
 //! - `users`: accounts ([`User`], [`NewUser`]).
 //! - `django`: reading Django's `auth_user` and importing it ([`read_django_users`]).
 //! - `tokens`: the outstanding-token record and the blacklist ([`TokenRecord`]).
+//! - `denylist`: the blacklist's copy in Redis, which answers checks without the database.
+//! - `redis_connection`: the connection to Redis, its health and its recovery
+//!   ([`Store::with_redis`], [`check_redis_url`]).
 //! - `rotation`: refresh-token rotation, batched ([`Store::rotate`]).
 //! - `logins`: login history and lockout counters ([`LoginEvent`], [`LockoutRule`]).
 //! - `failures`: attempt counts (failed logins, registrations) shared by the instances on one
@@ -29,6 +32,7 @@ mod denylist;
 mod django;
 mod failures;
 mod logins;
+mod redis_connection;
 mod revocations;
 mod rotation;
 mod sessions;
@@ -45,10 +49,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use denylist::check_redis_url;
 pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser, ImportOutcome};
 pub use failures::SharedAdmission;
 pub use logins::{LockoutAdmission, LockoutRule, LoginEvent, LoginOutcome};
+pub use redis_connection::check_redis_url;
 pub use revocations::{AccessClaims, Revocation};
 pub use rotation::RotateOutcome;
 pub use sessions::{NewSession, RotatedToken, Session};
@@ -291,7 +295,7 @@ pub struct Store {
     pool: Pool,
     /// Refresh rotations wait here to run in batches (see `rotation`).
     rotations: rotation::RotationQueue,
-    redis: Option<std::sync::Arc<denylist::RedisDenylist>>,
+    redis: Option<std::sync::Arc<redis_connection::RedisConnection>>,
     /// Revoked access tokens (see `revocations`).
     revoked: std::sync::Arc<revocations::RevokedAccess>,
     /// What the cross-instance change feed keeps (see `change_feed`).
