@@ -12,7 +12,7 @@
 //! - `denylist`: the blacklist's copy in Redis, which answers checks without the database.
 //! - `redis_connection`: the connection to Redis, its health and its recovery
 //!   ([`Store::with_redis`], [`check_redis_url`]).
-//! - `rotation`: refresh-token rotation, batched ([`Store::rotate`]).
+//! - `refresh_rotation`: refresh-token rotation, batched ([`Store::rotate`]).
 //! - `logins`: login history and lockout counters ([`LoginEvent`], [`LockoutRule`]).
 //! - `failures`: attempt counts (failed logins, registrations) shared by the instances on one
 //!   Redis, each attempt admitted atomically
@@ -33,8 +33,8 @@ mod django;
 mod failures;
 mod logins;
 mod redis_connection;
+mod refresh_rotation;
 mod revocations;
-mod rotation;
 mod sessions;
 mod signing_keys;
 mod sqlite_file;
@@ -53,10 +53,10 @@ pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser,
 pub use failures::SharedAdmission;
 pub use logins::{LockoutAdmission, LockoutRule, LoginEvent, LoginOutcome};
 pub use redis_connection::check_redis_url;
+pub use refresh_rotation::RotateOutcome;
 pub use revocations::{AccessClaims, Revocation};
-pub use rotation::RotateOutcome;
 pub use sessions::{NewSession, RotatedToken, Session};
-pub use signing_keys::{Rotation, SigningKeyRecord};
+pub use signing_keys::{KeyRotation, SigningKeyRecord};
 pub use tokens::{FlushReport, TokenRecord};
 pub use users::{Clash, Identifiers, NewUser, UpdatedUser, User, UserChanges, UserField};
 
@@ -104,7 +104,7 @@ pub enum StoreError {
     BatchFailed(String),
     /// Another key rotation was committed at the same time; this one changed nothing.
     #[error("another key rotation was committed at the same time; nothing was changed")]
-    RotationRace,
+    KeyRotationRace,
     /// The database did not accept a connection within the time allowed for it to start.
     #[error("the database was still unreachable after {}s: {last}", .waited.as_secs())]
     Unreachable {
@@ -293,8 +293,8 @@ impl Default for PoolConfig {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
-    /// Refresh rotations wait here to run in batches (see `rotation`).
-    rotations: rotation::RotationQueue,
+    /// Refresh rotations wait here to run in batches (see `refresh_rotation`).
+    rotations: refresh_rotation::RotationQueue,
     redis: Option<std::sync::Arc<redis_connection::RedisConnection>>,
     /// Revoked access tokens (see `revocations`).
     revoked: std::sync::Arc<revocations::RevokedAccess>,
@@ -441,7 +441,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        let rotations = rotation::RotationQueue::start(&pool, &config);
+        let rotations = refresh_rotation::RotationQueue::start(&pool, &config);
         Ok(Store {
             pool,
             rotations,
