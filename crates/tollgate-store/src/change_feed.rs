@@ -15,7 +15,7 @@
 //!   twice is harmless.
 //!
 //! The feed runs in background tasks started by [`Store::start_sync`]; they end when the
-//! store is closed or its last handle is dropped.
+//! store is closed or every caller's copy of it is dropped (see `background`).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -77,7 +77,8 @@ impl Store {
     }
 
     /// Loads the revocations still in force and keeps following new ones (`access`), and user
-    /// changes (`users`), in the background until the store is closed. Returns once the
+    /// changes (`users`), in the background until the store is closed or every caller's copy
+    /// of it is dropped (see `background`). Returns once the
     /// denylist is loaded, so that a server started afterwards refuses every revoked token from
     /// its first request. Does nothing when both are off or when already started.
     pub async fn start_sync(&self, access: bool, users: bool) -> Result<(), StoreError> {
@@ -86,7 +87,7 @@ impl Store {
         }
         match &self.pool {
             Pool::Postgres(pool) => {
-                // A connection of its own, outside the pool, held for as long as the store.
+                // A connection of its own, outside the pool, held for as long as the feed runs.
                 let options = (*pool.connect_options()).clone();
                 let own = sqlx::postgres::PgPoolOptions::new()
                     .max_connections(1)
@@ -98,7 +99,7 @@ impl Store {
                 if access {
                     self.load_access().await?;
                 }
-                tokio::spawn(follow_postgres(self.clone(), own, listener, access));
+                tokio::spawn(follow_postgres(self.for_task(), own, listener, access));
             }
             Pool::Sqlite { .. } => {
                 if access {
@@ -108,11 +109,11 @@ impl Store {
                     let version = self.user_changes_version().await?;
                     self.feed.user_version.store(version, Ordering::Release);
                 }
-                tokio::spawn(follow_sqlite(self.clone(), access, users));
+                tokio::spawn(follow_sqlite(self.for_task(), access, users));
             }
         }
         if self.redis.is_some() {
-            tokio::spawn(follow_redis(self.clone(), access));
+            tokio::spawn(follow_redis(self.for_task(), access));
         }
         Ok(())
     }
@@ -134,10 +135,6 @@ impl Store {
         }
         Ok(())
     }
-
-    fn is_closed(&self) -> bool {
-        with_pool!(self, |pool| pool.is_closed())
-    }
 }
 
 async fn listen(pool: &sqlx::PgPool) -> Result<sqlx::postgres::PgListener, StoreError> {
@@ -151,7 +148,8 @@ async fn listen(pool: &sqlx::PgPool) -> Result<sqlx::postgres::PgListener, Store
 }
 
 /// Applies notifications as they come; after the connection was lost, listens again and then
-/// reloads, since what was announced meanwhile is gone. Ends when the store is closed.
+/// reloads, since what was announced meanwhile is gone. Ends when the feed does
+/// ([`Store::ended`]).
 async fn follow_postgres(
     store: Store,
     own: sqlx::PgPool,
@@ -169,14 +167,18 @@ async fn follow_postgres(
             },
         };
         let lost = loop {
-            if store.is_closed() {
+            if store.ended() {
                 break None;
             }
             if swept.elapsed() >= SWEEP {
                 store.revoked.sweep(now());
                 swept = tokio::time::Instant::now();
             }
-            match tokio::time::timeout(POLL, listener.try_recv()).await {
+            let received = tokio::select! {
+                () = store.until_dropped() => break None,
+                received = tokio::time::timeout(POLL, listener.try_recv()) => received,
+            };
+            match received {
                 Err(_) => {} // Nothing announced: look up and wait again.
                 Ok(Ok(Some(notification))) => match notification.channel() {
                     USERS_CHANNEL => store.feed.user_changed(),
@@ -203,7 +205,7 @@ async fn follow_postgres(
 }
 
 /// Listens again, retrying with growing pauses, then reloads the revocations; None once the
-/// store is closed.
+/// feed ended.
 async fn listen_again(
     store: &Store,
     own: &sqlx::PgPool,
@@ -211,7 +213,7 @@ async fn listen_again(
 ) -> Option<sqlx::postgres::PgListener> {
     let mut pause = Duration::from_millis(100);
     loop {
-        if store.is_closed() {
+        if store.ended() {
             return None;
         }
         let reloaded = async {
@@ -230,7 +232,7 @@ async fn listen_again(
             }
             Err(err) => {
                 tracing::debug!(cause = %err, "revocation listener still down");
-                tokio::time::sleep(pause).await;
+                store.pause(pause).await;
                 pause = (pause * 2).min(MAX_BACKOFF);
             }
         }
@@ -238,7 +240,7 @@ async fn listen_again(
 }
 
 /// Applies what other instances publish on Redis; after the subscription was lost, subscribes
-/// again and reloads. Ends when the store is closed.
+/// again and reloads. Ends when the feed does.
 async fn follow_redis(store: Store, access: bool) {
     use futures_util::StreamExt;
     let Some(redis) = store.redis.clone() else {
@@ -248,7 +250,7 @@ async fn follow_redis(store: Store, access: bool) {
     let users = format!("{}{REDIS_USERS_CHANNEL}", redis.prefix);
     let mut pause = Duration::from_millis(100);
     let mut subscribed_before = false;
-    while !store.is_closed() {
+    while !store.ended() {
         let subscribe = async {
             let mut pubsub = redis.client.get_async_pubsub().await?;
             pubsub
@@ -260,7 +262,7 @@ async fn follow_redis(store: Store, access: bool) {
             Ok(pubsub) => pubsub,
             Err(err) => {
                 tracing::debug!(cause = %err, "redis revocation channel still down");
-                tokio::time::sleep(pause).await;
+                store.pause(pause).await;
                 pause = (pause * 2).min(MAX_BACKOFF);
                 continue;
             }
@@ -269,7 +271,7 @@ async fn follow_redis(store: Store, access: bool) {
         if access {
             if let Err(err) = store.load_access().await {
                 tracing::warn!(cause = %err, "cannot reload access revocations");
-                tokio::time::sleep(pause).await;
+                store.pause(pause).await;
                 continue;
             }
         }
@@ -281,8 +283,12 @@ async fn follow_redis(store: Store, access: bool) {
         pause = Duration::from_millis(100);
         let mut messages = pubsub.into_on_message();
         loop {
-            let message = match tokio::time::timeout(POLL, messages.next()).await {
-                Err(_) if store.is_closed() => return,
+            let next = tokio::select! {
+                () = store.until_dropped() => return,
+                next = tokio::time::timeout(POLL, messages.next()) => next,
+            };
+            let message = match next {
+                Err(_) if store.ended() => return,
                 Err(_) => continue,
                 Ok(None) => break,
                 Ok(Some(message)) => message,
@@ -301,12 +307,12 @@ async fn follow_redis(store: Store, access: bool) {
     }
 }
 
-/// Reads new revocations and the user change counter once a second until the store is closed.
+/// Reads new revocations and the user change counter once a second until the feed ends.
 async fn follow_sqlite(store: Store, access: bool, users: bool) {
     let mut swept = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(POLL).await;
-        if store.is_closed() {
+        store.pause(POLL).await;
+        if store.ended() {
             return;
         }
         if access {
@@ -436,5 +442,79 @@ mod tests {
         watcher.close().await;
         other.close().await;
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Counts the connections to `database` until none is left, for at most five seconds.
+    async fn connections_left(database: &crate::testing::ScratchDatabase) -> i64 {
+        let mut left = database.connections().await;
+        for _ in 0..50 {
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            left = database.connections().await;
+        }
+        left
+    }
+
+    #[tokio::test]
+    async fn dropping_the_last_handle_ends_the_feed_and_closes_its_connections() {
+        let Some(scratch) = crate::testing::postgres_store().await else {
+            return;
+        };
+        let (store, database) = scratch.into_parts();
+        store.start_sync(true, true).await.expect("follows");
+        // Every kind of connection open: the pool's, the listener's, the rotation writer's.
+        let record = |jti| crate::TokenRecord {
+            jti,
+            user_id: None,
+            created_at: Some(1),
+            expires_at: i64::MAX,
+            session_id: None,
+        };
+        store
+            .rotate(&record("old"), &record("new"), 1)
+            .await
+            .expect("rotated");
+        store
+            .revoke_access(&Revocation::Session { sid: "s" }, LIFETIME, now())
+            .await
+            .expect("recorded");
+        let clone = store.clone();
+        assert!(database.connections().await >= 3, "connections not open");
+
+        drop(store);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            database.connections().await >= 3,
+            "a clone still in use lost its connections"
+        );
+        assert!(clone.is_access_revoked(&AccessClaims {
+            sid: Some("s"),
+            ..AccessClaims::default()
+        }));
+        drop(clone);
+        let left = connections_left(&database).await;
+        database.drop_database().await;
+        assert_eq!(left, 0, "connections left open after the store was dropped");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_keeps_no_dropped_store_connected() {
+        let Some(scratch) = crate::testing::postgres_store().await else {
+            return;
+        };
+        let (store, database) = scratch.into_parts();
+        // Nothing listens on port 1: the Redis recovery and subscription keep retrying.
+        let store = store
+            .with_redis("redis://127.0.0.1:1/", "tollgate-test-dropped:")
+            .await
+            .expect("a valid URL");
+        store.start_sync(true, true).await.expect("follows");
+        store.ping().await.expect("answers");
+        drop(store);
+        let left = connections_left(&database).await;
+        database.drop_database().await;
+        assert_eq!(left, 0, "connections left open after the store was dropped");
     }
 }

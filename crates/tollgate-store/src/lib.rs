@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`Store`]: connecting, migrating, health.
+//! - `background`: the background tasks end when every caller's copy of the store is dropped.
 //! - `users`: accounts ([`User`], [`NewUser`]).
 //! - `django`: reading Django's `auth_user` and importing it ([`read_django_users`]).
 //! - `tokens`: the outstanding-token record and the blacklist ([`TokenRecord`]).
@@ -26,6 +27,7 @@
 //! - `sessions`: token families, one per login ([`Session`], [`RotatedToken`]).
 #![deny(missing_docs)]
 
+mod background;
 mod change_feed;
 mod checkpoint;
 mod denylist;
@@ -300,6 +302,8 @@ pub struct Store {
     revoked: std::sync::Arc<revocations::RevokedAccess>,
     /// What the cross-instance change feed keeps (see `change_feed`).
     feed: std::sync::Arc<change_feed::Feed>,
+    /// Whether this copy keeps the store's background tasks running (see `background`).
+    handle: background::Handle,
 }
 
 /// The first pause between connection attempts; each pause doubles, up to [`MAX_BACKOFF`].
@@ -448,6 +452,7 @@ impl Store {
             redis: None,
             revoked: std::sync::Arc::default(),
             feed: std::sync::Arc::default(),
+            handle: background::Handle::new(),
         })
     }
 
@@ -558,20 +563,52 @@ pub(crate) mod testing {
             .await
             .expect("connects");
         store.migrate().await.expect("migrates");
-        Some(ScratchPostgres { store, admin, name })
+        Some(ScratchPostgres {
+            store,
+            database: ScratchDatabase { admin, name },
+        })
     }
 
     /// A store on a PostgreSQL database that [`ScratchPostgres::drop_database`] removes.
     pub(crate) struct ScratchPostgres {
         pub(crate) store: Store,
-        admin: Store,
-        name: String,
+        database: ScratchDatabase,
     }
 
     impl ScratchPostgres {
         /// Closes the store and drops its database.
         pub(crate) async fn drop_database(self) {
             self.store.close().await;
+            self.database.drop_database().await;
+        }
+
+        /// The store and, apart from it, its database.
+        pub(crate) fn into_parts(self) -> (Store, ScratchDatabase) {
+            (self.store, self.database)
+        }
+    }
+
+    /// A scratch PostgreSQL database, seen from the server's `postgres` database.
+    pub(crate) struct ScratchDatabase {
+        admin: Store,
+        name: String,
+    }
+
+    impl ScratchDatabase {
+        /// The connections open to the database, whoever opened them.
+        pub(crate) async fn connections(&self) -> i64 {
+            let Pool::Postgres(pool) = &self.admin.pool else {
+                unreachable!("an administrative store is PostgreSQL's");
+            };
+            sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1")
+                .bind(&self.name)
+                .fetch_one(pool)
+                .await
+                .expect("pg_stat_activity")
+        }
+
+        /// Drops the database, ending any connection still open to it.
+        pub(crate) async fn drop_database(self) {
             let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
             self.admin.execute_admin(&drop).await;
             self.admin.close().await;

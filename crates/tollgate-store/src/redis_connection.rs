@@ -150,7 +150,8 @@ impl Store {
     }
 
     /// Starts the background recovery unless one runs: reach Redis, fill it from the database
-    /// (always when `refill`, else only if the marker is missing), then trust it again.
+    /// (always when `refill`, else only if the marker is missing), then trust it again. Gives
+    /// up when the store is closed or every caller's copy of it is dropped.
     pub(crate) fn recover(&self, refill: bool) {
         let Some(redis) = self.redis.clone() else {
             return;
@@ -158,12 +159,11 @@ impl Store {
         if redis.recovering.swap(true, Ordering::AcqRel) {
             return;
         }
+        // A task's copy (see `background`), without Redis: the database is where the fill
+        // reads from.
         let database = Store {
-            pool: self.pool.clone(),
-            rotations: self.rotations.clone(),
             redis: None,
-            revoked: Arc::clone(&self.revoked),
-            feed: Arc::clone(&self.feed),
+            ..self.for_task()
         };
         tokio::spawn(async move {
             let mut refill = refill;
@@ -174,7 +174,11 @@ impl Store {
                         tracing::debug!(cause = %err, "redis denylist still unavailable");
                         // Whatever happened meanwhile, the next successful contact refills.
                         refill = true;
-                        tokio::time::sleep(RECOVERY_PAUSE).await;
+                        database.pause(RECOVERY_PAUSE).await;
+                        if database.ended() {
+                            // Nobody is left to use Redis.
+                            return;
+                        }
                     }
                 }
             }
