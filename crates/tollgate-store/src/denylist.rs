@@ -8,44 +8,18 @@
 //! When a Redis call fails, the instance falls back to the database (never accepting a
 //! blacklisted token), logs the degradation once, and retries in the background; when Redis
 //! answers again it drops the marker, copies the rows (including those blacklisted while it was
-//! down) and sets the marker again.
+//! down) and sets the marker again. The connection, its health and that recovery are
+//! `redis_connection`'s.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
-use redis::aio::ConnectionManager;
-
+use crate::redis_connection::{call, RedisConnection};
 use crate::{Store, StoreError};
 
-/// How long one Redis call may take before it counts as a failure.
-const CALL_TIMEOUT: Duration = Duration::from_millis(500);
-/// The pause between attempts to reach Redis again.
-const RECOVERY_PAUSE: Duration = Duration::from_millis(250);
 /// Blacklist rows copied per round trip when filling Redis.
 const SYNC_PAGE: i64 = 1000;
 
-/// A Redis denylist shared by the clones of a [`Store`].
-pub(crate) struct RedisDenylist {
-    pub(crate) client: redis::Client,
-    connection: Mutex<Option<ConnectionManager>>,
-    pub(crate) prefix: String,
-    /// Whether Redis may be asked: the last call succeeded and the marker was seen or set.
-    pub(crate) healthy: AtomicBool,
-    /// Whether a background recovery is running.
-    recovering: AtomicBool,
-}
-
-impl std::fmt::Debug for RedisDenylist {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisDenylist")
-            .field("prefix", &self.prefix)
-            .field("healthy", &self.healthy.load(Ordering::Relaxed))
-            .finish()
-    }
-}
-
-impl RedisDenylist {
+impl RedisConnection {
     fn key(&self, jti: &str) -> String {
         format!("{}denylist:{jti}", self.prefix)
     }
@@ -53,82 +27,9 @@ impl RedisDenylist {
     fn marker(&self) -> String {
         format!("{}denylist:synced", self.prefix)
     }
-
-    /// The sorted set of a throttle subject's failed logins (see `failures`).
-    pub(crate) fn failures_key(&self, subject: &str) -> String {
-        format!("{}login_failures:{subject}", self.prefix)
-    }
-
-    pub(crate) fn connection(&self) -> Option<ConnectionManager> {
-        self.connection.lock().ok().and_then(|c| c.clone())
-    }
-
-    async fn connect(&self) -> Result<ConnectionManager, redis::RedisError> {
-        if let Some(connection) = self.connection() {
-            return Ok(connection);
-        }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(CALL_TIMEOUT)
-            .set_response_timeout(CALL_TIMEOUT)
-            .set_number_of_retries(1);
-        let connection = ConnectionManager::new_with_config(self.client.clone(), config).await?;
-        if let Ok(mut slot) = self.connection.lock() {
-            *slot = Some(connection.clone());
-        }
-        Ok(connection)
-    }
-}
-
-fn timed_out() -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::IoError, "redis call timed out"))
-}
-
-pub(crate) async fn call<T>(
-    work: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> redis::RedisResult<T> {
-    tokio::time::timeout(CALL_TIMEOUT, work)
-        .await
-        .unwrap_or_else(|_| Err(timed_out()))
 }
 
 impl Store {
-    /// This store with a Redis denylist at `url`, its keys starting with `prefix`. Fails only
-    /// on a malformed URL: an unreachable Redis is tried again in the background while checks
-    /// go to the database.
-    pub async fn with_redis(mut self, url: &str, prefix: &str) -> Result<Store, StoreError> {
-        let client = redis_client(url)?;
-        let denylist = Arc::new(RedisDenylist {
-            client,
-            connection: Mutex::new(None),
-            prefix: prefix.to_owned(),
-            healthy: AtomicBool::new(false),
-            recovering: AtomicBool::new(false),
-        });
-        self.redis = Some(Arc::clone(&denylist));
-        // Fill Redis if no instance has yet; with Redis down, this keeps retrying.
-        self.recover(false);
-        Ok(self)
-    }
-
-    /// Whether blacklist checks currently go to Redis; None without REDIS_URL.
-    pub fn redis_healthy(&self) -> Option<bool> {
-        self.redis
-            .as_ref()
-            .map(|r| r.healthy.load(Ordering::Acquire))
-    }
-
-    /// One round trip to Redis; None without REDIS_URL.
-    pub async fn ping_redis(&self) -> Option<bool> {
-        let redis = self.redis.as_ref()?;
-        let answered = async {
-            let mut connection = redis.connect().await?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut connection)
-                .await
-        };
-        Some(call(answered).await.is_ok())
-    }
-
     /// Asks Redis whether `jti` is blacklisted: Some(answer) when Redis can be believed, None
     /// when the database must be asked.
     pub(crate) async fn redis_says_blacklisted(&self, jti: &str) -> Option<bool> {
@@ -183,62 +84,14 @@ impl Store {
             }
         }
     }
-
-    /// After a failed Redis call: blacklist checks go to the database, and Redis is refilled
-    /// in the background once it answers (it may have missed writes meanwhile).
-    pub(crate) fn redis_failed(&self, err: &redis::RedisError) {
-        self.degrade(&err.to_string());
-        self.recover(true);
-    }
-
-    fn degrade(&self, cause: &str) {
-        if let Some(redis) = &self.redis {
-            if redis.healthy.swap(false, Ordering::AcqRel) {
-                tracing::warn!(
-                    cause,
-                    "redis denylist unavailable: blacklist checks go to the database"
-                );
-            }
-        }
-    }
-
-    /// Starts the background recovery unless one runs: reach Redis, fill it from the database
-    /// (always when `refill`, else only if the marker is missing), then trust it again.
-    fn recover(&self, refill: bool) {
-        let Some(redis) = self.redis.clone() else {
-            return;
-        };
-        if redis.recovering.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let database = Store {
-            pool: self.pool.clone(),
-            rotations: self.rotations.clone(),
-            redis: None,
-            access: std::sync::Arc::clone(&self.access),
-        };
-        tokio::spawn(async move {
-            let mut refill = refill;
-            loop {
-                match sync(&redis, &database, refill).await {
-                    Ok(()) => break,
-                    Err(err) => {
-                        tracing::debug!(cause = %err, "redis denylist still unavailable");
-                        // Whatever happened meanwhile, the next successful contact refills.
-                        refill = true;
-                        tokio::time::sleep(RECOVERY_PAUSE).await;
-                    }
-                }
-            }
-            redis.healthy.store(true, Ordering::Release);
-            redis.recovering.store(false, Ordering::Release);
-            tracing::info!("redis denylist available: blacklist checks use it");
-        });
-    }
 }
 
 /// Makes Redis hold every live blacklisted jti and the marker.
-async fn sync(redis: &RedisDenylist, database: &Store, refill: bool) -> Result<(), StoreError> {
+pub(crate) async fn fill(
+    redis: &RedisConnection,
+    database: &Store,
+    refill: bool,
+) -> Result<(), StoreError> {
     let mut connection = call(redis.connect()).await.map_err(StoreError::redis)?;
     let marked = call(
         redis::cmd("EXISTS")
@@ -297,14 +150,4 @@ fn tollgate_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// Checks REDIS_URL as [`Store::with_redis`] reads it, without connecting: `tollgate check`
-/// refuses what `serve` would refuse.
-pub fn check_redis_url(url: &str) -> Result<(), StoreError> {
-    redis_client(url).map(drop)
-}
-
-fn redis_client(url: &str) -> Result<redis::Client, StoreError> {
-    redis::Client::open(url).map_err(StoreError::Redis)
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
 
-use crate::denylist::{call, RedisDenylist};
+use crate::redis_connection::{call, RedisConnection};
 use crate::{Store, StoreError};
 
 /// Makes each recorded attempt a distinct member of its set.
@@ -96,11 +96,18 @@ fn unavailable() -> StoreError {
     }
 }
 
+impl RedisConnection {
+    /// The sorted set of a throttle subject's failed logins.
+    fn failures_key(&self, subject: &str) -> String {
+        format!("{}login_failures:{subject}", self.prefix)
+    }
+}
+
 impl Store {
     /// Redis and a connection to it, while it answers: once a call failed, the counts wait for
     /// the background recovery (see `denylist`) instead of making every login wait for a
     /// timeout.
-    fn answering_redis(&self) -> Option<(&RedisDenylist, ConnectionManager)> {
+    fn answering_redis(&self) -> Option<(&RedisConnection, ConnectionManager)> {
         let redis = self.redis.as_deref()?;
         if !redis.healthy.load(Ordering::Acquire) {
             return None;

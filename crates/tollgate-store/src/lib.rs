@@ -6,29 +6,39 @@
 //!
 //! # Layout
 //! - [`Store`]: connecting, migrating, health.
+//! - `background`: the background tasks end when every caller's copy of the store is dropped.
 //! - `users`: accounts ([`User`], [`NewUser`]).
 //! - `django`: reading Django's `auth_user` and importing it ([`read_django_users`]).
 //! - `tokens`: the outstanding-token record and the blacklist ([`TokenRecord`]).
-//! - `rotation`: refresh-token rotation, batched ([`Store::rotate`]).
+//! - `denylist`: the blacklist's copy in Redis, which answers checks without the database.
+//! - `redis_connection`: the connection to Redis, its health and its recovery
+//!   ([`Store::with_redis`], [`check_redis_url`]).
+//! - `refresh_rotation`: refresh-token rotation, batched ([`Store::rotate`]).
 //! - `logins`: login history and lockout counters ([`LoginEvent`], [`LockoutRule`]).
 //! - `failures`: attempt counts (failed logins, registrations) shared by the instances on one
 //!   Redis, each attempt admitted atomically
 //!   ([`Store::shared_failure_wait`]).
-//! - `access`: access-token revocation, in memory and in sync across instances
-//!   ([`Revocation`], [`Store::revoke_access`], [`Store::is_access_revoked`]).
+//! - `revocations`: the set of revoked access tokens, kept in memory ([`Revocation`],
+//!   [`Store::revoke_access`], [`Store::is_access_revoked`]).
+//! - `change_feed`: how each instance follows what the others change: revocations and user
+//!   changes, through PostgreSQL notifications, SQLite polling and Redis
+//!   ([`Store::start_sync`], [`Store::user_epoch`]).
 //! - `signing_keys`: rotated signing keys, sealed by the caller ([`SigningKeyRecord`]).
 //! - `sessions`: token families, one per login ([`Session`], [`RotatedToken`]).
 #![deny(missing_docs)]
 
-mod access;
 mod account_tokens;
+mod background;
+mod change_feed;
 mod checkpoint;
 mod denylist;
 mod django;
 mod failures;
 mod logins;
 mod outbox;
-mod rotation;
+mod redis_connection;
+mod refresh_rotation;
+mod revocations;
 mod sessions;
 mod signing_keys;
 mod sqlite_file;
@@ -43,16 +53,16 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use access::{AccessClaims, Revocation};
 pub use account_tokens::{AccountToken, NewAccountToken};
-pub use denylist::check_redis_url;
 pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser, ImportOutcome};
 pub use failures::SharedAdmission;
 pub use logins::{LockoutAdmission, LockoutRule, LoginEvent, LoginOutcome};
 pub use outbox::{NewMessage, OutboxDepth, OutboxFilter, OutboxMessage};
-pub use rotation::RotateOutcome;
+pub use redis_connection::check_redis_url;
+pub use refresh_rotation::RotateOutcome;
+pub use revocations::{AccessClaims, Revocation};
 pub use sessions::{NewSession, RotatedToken, Session};
-pub use signing_keys::{Rotation, SigningKeyRecord};
+pub use signing_keys::{KeyRotation, SigningKeyRecord};
 pub use tokens::{FlushReport, TokenRecord};
 pub use users::{Clash, Identifiers, NewUser, UpdatedUser, User, UserChanges, UserField};
 
@@ -100,7 +110,7 @@ pub enum StoreError {
     BatchFailed(String),
     /// Another key rotation was committed at the same time; this one changed nothing.
     #[error("another key rotation was committed at the same time; nothing was changed")]
-    RotationRace,
+    KeyRotationRace,
     /// The database did not accept a connection within the time allowed for it to start.
     #[error("the database was still unreachable after {}s: {last}", .waited.as_secs())]
     Unreachable {
@@ -289,10 +299,15 @@ impl Default for PoolConfig {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
-    /// Refresh rotations wait here to run in batches (see `rotation`).
-    rotations: rotation::RotationQueue,
-    redis: Option<std::sync::Arc<denylist::RedisDenylist>>,
-    access: std::sync::Arc<access::AccessDenylist>,
+    /// Refresh rotations wait here to run in batches (see `refresh_rotation`).
+    rotations: refresh_rotation::RotationQueue,
+    redis: Option<std::sync::Arc<redis_connection::RedisConnection>>,
+    /// Revoked access tokens (see `revocations`).
+    revoked: std::sync::Arc<revocations::RevokedAccess>,
+    /// What the cross-instance change feed keeps (see `change_feed`).
+    feed: std::sync::Arc<change_feed::Feed>,
+    /// Whether this copy keeps the store's background tasks running (see `background`).
+    handle: background::Handle,
 }
 
 /// The first pause between connection attempts; each pause doubles, up to [`MAX_BACKOFF`].
@@ -434,12 +449,14 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        let rotations = rotation::RotationQueue::start(&pool, &config);
+        let rotations = refresh_rotation::RotationQueue::start(&pool, &config);
         Ok(Store {
             pool,
             rotations,
             redis: None,
-            access: access::new_denylist(),
+            revoked: std::sync::Arc::default(),
+            feed: std::sync::Arc::default(),
+            handle: background::Handle::new(),
         })
     }
 
@@ -550,20 +567,52 @@ pub(crate) mod testing {
             .await
             .expect("connects");
         store.migrate().await.expect("migrates");
-        Some(ScratchPostgres { store, admin, name })
+        Some(ScratchPostgres {
+            store,
+            database: ScratchDatabase { admin, name },
+        })
     }
 
     /// A store on a PostgreSQL database that [`ScratchPostgres::drop_database`] removes.
     pub(crate) struct ScratchPostgres {
         pub(crate) store: Store,
-        admin: Store,
-        name: String,
+        database: ScratchDatabase,
     }
 
     impl ScratchPostgres {
         /// Closes the store and drops its database.
         pub(crate) async fn drop_database(self) {
             self.store.close().await;
+            self.database.drop_database().await;
+        }
+
+        /// The store and, apart from it, its database.
+        pub(crate) fn into_parts(self) -> (Store, ScratchDatabase) {
+            (self.store, self.database)
+        }
+    }
+
+    /// A scratch PostgreSQL database, seen from the server's `postgres` database.
+    pub(crate) struct ScratchDatabase {
+        admin: Store,
+        name: String,
+    }
+
+    impl ScratchDatabase {
+        /// The connections open to the database, whoever opened them.
+        pub(crate) async fn connections(&self) -> i64 {
+            let Pool::Postgres(pool) = &self.admin.pool else {
+                unreachable!("an administrative store is PostgreSQL's");
+            };
+            sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1")
+                .bind(&self.name)
+                .fetch_one(pool)
+                .await
+                .expect("pg_stat_activity")
+        }
+
+        /// Drops the database, ending any connection still open to it.
+        pub(crate) async fn drop_database(self) {
             let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
             self.admin.execute_admin(&drop).await;
             self.admin.close().await;

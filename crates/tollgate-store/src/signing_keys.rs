@@ -26,9 +26,9 @@ pub struct SigningKeyRecord {
 const COLUMNS: &str =
     "kid, algorithm, public_key, sealed_key, created_at, retired_at, verify_until";
 
-/// What a rotation did.
+/// What a signing-key rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rotation {
+pub struct KeyRotation {
     /// The key that was active before (the configured key's id on the first rotation).
     pub retired: String,
 }
@@ -54,14 +54,14 @@ impl Store {
     /// Makes `new` the active key in one transaction, retiring the active key at `now` with
     /// `verify_until`. Without an active row (the first rotation), `configured` (the row that
     /// stands for SIGNING_KEY) is recorded as the retired key instead. Of two rotations at
-    /// once, one fails with [`StoreError::RotationRace`] and changes nothing.
+    /// once, one fails with [`StoreError::KeyRotationRace`] and changes nothing.
     pub async fn rotate_signing_key(
         &self,
         new: &SigningKeyRecord,
         configured: &SigningKeyRecord,
         now: i64,
         verify_until: i64,
-    ) -> Result<Rotation, StoreError> {
+    ) -> Result<KeyRotation, StoreError> {
         let insert = format!(
             "INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (kid) DO UPDATE SET retired_at = excluded.retired_at, \
@@ -122,10 +122,10 @@ impl Store {
             .await
         });
         match outcome {
-            Ok(Some(retired)) => Ok(Rotation { retired }),
-            Ok(None) => Err(StoreError::RotationRace),
+            Ok(Some(retired)) => Ok(KeyRotation { retired }),
+            Ok(None) => Err(StoreError::KeyRotationRace),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                Err(StoreError::RotationRace)
+                Err(StoreError::KeyRotationRace)
             }
             Err(err) => Err(err.into()),
         }

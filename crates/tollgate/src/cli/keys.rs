@@ -91,7 +91,7 @@ async fn rotate(mut settings: Settings, args: RotateArgs) -> anyhow::Result<()> 
     let verify_until = keyring::verify_until(&settings, now);
     let configured = Keys::from_settings(&settings).context("invalid keys")?;
     let configured = StoredKey::configured(&configured, &settings.verifying_key, now, verify_until);
-    let rotation = store
+    let key_rotation = store
         .rotate_signing_key(
             &keyring::record(&new),
             &keyring::record(&configured),
@@ -106,7 +106,7 @@ async fn rotate(mut settings: Settings, args: RotateArgs) -> anyhow::Result<()> 
         "new active key {} ({}); {} verifies until {}",
         new.kid,
         algorithm.as_str(),
-        rotation.retired,
+        key_rotation.retired,
         time(verify_until)
     );
     eprintln!(

@@ -481,7 +481,7 @@ fn rotation_needs_the_encryption_key_it_was_sealed_with() {
 
 on_both_backends! {
     /// Rotations run at once from several places leave exactly one active key: each either
-    /// succeeds, retiring the key active when it committed, or fails with RotationRace and
+    /// succeeds, retiring the key active when it committed, or fails with KeyRotationRace and
     /// changes nothing.
     async fn concurrent_rotations_leave_one_active_key(backend) {
         use tollgate_store::{PoolConfig, SigningKeyRecord, Store, StoreError};
@@ -510,7 +510,7 @@ on_both_backends! {
             });
             for outcome in join_tasks(attempts).await {
                 match outcome {
-                    Ok(_) | Err(StoreError::RotationRace) => {}
+                    Ok(_) | Err(StoreError::KeyRotationRace) => {}
                     Err(err) => panic!("{err}"),
                 }
             }
