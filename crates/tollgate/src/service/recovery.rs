@@ -144,7 +144,7 @@ pub(crate) async fn confirm_reset(
         .await?;
     // Issued under another password: the password changed since, by any path.
     let fingerprint = revoke_fingerprint(&user.password);
-    if !stored.is_some_and(|stored| stored.password_fingerprint == fingerprint) {
+    if stored.is_none_or(|stored| stored.password_fingerprint != fingerprint) {
         return Err(bad_token());
     }
     let ctx = Context::of(state);

@@ -795,6 +795,8 @@ pub(crate) mod binary {
 }
 
 /// A private `redis-server` for tests that stop and start Redis: never the machine's shared one.
+pub(crate) mod smtp;
+
 pub(crate) mod redis_server {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
