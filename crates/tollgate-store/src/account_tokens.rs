@@ -123,4 +123,16 @@ impl Store {
         })?;
         Ok(())
     }
+
+    /// Deletes expired tokens; returns how many.
+    pub async fn flush_account_tokens(&self, now: i64) -> Result<u64, StoreError> {
+        let deleted = with_writer!(self, |pool| {
+            sqlx::query("DELETE FROM account_tokens WHERE expires_at <= $1")
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        Ok(deleted)
+    }
 }

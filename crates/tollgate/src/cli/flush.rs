@@ -1,10 +1,14 @@
-//! `tollgate flushexpiredtokens`: delete expired outstanding and blacklisted tokens, and login
-//! events older than LOGIN_EVENTS_RETENTION.
+//! `tollgate flushexpiredtokens`: delete expired outstanding and blacklisted tokens, login
+//! events older than LOGIN_EVENTS_RETENTION, expired reset links, and outbox messages
+//! delivered more than a week ago.
 
 use anyhow::Context;
 use tollgate_core::{unix_now, Settings};
 
 use super::progress::Progress;
+
+/// How long a delivered outbox message is kept (its body is gone already), for listings.
+const DELIVERED_KEPT: i64 = 7 * 24 * 3600;
 
 pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let store = super::open_store(&settings).await?;
@@ -26,6 +30,10 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             store.flush_login_records(before, now).await
         }
     };
+    let links = store.flush_account_tokens(now).await;
+    let delivered = store
+        .prune_delivered(now.saturating_sub(DELIVERED_KEPT))
+        .await;
     store.close().await;
     println!(
         "deleted {} expired outstanding and {} expired blacklisted tokens",
@@ -39,6 +47,14 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             "deleted {} expired access-token revocations",
             report.revoked_access
         );
+    }
+    let links = links.context("cannot delete expired reset links")?;
+    if links > 0 {
+        println!("deleted {links} expired reset links");
+    }
+    let delivered = delivered.context("cannot delete delivered outbox messages")?;
+    if delivered > 0 {
+        println!("deleted {delivered} outbox messages delivered more than a week ago");
     }
     let events = events.context("cannot delete old login events")?;
     if events > 0 {

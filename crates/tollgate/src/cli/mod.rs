@@ -10,6 +10,7 @@ mod keygen;
 mod keys;
 mod logins;
 mod migrate;
+mod outbox;
 mod progress;
 mod serve;
 mod sessions;
@@ -85,6 +86,12 @@ enum Command {
     Unlock(logins::UnlockArgs),
     /// List a user's sessions (one per login) or revoke them.
     Sessions(sessions::Args),
+    /// List what waits in the outbox (mail) and what was given up on, or send it again.
+    Outbox {
+        /// What to do with the outbox.
+        #[command(subcommand)]
+        command: outbox::Command,
+    },
     /// Ask a running server's /healthz (at BIND, or --address) and exit 0 when it answers 200,
     /// 1 otherwise: a container's HEALTHCHECK without curl.
     Healthcheck(healthcheck::Args),
@@ -176,6 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sessions(args) => sessions::run(settings, args).await,
         Command::Events(args) => logins::events(settings, args).await,
         Command::Unlock(args) => logins::unlock(settings, args).await,
+        Command::Outbox { command } => outbox::run(settings, command).await,
         Command::Completions { .. }
         | Command::Keygen(_)
         | Command::Check(_)

@@ -208,3 +208,76 @@ async fn without_smtp_the_reset_endpoints_say_it_is_not_configured() {
         "{body}"
     );
 }
+
+/// A mail given up on is listed by `tollgate outbox list --failed`, and sent once
+/// `tollgate outbox retry --failed` asks for it again.
+#[tokio::test]
+async fn outbox_command_lists_a_dead_letter_and_sends_it_again() {
+    use crate::common::binary::{run, text, tollgate};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = crate::common::redis_server::free_port();
+    let server = with_mail(Backend::Sqlite, &format!("smtp://127.0.0.1:{port}")).await;
+    server.create_user("ann", PASSWORD).await;
+    ask_reset(&server, "ann@example.com").await;
+    // Wait for the first failed attempt, then give the message up as a day of failures would.
+    let id = loop {
+        let failing = server
+            .store()
+            .outbox_messages(tollgate_store::OutboxFilter::Pending, 10)
+            .await
+            .expect("listed");
+        if let Some(message) = failing.iter().find(|m| m.last_error.is_some()) {
+            break message.id;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let now = tollgate_core::unix_now();
+    server
+        .store()
+        .mark_failed(id, "connection refused", None, now)
+        .await
+        .expect("given up");
+    let cli = |args: &[&str]| {
+        let mut command = tollgate(dir.path(), args);
+        command.env("DATABASE_URL", &server.settings.database_url);
+        run(command)
+    };
+    let listed = cli(&["outbox", "list", "--failed"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listing = text(&listed.stdout);
+    let line = listing
+        .lines()
+        .find(|line| line.trim_start().starts_with(&id.to_string()))
+        .unwrap_or_else(|| panic!("{listing}"));
+    for part in [
+        "password_reset",
+        "failed",
+        "ann@example.com",
+        "connection refused",
+    ] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
+    assert!(
+        !listing.contains("reset/confirm"),
+        "no link is shown: {listing}"
+    );
+
+    let smtp = SmtpServer::start(port, dir.path().join("maildir"));
+    let retried = cli(&["outbox", "retry", "--failed"]);
+    assert!(retried.status.success(), "{}", text(&retried.stderr));
+    assert_eq!(
+        text(&retried.stdout).trim(),
+        "1 messages will be sent again."
+    );
+    let mails = wait_for(&smtp.maildir, "ann@example.com", 1, MAIL_WAIT).await;
+    assert_eq!(mails[0].subject, "Reset your password");
+    // Once recorded as delivered, it cannot be sent again.
+    while server.store().outbox_depth().await.expect("depth").pending > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let again = cli(&["outbox", "retry", &id.to_string()]);
+    assert!(
+        !again.status.success(),
+        "a delivered message is not sent twice"
+    );
+}
