@@ -24,6 +24,7 @@ mod login;
 mod observability;
 mod operations;
 mod outage;
+mod outbox;
 mod password_reset;
 mod protected_service;
 mod redis;
