@@ -241,8 +241,8 @@ impl Store {
         let inserted = with_writer!(self, |pool| {
             sqlx::query(
                 "INSERT INTO users (id, username, email, first_name, last_name, password, \
-                 is_active, is_staff, is_superuser, date_joined, last_login) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 is_active, is_staff, is_superuser, date_joined, last_login, email_verified_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10)",
             )
             .bind(user.id)
             .bind(&user.username)

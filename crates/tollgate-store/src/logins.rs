@@ -13,6 +13,8 @@ pub enum LoginOutcome {
     Inactive,
     /// The account (or identifier) was locked; the password was not checked.
     Locked,
+    /// The password matched but the email address waits for confirmation.
+    Unverified,
 }
 
 impl LoginOutcome {
@@ -23,6 +25,7 @@ impl LoginOutcome {
             LoginOutcome::WrongPassword => Some("wrong_password"),
             LoginOutcome::Inactive => Some("inactive"),
             LoginOutcome::Locked => Some("locked"),
+            LoginOutcome::Unverified => Some("email_not_verified"),
         }
     }
 }

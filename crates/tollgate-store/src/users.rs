@@ -56,6 +56,9 @@ pub struct User {
     /// creation and when that field changes. A token issued before it names whoever held the
     /// value then, not this user. 0 for accounts created before it was recorded.
     pub identified_since: i64,
+    /// When the email address was confirmed; `None` while a registration waits for its
+    /// activation link (EMAIL_VERIFICATION).
+    pub email_verified_at: Option<i64>,
 }
 
 impl User {
@@ -119,6 +122,9 @@ pub struct NewUser {
     pub is_staff: bool,
     /// Superuser flag.
     pub is_superuser: bool,
+    /// The address waits for confirmation (a registration with EMAIL_VERIFICATION); otherwise
+    /// it counts as confirmed from creation.
+    pub email_unconfirmed: bool,
 }
 
 /// Changes to a user's own fields; `None` leaves a field as it is.
@@ -239,7 +245,7 @@ enum Key<'a> {
 
 const USER_COLUMNS: &str =
     "id, username, email, phone, first_name, last_name, password, is_active, \
-     is_staff, is_superuser, date_joined, last_login, profile, identified_since";
+     is_staff, is_superuser, date_joined, last_login, profile, identified_since, email_verified_at";
 
 impl Store {
     /// Creates a user; a taken username or email gives [`StoreError::Duplicate`], one that
@@ -248,8 +254,9 @@ impl Store {
     pub async fn create_user(&self, new: &NewUser, now: i64) -> Result<User, StoreError> {
         let sql = format!(
             "INSERT INTO users (username, email, password, is_active, is_staff, is_superuser, \
-             date_joined, phone, first_name, last_name, profile, identified_since) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $7) RETURNING {USER_COLUMNS}"
+             date_joined, phone, first_name, last_name, profile, identified_since, \
+             email_verified_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $7, $12) RETURNING {USER_COLUMNS}"
         );
         let profile = if new.profile.is_empty() {
             "{}"
@@ -279,6 +286,7 @@ impl Store {
                     .bind(&new.first_name)
                     .bind(&new.last_name)
                     .bind(profile)
+                    .bind((!new.email_unconfirmed).then_some(now))
                     .fetch_one(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -498,6 +506,26 @@ impl Store {
         };
         self.copy_to_redis(&blacklisted, now).await;
         Ok(Some(blacklisted.len() as u64))
+    }
+
+    /// Records that the user's email address is confirmed; false if it already was (or there
+    /// is no such user): of two concurrent confirmations one gets true.
+    pub async fn confirm_email(&self, user_id: i64, now: i64) -> Result<bool, StoreError> {
+        let changed = with_writer!(self, |pool| {
+            sqlx::query(
+                "UPDATE users SET email_verified_at = $1 \
+                 WHERE id = $2 AND email_verified_at IS NULL",
+            )
+            .bind(now)
+            .bind(user_id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        if changed == 1 {
+            self.users_changed().await;
+        }
+        Ok(changed == 1)
     }
 
     /// Activates or deactivates a user; false if there is no such user.

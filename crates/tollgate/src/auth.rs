@@ -110,6 +110,7 @@ fn token_user(state: &AppState, claims: &Claims, user_id: String) -> User {
         last_login: None,
         profile: "{}".to_owned(),
         identified_since: 0,
+        email_verified_at: None,
     }
 }
 

@@ -85,6 +85,12 @@ pub enum ApiError {
         /// How it failed.
         cause: String,
     },
+    /// A correct password of an account whose email address is not confirmed yet.
+    #[error("email not verified")]
+    EmailNotVerified,
+    /// An activation link for an address already confirmed: djoser's 403.
+    #[error("stale token")]
+    StaleToken,
     /// The request needs a feature that is turned off: `{"detail", "code": "not_configured"}`.
     #[error("{0}")]
     NotConfigured(&'static str),
@@ -269,6 +275,11 @@ impl ApiError {
                     "service_unavailable",
                 ),
             ),
+            ApiError::EmailNotVerified => (
+                StatusCode::UNAUTHORIZED,
+                coded("E-mail is not verified.", "email_not_verified"),
+            ),
+            ApiError::StaleToken => (StatusCode::FORBIDDEN, detail("Stale token for given user.")),
             ApiError::NotConfigured(message) => {
                 (StatusCode::BAD_REQUEST, coded(message, "not_configured"))
             }
@@ -327,6 +338,8 @@ impl From<ServiceError> for ApiError {
             // Session ids of other users read as unknown ones.
             ServiceError::SessionNotFound => ApiError::NotFound,
             ServiceError::NotConfigured(message) => ApiError::NotConfigured(message),
+            ServiceError::EmailNotVerified => ApiError::EmailNotVerified,
+            ServiceError::StaleToken => ApiError::StaleToken,
             ServiceError::Store(err) => err.into(),
             other => ApiError::internal(other),
         }

@@ -159,6 +159,24 @@ choice! {
     }
 }
 
+choice! {
+    /// Whether a registration must confirm its email address (EMAIL_VERIFICATION, allauth's
+    /// names).
+    EmailVerification,
+    expected: "none, optional or mandatory",
+    list: "a list of none, optional, mandatory (TOML array, or comma-separated)",
+    refused: "must be none, optional or mandatory",
+    {
+        /// `none`: no activation mail; the address is taken as given.
+        None = "none",
+        /// `optional`: registration mails an activation link; logins work before it is followed.
+        Optional = "optional",
+        /// `mandatory`: a correct password answers `email_not_verified` until the link is
+        /// followed.
+        Mandatory = "mandatory",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

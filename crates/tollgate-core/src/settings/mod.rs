@@ -13,7 +13,8 @@ mod value;
 use std::time::Duration;
 
 pub use choice::{
-    AuthenticationClass, LogFormat, LoginField, LoginResponse, UserIdField, UsernameField,
+    AuthenticationClass, EmailVerification, LogFormat, LoginField, LoginResponse, UserIdField,
+    UsernameField,
 };
 pub use django::{django_name, DjangoName, IgnoredSetting};
 use ipnet::IpNet;
@@ -502,6 +503,23 @@ settings! {
     password_resets_per_account "PASSWORD_RESETS_PER_ACCOUNT": u32 = 3;
     /// The window of PASSWORD_RESETS_PER_ADDRESS and PASSWORD_RESETS_PER_ACCOUNT.
     password_reset_window "PASSWORD_RESET_WINDOW": Duration = Duration::from_secs(3600);
+    /// Whether a registration confirms its email address: `none` (the address is taken as
+    /// given), `optional` (registration mails an activation link to ACTIVATION_URL; logins work
+    /// before it is followed) or `mandatory` (until the link is followed, a correct password
+    /// answers 401 `email_not_verified`). Accounts that existed before count as confirmed.
+    /// Needs SMTP_URL and ACTIVATION_URL.
+    email_verification "EMAIL_VERIFICATION": EmailVerification = EmailVerification::None;
+    /// The frontend page an activation mail links to, with `{uid}` and `{token}` in it
+    /// (djoser's ACTIVATION_URL, as an absolute URL), e.g.
+    /// `https://app.example.com/activate/{uid}/{token}`. The page posts both to ACTIVATION_PATH.
+    activation_url "ACTIVATION_URL": Option<String> = None;
+    /// How long an activation link works; RESEND_ACTIVATION_PATH sends a new one.
+    activation_timeout "ACTIVATION_TIMEOUT": Duration = Duration::from_secs(3 * 24 * 3600);
+    /// Path of the activation endpoint (`POST {"uid", "token"}`, djoser's `activation`).
+    activation_path "ACTIVATION_PATH": String = "/api/users/activation/".to_owned();
+    /// Path of the endpoint that mails a new activation link (`POST {"email"}`, djoser's
+    /// `resend_activation`): 204 whether or not the address waits for one.
+    resend_activation_path "RESEND_ACTIVATION_PATH": String = "/api/users/resend_activation/".to_owned();
     /// Path of the password reset request endpoint (`POST {"email"}`, djoser's
     /// `reset_password`): 204 whether or not the address has an account.
     password_reset_path "PASSWORD_RESET_PATH": String = "/api/users/reset_password/".to_owned();
@@ -807,15 +825,33 @@ impl Settings {
                 );
             }
         }
-        if let Some(link) = &self.password_reset_url {
-            let absolute = link.starts_with("https://") || link.starts_with("http://");
-            if !(absolute && link.contains("{uid}") && link.contains("{token}")) {
-                return invalid(
-                    "PASSWORD_RESET_URL",
-                    "must be an absolute http(s) URL with {uid} and {token} in it, e.g. \
-                     https://app.example.com/password/reset/confirm/{uid}/{token}",
-                );
-            }
+        let link_page = |link: &Option<String>| {
+            link.as_ref().is_none_or(|link| {
+                let absolute = link.starts_with("https://") || link.starts_with("http://");
+                absolute && link.contains("{uid}") && link.contains("{token}")
+            })
+        };
+        if !link_page(&self.password_reset_url) {
+            return invalid(
+                "PASSWORD_RESET_URL",
+                "must be an absolute http(s) URL with {uid} and {token} in it, e.g. \
+                 https://app.example.com/password/reset/confirm/{uid}/{token}",
+            );
+        }
+        if !link_page(&self.activation_url) {
+            return invalid(
+                "ACTIVATION_URL",
+                "must be an absolute http(s) URL with {uid} and {token} in it, e.g. \
+                 https://app.example.com/activate/{uid}/{token}",
+            );
+        }
+        if self.email_verification != EmailVerification::None
+            && (self.smtp_url.is_empty() || self.activation_url.is_none())
+        {
+            return invalid(
+                "EMAIL_VERIFICATION",
+                "needs a mail server (SMTP_URL) and the page activation links open (ACTIVATION_URL)",
+            );
         }
         Ok(())
     }
@@ -867,7 +903,7 @@ impl Settings {
     }
 
     /// Each endpoint path setting with its key.
-    pub fn paths(&self) -> [(&'static str, &str); 14] {
+    pub fn paths(&self) -> [(&'static str, &str); 16] {
         [
             ("TOKEN_OBTAIN_PATH", &self.token_obtain_path),
             ("TOKEN_REFRESH_PATH", &self.token_refresh_path),
@@ -887,6 +923,8 @@ impl Settings {
                 "PASSWORD_RESET_CONFIRM_PATH",
                 &self.password_reset_confirm_path,
             ),
+            ("ACTIVATION_PATH", &self.activation_path),
+            ("RESEND_ACTIVATION_PATH", &self.resend_activation_path),
             ("SESSIONS_PATH", &self.sessions_path),
             ("TOKEN_BLACKLIST_ALL_PATH", &self.token_blacklist_all_path),
         ]
@@ -931,6 +969,22 @@ pub fn is_listen_address(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn email_verification_needs_a_mail_server_and_an_activation_page() {
+        let mut settings = Settings {
+            email_verification: EmailVerification::Mandatory,
+            ..Settings::default()
+        };
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("EMAIL_VERIFICATION"), "{err}");
+        settings.smtp_url = Secret("smtp://127.0.0.1:25".to_owned());
+        settings.activation_url = Some("https://app.example.com/activate/{uid}".to_owned());
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("ACTIVATION_URL"), "{err}");
+        settings.activation_url = Some("https://app.example.com/activate/{uid}/{token}".to_owned());
+        assert!(settings.validate().is_ok());
+    }
+
     use super::*;
 
     fn load(toml_text: &str, env: &[(&str, &str)]) -> Result<Settings, SettingsError> {

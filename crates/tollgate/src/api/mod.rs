@@ -11,6 +11,7 @@ mod recovery;
 mod sessions;
 mod token;
 pub(crate) mod users;
+mod verification;
 mod ws;
 
 use axum::handler::Handler;
@@ -69,6 +70,12 @@ pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
             &s.password_reset_confirm_path,
             Method::POST,
             recovery::reset_password_confirm,
+        ),
+        endpoint(&s.activation_path, Method::POST, verification::activation),
+        endpoint(
+            &s.resend_activation_path,
+            Method::POST,
+            verification::resend_activation,
         ),
         endpoint(&s.sessions_path, Method::GET, sessions::list),
         endpoint(&s.sessions_path, Method::DELETE, sessions::revoke_all),

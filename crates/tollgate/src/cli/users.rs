@@ -116,6 +116,7 @@ pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::R
         is_active: true,
         is_staff: kind == Kind::Superuser,
         is_superuser: kind == Kind::Superuser,
+        email_unconfirmed: false,
     };
     let created = store.create_user(&new, unix_now()).await;
     store.close().await;

@@ -18,7 +18,13 @@ use serde_json::Value;
 use tollgate_core::Settings;
 
 /// The templates a flow can use, each as (name, subject, text, html).
-const BUILT_IN: [(&str, &str, &str, &str); 2] = [
+const BUILT_IN: [(&str, &str, &str, &str); 3] = [
+    (
+        "activation",
+        include_str!("templates/activation.subject.txt"),
+        include_str!("templates/activation.txt"),
+        include_str!("templates/activation.html"),
+    ),
     (
         "password_reset",
         include_str!("templates/password_reset.subject.txt"),

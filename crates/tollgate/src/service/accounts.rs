@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 use tollgate_core::body::{BodyError, Payload};
 use tollgate_core::identity::normalize_username;
 use tollgate_core::password::UserAttribute;
+use tollgate_core::settings::EmailVerification;
 use tollgate_core::unix_now;
 use tollgate_store::{NewUser, User, UserChanges};
 
@@ -48,6 +49,7 @@ pub(crate) async fn register(ctx: &Context<'_>, payload: &Payload) -> Result<Use
         is_active: true,
         is_staff: false,
         is_superuser: false,
+        email_unconfirmed: ctx.settings.email_verification != EmailVerification::None,
     };
     let user = ctx
         .store
@@ -55,6 +57,9 @@ pub(crate) async fn register(ctx: &Context<'_>, payload: &Payload) -> Result<Use
         .await
         .map_err(duplicate_error)?;
     tracing::info!(user_id = user.id, "user registered");
+    if new.email_unconfirmed {
+        super::verification::send_activation(ctx, &user).await?;
+    }
     Ok(user)
 }
 

@@ -59,6 +59,13 @@ pub(crate) enum ServiceError {
     /// The user has no live session with this id.
     #[error("no such live session")]
     SessionNotFound,
+    /// A correct password of an account whose email address waits for confirmation
+    /// (EMAIL_VERIFICATION = mandatory).
+    #[error("the email address is not confirmed")]
+    EmailNotVerified,
+    /// An activation link for an address already confirmed.
+    #[error("stale token for given user")]
+    StaleToken,
     /// A feature the request needs is turned off; the message says which setting turns it on.
     #[error("{0}")]
     NotConfigured(&'static str),

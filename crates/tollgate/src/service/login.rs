@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tollgate_core::identity::normalize_username;
 use tollgate_core::password::PasswordCheck;
+use tollgate_core::settings::EmailVerification;
 use tollgate_core::unix_now;
 use tollgate_store::{LockoutAdmission, LockoutRule, LoginOutcome, User, UserField};
 
@@ -290,6 +291,15 @@ async fn check_credentials(
         // Tokens minted below carry the new hash's fingerprint; cached copies must not.
         user.password = hash;
         state.user_cache.clear();
+    }
+    if state.settings.email_verification == EmailVerification::Mandatory
+        && user.email_verified_at.is_none()
+    {
+        // The password was right, so saying so tells nothing to someone who did not know it.
+        record(user.id, LoginOutcome::Unverified).await?;
+        state.metrics.login(false);
+        tracing::info!(username_field, "login refused: email address not confirmed");
+        return Err(ServiceError::EmailNotVerified);
     }
     if channel == Channel::Login && state.settings.update_last_login {
         state.store.set_last_login(user.id, now).await?;

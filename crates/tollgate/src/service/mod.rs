@@ -8,6 +8,7 @@
 //! - [`refresh`]: refreshing, rotating, sliding and verifying tokens.
 //! - [`sessions`]: logging out, revoking sessions.
 //! - [`recovery`]: password reset by mail.
+//! - [`verification`]: confirming a registration's email address.
 //! - [`accounts`]: registering, updating, changing a password, activating.
 //! - [`user_fields`]: the rules of the user fields, shared by registration and update.
 
@@ -19,6 +20,7 @@ pub(crate) mod refresh;
 pub(crate) mod sessions;
 pub(crate) mod tokens;
 pub(crate) mod user_fields;
+pub(crate) mod verification;
 
 use tollgate_core::password::{PasswordHasher, PasswordPolicy};
 use tollgate_core::{unix_now, Settings};
@@ -42,6 +44,8 @@ pub(crate) struct Context<'a> {
     pub(crate) login_fields: &'a [UserField],
     /// The server's cache of users, cleared after a change; a command has none.
     pub(crate) user_cache: Option<&'a UserCache>,
+    /// Where mail goes (a serving instance's sender, or any instance's, delivers it).
+    pub(crate) outbox: &'a crate::outbox::Outbox,
 }
 
 impl<'a> Context<'a> {
@@ -55,6 +59,7 @@ impl<'a> Context<'a> {
             user_id_field: state.user_id_field,
             login_fields: &state.login_fields,
             user_cache: Some(&state.user_cache),
+            outbox: &state.outbox,
         }
     }
 
@@ -85,6 +90,7 @@ pub(crate) struct Standalone {
     policy: PasswordPolicy,
     user_id_field: UserField,
     login_fields: Vec<UserField>,
+    outbox: crate::outbox::Outbox,
 }
 
 impl Standalone {
@@ -99,7 +105,10 @@ impl Standalone {
             settings.argon2_iterations,
             settings.argon2_parallelism,
         )?;
+        let mailer = crate::mail::Mailer::from_settings(&settings)
+            .map_err(|err| crate::state::StateError::Mail(err.to_string()))?;
         Ok(Standalone {
+            outbox: crate::outbox::Outbox::new(mailer),
             login_fields: crate::state::login_fields(&settings),
             user_id_field: crate::state::id_field(settings.user_id_field),
             policy: PasswordPolicy::from_settings(&settings),
@@ -119,6 +128,7 @@ impl Standalone {
             user_id_field: self.user_id_field,
             login_fields: &self.login_fields,
             user_cache: None,
+            outbox: &self.outbox,
         }
     }
 }

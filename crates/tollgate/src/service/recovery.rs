@@ -186,7 +186,7 @@ pub(crate) async fn confirm_reset(
 }
 
 /// What templates may say of a user.
-fn user_context(user: &User) -> Value {
+pub(super) fn user_context(user: &User) -> Value {
     json!({
         "id": user.id,
         "username": user.username,

@@ -12,6 +12,7 @@ mod browser_sessions;
 mod cli;
 mod connections;
 mod django_migration;
+mod email_verification;
 mod guessing;
 mod hot_path;
 mod identifiers;

@@ -159,6 +159,33 @@ fn reset_password() {}
     ))]
 fn reset_password_confirm() {}
 
+/// The `uid` and `token` of an activation link.
+#[derive(Serialize, ToSchema)]
+struct Activation {
+    uid: String,
+    token: String,
+}
+
+#[utoipa::path(post, path = "/api/users/activation/", tag = "user",
+    description = "Confirm a registration's email address with the uid and token of its activation link (djoser's activation). Needs EMAIL_VERIFICATION optional or mandatory.",
+    request_body = Activation,
+    responses(
+        (status = 204, description = "The address is confirmed"),
+        (status = 400, description = "`uid`: Invalid user id or user doesn't exist; `token`: Invalid token for given user; or verification is off (code `not_configured`)", body = BadRequest),
+        (status = 403, description = "The address was confirmed already: {\"detail\": \"Stale token for given user.\"}", body = ErrorDetail),
+    ))]
+fn activation() {}
+
+#[utoipa::path(post, path = "/api/users/resend_activation/", tag = "user",
+    description = "Mail a new activation link (djoser's resend_activation). The answer is the same whether or not the address waits for one.",
+    request_body = ResetRequest,
+    responses(
+        (status = 204, description = "Accepted"),
+        (status = 400, description = "No email field, or verification is off (code `not_configured`)", body = BadRequest),
+        (status = 429, description = "Too many requests from the address; see Retry-After", body = ErrorDetail),
+    ))]
+fn resend_activation() {}
+
 /// A login session: the family of tokens refreshed from one login.
 #[derive(Serialize, ToSchema)]
 struct SessionBody {
@@ -217,6 +244,8 @@ fn revoke_session() {}
     revoke_sessions,
     revoke_session,
     reset_password,
-    reset_password_confirm
+    reset_password_confirm,
+    activation,
+    resend_activation
 ))]
 pub(super) struct Paths;

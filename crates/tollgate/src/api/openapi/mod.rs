@@ -107,6 +107,11 @@ pub(crate) fn document(settings: &Settings) -> Document {
             "/api/users/reset_password_confirm/",
             &settings.password_reset_confirm_path,
         ),
+        ("/api/users/activation/", &settings.activation_path),
+        (
+            "/api/users/resend_activation/",
+            &settings.resend_activation_path,
+        ),
     ];
     let mut paths = std::mem::take(&mut doc.paths.paths);
     if !settings.registration_enabled {
