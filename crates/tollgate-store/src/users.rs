@@ -59,6 +59,8 @@ pub struct User {
     /// When the email address was confirmed; `None` while a registration waits for its
     /// activation link (EMAIL_VERIFICATION).
     pub email_verified_at: Option<i64>,
+    /// An address the user asked to change to, waiting for its link to be followed.
+    pub pending_email: Option<String>,
 }
 
 impl User {
@@ -245,7 +247,8 @@ enum Key<'a> {
 
 const USER_COLUMNS: &str =
     "id, username, email, phone, first_name, last_name, password, is_active, \
-     is_staff, is_superuser, date_joined, last_login, profile, identified_since, email_verified_at";
+     is_staff, is_superuser, date_joined, last_login, profile, identified_since, email_verified_at, \
+     pending_email";
 
 impl Store {
     /// Creates a user; a taken username or email gives [`StoreError::Duplicate`], one that
@@ -526,6 +529,40 @@ impl Store {
             self.users_changed().await;
         }
         Ok(changed == 1)
+    }
+
+    /// Records an address the user asked to change to (`None` forgets it).
+    pub async fn set_pending_email(
+        &self,
+        user_id: i64,
+        email: Option<&str>,
+    ) -> Result<(), StoreError> {
+        with_writer!(self, |pool| {
+            sqlx::query("UPDATE users SET pending_email = $1 WHERE id = $2")
+                .bind(email)
+                .bind(user_id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
+        self.users_changed().await;
+        Ok(())
+    }
+
+    /// Ends an email change: the address now in use is confirmed and none waits.
+    pub async fn finish_email_change(&self, user_id: i64, now: i64) -> Result<(), StoreError> {
+        with_writer!(self, |pool| {
+            sqlx::query(
+                "UPDATE users SET pending_email = NULL, email_verified_at = $1 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(user_id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
+        self.users_changed().await;
+        Ok(())
     }
 
     /// Activates or deactivates a user; false if there is no such user.

@@ -111,6 +111,7 @@ fn token_user(state: &AppState, claims: &Claims, user_id: String) -> User {
         profile: "{}".to_owned(),
         identified_since: 0,
         email_verified_at: None,
+        pending_email: None,
     }
 }
 

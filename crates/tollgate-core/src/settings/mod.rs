@@ -513,6 +513,13 @@ settings! {
     /// (djoser's ACTIVATION_URL, as an absolute URL), e.g.
     /// `https://app.example.com/activate/{uid}/{token}`. The page posts both to ACTIVATION_PATH.
     activation_url "ACTIVATION_URL": Option<String> = None;
+    /// The frontend page an email change mail links to, with `{uid}` and `{token}` in it, e.g.
+    /// `https://app.example.com/email/confirm/{uid}/{token}`; the page posts both to
+    /// EMAIL_CHANGE_PATH. With EMAIL_VERIFICATION on, a user's new address takes effect only
+    /// once that link is followed; unset, such a change is refused (`not_configured`).
+    email_change_url "EMAIL_CHANGE_URL": Option<String> = None;
+    /// Path of the email change confirmation endpoint (`POST {"uid", "token"}`).
+    email_change_path "EMAIL_CHANGE_PATH": String = "/api/users/confirm_email/".to_owned();
     /// How long an activation link works; RESEND_ACTIVATION_PATH sends a new one.
     activation_timeout "ACTIVATION_TIMEOUT": Duration = Duration::from_secs(3 * 24 * 3600);
     /// Path of the activation endpoint (`POST {"uid", "token"}`, djoser's `activation`).
@@ -845,6 +852,13 @@ impl Settings {
                  https://app.example.com/activate/{uid}/{token}",
             );
         }
+        if !link_page(&self.email_change_url) {
+            return invalid(
+                "EMAIL_CHANGE_URL",
+                "must be an absolute http(s) URL with {uid} and {token} in it, e.g. \
+                 https://app.example.com/email/confirm/{uid}/{token}",
+            );
+        }
         if self.email_verification != EmailVerification::None
             && (self.smtp_url.is_empty() || self.activation_url.is_none())
         {
@@ -903,7 +917,7 @@ impl Settings {
     }
 
     /// Each endpoint path setting with its key.
-    pub fn paths(&self) -> [(&'static str, &str); 16] {
+    pub fn paths(&self) -> [(&'static str, &str); 17] {
         [
             ("TOKEN_OBTAIN_PATH", &self.token_obtain_path),
             ("TOKEN_REFRESH_PATH", &self.token_refresh_path),
@@ -925,6 +939,7 @@ impl Settings {
             ),
             ("ACTIVATION_PATH", &self.activation_path),
             ("RESEND_ACTIVATION_PATH", &self.resend_activation_path),
+            ("EMAIL_CHANGE_PATH", &self.email_change_path),
             ("SESSIONS_PATH", &self.sessions_path),
             ("TOKEN_BLACKLIST_ALL_PATH", &self.token_blacklist_all_path),
         ]

@@ -73,6 +73,11 @@ pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
         ),
         endpoint(&s.activation_path, Method::POST, verification::activation),
         endpoint(
+            &s.email_change_path,
+            Method::POST,
+            verification::confirm_email,
+        ),
+        endpoint(
             &s.resend_activation_path,
             Method::POST,
             verification::resend_activation,

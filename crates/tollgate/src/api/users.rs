@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
+use tollgate_core::settings::EmailVerification;
 use tollgate_store::User;
 
 use super::body::Payload;
@@ -100,6 +101,10 @@ pub(crate) fn user_json(state: &AppState, user: &User) -> Value {
     });
     let profile = profile_of(user);
     if let Value::Object(map) = &mut body {
+        if state.settings.email_verification != EmailVerification::None {
+            // An address waiting for its confirmation link to be followed.
+            map.insert("pending_email".to_owned(), json!(user.pending_email));
+        }
         for field in &state.settings.user_profile_fields {
             map.insert(
                 field.clone(),

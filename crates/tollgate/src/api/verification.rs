@@ -32,3 +32,14 @@ pub(crate) async fn resend_activation(
     verification::resend_activation(&state, client.0, &email).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `POST /api/users/confirm_email/` `{"uid", "token"}`: 204 once the address the link was
+/// sent to is the user's.
+pub(crate) async fn confirm_email(
+    State(state): State<AppState>,
+    payload: Payload,
+) -> Result<StatusCode, ApiError> {
+    let [uid, token] = payload.char_fields(["uid", "token"])?;
+    verification::confirm_email_change(&state, &uid, &token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -18,7 +18,19 @@ use serde_json::Value;
 use tollgate_core::Settings;
 
 /// The templates a flow can use, each as (name, subject, text, html).
-const BUILT_IN: [(&str, &str, &str, &str); 3] = [
+const BUILT_IN: [(&str, &str, &str, &str); 5] = [
+    (
+        "email_change",
+        include_str!("templates/email_change.subject.txt"),
+        include_str!("templates/email_change.txt"),
+        include_str!("templates/email_change.html"),
+    ),
+    (
+        "email_change_notice",
+        include_str!("templates/email_change_notice.subject.txt"),
+        include_str!("templates/email_change_notice.txt"),
+        include_str!("templates/email_change_notice.html"),
+    ),
     (
         "activation",
         include_str!("templates/activation.subject.txt"),

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 use tollgate_core::body::{BodyError, Payload};
-use tollgate_core::identity::normalize_username;
+use tollgate_core::identity::{fold, normalize_username};
 use tollgate_core::password::UserAttribute;
 use tollgate_core::settings::EmailVerification;
 use tollgate_core::unix_now;
@@ -84,17 +84,47 @@ pub(crate) async fn update(
         profile.extend(fields.profile);
         Some(Value::Object(profile).to_string())
     };
+    // With verification on, a new address waits for its link to be followed; the current one
+    // stays meanwhile (see `verification::request_email_change`).
+    let mut email = fields.email;
+    let mut new_address = None;
+    if ctx.settings.email_verification != EmailVerification::None {
+        if let Some(address) =
+            email.take_if(|address| !address.is_empty() && fold(address) != fold(&user.email))
+        {
+            new_address = Some(address);
+        }
+    }
     let changes = UserChanges {
         username: fields.username,
-        email: fields.email,
+        email,
         phone: fields.phone,
         first_name: fields.first_name,
         last_name: fields.last_name,
         profile,
     };
+    if new_address.is_some() {
+        // Refused before anything changes.
+        super::verification::email_change_link(ctx)?;
+    }
+    let mut updated = apply(ctx, user.id, &changes).await?;
+    if let Some(address) = new_address {
+        super::verification::request_email_change(ctx, &updated, &address).await?;
+        updated.pending_email = Some(address);
+    }
+    Ok(updated)
+}
+
+/// Applies `changes` to user `user_id`. When the field tokens name the user by changes, the
+/// tokens carrying the old value end: someone else may take it.
+pub(crate) async fn apply(
+    ctx: &Context<'_>,
+    user_id: i64,
+    changes: &UserChanges,
+) -> Result<User, ServiceError> {
     let updated = ctx
         .store
-        .update_user(user.id, &changes, ctx.user_id_field, unix_now())
+        .update_user(user_id, changes, ctx.user_id_field, unix_now())
         .await
         .map_err(duplicate_error)?
         .ok_or(ServiceError::UserNotFound)?;

@@ -26,19 +26,45 @@ const PURPOSE: &str = "activation";
 
 /// Mails `user` a link that confirms their address, voiding earlier ones.
 pub(crate) async fn send_activation(ctx: &Context<'_>, user: &User) -> Result<(), ServiceError> {
-    let (Some(mailer), Some(page)) = (&ctx.outbox.mailer, &ctx.settings.activation_url) else {
-        return Err(ServiceError::NotConfigured(
-            "Email verification is not available: set SMTP_URL and ACTIVATION_URL.",
-        ));
+    let link = Link {
+        purpose: PURPOSE,
+        page: ctx.settings.activation_url.as_deref(),
+        timeout: ctx.settings.activation_timeout,
+        missing: "Email verification is not available: set SMTP_URL and ACTIVATION_URL.",
+    };
+    send_link(ctx, user, &link, &user.email, json!({})).await
+}
+
+/// A kind of link an account flow mails.
+pub(crate) struct Link<'a> {
+    /// What its tokens are for, and its template.
+    purpose: &'static str,
+    /// The frontend page it opens, with `{uid}` and `{token}`.
+    page: Option<&'a str>,
+    timeout: std::time::Duration,
+    /// Why it cannot be sent when mail or the page is not configured.
+    missing: &'static str,
+}
+
+/// Issues a token of `link.purpose` to `user` (voiding earlier ones) and mails its link to
+/// `to`, with `extra` beside `user`, `link` and `valid_for` for the template.
+async fn send_link(
+    ctx: &Context<'_>,
+    user: &User,
+    link: &Link<'_>,
+    to: &str,
+    extra: serde_json::Value,
+) -> Result<(), ServiceError> {
+    let (Some(mailer), Some(page)) = (&ctx.outbox.mailer, link.page) else {
+        return Err(ServiceError::NotConfigured(link.missing));
     };
     let (token, token_hash) = new_account_token();
     let now = unix_now();
-    let timeout = ctx.settings.activation_timeout;
-    let lifetime = i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX);
+    let lifetime = i64::try_from(link.timeout.as_secs()).unwrap_or(i64::MAX);
     let fingerprint = revoke_fingerprint(&user.password);
     ctx.store
         .issue_account_token(&NewAccountToken {
-            purpose: PURPOSE,
+            purpose: link.purpose,
             user_id: user.id,
             token_hash: &token_hash,
             password_fingerprint: &fingerprint,
@@ -46,49 +72,150 @@ pub(crate) async fn send_activation(ctx: &Context<'_>, user: &User) -> Result<()
             expires_at: now.saturating_add(lifetime),
         })
         .await?;
-    let link = page
+    let url = page
         .replace("{uid}", &encode_uid(user.id))
         .replace("{token}", &token);
-    let context = json!({
+    let mut context = json!({
         "user": user_context(user),
-        "link": link,
-        "valid_for": humantime::format_duration(timeout).to_string(),
+        "link": url,
+        "valid_for": humantime::format_duration(link.timeout).to_string(),
     });
+    if let (Some(context), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
+        context.extend(extra);
+    }
     let mail = mailer
-        .compose(PURPOSE, &user.email, &context)
+        .compose(link.purpose, to, &context)
         .map_err(ServiceError::Mail)?;
-    ctx.outbox.send_mail(ctx.store, PURPOSE, &mail).await?;
-    tracing::info!(user_id = user.id, "activation mail queued");
+    ctx.outbox.send_mail(ctx.store, link.purpose, &mail).await?;
+    tracing::info!(
+        user_id = user.id,
+        purpose = link.purpose,
+        "link mail queued"
+    );
     Ok(())
 }
 
-/// Confirms the address of the user `uid` names with the token of an activation link. A uid
-/// naming nobody and a token that is not live are refused in djoser's words; a live token of an
-/// address already confirmed is stale.
-pub(crate) async fn activate(state: &AppState, uid: &str, token: &str) -> Result<(), ServiceError> {
+/// The purpose of email change tokens, and the template of their mails.
+const EMAIL_CHANGE: &str = "email_change";
+
+/// How email change links are made, or why they cannot be.
+pub(crate) fn email_change_link<'a>(ctx: &Context<'a>) -> Result<Link<'a>, ServiceError> {
+    let link = Link {
+        purpose: EMAIL_CHANGE,
+        page: ctx.settings.email_change_url.as_deref(),
+        timeout: ctx.settings.activation_timeout,
+        missing: "Changing the email address needs its confirmation page: set EMAIL_CHANGE_URL.",
+    };
+    if link.page.is_none() || ctx.outbox.mailer.is_none() {
+        return Err(ServiceError::NotConfigured(link.missing));
+    }
+    Ok(link)
+}
+
+/// Starts changing `user`'s address to `address`: it waits as the pending address, a link to
+/// confirm it goes to it, and a notice to the current address. The current address stays until
+/// the link is followed.
+pub(crate) async fn request_email_change(
+    ctx: &Context<'_>,
+    user: &User,
+    address: &str,
+) -> Result<(), ServiceError> {
+    let link = email_change_link(ctx)?;
+    ctx.store.set_pending_email(user.id, Some(address)).await?;
+    ctx.users_changed();
+    let extra = json!({ "new_email": address });
+    send_link(ctx, user, &link, address, extra.clone()).await?;
+    if let Some(mailer) = &ctx.outbox.mailer {
+        if !user.email.is_empty() {
+            let mut context = json!({ "user": user_context(user) });
+            if let Some(map) = context.as_object_mut() {
+                map.insert("new_email".to_owned(), extra["new_email"].clone());
+            }
+            let notice = mailer
+                .compose("email_change_notice", &user.email, &context)
+                .map_err(ServiceError::Mail)?;
+            ctx.outbox
+                .send_mail(ctx.store, "email_change_notice", &notice)
+                .await?;
+        }
+    }
+    tracing::info!(user_id = user.id, "email change asked");
+    Ok(())
+}
+
+/// Makes the pending address of the user `uid` names their address, with the token of the
+/// link sent to it. Refused as an activation is; an address taken meanwhile is refused as a
+/// taken address.
+pub(crate) async fn confirm_email_change(
+    state: &AppState,
+    uid: &str,
+    token: &str,
+) -> Result<(), ServiceError> {
+    let (user, token_hash) = live_link(state, EMAIL_CHANGE, uid, token).await?;
+    let Some(address) = user.pending_email.clone() else {
+        return Err(ServiceError::StaleToken);
+    };
+    let ctx = Context::of(state);
+    let now = unix_now();
+    if !state
+        .store
+        .use_account_token(EMAIL_CHANGE, user.id, &token_hash, now)
+        .await?
+    {
+        return Err(invalid("token", "Invalid token for given user."));
+    }
+    let changes = tollgate_store::UserChanges {
+        email: Some(address),
+        ..tollgate_store::UserChanges::default()
+    };
+    super::accounts::apply(&ctx, user.id, &changes).await?;
+    state.store.finish_email_change(user.id, now).await?;
+    ctx.users_changed();
+    tracing::info!(user_id = user.id, "email address changed");
+    Ok(())
+}
+
+fn invalid(name: &str, message: &str) -> ServiceError {
+    ServiceError::InvalidFields(vec![(name.to_owned(), vec![message.to_owned()])])
+}
+
+/// The user `uid` names and the hash of `token`, when `token` is a live one of `purpose`
+/// issued to them; refused in djoser's words otherwise.
+async fn live_link(
+    state: &AppState,
+    purpose: &str,
+    uid: &str,
+    token: &str,
+) -> Result<(User, String), ServiceError> {
     if state.settings.email_verification == EmailVerification::None {
         return Err(ServiceError::NotConfigured(
             "Email verification is off (EMAIL_VERIFICATION = none).",
         ));
     }
-    let field = |name: &str, message: &str| {
-        ServiceError::InvalidFields(vec![(name.to_owned(), vec![message.to_owned()])])
-    };
-    let bad_uid = || field("uid", "Invalid user id or user doesn't exist.");
+    let bad_uid = || invalid("uid", "Invalid user id or user doesn't exist.");
     let user_id = decode_uid(uid).ok_or_else(bad_uid)?;
     let user = state
         .store
         .find_user(UserField::Id, &user_id.to_string())
         .await?
         .ok_or_else(bad_uid)?;
-    let now = unix_now();
+    let token_hash = hash_account_token(token);
     let live = state
         .store
-        .find_account_token(PURPOSE, user.id, &hash_account_token(token), now)
+        .find_account_token(purpose, user.id, &token_hash, unix_now())
         .await?;
     if live.is_none() {
-        return Err(field("token", "Invalid token for given user."));
+        return Err(invalid("token", "Invalid token for given user."));
     }
+    Ok((user, token_hash))
+}
+
+/// Confirms the address of the user `uid` names with the token of an activation link. A uid
+/// naming nobody and a token that is not live are refused in djoser's words; a live token of an
+/// address already confirmed is stale.
+pub(crate) async fn activate(state: &AppState, uid: &str, token: &str) -> Result<(), ServiceError> {
+    let (user, _) = live_link(state, PURPOSE, uid, token).await?;
+    let now = unix_now();
     // The token stays until it expires: presented again, it is stale, as djoser answers.
     if !state.store.confirm_email(user.id, now).await? {
         return Err(ServiceError::StaleToken);

@@ -158,3 +158,64 @@ async fn without_verification_the_endpoints_say_it_is_off() {
         (StatusCode::BAD_REQUEST, &json!("not_configured"))
     );
 }
+
+on_both_backends! {
+    /// With verification on, a new address waits until the link sent to it is followed: the
+    /// user shows it as pending, the old address gets a notice, and logins by email keep using
+    /// the old address until the change is confirmed.
+    async fn a_new_address_takes_effect_once_its_link_is_followed(backend) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let smtp = SmtpServer::start_in(dir.path());
+        let url = smtp.url();
+        let server = TestServer::start_on(backend, |s| {
+            s.smtp_url = tollgate_core::settings::Secret(url);
+            s.activation_url = Some(PAGE.to_owned());
+            s.email_change_url = Some("https://app.example.com/email/{uid}/{token}".to_owned());
+            s.email_verification = EmailVerification::Optional;
+        })
+        .await;
+        server.create_user("ann", PASSWORD).await;
+        let (_, tokens) = log_in(&server, PASSWORD).await;
+        let access = crate::common::token_field(&tokens, "access");
+        let response = server
+            .client
+            .patch(server.url("/api/user/"))
+            .bearer_auth(&access)
+            .json(&json!({"email": "ann@new.example.org"}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::OK);
+        let user: Value = response.json().await.expect("JSON");
+        assert_eq!((&user["email"], &user["pending_email"]),
+            (&json!("ann@example.com"), &json!("ann@new.example.org")));
+
+        let notice = wait_for(&smtp.maildir, "ann@example.com", 1, MAIL_WAIT).await;
+        assert_eq!(notice[0].subject, "Your email address is being changed");
+        assert!(notice[0].text.contains("ann@new.example.org"));
+        let mail = wait_for(&smtp.maildir, "ann@new.example.org", 1, MAIL_WAIT).await;
+        let text = &mail[0].text;
+        let prefix = "https://app.example.com/email/";
+        let start = text.find(prefix).expect("a link") + prefix.len();
+        let rest: String = text[start..].chars().take_while(|c| !c.is_whitespace()).collect();
+        let (uid, token) = rest.split_once('/').expect("uid/token");
+        assert!(!notice[0].text.contains(token), "the old address never sees the link");
+
+        let confirm = |token: String| {
+            post(&server, "/api/users/confirm_email/", json!({"uid": uid, "token": token}))
+        };
+        assert_eq!(confirm("x".repeat(43)).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(confirm(token.to_owned()).await.0, StatusCode::NO_CONTENT);
+        let response = server
+            .client
+            .get(server.url("/api/user/"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .expect("sent");
+        let user: Value = response.json().await.expect("JSON");
+        assert_eq!((&user["email"], &user["pending_email"]),
+            (&json!("ann@new.example.org"), &Value::Null));
+        assert_eq!(confirm(token.to_owned()).await.0, StatusCode::BAD_REQUEST, "spent");
+    }
+}

@@ -186,6 +186,16 @@ fn activation() {}
     ))]
 fn resend_activation() {}
 
+#[utoipa::path(post, path = "/api/users/confirm_email/", tag = "user",
+    description = "Make the address a user asked to change to (PATCH on the user, with EMAIL_VERIFICATION on) their address, with the uid and token of the link sent to it.",
+    request_body = Activation,
+    responses(
+        (status = 204, description = "The new address is the user's"),
+        (status = 400, description = "`uid`, `token` as for activation; `email` if the address was taken meanwhile; or verification is off (code `not_configured`)", body = BadRequest),
+        (status = 403, description = "No change waits: {\"detail\": \"Stale token for given user.\"}", body = ErrorDetail),
+    ))]
+fn confirm_email() {}
+
 /// A login session: the family of tokens refreshed from one login.
 #[derive(Serialize, ToSchema)]
 struct SessionBody {
@@ -246,6 +256,7 @@ fn revoke_session() {}
     reset_password,
     reset_password_confirm,
     activation,
-    resend_activation
+    resend_activation,
+    confirm_email
 ))]
 pub(super) struct Paths;

@@ -108,6 +108,7 @@ pub(crate) fn document(settings: &Settings) -> Document {
             &settings.password_reset_confirm_path,
         ),
         ("/api/users/activation/", &settings.activation_path),
+        ("/api/users/confirm_email/", &settings.email_change_path),
         (
             "/api/users/resend_activation/",
             &settings.resend_activation_path,
