@@ -341,11 +341,17 @@ pub(crate) async fn expose(
     let (size, idle) = state.store.pool_usage();
     m.pool_connections.set(i64::from(size));
     m.pool_idle.set(i64::try_from(idle).unwrap_or(i64::MAX));
-    let depth = state.store.outbox_depth().await?;
-    for (name, count) in [("pending", depth.pending), ("failed", depth.failed)] {
-        m.outbox_messages
-            .get_or_create(&OutboxLabels { state: name })
-            .set(count);
+    // The outbox's depth needs the database; without it the scrape goes on with the last
+    // values, so that metrics stay readable during an outage.
+    match state.store.outbox_depth().await {
+        Ok(depth) => {
+            for (name, count) in [("pending", depth.pending), ("failed", depth.failed)] {
+                m.outbox_messages
+                    .get_or_create(&OutboxLabels { state: name })
+                    .set(count);
+            }
+        }
+        Err(err) => tracing::debug!(cause = %err, "metrics: outbox depth unknown"),
     }
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &m.registry)

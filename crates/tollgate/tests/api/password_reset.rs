@@ -281,3 +281,74 @@ async fn outbox_command_lists_a_dead_letter_and_sends_it_again() {
         "a delivered message is not sent twice"
     );
 }
+
+/// Neither the token nor the link of a reset appears in the server's logs, at any level.
+#[tokio::test]
+async fn reset_links_never_reach_the_logs() {
+    use crate::common::binary::{tollgate, Served};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let smtp = SmtpServer::start_in(dir.path());
+    let mut command = tollgate(dir.path(), &[]);
+    command
+        .env("TOLLGATE_LOG", "trace")
+        .env("TOLLGATE_SMTP_URL", smtp.url())
+        .env("TOLLGATE_PASSWORD_RESET_URL", RESET_PAGE);
+    let created = crate::common::binary::run({
+        let mut create = tollgate(
+            dir.path(),
+            &[
+                "createuser",
+                "--username",
+                "ann",
+                "--email",
+                "ann@example.com",
+                "--no-input",
+            ],
+        );
+        create.env("TOLLGATE_USER_PASSWORD", PASSWORD);
+        create
+    });
+    assert!(
+        created.status.success(),
+        "{}",
+        crate::common::binary::text(&created.stderr)
+    );
+    let mut served = Served::start(command).await;
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/api/users/reset_password/", served.base))
+        .json(&json!({"email": "ann@example.com"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let mails = wait_for(&smtp.maildir, "ann@example.com", 1, MAIL_WAIT).await;
+    let (uid, token) = link_of(&mails[0].text);
+    let body = json!({"uid": uid, "token": token, "new_password": NEW_PASSWORD});
+    let response = client
+        .post(format!("{}/api/users/reset_password_confirm/", served.base))
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    wait_for(&smtp.maildir, "ann@example.com", 2, MAIL_WAIT).await;
+    // At trace level the logs never go quiet (the outbox looks every second): read what came
+    // until now and a little after.
+    let mut lines = served.start_logs.clone();
+    let until = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Ok(Some(line)) = tokio::time::timeout_at(until, served.logs.recv()).await {
+        lines.push(line);
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("password reset mail queued")),
+        "trace logs were read"
+    );
+    let leaked: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.contains(&token) || line.contains("reset/confirm/"))
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
+}
