@@ -11,6 +11,7 @@ use tollgate_core::unix_now;
 use tollgate_store::{LockoutAdmission, LockoutRule, LoginOutcome, User, UserField};
 
 use super::ServiceError;
+use crate::metrics::LoginRefusal;
 use crate::state::AppState;
 use crate::throttle::{
     account_subject, identifier_subject, Attempt, Checking, Refusal, MAX_QUEUE_WAIT,
@@ -59,8 +60,12 @@ pub(crate) async fn check_password(
     };
     let admitted = match state.login_throttle.reserve(attempt).await {
         Ok(admitted) => admitted,
-        Err(Refusal::Throttled(wait)) => return Err(ServiceError::Throttled(wait)),
+        Err(Refusal::Throttled(wait)) => {
+            state.metrics.login_refused(LoginRefusal::Throttled);
+            return Err(ServiceError::Throttled(wait));
+        }
         Err(Refusal::AccountExhausted(_)) => {
+            state.metrics.login_refused(LoginRefusal::Throttled);
             tracing::info!("login refused: the account is out of attempts");
             return Err(refuse_as_wrong_password(state, password).await);
         }
@@ -95,7 +100,8 @@ pub(crate) async fn check_own_password(
     let admitted = match state.login_throttle.reserve(attempt).await {
         Ok(admitted) => admitted,
         Err(Refusal::Throttled(wait) | Refusal::AccountExhausted(wait)) => {
-            return Err(ServiceError::Throttled(wait))
+            state.metrics.login_refused(LoginRefusal::Throttled);
+            return Err(ServiceError::Throttled(wait));
         }
     };
     let now = unix_now();
@@ -104,7 +110,8 @@ pub(crate) async fn check_own_password(
     if let Some(rule) = lockout_rule(state) {
         match reserve_lockout(state, &account_key, rule, now).await? {
             (LockoutAdmission::Locked { until }, _) => {
-                return Err(ServiceError::AccountLocked(lock_wait(until, now)))
+                state.metrics.login_refused(LoginRefusal::Locked);
+                return Err(ServiceError::AccountLocked(lock_wait(until, now)));
             }
             (LockoutAdmission::Admitted { .. }, running) => checking.extend(running),
         }
@@ -232,6 +239,7 @@ async fn check_credentials(
                     record(user.id, LoginOutcome::Locked).await?;
                 }
                 state.metrics.login(false);
+                state.metrics.login_refused(LoginRefusal::Locked);
                 tracing::info!(username_field, "login refused: locked");
                 return Err(ServiceError::AccountLocked(lock_wait(until, now)));
             }
@@ -246,6 +254,7 @@ async fn check_credentials(
             match reserve_lockout(state, &account_key, rule, now).await? {
                 (LockoutAdmission::Locked { .. }, _) => {
                     record(user.id, LoginOutcome::Locked).await?;
+                    state.metrics.login_refused(LoginRefusal::Locked);
                     tracing::info!(username_field, "login refused: account locked");
                     return Err(refuse_as_wrong_password(state, password).await);
                 }
@@ -264,6 +273,7 @@ async fn check_credentials(
         user => {
             if let Some(user) = &user {
                 let outcome = if check.matched() {
+                    state.metrics.login_refused(LoginRefusal::Inactive);
                     LoginOutcome::Inactive
                 } else {
                     LoginOutcome::WrongPassword
