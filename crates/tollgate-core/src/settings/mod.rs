@@ -18,7 +18,7 @@ pub use choice::{
 pub use django::{django_name, DjangoName, IgnoredSetting};
 use ipnet::IpNet;
 pub use sources::{looks_like_path, Loaded, UnknownVariable, FILE_SUFFIX};
-pub use value::{RawValue, Secret, SettingValue};
+pub use value::{format_duration, RawValue, Secret, SettingValue};
 
 use crate::keys::Algorithm;
 use crate::token::TokenType;

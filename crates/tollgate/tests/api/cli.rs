@@ -149,6 +149,32 @@ fn check_prints_effective_settings_with_secrets_masked() {
     assert!(!stdout.contains("a-very-secret-value"));
 }
 
+/// Durations are shown as an operator writes them, from the file, the environment or the
+/// defaults: `90d`, not humantime's calendar `2months 29days 2h 52m 48s`.
+#[test]
+fn check_shows_durations_as_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("tollgate.toml"),
+        "REFRESH_TOKEN_LIFETIME = \"30d\"\n",
+    )
+    .expect("written");
+    let output = run(
+        tollgate(dir.path(), &["check", "--config", "tollgate.toml"])
+            .env("TOLLGATE_ACCESS_TOKEN_LIFETIME", "5400"),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    for line in [
+        "REFRESH_TOKEN_LIFETIME = \"30d\"",
+        "ACCESS_TOKEN_LIFETIME = \"1h 30m\"",
+        "LOGIN_EVENTS_RETENTION = \"90d\"",
+        "LOGIN_LOCKOUT_DURATION = \"15m\"",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line} not in {stdout}");
+    }
+}
+
 #[test]
 fn bad_settings_stop_with_an_error_naming_the_setting() {
     let dir = tempfile::tempdir().expect("temp dir");
