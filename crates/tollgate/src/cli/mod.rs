@@ -145,13 +145,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         settings.log_format == tollgate_core::settings::LogFormat::Json,
     );
     if let Command::Check(args) = command {
-        return check::run(settings, &loaded.unknown_env, &loaded.ignored, args);
+        return check::run(
+            settings,
+            &loaded.unknown_env,
+            &loaded.ignored,
+            &loaded.renamed,
+            args,
+        );
     }
     for unknown in &loaded.unknown_env {
         tracing::warn!(variable = %unknown.name, "{unknown}");
     }
     for ignored in &loaded.ignored {
         tracing::warn!(setting = %ignored.name, "{ignored}");
+    }
+    for renamed in &loaded.renamed {
+        tracing::warn!(setting = %renamed.name, "{renamed}");
     }
     if let Command::Healthcheck(args) = command {
         return healthcheck::run(&settings, args).await;

@@ -495,13 +495,13 @@ async fn without_the_setting_tokens_travel_in_the_body() {
     server.stop().await;
 }
 
-/// DEVELOPMENT_MODE drops `Secure`, for plain-HTTP hosts other than localhost; the cookie's
+/// DEVELOPMENT drops `Secure`, for plain-HTTP hosts other than localhost; the cookie's
 /// path and domain follow the settings.
 #[tokio::test]
-async fn development_mode_drops_secure_and_attributes_follow_settings() {
+async fn development_drops_secure_and_attributes_follow_settings() {
     let server = TestServer::start_with(|s| {
         s.refresh_cookie = true;
-        s.development_mode = true;
+        s.development = true;
         s.refresh_cookie_name = "rt".to_owned();
         s.refresh_cookie_path = Some("/api/".to_owned());
         s.refresh_cookie_domain = Some("auth.example.com".to_owned());

@@ -175,6 +175,32 @@ fn check_shows_durations_as_written() {
     }
 }
 
+/// DEVELOPMENT_MODE, the former name of DEVELOPMENT, sets it with a warning, and is no unknown
+/// variable for `--strict`: there is one development switch.
+#[test]
+fn development_mode_sets_development_with_a_warning() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = run(tollgate(dir.path(), &["check", "--strict"])
+        .env("TOLLGATE_DEVELOPMENT_MODE", "true")
+        .env("TOLLGATE_SIGNING_KEY", "short-development-key"));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.lines().any(|l| l == "DEVELOPMENT = true"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("DEVELOPMENT_MODE"), "{stdout}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            "warning: TOLLGATE_DEVELOPMENT_MODE is a former name, applied as \
+             TOLLGATE_DEVELOPMENT; rename it to TOLLGATE_DEVELOPMENT"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("warning: DEVELOPMENT is on"), "{stderr}");
+}
+
 #[test]
 fn bad_settings_stop_with_an_error_naming_the_setting() {
     let dir = tempfile::tempdir().expect("temp dir");
