@@ -369,9 +369,16 @@ settings! {
     /// in production. `DEVELOPMENT_MODE` is accepted as another name, with a warning.
     development "DEVELOPMENT": bool = false;
     /// Origins allowed to call the API from a browser (CORS), e.g.
-    /// `https://app.example.com`; `*` allows any origin. Empty (the default): no CORS headers
-    /// are sent, so browsers refuse cross-origin calls.
+    /// `https://app.example.com`; `*` allows any origin (not with CORS_ALLOW_CREDENTIALS).
+    /// Empty (the default): no CORS headers are sent, so browsers refuse cross-origin calls.
     cors_allowed_origins "CORS_ALLOWED_ORIGINS": Vec<String> = Vec::new();
+    /// Lets browsers send cookies on cross-origin calls from CORS_ALLOWED_ORIGINS and read the
+    /// answers (`Access-Control-Allow-Credentials: true`): what a page on a trusted sibling
+    /// origin (`https://app.example.com` calling `https://auth.example.com`) needs to log in,
+    /// refresh and log out with the refresh cookie (REFRESH_COOKIE; list the page's origin in
+    /// CSRF_TRUSTED_ORIGINS too). Needs CORS_ALLOWED_ORIGINS, and is refused at start-up with
+    /// `*` there: any site could then act with a visitor's cookie.
+    cors_allow_credentials "CORS_ALLOW_CREDENTIALS": bool = false;
 
     // Performance.
     /// How long a user loaded to authenticate a request (or a verify, or a refresh) may be
@@ -637,6 +644,21 @@ impl Settings {
         {
             let message = format!("{origin:?} is not an origin such as https://app.example.com");
             return invalid("CORS_ALLOWED_ORIGINS", &message);
+        }
+        if self.cors_allow_credentials {
+            if self.cors_allowed_origins.is_empty() {
+                return invalid(
+                    "CORS_ALLOW_CREDENTIALS",
+                    "needs CORS_ALLOWED_ORIGINS: list the origins allowed to send cookies",
+                );
+            }
+            if self.cors_allowed_origins.iter().any(|o| o == "*") {
+                return invalid(
+                    "CORS_ALLOW_CREDENTIALS",
+                    "cannot be used with CORS_ALLOWED_ORIGINS = \"*\": any site could act with \
+                     a visitor's cookies; list the trusted origins instead",
+                );
+            }
         }
         if let Some(url) = &self.jwk_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

@@ -782,6 +782,33 @@ fn check_refuses_a_trusted_proxy_that_is_not_a_network_as_serve_does() {
     );
 }
 
+/// Cookies may be sent cross-origin only to listed origins: CORS_ALLOW_CREDENTIALS with `*`,
+/// or with no origins, stops `check` and `serve` alike.
+#[test]
+fn check_refuses_cors_credentials_without_listed_origins_as_serve_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = check_refuses_as_serve_does(
+        dir.path(),
+        &[
+            ("TOLLGATE_CORS_ALLOW_CREDENTIALS", "true"),
+            ("TOLLGATE_CORS_ALLOWED_ORIGINS", "https://app.example.com,*"),
+        ],
+    );
+    assert_eq!(
+        line,
+        "error: invalid configuration (from the environment): setting CORS_ALLOW_CREDENTIALS: \
+         cannot be used with CORS_ALLOWED_ORIGINS = \"*\": \
+         any site could act with a visitor's cookies; list the trusted origins instead"
+    );
+    let line =
+        check_refuses_as_serve_does(dir.path(), &[("TOLLGATE_CORS_ALLOW_CREDENTIALS", "true")]);
+    assert_eq!(
+        line,
+        "error: invalid configuration (from the environment): setting CORS_ALLOW_CREDENTIALS: \
+         needs CORS_ALLOWED_ORIGINS: list the origins allowed to send cookies"
+    );
+}
+
 #[test]
 fn check_refuses_a_malformed_redis_url_as_serve_does() {
     let dir = tempfile::tempdir().expect("temp dir");
