@@ -427,6 +427,17 @@ async fn openapi_schema_and_docs_page_are_served_locally() {
         .await
         .expect("sent");
     assert_eq!(css.status(), StatusCode::OK);
+    // The page's settings name no validator, so no browser sends the schema's address out.
+    let initializer = server
+        .client
+        .get(server.url("/api/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(initializer.status(), StatusCode::OK);
+    let script = initializer.text().await.expect("script");
+    assert!(script.contains(r#""validatorUrl": "none""#), "{script}");
+    assert!(script.contains(r#""url": "/api/schema/""#), "{script}");
     let disabled = TestServer::start_with(|s| s.api_docs_enabled = false).await;
     assert_eq!(
         disabled.get("/api/schema/", None).await.0,
