@@ -100,7 +100,37 @@ fn createsuperuser_then_token_for_that_user() {
 
     let missing = run(tollgate(dir.path(), &["token", "--user", "nobody"]));
     assert_eq!(missing.status.code(), Some(1));
-    assert!(text(&missing.stderr).contains("no user named \"nobody\""));
+    assert_eq!(
+        text(&missing.stderr).lines().last(),
+        Some("error: user 'nobody' does not exist")
+    );
+}
+
+/// Every command that names a user refuses a missing one with the same message.
+#[test]
+fn every_command_names_a_missing_user_alike() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let created = create_superuser(dir.path(), "admin", "admin-password-123");
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    for args in [
+        &["token", "--user", "nobody"][..],
+        &["changepassword", "nobody", "--no-input"],
+        &["deactivate", "nobody"],
+        &["activate", "nobody"],
+        &["sessions", "list", "--user", "nobody"],
+        &["sessions", "revoke", "--user", "nobody", "--all"],
+        &["events", "--user", "nobody"],
+        &["unlock", "nobody"],
+    ] {
+        let output = run(tollgate(dir.path(), args));
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = text(&output.stderr);
+        assert_eq!(
+            stderr.lines().last(),
+            Some("error: user 'nobody' does not exist"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]
