@@ -1,7 +1,12 @@
-//! Prometheus metrics at `/metrics` (when METRICS_ENABLED): requests by route and status,
-//! latency histograms, logins, tokens issued, refreshed, blacklisted and rejected by reason,
-//! requests failed by an unavailable dependency, and database pool usage. When metrics are
-//! off, none of this costs anything per request.
+//! Prometheus metrics at `/metrics` (when METRICS_ENABLED): requests and latency histograms by
+//! method, route and status, logins and the refusals of the throttle, the lockout and inactive
+//! accounts, tokens issued, refreshed, blacklisted and rejected by reason, requests failed by an
+//! unavailable dependency, database pool usage, the build's version and the process's memory,
+//! CPU time and file descriptors. OpenMetrics by default, the Prometheus text format for
+//! `Accept: text/plain`. When metrics are off, none of this costs anything per request.
+
+mod exposition;
+mod process;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +20,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use tollgate_core::TokenType;
 
@@ -26,11 +32,6 @@ struct RequestLabels {
     method: String,
     route: String,
     status: u16,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabels {
-    route: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -72,9 +73,12 @@ struct OutboxLabels {
 
 struct Registered {
     registry: Registry,
+    /// The `process_*` metrics, which carry no `tollgate_` prefix.
+    process: Registry,
     requests: Family<RequestLabels, Counter>,
-    latency: Family<RouteLabels, Histogram>,
+    latency: Family<RequestLabels, Histogram>,
     logins: Family<OutcomeLabels, Counter>,
+    login_refusals: Family<ReasonLabels, Counter>,
     issued: Family<TokenLabels, Counter>,
     refreshed: Counter,
     blacklisted: Counter,
@@ -109,12 +113,12 @@ impl Metrics {
             "HTTP requests by method, route and status",
             requests.clone(),
         );
-        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
+        let latency = Family::<RequestLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
         registry.register(
             "http_request_duration_seconds",
-            "HTTP request latency by route",
+            "HTTP request latency by method, route and status",
             latency.clone(),
         );
         let logins = Family::<OutcomeLabels, Counter>::default();
@@ -122,6 +126,14 @@ impl Metrics {
             "logins",
             "Password logins by outcome (succeeded, failed)",
             logins.clone(),
+        );
+        let login_refusals = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "login_refusals",
+            "Login attempts refused before or despite the password, by reason (throttled: out \
+             of attempts; locked: LOGIN_LOCKOUT_THRESHOLD reached; inactive: right password, \
+             inactive account)",
+            login_refusals.clone(),
         );
         let issued = Family::<TokenLabels, Counter>::default();
         registry.register(
@@ -185,13 +197,22 @@ impl Metrics {
             "Outbox messages waiting to be delivered (pending) and given up on (failed)",
             outbox_messages.clone(),
         );
+        registry.register(
+            "build",
+            "The running build of Tollgate",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        let mut process = Registry::default();
+        process.register_collector(Box::new(process::ProcessCollector));
         Metrics(Some(Arc::new(Registered {
             outbox_deliveries,
             outbox_messages,
             registry,
+            process,
             requests,
             latency,
             logins,
+            login_refusals,
             issued,
             refreshed,
             blacklisted,
@@ -214,6 +235,18 @@ impl Metrics {
             m.logins
                 .get_or_create(&OutcomeLabels {
                     outcome: if succeeded { "succeeded" } else { "failed" },
+                })
+                .inc();
+        }
+    }
+
+    /// A login refused by the throttle, the lockout or an inactive account (see
+    /// [`LoginRefusal`]).
+    pub(crate) fn login_refused(&self, reason: LoginRefusal) {
+        if let Some(m) = &self.0 {
+            m.login_refusals
+                .get_or_create(&ReasonLabels {
+                    reason: reason.as_str(),
                 })
                 .inc();
         }
@@ -268,6 +301,27 @@ impl Metrics {
     }
 }
 
+/// Why a login was refused other than for a wrong password or an unknown user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoginRefusal {
+    /// The client's address, the identifier or the account was out of attempts.
+    Throttled,
+    /// The identifier or the account was locked (LOGIN_LOCKOUT_THRESHOLD).
+    Locked,
+    /// The password matched an inactive account.
+    Inactive,
+}
+
+impl LoginRefusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            LoginRefusal::Throttled => "throttled",
+            LoginRefusal::Locked => "locked",
+            LoginRefusal::Inactive => "inactive",
+        }
+    }
+}
+
 /// Why a response refused a token, left on the response by [`ApiError`] for the metrics layer.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RejectReason(pub(crate) &'static str);
@@ -304,22 +358,20 @@ pub(crate) async fn track(
             })
             .inc();
     }
+    let labels = RequestLabels {
+        method,
+        route,
+        status: response.status().as_u16(),
+    };
     m.latency
-        .get_or_create(&RouteLabels {
-            route: route.clone(),
-        })
+        .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
-    m.requests
-        .get_or_create(&RequestLabels {
-            method,
-            route,
-            status: response.status().as_u16(),
-        })
-        .inc();
+    m.requests.get_or_create(&labels).inc();
     response
 }
 
-/// `GET /metrics`: the OpenMetrics text exposition, behind METRICS_TOKEN when one is set.
+/// `GET /metrics`: the OpenMetrics text exposition, or the Prometheus text format when `Accept`
+/// prefers `text/plain`; behind METRICS_TOKEN when one is set.
 pub(crate) async fn expose(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -354,9 +406,19 @@ pub(crate) async fn expose(
         Err(err) => tracing::debug!(cause = %err, "metrics: outbox depth unknown"),
     }
     let mut body = String::new();
-    prometheus_client::encoding::text::encode(&mut body, &m.registry)
-        .map_err(ApiError::internal)?;
-    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    for registry in [&m.registry, &m.process] {
+        prometheus_client::encoding::text::encode_registry(&mut body, registry)
+            .map_err(ApiError::internal)?;
+    }
+    prometheus_client::encoding::text::encode_eof(&mut body).map_err(ApiError::internal)?;
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let format = exposition::Format::negotiate(accept);
+    if format == exposition::Format::PrometheusText {
+        body = exposition::to_prometheus_text(&body);
+    }
+    let content_type = format.content_type();
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 

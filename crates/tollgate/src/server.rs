@@ -8,7 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::Response;
 use axum::Router;
 use tokio::net::TcpListener;
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tollgate_core::Settings;
+use tower_http::cors::{AllowHeaders, AllowOrigin, Any, CorsLayer};
 
 use crate::error::NeedsChallenge;
 use crate::state::AppState;
@@ -50,7 +51,7 @@ pub fn app(state: AppState) -> Router {
             .layer(DefaultBodyLimit::max(state.settings.max_body_bytes)),
     );
     // Outermost, so that preflight requests are answered before routing.
-    if let Some(cors) = cors(&state.settings.cors_allowed_origins) {
+    if let Some(cors) = cors(&state.settings) {
         router = router.layer(cors);
     }
     router.with_state(state)
@@ -66,8 +67,10 @@ fn security_headers(headers: &mut HeaderMap) {
 }
 
 /// CORS for CORS_ALLOWED_ORIGINS; none when empty, so browsers refuse cross-origin calls.
-/// Credentials (cookies) are never allowed: tokens travel in headers.
-fn cors(origins: &[String]) -> Option<CorsLayer> {
+/// Credentials (the refresh cookie) only with CORS_ALLOW_CREDENTIALS, which settings validation
+/// allows only with a list of origins, never `*`.
+fn cors(settings: &Settings) -> Option<CorsLayer> {
+    let origins = &settings.cors_allowed_origins;
     if origins.is_empty() {
         return None;
     }
@@ -80,9 +83,17 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 .filter_map(|origin| HeaderValue::from_str(origin.trim_end_matches('/')).ok()),
         )
     };
+    // Browsers refuse `Access-Control-Allow-Headers: *` on a request with credentials: the
+    // headers a preflight asks for are named back instead.
+    let (credentials, headers) = if settings.cors_allow_credentials {
+        (true, AllowHeaders::mirror_request())
+    } else {
+        (false, AllowHeaders::from(Any))
+    };
     Some(
         CorsLayer::new()
             .allow_origin(allowed)
+            .allow_credentials(credentials)
             .allow_methods([
                 Method::GET,
                 Method::POST,
@@ -90,7 +101,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 Method::PATCH,
                 Method::DELETE,
             ])
-            .allow_headers(Any)
+            .allow_headers(headers)
             .max_age(std::time::Duration::from_secs(600)),
     )
 }

@@ -18,8 +18,8 @@ pub use choice::{
 };
 pub use django::{django_name, DjangoName, IgnoredSetting};
 use ipnet::IpNet;
-pub use sources::{looks_like_path, Loaded, UnknownVariable, FILE_SUFFIX};
-pub use value::{RawValue, Secret, SettingValue};
+pub use sources::{looks_like_path, Loaded, RenamedSetting, UnknownVariable, FILE_SUFFIX};
+pub use value::{format_duration, RawValue, Secret, SettingValue};
 
 use crate::keys::Algorithm;
 use crate::token::TokenType;
@@ -248,9 +248,6 @@ settings! {
     /// equal the request's `Host`). With REFRESH_COOKIE, a request to those endpoints whose
     /// `Origin` (or, without one, `Referer`) is neither is refused with 403 `CSRF Failed: ...`.
     csrf_trusted_origins "CSRF_TRUSTED_ORIGINS": Vec<String> = Vec::new();
-    /// Relaxes what needs HTTPS, for local work over plain HTTP: the refresh cookie is sent
-    /// without `Secure`. Never turn it on in production.
-    development_mode "DEVELOPMENT_MODE": bool = false;
     /// The verify endpoint also refuses, with 401, a token whose user was deleted or deactivated
     /// (as refresh does). simplejwt's verify checks the signature and claims only; false restores
     /// that.
@@ -365,14 +362,24 @@ settings! {
     /// How long login events (every attempt on an existing account, listed by
     /// `tollgate events`) are kept; `flushexpiredtokens` deletes older ones. 0 keeps them.
     login_events_retention "LOGIN_EVENTS_RETENTION": Duration = Duration::from_secs(90 * 24 * 3600);
-    /// Development mode: allows an HMAC SIGNING_KEY shorter than the algorithm's hash (32 bytes
-    /// for HS256, 48 for HS384, 64 for HS512), which is otherwise refused at start-up. The key
-    /// `serve` generates when SIGNING_KEY is empty is long enough without it.
+    /// Development mode, for local work only (the server warns at start-up): allows an HMAC
+    /// SIGNING_KEY shorter than the algorithm's hash (32 bytes for HS256, 48 for HS384, 64 for
+    /// HS512), which is otherwise refused, and sends the refresh cookie without `Secure`, for
+    /// hosts served over plain HTTP. The key `serve` generates when SIGNING_KEY is empty is
+    /// long enough without it; `localhost` needs no `Secure` exception either. Never turn it on
+    /// in production. `DEVELOPMENT_MODE` is accepted as another name, with a warning.
     development "DEVELOPMENT": bool = false;
     /// Origins allowed to call the API from a browser (CORS), e.g.
-    /// `https://app.example.com`; `*` allows any origin. Empty (the default): no CORS headers
-    /// are sent, so browsers refuse cross-origin calls.
+    /// `https://app.example.com`; `*` allows any origin (not with CORS_ALLOW_CREDENTIALS).
+    /// Empty (the default): no CORS headers are sent, so browsers refuse cross-origin calls.
     cors_allowed_origins "CORS_ALLOWED_ORIGINS": Vec<String> = Vec::new();
+    /// Lets browsers send cookies on cross-origin calls from CORS_ALLOWED_ORIGINS and read the
+    /// answers (`Access-Control-Allow-Credentials: true`): what a page on a trusted sibling
+    /// origin (`https://app.example.com` calling `https://auth.example.com`) needs to log in,
+    /// refresh and log out with the refresh cookie (REFRESH_COOKIE; list the page's origin in
+    /// CSRF_TRUSTED_ORIGINS too). Needs CORS_ALLOWED_ORIGINS, and is refused at start-up with
+    /// `*` there: any site could then act with a visitor's cookie.
+    cors_allow_credentials "CORS_ALLOW_CREDENTIALS": bool = false;
 
     // Performance.
     /// How long a user loaded to authenticate a request (or a verify, or a refresh) may be
@@ -663,6 +670,21 @@ impl Settings {
             let message = format!("{origin:?} is not an origin such as https://app.example.com");
             return invalid("CORS_ALLOWED_ORIGINS", &message);
         }
+        if self.cors_allow_credentials {
+            if self.cors_allowed_origins.is_empty() {
+                return invalid(
+                    "CORS_ALLOW_CREDENTIALS",
+                    "needs CORS_ALLOWED_ORIGINS: list the origins allowed to send cookies",
+                );
+            }
+            if self.cors_allowed_origins.iter().any(|o| o == "*") {
+                return invalid(
+                    "CORS_ALLOW_CREDENTIALS",
+                    "cannot be used with CORS_ALLOWED_ORIGINS = \"*\": any site could act with \
+                     a visitor's cookies; list the trusted origins instead",
+                );
+            }
+        }
         if let Some(url) = &self.jwk_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 let message = format!("{url:?} is not an http:// or https:// URL");
@@ -873,10 +895,10 @@ impl Settings {
     /// Settings that are valid but probably not what was meant, for the server to log.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if self.development_mode {
+        if self.development {
             warnings.push(
-                "DEVELOPMENT_MODE is on: the refresh cookie is sent without Secure; never use it in \
-                 production"
+                "DEVELOPMENT is on: short HMAC signing keys are accepted and the refresh cookie is \
+                 sent without Secure; never use it in production"
                     .to_owned(),
             );
         }
@@ -1090,8 +1112,43 @@ mod tests {
             &[("TOLLGATE_DEVELOPMENT", "true")],
         )
         .expect("allowed in development");
-        assert_eq!(dev.warnings().len(), 1);
+        let warnings = dev.warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("DEVELOPMENT is on"), "{warnings:?}");
         assert!(load("", &[]).is_ok(), "an empty key is generated by serve");
+    }
+
+    /// DEVELOPMENT_MODE, the former name of DEVELOPMENT, still sets it, with a warning that
+    /// names the setting to use in the same source's spelling; both names at once conflict.
+    #[test]
+    fn development_mode_is_a_former_name_of_development() {
+        let table: toml::Table = toml::from_str("DEVELOPMENT_MODE = true").expect("parses");
+        let no_files = |_: &str| Err(std::io::ErrorKind::NotFound.into());
+        let loaded = Settings::from_sources(&table, [], &[], no_files).expect("loads");
+        assert!(loaded.settings.development);
+        assert_eq!(
+            loaded.renamed.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["DEVELOPMENT_MODE is a former name, applied as DEVELOPMENT; rename it to DEVELOPMENT"]
+        );
+        let env = [("TOLLGATE_DEVELOPMENT_MODE", "true")];
+        let loaded =
+            Settings::from_sources(&toml::Table::new(), env, &[], no_files).expect("loads");
+        assert!(loaded.settings.development && loaded.unknown_env.is_empty());
+        assert_eq!(loaded.renamed[0].instead, "TOLLGATE_DEVELOPMENT");
+        let err = load(
+            "",
+            &[
+                ("TOLLGATE_DEVELOPMENT", "false"),
+                ("TOLLGATE_DEVELOPMENT_MODE", "true"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "TOLLGATE_DEVELOPMENT and TOLLGATE_DEVELOPMENT_MODE are both set; give only one"
+        );
+        let quiet = Settings::from_sources(&toml::Table::new(), [], &[], no_files).expect("loads");
+        assert!(quiet.renamed.is_empty());
     }
 
     #[test]

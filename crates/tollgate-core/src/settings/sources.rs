@@ -26,6 +26,9 @@ const REMOVED: &[&str] = &[
     "TOKEN_BACKEND_CLASS",
 ];
 
+/// Tollgate's own former names of settings, still accepted: the old name, then the setting.
+const RENAMED: &[(&str, &str)] = &[("DEVELOPMENT_MODE", "DEVELOPMENT")];
+
 /// Settings read from their sources, and the environment variables that named no setting.
 #[derive(Debug)]
 pub struct Loaded {
@@ -37,6 +40,35 @@ pub struct Loaded {
     /// Django settings (in the TOML or the environment) that Tollgate has no setting for, for
     /// the caller to warn about: they were ignored.
     pub ignored: Vec<IgnoredSetting>,
+    /// Settings given under a former name, for the caller to warn about: they were applied.
+    pub renamed: Vec<RenamedSetting>,
+}
+
+/// A setting given under a name Tollgate used before (`DEVELOPMENT_MODE`, now `DEVELOPMENT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenamedSetting {
+    /// The name as written (`DEVELOPMENT_MODE`, `TOLLGATE_DEVELOPMENT_MODE`).
+    pub name: String,
+    /// The name to use instead, as written in the same source.
+    pub instead: String,
+}
+
+impl std::fmt::Display for RenamedSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is a former name, applied as {}; rename it to {}",
+            self.name, self.instead, self.instead
+        )
+    }
+}
+
+/// The setting a former name means (`DEVELOPMENT_MODE`: `DEVELOPMENT`).
+fn renamed(name: &str) -> Option<&'static str> {
+    RENAMED
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map(|(_, setting)| *setting)
 }
 
 /// A `TOLLGATE_*` environment variable that names no setting.
@@ -62,16 +94,31 @@ impl std::fmt::Display for UnknownVariable {
 /// A source's values by setting name (upper case), each with its name as written.
 type Named = BTreeMap<String, (String, RawValue)>;
 
-/// Files djangorestframework-jwt's names (`JWT_EXPIRATION_DELTA`, `JWT_SECRET_KEY_FILE`) under
-/// the settings they mean; a setting given under two names is a conflict.
-fn resolve_aliases(named: Named) -> Result<Named, SettingsError> {
+/// Files djangorestframework-jwt's names (`JWT_EXPIRATION_DELTA`, `JWT_SECRET_KEY_FILE`) and
+/// Tollgate's former names (`DEVELOPMENT_MODE`, recorded in `renames` with the name to use,
+/// spelt as in `prefix`'s source) under the settings they mean; a setting given under two names
+/// is a conflict.
+fn resolve_aliases(
+    named: Named,
+    prefix: &str,
+    renames: &mut Vec<RenamedSetting>,
+) -> Result<Named, SettingsError> {
     let mut resolved = Named::new();
     let mut aliased = Vec::new();
     for (key, (written, raw)) in named {
+        let known = |base: &str| django_name(base).is_some() || renamed(base).is_some();
         let (base, suffix) = match key.strip_suffix(FILE_SUFFIX) {
-            Some(base) if django_name(base).is_some() => (base, FILE_SUFFIX),
+            Some(base) if known(base) => (base, FILE_SUFFIX),
             _ => (key.as_str(), ""),
         };
+        if let Some(setting) = renamed(base) {
+            renames.push(RenamedSetting {
+                name: written.clone(),
+                instead: format!("{prefix}{setting}{suffix}"),
+            });
+            aliased.push((format!("{setting}{suffix}"), written, raw));
+            continue;
+        }
         match django_name(base) {
             Some(DjangoName::Alias(setting)) => {
                 aliased.push((format!("{setting}{suffix}"), written, raw));
@@ -159,7 +206,8 @@ impl Settings {
         for (key, value) in toml {
             insert_once(&mut from_toml, key, key, RawValue::Toml(value.clone()))?;
         }
-        let from_toml = resolve_aliases(from_toml)?;
+        let mut renamed = Vec::new();
+        let from_toml = resolve_aliases(from_toml, "", &mut renamed)?;
         let mut ignored = Vec::new();
         let unknown_toml = settings.apply_all(&from_toml, &read_file, &mut ignored)?;
         if let Some((written, key)) = unknown_toml.first() {
@@ -190,7 +238,7 @@ impl Settings {
             insert_once(&mut from_env, key, name, raw)?;
         }
         settings.apply_all(&plain_database_url, &read_file, &mut ignored)?;
-        let from_env = resolve_aliases(from_env)?;
+        let from_env = resolve_aliases(from_env, ENV_PREFIX, &mut renamed)?;
         let unknown_env = settings
             .apply_all(&from_env, &read_file, &mut ignored)?
             .into_iter()
@@ -205,6 +253,7 @@ impl Settings {
             settings,
             unknown_env,
             ignored,
+            renamed,
         })
     }
 

@@ -211,7 +211,45 @@ impl SettingValue for Duration {
         }
     }
     fn render(&self) -> String {
-        format!("{:?}", humantime::format_duration(*self).to_string())
+        format!("{:?}", format_duration(*self))
+    }
+}
+
+/// A duration as an operator writes one: whole days, hours, minutes and seconds, then
+/// milliseconds, microseconds and nanoseconds, largest first, zero parts left out (`90d`,
+/// `5m`, `1h 30m`, `1s 500ms`, `0s`). The text reads back as the same duration. Calendar units
+/// are never used: humantime's month is 30.44 days, which turns `90d` into
+/// `2months 29days 2h 52m 48s`.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate_core::settings::format_duration;
+///
+/// assert_eq!(format_duration(Duration::from_secs(90 * 86_400)), "90d");
+/// assert_eq!(format_duration(Duration::from_secs(5_400)), "1h 30m");
+/// assert_eq!(format_duration(Duration::from_millis(1_500)), "1s 500ms");
+/// ```
+pub fn format_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    let nanos = u64::from(duration.subsec_nanos());
+    let parts = [
+        (seconds / 86_400, "d"),
+        (seconds / 3_600 % 24, "h"),
+        (seconds / 60 % 60, "m"),
+        (seconds % 60, "s"),
+        (nanos / 1_000_000, "ms"),
+        (nanos / 1_000 % 1_000, "us"),
+        (nanos % 1_000, "ns"),
+    ];
+    let text: Vec<String> = parts
+        .iter()
+        .filter(|(value, _)| *value > 0)
+        .map(|(value, unit)| format!("{value}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0s".to_owned()
+    } else {
+        text.join(" ")
     }
 }
 
@@ -321,6 +359,28 @@ mod tests {
         assert!(Duration::parse(&env("-1")).is_err());
         assert!(Duration::parse(&env("soon")).is_err());
         assert!(Duration::parse(&env("NaN")).is_err());
+    }
+
+    #[test]
+    fn durations_are_shown_as_written_and_read_back() {
+        for (duration, shown) in [
+            (Duration::from_secs(90 * 86_400), "90d"),
+            (Duration::from_secs(300), "5m"),
+            (Duration::from_secs(3_600), "1h"),
+            (
+                Duration::from_secs(86_400 + 2 * 3_600 + 3 * 60 + 4),
+                "1d 2h 3m 4s",
+            ),
+            (Duration::from_secs(5_400), "1h 30m"),
+            (Duration::from_millis(500), "500ms"),
+            (Duration::from_micros(1_000_250), "1s 250us"),
+            (Duration::from_nanos(7), "7ns"),
+            (Duration::ZERO, "0s"),
+        ] {
+            assert_eq!(format_duration(duration), shown);
+            assert_eq!(duration.render(), format!("{shown:?}"));
+            assert_eq!(Duration::parse(&env(shown)), Ok(duration), "{shown}");
+        }
     }
 
     #[test]

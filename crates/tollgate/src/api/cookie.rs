@@ -148,7 +148,7 @@ fn attributes(settings: &Settings) -> String {
         attributes.push_str(domain);
     }
     attributes.push_str("; HttpOnly; SameSite=Strict");
-    if !settings.development_mode {
+    if !settings.development {
         attributes.push_str("; Secure");
     }
     attributes
@@ -233,7 +233,7 @@ mod tests {
             "tollgate_refresh=a.b.c; Max-Age=60; Path=/api/token/; Domain=example.com; \
              HttpOnly; SameSite=Strict; Secure"
         );
-        settings.development_mode = true;
+        settings.development = true;
         assert_eq!(
             clear(&settings).expect("valid"),
             "tollgate_refresh=; Max-Age=0; Path=/api/token/; Domain=example.com; HttpOnly; \

@@ -159,8 +159,12 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         router = router.route(&path, handler);
     }
     if state.settings.api_docs_enabled {
+        // No validator: Swagger UI would otherwise send the schema's address to
+        // validator.swagger.io from every visitor's browser, and show a badge from there.
+        let config = utoipa_swagger_ui::Config::default().validator_url("none");
         let docs = utoipa_swagger_ui::SwaggerUi::new("/api/docs/")
-            .url("/api/schema/", openapi::document(&state.settings));
+            .url("/api/schema/", openapi::document(&state.settings))
+            .config(config);
         router = router.merge(docs);
     }
     router

@@ -1,8 +1,7 @@
 //! `tollgate changepassword`, `tollgate activate` and `tollgate deactivate`.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use tollgate_core::Settings;
-use tollgate_store::UserField;
 
 use crate::service::accounts::{self, ChangedBy};
 use crate::service::Standalone;
@@ -38,9 +37,7 @@ pub(crate) async fn change_password(settings: Settings, args: PasswordArgs) -> a
 
 async fn set_password(parts: Standalone, args: &PasswordArgs) -> anyhow::Result<()> {
     let ctx = parts.context();
-    let Some(user) = find_by_username(ctx.store, &args.username).await? else {
-        bail!("user '{}' does not exist", args.username);
-    };
+    let user = super::find_user(ctx.store, &args.username).await?;
     let password = if args.no_input {
         std::env::var("TOLLGATE_NEW_PASSWORD")
             .ok()
@@ -75,9 +72,7 @@ pub(crate) async fn set_active(
 
 async fn activate(parts: Standalone, target: &Target, active: bool) -> anyhow::Result<()> {
     let ctx = parts.context();
-    let Some(user) = find_by_username(ctx.store, &target.username).await? else {
-        bail!("user '{}' does not exist", target.username);
-    };
+    let user = super::find_user(ctx.store, &target.username).await?;
     let ended = accounts::set_active(&ctx, &user, active).await?;
     if active {
         println!("User '{}' activated.", user.username);
@@ -88,18 +83,4 @@ async fn activate(parts: Standalone, target: &Target, active: bool) -> anyhow::R
         );
     }
     Ok(())
-}
-
-/// The user named `username` in its normal form (as stored since registration normalises it),
-/// else as typed, for accounts stored before that.
-async fn find_by_username(
-    store: &tollgate_store::Store,
-    username: &str,
-) -> Result<Option<tollgate_store::User>, tollgate_store::StoreError> {
-    let normal = tollgate_core::identity::normalize_username(username);
-    match store.find_user(UserField::Username, &normal).await? {
-        Some(user) => Ok(Some(user)),
-        None if normal != username => store.find_user(UserField::Username, username).await,
-        None => Ok(None),
-    }
 }

@@ -5,7 +5,7 @@
 //! the same message. `check` opens no database and no port: it does not tell whether the
 //! database or Redis can be reached, nor check the keys stored in the database.
 
-use tollgate_core::settings::{IgnoredSetting, UnknownVariable};
+use tollgate_core::settings::{IgnoredSetting, RenamedSetting, UnknownVariable};
 use tollgate_core::Settings;
 
 use crate::config::KeyFile;
@@ -23,6 +23,7 @@ pub(crate) fn run(
     settings: Settings,
     unknown_env: &[UnknownVariable],
     ignored: &[IgnoredSetting],
+    renamed: &[RenamedSetting],
     args: Args,
 ) -> anyhow::Result<()> {
     let checked = crate::startup::check(settings.clone(), None, KeyFile::ReadOnly)?;
@@ -42,6 +43,9 @@ pub(crate) fn run(
         eprintln!("warning: {unknown}");
     }
     for setting in ignored {
+        eprintln!("warning: {setting}");
+    }
+    for setting in renamed {
         eprintln!("warning: {setting}");
     }
     if args.strict && !unknown_env.is_empty() {

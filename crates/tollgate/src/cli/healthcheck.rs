@@ -34,7 +34,7 @@ pub(crate) async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
         .map_err(|_| {
             anyhow::anyhow!(
                 "GET {url} did not answer within {}",
-                humantime::format_duration(args.timeout)
+                tollgate_core::settings::format_duration(args.timeout)
             )
         })?
         .with_context(|| format!("GET {url} failed"))?;

@@ -111,7 +111,7 @@ async fn rotate(mut settings: Settings, args: RotateArgs) -> anyhow::Result<()> 
     );
     eprintln!(
         "running servers switch within KEYS_RELOAD_INTERVAL ({}), or at once on SIGHUP",
-        humantime::format_duration(settings.keys_reload_interval)
+        tollgate_core::settings::format_duration(settings.keys_reload_interval)
     );
     Ok(())
 }

@@ -2,9 +2,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::bail;
 use tollgate_core::{unix_now, Settings};
-use tollgate_store::{Store, User, UserField};
+use tollgate_store::{Store, User};
 
 use crate::service::login::lockout_keys;
 
@@ -81,13 +80,11 @@ pub(crate) async fn unlock(settings: Settings, args: UnlockArgs) -> anyhow::Resu
 }
 
 async fn find(store: &Store, username: &str) -> anyhow::Result<User> {
-    match store.find_user(UserField::Username, username).await? {
-        Some(user) => Ok(user),
-        None => {
-            store.close().await;
-            bail!("user '{username}' does not exist")
-        }
+    let found = super::find_user(store, username).await;
+    if found.is_err() {
+        store.close().await;
     }
+    found
 }
 
 /// Epoch seconds as an RFC 3339 UTC time.

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tollgate_core::Settings;
-use tollgate_store::{PoolConfig, Store};
+use tollgate_store::{PoolConfig, Store, User, UserField};
 
 /// Tollgate: a JWT authentication server with djangorestframework-simplejwt's token API.
 #[derive(Debug, Parser)]
@@ -152,13 +152,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         settings.log_format == tollgate_core::settings::LogFormat::Json,
     );
     if let Command::Check(args) = command {
-        return check::run(settings, &loaded.unknown_env, &loaded.ignored, args);
+        return check::run(
+            settings,
+            &loaded.unknown_env,
+            &loaded.ignored,
+            &loaded.renamed,
+            args,
+        );
     }
     for unknown in &loaded.unknown_env {
         tracing::warn!(variable = %unknown.name, "{unknown}");
     }
     for ignored in &loaded.ignored {
         tracing::warn!(setting = %ignored.name, "{ignored}");
+    }
+    for renamed in &loaded.renamed {
+        tracing::warn!(setting = %renamed.name, "{renamed}");
     }
     if let Command::Healthcheck(args) = command {
         return healthcheck::run(&settings, args).await;
@@ -221,6 +230,17 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         .await
         .context("cannot migrate the database")?;
     Ok(store)
+}
+
+/// The user a command names by username, looked up as a login looks it up (Django's normal
+/// form first, then as written); every command refuses a missing user with the same message.
+pub(crate) async fn find_user(store: &Store, username: &str) -> anyhow::Result<User> {
+    let normal = tollgate_core::identity::normalize_username(username);
+    let mut found = store.find_user(UserField::Username, &normal).await?;
+    if found.is_none() && normal != username {
+        found = store.find_user(UserField::Username, username).await?;
+    }
+    found.with_context(|| format!("user '{username}' does not exist"))
 }
 
 /// The line a command prints before it opens the database, so that the operator sees which

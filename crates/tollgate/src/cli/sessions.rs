@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::bail;
 use clap::Subcommand;
 use tollgate_core::{unix_now, Settings};
-use tollgate_store::{Store, User, UserField};
+use tollgate_store::Store;
 
 use crate::service::{sessions, ServiceError, Standalone};
 
@@ -64,7 +64,7 @@ pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
 }
 
 async fn list(store: &Store, username: &str) -> anyhow::Result<()> {
-    let user = find(store, username).await?;
+    let user = super::find_user(store, username).await?;
     let sessions = store.sessions_of(user.id, unix_now()).await?;
     if sessions.is_empty() {
         println!("User '{}' has no live sessions.", user.username);
@@ -94,7 +94,7 @@ async fn list(store: &Store, username: &str) -> anyhow::Result<()> {
 /// ([`sessions::revoke_session`], [`sessions::log_out_everywhere`]).
 async fn revoke(parts: &Standalone, username: &str, session: Option<&str>) -> anyhow::Result<()> {
     let ctx = parts.context();
-    let user = find(ctx.store, username).await?;
+    let user = super::find_user(ctx.store, username).await?;
     match session {
         Some(id) => match sessions::revoke_session(&ctx, Some(user.id), id).await {
             Ok(()) => println!("Session {id} of user '{}' revoked.", user.username),
@@ -109,13 +109,6 @@ async fn revoke(parts: &Standalone, username: &str, session: Option<&str>) -> an
         }
     }
     Ok(())
-}
-
-async fn find(store: &Store, username: &str) -> anyhow::Result<User> {
-    match store.find_user(UserField::Username, username).await? {
-        Some(user) => Ok(user),
-        None => bail!("user '{username}' does not exist"),
-    }
 }
 
 /// Epoch seconds as an RFC 3339 UTC time.

@@ -4,10 +4,10 @@
 //! password fingerprint (CHECK_REVOKE_TOKEN), TOKEN_USER_CLAIMS, and a session of their own,
 //! which `tollgate sessions` lists and revokes.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde_json::{json, Value};
 use tollgate_core::Settings;
-use tollgate_store::{Store, UserField};
+use tollgate_store::Store;
 
 use crate::service::tokens::{self, Origin, Pair};
 use crate::state::AppState;
@@ -43,9 +43,7 @@ async fn mint(settings: Settings, store: &Store, args: &Args) -> anyhow::Result<
     crate::keyring::load(&state.codec, &state.settings, store)
         .await
         .context("cannot load the signing keys")?;
-    let Some(user) = store.find_user(UserField::Username, &args.user).await? else {
-        bail!("no user named {:?}", args.user);
-    };
+    let user = super::find_user(store, &args.user).await?;
     if args.sliding {
         let sliding = tokens::issue_sliding(&state, &user, ORIGIN).await?;
         return Ok(json!({ "token": sliding.token }));

@@ -12,6 +12,7 @@ use tollgate_core::unix_now;
 use tollgate_store::{LockoutAdmission, LockoutRule, LoginOutcome, User, UserField};
 
 use super::ServiceError;
+use crate::metrics::LoginRefusal;
 use crate::state::AppState;
 use crate::throttle::{
     account_subject, identifier_subject, Attempt, Checking, Refusal, MAX_QUEUE_WAIT,
@@ -60,8 +61,12 @@ pub(crate) async fn check_password(
     };
     let admitted = match state.login_throttle.reserve(attempt).await {
         Ok(admitted) => admitted,
-        Err(Refusal::Throttled(wait)) => return Err(ServiceError::Throttled(wait)),
+        Err(Refusal::Throttled(wait)) => {
+            state.metrics.login_refused(LoginRefusal::Throttled);
+            return Err(ServiceError::Throttled(wait));
+        }
         Err(Refusal::AccountExhausted(_)) => {
+            state.metrics.login_refused(LoginRefusal::Throttled);
             tracing::info!("login refused: the account is out of attempts");
             return Err(refuse_as_wrong_password(state, password).await);
         }
@@ -96,7 +101,8 @@ pub(crate) async fn check_own_password(
     let admitted = match state.login_throttle.reserve(attempt).await {
         Ok(admitted) => admitted,
         Err(Refusal::Throttled(wait) | Refusal::AccountExhausted(wait)) => {
-            return Err(ServiceError::Throttled(wait))
+            state.metrics.login_refused(LoginRefusal::Throttled);
+            return Err(ServiceError::Throttled(wait));
         }
     };
     let now = unix_now();
@@ -105,7 +111,8 @@ pub(crate) async fn check_own_password(
     if let Some(rule) = lockout_rule(state) {
         match reserve_lockout(state, &account_key, rule, now).await? {
             (LockoutAdmission::Locked { until }, _) => {
-                return Err(ServiceError::AccountLocked(lock_wait(until, now)))
+                state.metrics.login_refused(LoginRefusal::Locked);
+                return Err(ServiceError::AccountLocked(lock_wait(until, now)));
             }
             (LockoutAdmission::Admitted { .. }, running) => checking.extend(running),
         }
@@ -233,6 +240,7 @@ async fn check_credentials(
                     record(user.id, LoginOutcome::Locked).await?;
                 }
                 state.metrics.login(false);
+                state.metrics.login_refused(LoginRefusal::Locked);
                 tracing::info!(username_field, "login refused: locked");
                 return Err(ServiceError::AccountLocked(lock_wait(until, now)));
             }
@@ -247,6 +255,7 @@ async fn check_credentials(
             match reserve_lockout(state, &account_key, rule, now).await? {
                 (LockoutAdmission::Locked { .. }, _) => {
                     record(user.id, LoginOutcome::Locked).await?;
+                    state.metrics.login_refused(LoginRefusal::Locked);
                     tracing::info!(username_field, "login refused: account locked");
                     return Err(refuse_as_wrong_password(state, password).await);
                 }
@@ -265,6 +274,7 @@ async fn check_credentials(
         user => {
             if let Some(user) = &user {
                 let outcome = if check.matched() {
+                    state.metrics.login_refused(LoginRefusal::Inactive);
                     LoginOutcome::Inactive
                 } else {
                     LoginOutcome::WrongPassword

@@ -495,13 +495,13 @@ async fn without_the_setting_tokens_travel_in_the_body() {
     server.stop().await;
 }
 
-/// DEVELOPMENT_MODE drops `Secure`, for plain-HTTP hosts other than localhost; the cookie's
+/// DEVELOPMENT drops `Secure`, for plain-HTTP hosts other than localhost; the cookie's
 /// path and domain follow the settings.
 #[tokio::test]
-async fn development_mode_drops_secure_and_attributes_follow_settings() {
+async fn development_drops_secure_and_attributes_follow_settings() {
     let server = TestServer::start_with(|s| {
         s.refresh_cookie = true;
-        s.development_mode = true;
+        s.development = true;
         s.refresh_cookie_name = "rt".to_owned();
         s.refresh_cookie_path = Some("/api/".to_owned());
         s.refresh_cookie_domain = Some("auth.example.com".to_owned());
@@ -535,5 +535,85 @@ async fn verify_can_ignore_the_user_as_simplejwt_does() {
             .await,
         (StatusCode::OK, json!({}))
     );
+    server.stop().await;
+}
+
+/// With CORS_ALLOW_CREDENTIALS, a page on a trusted sibling origin logs in, refreshes and logs
+/// out with the refresh cookie: preflights are approved with credentials and the headers asked
+/// for, and every answer to that origin allows credentials, so the browser stores the cookie
+/// and lets the page read the answer. Another origin is not named back, which is what makes a
+/// browser refuse it.
+#[tokio::test]
+async fn the_refresh_cookie_works_from_a_trusted_sibling_origin() {
+    let app = APP.expect("an origin");
+    let server = TestServer::start_with(|s| {
+        s.refresh_cookie = true;
+        s.csrf_trusted_origins = vec![app.to_owned()];
+        s.cors_allowed_origins = vec![app.to_owned()];
+        s.cors_allow_credentials = true;
+    })
+    .await;
+    server.create_user("user1", PASSWORD).await;
+    let preflight = |origin: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .client
+                .request(reqwest::Method::OPTIONS, server.url("/api/token/refresh/"))
+                .header(ORIGIN, origin)
+                .header("access-control-request-method", "POST")
+                .header(
+                    "access-control-request-headers",
+                    "content-type,x-request-id",
+                )
+                .send()
+                .await
+                .expect("sent")
+        }
+    };
+    let approved = preflight(app).await;
+    assert_eq!(approved.status(), StatusCode::OK);
+    let headers = approved.headers();
+    assert_eq!(headers["access-control-allow-origin"], app);
+    assert_eq!(headers["access-control-allow-credentials"], "true");
+    assert_eq!(
+        headers["access-control-allow-headers"],
+        "content-type,x-request-id"
+    );
+    let other = preflight("https://evil.example.com").await;
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+
+    let allows_credentials = |response: &reqwest::Response| {
+        let headers = response.headers();
+        assert_eq!(headers["access-control-allow-origin"], app, "{headers:?}");
+        assert_eq!(
+            headers["access-control-allow-credentials"], "true",
+            "{headers:?}"
+        );
+    };
+    let login = server
+        .client
+        .post(server.url("/api/token/"))
+        .header(ORIGIN, app)
+        .json(&json!({"username": "user1", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("sent");
+    allows_credentials(&login);
+    let login = Answer::read(login).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let (refresh, _) = login.refresh_cookie();
+    let refreshed = server
+        .client
+        .post(server.url("/api/token/refresh/"))
+        .header(ORIGIN, app)
+        .header(COOKIE, format!("{COOKIE_NAME}={refresh}"))
+        .send()
+        .await
+        .expect("sent");
+    allows_credentials(&refreshed);
+    let refreshed = Answer::read(refreshed).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    token_field(&refreshed.body, "access");
     server.stop().await;
 }

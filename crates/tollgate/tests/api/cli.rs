@@ -100,7 +100,37 @@ fn createsuperuser_then_token_for_that_user() {
 
     let missing = run(tollgate(dir.path(), &["token", "--user", "nobody"]));
     assert_eq!(missing.status.code(), Some(1));
-    assert!(text(&missing.stderr).contains("no user named \"nobody\""));
+    assert_eq!(
+        text(&missing.stderr).lines().last(),
+        Some("error: user 'nobody' does not exist")
+    );
+}
+
+/// Every command that names a user refuses a missing one with the same message.
+#[test]
+fn every_command_names_a_missing_user_alike() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let created = create_superuser(dir.path(), "admin", "admin-password-123");
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    for args in [
+        &["token", "--user", "nobody"][..],
+        &["changepassword", "nobody", "--no-input"],
+        &["deactivate", "nobody"],
+        &["activate", "nobody"],
+        &["sessions", "list", "--user", "nobody"],
+        &["sessions", "revoke", "--user", "nobody", "--all"],
+        &["events", "--user", "nobody"],
+        &["unlock", "nobody"],
+    ] {
+        let output = run(tollgate(dir.path(), args));
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = text(&output.stderr);
+        assert_eq!(
+            stderr.lines().last(),
+            Some("error: user 'nobody' does not exist"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]
@@ -147,6 +177,58 @@ fn check_prints_effective_settings_with_secrets_masked() {
     );
     assert!(stdout.contains("SIGNING_KEY = \"<redacted>\""), "{stdout}");
     assert!(!stdout.contains("a-very-secret-value"));
+}
+
+/// Durations are shown as an operator writes them, from the file, the environment or the
+/// defaults: `90d`, not humantime's calendar `2months 29days 2h 52m 48s`.
+#[test]
+fn check_shows_durations_as_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("tollgate.toml"),
+        "REFRESH_TOKEN_LIFETIME = \"30d\"\n",
+    )
+    .expect("written");
+    let output = run(
+        tollgate(dir.path(), &["check", "--config", "tollgate.toml"])
+            .env("TOLLGATE_ACCESS_TOKEN_LIFETIME", "5400"),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    for line in [
+        "REFRESH_TOKEN_LIFETIME = \"30d\"",
+        "ACCESS_TOKEN_LIFETIME = \"1h 30m\"",
+        "LOGIN_EVENTS_RETENTION = \"90d\"",
+        "LOGIN_LOCKOUT_DURATION = \"15m\"",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line} not in {stdout}");
+    }
+}
+
+/// DEVELOPMENT_MODE, the former name of DEVELOPMENT, sets it with a warning, and is no unknown
+/// variable for `--strict`: there is one development switch.
+#[test]
+fn development_mode_sets_development_with_a_warning() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = run(tollgate(dir.path(), &["check", "--strict"])
+        .env("TOLLGATE_DEVELOPMENT_MODE", "true")
+        .env("TOLLGATE_SIGNING_KEY", "short-development-key"));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.lines().any(|l| l == "DEVELOPMENT = true"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("DEVELOPMENT_MODE"), "{stdout}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            "warning: TOLLGATE_DEVELOPMENT_MODE is a former name, applied as \
+             TOLLGATE_DEVELOPMENT; rename it to TOLLGATE_DEVELOPMENT"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("warning: DEVELOPMENT is on"), "{stderr}");
 }
 
 #[test]
@@ -727,6 +809,33 @@ fn check_refuses_a_trusted_proxy_that_is_not_a_network_as_serve_does() {
     assert!(
         line.contains("setting TRUSTED_PROXIES: \"10.0.0.0/99\" is not an address or a network"),
         "{line}"
+    );
+}
+
+/// Cookies may be sent cross-origin only to listed origins: CORS_ALLOW_CREDENTIALS with `*`,
+/// or with no origins, stops `check` and `serve` alike.
+#[test]
+fn check_refuses_cors_credentials_without_listed_origins_as_serve_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = check_refuses_as_serve_does(
+        dir.path(),
+        &[
+            ("TOLLGATE_CORS_ALLOW_CREDENTIALS", "true"),
+            ("TOLLGATE_CORS_ALLOWED_ORIGINS", "https://app.example.com,*"),
+        ],
+    );
+    assert_eq!(
+        line,
+        "error: invalid configuration (from the environment): setting CORS_ALLOW_CREDENTIALS: \
+         cannot be used with CORS_ALLOWED_ORIGINS = \"*\": \
+         any site could act with a visitor's cookies; list the trusted origins instead"
+    );
+    let line =
+        check_refuses_as_serve_does(dir.path(), &[("TOLLGATE_CORS_ALLOW_CREDENTIALS", "true")]);
+    assert_eq!(
+        line,
+        "error: invalid configuration (from the environment): setting CORS_ALLOW_CREDENTIALS: \
+         needs CORS_ALLOWED_ORIGINS: list the origins allowed to send cookies"
     );
 }
 

@@ -84,12 +84,176 @@ async fn metrics_count_requests_logins_tokens_and_rejections() {
     }
     assert!(
         text.contains(
-            r#"tollgate_http_request_duration_seconds_bucket{le="0.0001",route="/api/token/"}"#
+            r#"tollgate_http_request_duration_seconds_bucket{le="0.0001",method="POST",route="/api/token/",status="200"}"#
         ),
         "{text}"
     );
     assert!(text.contains("tollgate_db_pool_connections "), "{text}");
     assert!(text.trim_end().ends_with("# EOF"));
+}
+
+/// Logins refused by the lockout, the throttle or an inactive account are counted by reason,
+/// whatever answer the client got.
+#[tokio::test]
+async fn metrics_count_login_refusals_by_reason() {
+    let server = TestServer::start_with(|s| {
+        s.metrics_enabled = true;
+        s.login_lockout_threshold = 1;
+    })
+    .await;
+    server.create_user("ann", PASSWORD).await;
+    let bob = server.create_user("bob", PASSWORD).await;
+    server
+        .store()
+        .set_active(bob.id, false)
+        .await
+        .expect("deactivated");
+    let login = |username: &'static str, password: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .post_json(
+                    "/api/token/",
+                    json!({"username": username, "password": password}),
+                )
+                .await
+                .0
+        }
+    };
+    assert_eq!(login("ann", "wrong").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(login("ann", PASSWORD).await, StatusCode::FORBIDDEN);
+    assert_eq!(login("bob", PASSWORD).await, StatusCode::UNAUTHORIZED);
+    let (_, text) = metrics_text(&server, None).await;
+    for line in [
+        r#"tollgate_login_refusals_total{reason="locked"} 1"#,
+        r#"tollgate_login_refusals_total{reason="inactive"} 1"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+
+    let server = TestServer::start_with(|s| {
+        s.metrics_enabled = true;
+        s.login_failures_per_address = 1;
+    })
+    .await;
+    server.create_user("ann", PASSWORD).await;
+    let login = |password: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .post_json(
+                    "/api/token/",
+                    json!({"username": "ann", "password": password}),
+                )
+                .await
+                .0
+        }
+    };
+    assert_eq!(login("wrong").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(login(PASSWORD).await, StatusCode::TOO_MANY_REQUESTS);
+    let (_, text) = metrics_text(&server, None).await;
+    let line = r#"tollgate_login_refusals_total{reason="throttled"} 1"#;
+    assert!(
+        text.lines().any(|l| l == line),
+        "missing {line:?} in:\n{text}"
+    );
+}
+
+/// The build's version and the process's resources are exposed, and the latency histogram
+/// carries the method and status of each request.
+#[tokio::test]
+async fn metrics_show_build_process_and_latency_by_method_and_status() {
+    let server = TestServer::start_with(|s| s.metrics_enabled = true).await;
+    server.get("/healthz", None).await;
+    server
+        .post_json(
+            "/api/token/",
+            json!({"username": "nobody", "password": "x"}),
+        )
+        .await;
+    let (_, text) = metrics_text(&server, None).await;
+    let build = format!(
+        r#"tollgate_build_info{{version="{}"}} 1"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(
+        text.lines().any(|l| l == build),
+        "{build} missing in:\n{text}"
+    );
+    for prefix in [
+        r#"tollgate_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} 1"#,
+        r#"tollgate_http_request_duration_seconds_count{method="POST",route="/api/token/",status="401"} 1"#,
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "process_open_fds ",
+        "process_max_fds ",
+        "process_start_time_seconds ",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(prefix)),
+            "missing {prefix:?} in:\n{text}"
+        );
+    }
+    let resident: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|v| v.parse().ok())
+        .expect("a number");
+    assert!(resident > 1_000_000.0, "{resident}");
+}
+
+/// `Accept: text/plain` gets the Prometheus text format (counters named by their `_total`
+/// sample, no `# EOF`); Prometheus's own Accept header, which ranks OpenMetrics first, and no
+/// preference get OpenMetrics.
+#[tokio::test]
+async fn metrics_honour_accept_text_plain() {
+    let server = TestServer::start_with(|s| s.metrics_enabled = true).await;
+    server.get("/healthz", None).await;
+    let scrape = |accept: Option<&'static str>| {
+        let server = &server;
+        async move {
+            let mut request = server.client.get(server.url("/metrics"));
+            if let Some(accept) = accept {
+                request = request.header("accept", accept);
+            }
+            let response = request.send().await.expect("sent");
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            (content_type, response.text().await.expect("body"))
+        }
+    };
+    let (content_type, text) = scrape(Some("text/plain")).await;
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    for line in [
+        "# TYPE tollgate_http_requests_total counter",
+        "# TYPE tollgate_build_info gauge",
+        "# TYPE process_cpu_seconds_total counter",
+        "# TYPE tollgate_http_request_duration_seconds histogram",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("# EOF") && !text.contains("# UNIT"),
+        "{text}"
+    );
+    let openmetrics = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    for accept in [
+        None,
+        Some("application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1"),
+    ] {
+        let (content_type, text) = scrape(accept).await;
+        assert_eq!(content_type, openmetrics, "{accept:?}");
+        assert!(text.lines().any(|l| l == "# TYPE tollgate_http_requests counter"), "{text}");
+        assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    }
 }
 
 #[tokio::test]
@@ -263,6 +427,17 @@ async fn openapi_schema_and_docs_page_are_served_locally() {
         .await
         .expect("sent");
     assert_eq!(css.status(), StatusCode::OK);
+    // The page's settings name no validator, so no browser sends the schema's address out.
+    let initializer = server
+        .client
+        .get(server.url("/api/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(initializer.status(), StatusCode::OK);
+    let script = initializer.text().await.expect("script");
+    assert!(script.contains(r#""validatorUrl": "none""#), "{script}");
+    assert!(script.contains(r#""url": "/api/schema/""#), "{script}");
     let disabled = TestServer::start_with(|s| s.api_docs_enabled = false).await;
     assert_eq!(
         disabled.get("/api/schema/", None).await.0,
