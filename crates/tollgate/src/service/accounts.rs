@@ -10,6 +10,7 @@ use tollgate_store::{NewUser, User, UserChanges};
 
 use super::user_fields::{self, duplicate_error, Mode, Problems};
 use super::{Context, ServiceError};
+use crate::webhooks::{user_data, Event};
 
 /// Registers an account from the fields of `payload` (USERNAME_FIELD, USER_REQUIRED_FIELDS,
 /// the profile fields, and `password`): every field checked by its rules, identifiers unique
@@ -55,6 +56,8 @@ pub(crate) async fn register(ctx: &Context<'_>, payload: &Payload) -> Result<Use
         .await
         .map_err(duplicate_error)?;
     tracing::info!(user_id = user.id, "user registered");
+    ctx.emit(Event::UserCreated, json!({ "user": user_data(&user) }))
+        .await;
     Ok(user)
 }
 
@@ -106,6 +109,11 @@ pub(crate) async fn update(
             "token identifier changed"
         );
     }
+    ctx.emit(
+        Event::UserUpdated,
+        json!({ "user": user_data(&updated.user) }),
+    )
+    .await;
     Ok(updated.user)
 }
 
@@ -122,6 +130,12 @@ pub(crate) async fn set_active(
         return Err(ServiceError::UserNotFound);
     }
     ctx.users_changed();
+    let changed = User {
+        is_active: active,
+        ..user.clone()
+    };
+    ctx.emit(Event::UserUpdated, json!({ "user": user_data(&changed) }))
+        .await;
     // With CHECK_USER_IS_ACTIVE off, an inactive user's tokens keep working, as in simplejwt.
     if active || !ctx.settings.check_user_is_active {
         tracing::info!(user_id = user.id, active, "user activation changed");
@@ -185,6 +199,13 @@ pub(crate) async fn change_password(
     let user_id = user.field(ctx.user_id_field);
     crate::state::revoke_earlier_tokens(ctx.store, ctx.settings, &user_id).await?;
     tracing::info!(user_id = user.id, revoked = blacklisted, "password changed");
+    let (event, changed_by) = match by {
+        ChangedBy::User { .. } => (Event::PasswordChanged, "user"),
+        ChangedBy::Administrator => (Event::PasswordChanged, "administrator"),
+        ChangedBy::ResetLink => (Event::PasswordReset, "reset_link"),
+    };
+    ctx.emit(event, json!({ "user": user_data(user), "by": changed_by }))
+        .await;
     Ok(PasswordChanged { blacklisted })
 }
 

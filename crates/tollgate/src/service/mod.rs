@@ -26,8 +26,10 @@ use tollgate_store::{Revocation, Store, StoreError, UserField};
 
 pub(crate) use error::{FieldErrors, ServiceError};
 
+use crate::outbox::Outbox;
 use crate::state::{AppState, PasswordPool};
 use crate::user_cache::UserCache;
+use crate::webhooks::Event;
 
 /// What the operations that need no signing key act on: a running server's state, or what a
 /// command builds ([`Standalone`]).
@@ -42,6 +44,8 @@ pub(crate) struct Context<'a> {
     pub(crate) login_fields: &'a [UserField],
     /// The server's cache of users, cleared after a change; a command has none.
     pub(crate) user_cache: Option<&'a UserCache>,
+    /// Where events go (WEBHOOK_URLS); a command's are delivered by a server.
+    pub(crate) outbox: &'a Outbox,
 }
 
 impl<'a> Context<'a> {
@@ -55,6 +59,7 @@ impl<'a> Context<'a> {
             user_id_field: state.user_id_field,
             login_fields: &state.login_fields,
             user_cache: Some(&state.user_cache),
+            outbox: &state.outbox,
         }
     }
 
@@ -67,6 +72,11 @@ impl<'a> Context<'a> {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Records `event` for the webhooks (see [`Outbox::emit`]).
+    pub(crate) async fn emit(&self, event: Event, data: serde_json::Value) {
+        self.outbox.emit(self.store, event, data).await;
     }
 
     /// Forgets cached copies of users after a change.
@@ -85,6 +95,7 @@ pub(crate) struct Standalone {
     policy: PasswordPolicy,
     user_id_field: UserField,
     login_fields: Vec<UserField>,
+    outbox: Outbox,
 }
 
 impl Standalone {
@@ -99,7 +110,9 @@ impl Standalone {
             settings.argon2_iterations,
             settings.argon2_parallelism,
         )?;
+        let webhooks = crate::webhooks::Webhooks::from_settings(&settings)?;
         Ok(Standalone {
+            outbox: Outbox::new(None, webhooks),
             login_fields: crate::state::login_fields(&settings),
             user_id_field: crate::state::id_field(settings.user_id_field),
             policy: PasswordPolicy::from_settings(&settings),
@@ -119,6 +132,7 @@ impl Standalone {
             user_id_field: self.user_id_field,
             login_fields: &self.login_fields,
             user_cache: None,
+            outbox: &self.outbox,
         }
     }
 }
