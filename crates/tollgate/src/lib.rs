@@ -37,3 +37,4 @@ mod startup;
 pub mod state;
 mod throttle;
 mod user_cache;
+mod webhooks;

@@ -7,19 +7,21 @@
 //! channel; and records the outcome. A failed delivery is tried again after 2 s, then after
 //! twice as long each time (at most an hour apart), until it succeeds or a day has passed
 //! since the message was added; then it is given up on (a dead letter, which `tollgate outbox
-//! retry` sends again). A refusal that retrying cannot change (an SMTP 5xx) is given up on at
-//! once.
+//! retry` sends again). A refusal that retrying cannot change (an SMTP 5xx, a webhook endpoint's 4xx
+//! other than 408 and 429) is given up on at once.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::Notify;
 use tollgate_core::unix_now;
 use tollgate_store::{NewMessage, OutboxMessage, Store, StoreError};
 
 use crate::mail::{Mail, Mailer};
 use crate::state::AppState;
+use crate::webhooks::{event_body, Event, Webhooks, WEBHOOK};
 
 /// The channel of mail.
 pub(crate) const EMAIL: &str = "email";
@@ -27,7 +29,7 @@ pub(crate) const EMAIL: &str = "email";
 /// How often the sender looks for due messages when nothing woke it.
 const POLL: Duration = Duration::from_secs(1);
 /// How long a claim holds a message: longer than one delivery can take (SMTP gives up after
-/// 15 s), so that a live sender never loses its claim.
+/// 15 s, a webhook after 10 s), so that a live sender never loses its claim.
 const LEASE_SECONDS: i64 = 60;
 /// Messages claimed at once.
 const BATCH: i64 = 16;
@@ -38,20 +40,50 @@ const MAX_RETRY: i64 = 3600;
 /// How long after it was added a message is still tried.
 const GIVE_UP_AFTER: i64 = 24 * 3600;
 
-/// The outbox of a server: what delivers its channels, and the bell that wakes its sender.
+/// The outbox of a server (or of a command, whose messages a server delivers): what delivers
+/// its channels, and the bell that wakes its sender.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     wake: Notify,
     /// Mail, when SMTP_URL is set.
     pub(crate) mailer: Option<Mailer>,
+    /// Event webhooks, when WEBHOOK_URLS is set.
+    pub(crate) webhooks: Option<Webhooks>,
 }
 
 impl Outbox {
-    pub(crate) fn new(mailer: Option<Mailer>) -> Outbox {
+    pub(crate) fn new(mailer: Option<Mailer>, webhooks: Option<Webhooks>) -> Outbox {
         Outbox {
             wake: Notify::new(),
             mailer,
+            webhooks,
         }
+    }
+
+    /// Puts `event` with `data` in the outbox, one message per WEBHOOK_URLS endpoint, if
+    /// WEBHOOK_EVENTS lets it through, and wakes the sender. What happened has happened
+    /// already: a failure to record the event is logged, not returned.
+    pub(crate) async fn emit(&self, store: &Store, event: Event, data: Value) {
+        let Some(webhooks) = &self.webhooks else {
+            return;
+        };
+        if !webhooks.wants(event) {
+            return;
+        }
+        let body = event_body(event, data, SystemTime::now());
+        let now = unix_now();
+        for url in webhooks.urls() {
+            let message = NewMessage {
+                channel: WEBHOOK,
+                destination: url,
+                topic: event.as_str(),
+                body: &body,
+            };
+            if let Err(err) = store.enqueue(&message, now).await {
+                tracing::error!(event = event.as_str(), cause = %err, "outbox: cannot add a webhook event");
+            }
+        }
+        self.wake.notify_one();
     }
 
     /// Puts `mail` in the outbox under `topic` (what it is, for listings) and wakes the sender.
@@ -112,9 +144,20 @@ async fn deliver_due(state: &AppState) -> Result<(), StoreError> {
         if due.is_empty() {
             return Ok(());
         }
+        // Side by side, so that a slow receiver holds up the batch for at most its timeout
+        // instead of once per message.
+        let mut deliveries = tokio::task::JoinSet::new();
         for message in due {
-            let outcome = deliver(state, &message).await;
-            record(state, &message, outcome).await?;
+            let state = state.clone();
+            deliveries.spawn(async move {
+                let outcome = deliver(&state, &message).await;
+                record(&state, &message, outcome).await
+            });
+        }
+        while let Some(recorded) = deliveries.join_next().await {
+            if let Ok(recorded) = recorded {
+                recorded?;
+            }
         }
     }
 }
@@ -143,6 +186,20 @@ async fn deliver(state: &AppState, message: &OutboxMessage) -> Outcome {
                 Err(err) => return Outcome::Refused(format!("unreadable mail: {err}")),
             };
             match mailer.send(&mail).await {
+                Ok(()) => Outcome::Delivered,
+                Err(err) if err.permanent => Outcome::Refused(err.message),
+                Err(err) => Outcome::Failed(err.message),
+            }
+        }
+        WEBHOOK => {
+            let Some(webhooks) = &state.outbox.webhooks else {
+                // Kept, and tried again, until WEBHOOK_URLS is set again.
+                return Outcome::Failed("webhooks are off (WEBHOOK_URLS is not set)".to_owned());
+            };
+            match webhooks
+                .deliver(message.id, &message.destination, body)
+                .await
+            {
                 Ok(()) => Outcome::Delivered,
                 Err(err) if err.permanent => Outcome::Refused(err.message),
                 Err(err) => Outcome::Failed(err.message),

@@ -62,7 +62,7 @@ pub struct SharedState {
     pub(crate) registration_throttle: Arc<ActionThrottle>,
     /// Password reset requests per client address and per account.
     pub(crate) reset_throttle: Arc<ActionThrottle>,
-    /// Messages delivered after their request: mail.
+    /// Messages delivered after their request: mail, webhooks.
     pub(crate) outbox: Arc<crate::outbox::Outbox>,
     /// With JWK_URL, verifies the tokens that authenticate requests with that issuer's keys.
     pub(crate) foreign_tokens: Option<tollgate_axum::Verifier>,
@@ -120,6 +120,7 @@ pub(crate) struct Prepared {
     challenge: HeaderValue,
     foreign_tokens: Option<tollgate_axum::Verifier>,
     mailer: Option<crate::mail::Mailer>,
+    webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 impl Prepared {
@@ -157,8 +158,10 @@ impl Prepared {
         };
         let mailer = crate::mail::Mailer::from_settings(&settings)
             .map_err(|err| StateError::Mail(err.to_string()))?;
+        let webhooks = crate::webhooks::Webhooks::from_settings(&settings)?;
         Ok(Prepared {
             mailer,
+            webhooks,
             settings,
             codec,
             hasher,
@@ -194,6 +197,7 @@ impl AppState {
             challenge,
             foreign_tokens,
             mailer,
+            webhooks,
         } = prepared;
         AppState(Arc::new(SharedState {
             foreign_tokens,
@@ -205,7 +209,7 @@ impl AppState {
                 settings.login_failure_window,
                 settings.redis_url.is_some().then(|| store.clone()),
             )),
-            outbox: Arc::new(crate::outbox::Outbox::new(mailer)),
+            outbox: Arc::new(crate::outbox::Outbox::new(mailer, webhooks)),
             registration_throttle: Arc::new(ActionThrottle::new(
                 "register",
                 settings.registrations_per_address,

@@ -540,6 +540,25 @@ settings! {
     /// Path of the password reset confirmation endpoint (`POST {"uid", "token",
     /// "new_password"}`, djoser's `reset_password_confirm`).
     password_reset_confirm_path "PASSWORD_RESET_CONFIRM_PATH": String = "/api/users/reset_password_confirm/".to_owned();
+
+    // Webhooks.
+    /// Endpoints (`https://` or `http://` URLs) that receive events as they happen, in the
+    /// Standard Webhooks format: a signed POST of `{"type", "timestamp", "data"}` with the
+    /// headers `webhook-id`, `webhook-timestamp` and `webhook-signature`. Every endpoint gets
+    /// every event WEBHOOK_EVENTS lets through. Events wait in the outbox (the database) and
+    /// are delivered after the request that caused them, at least once: a failed delivery is
+    /// tried again after 2 s, then twice as long each time, for up to a day (with the same
+    /// `webhook-id`); a 4xx answer other than 408 and 429 is final. Empty: no webhooks.
+    webhook_urls "WEBHOOK_URLS": Vec<String> = Vec::new();
+    /// The key that signs webhooks: `whsec_` and a base64 key of at least 24 bytes (e.g.
+    /// `whsec_$(openssl rand -base64 32)`). Several keys, separated by spaces, while rotating:
+    /// each signs, and `webhook-signature` lists every signature. Required with WEBHOOK_URLS.
+    webhook_secret "WEBHOOK_SECRET": Secret = Secret::default();
+    /// The events sent to WEBHOOK_URLS; empty: all of them. Events: `user.created`,
+    /// `user.updated`, `user.logged_in`, `user.login_failed`, `user.locked`,
+    /// `user.password_changed`, `user.password_reset`, `session.revoked`,
+    /// `token.reuse_detected`.
+    webhook_events "WEBHOOK_EVENTS": Vec<String> = Vec::new();
 }
 
 /// The user's own columns, which profile fields may not shadow.

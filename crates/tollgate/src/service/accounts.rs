@@ -11,6 +11,7 @@ use tollgate_store::{NewUser, User, UserChanges};
 
 use super::user_fields::{self, duplicate_error, Mode, Problems};
 use super::{Context, ServiceError};
+use crate::webhooks::{user_data, Event};
 
 /// Registers an account from the fields of `payload` (USERNAME_FIELD, USER_REQUIRED_FIELDS,
 /// the profile fields, and `password`): every field checked by its rules, identifiers unique
@@ -57,6 +58,8 @@ pub(crate) async fn register(ctx: &Context<'_>, payload: &Payload) -> Result<Use
         .await
         .map_err(duplicate_error)?;
     tracing::info!(user_id = user.id, "user registered");
+    ctx.emit(Event::UserCreated, json!({ "user": user_data(&user) }))
+        .await;
     if new.email_unconfirmed {
         super::verification::send_activation(ctx, &user).await?;
     }
@@ -141,6 +144,11 @@ pub(crate) async fn apply(
             "token identifier changed"
         );
     }
+    ctx.emit(
+        Event::UserUpdated,
+        json!({ "user": user_data(&updated.user) }),
+    )
+    .await;
     Ok(updated.user)
 }
 
@@ -157,6 +165,12 @@ pub(crate) async fn set_active(
         return Err(ServiceError::UserNotFound);
     }
     ctx.users_changed();
+    let changed = User {
+        is_active: active,
+        ..user.clone()
+    };
+    ctx.emit(Event::UserUpdated, json!({ "user": user_data(&changed) }))
+        .await;
     // With CHECK_USER_IS_ACTIVE off, an inactive user's tokens keep working, as in simplejwt.
     if active || !ctx.settings.check_user_is_active {
         tracing::info!(user_id = user.id, active, "user activation changed");
@@ -220,6 +234,13 @@ pub(crate) async fn change_password(
     let user_id = user.field(ctx.user_id_field);
     crate::state::revoke_earlier_tokens(ctx.store, ctx.settings, &user_id).await?;
     tracing::info!(user_id = user.id, revoked = blacklisted, "password changed");
+    let (event, changed_by) = match by {
+        ChangedBy::User { .. } => (Event::PasswordChanged, "user"),
+        ChangedBy::Administrator => (Event::PasswordChanged, "administrator"),
+        ChangedBy::ResetLink => (Event::PasswordReset, "reset_link"),
+    };
+    ctx.emit(event, json!({ "user": user_data(user), "by": changed_by }))
+        .await;
     Ok(PasswordChanged { blacklisted })
 }
 

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use serde_json::{json, Value};
 use tollgate_core::identity::normalize_username;
 use tollgate_core::password::PasswordCheck;
 use tollgate_core::settings::EmailVerification;
@@ -17,6 +18,7 @@ use crate::state::AppState;
 use crate::throttle::{
     account_subject, identifier_subject, Attempt, Checking, Refusal, MAX_QUEUE_WAIT,
 };
+use crate::webhooks::{user_data, Event};
 
 /// Where a password arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,6 +241,8 @@ async fn check_credentials(
                 if let Some(user) = &user {
                     record(user.id, LoginOutcome::Locked).await?;
                 }
+                let data = attempt_data(user.as_ref(), identifier, client, "locked");
+                emit(state, Event::UserLoginFailed, data).await;
                 state.metrics.login(false);
                 state.metrics.login_refused(LoginRefusal::Locked);
                 tracing::info!(username_field, "login refused: locked");
@@ -256,6 +260,8 @@ async fn check_credentials(
                 (LockoutAdmission::Locked { .. }, _) => {
                     record(user.id, LoginOutcome::Locked).await?;
                     state.metrics.login_refused(LoginRefusal::Locked);
+                    let data = attempt_data(Some(user), identifier, client, "locked");
+                    emit(state, Event::UserLoginFailed, data).await;
                     tracing::info!(username_field, "login refused: account locked");
                     return Err(refuse_as_wrong_password(state, password).await);
                 }
@@ -272,6 +278,11 @@ async fn check_credentials(
     let mut user = match user {
         Some(user) if check.matched() && user.is_active => user,
         user => {
+            let reason = match &user {
+                Some(_) if check.matched() => "inactive",
+                Some(_) => "wrong_password",
+                None => "no_account",
+            };
             if let Some(user) = &user {
                 let outcome = if check.matched() {
                     state.metrics.login_refused(LoginRefusal::Inactive);
@@ -281,8 +292,11 @@ async fn check_credentials(
                 };
                 record(user.id, outcome).await?;
             }
+            let data = attempt_data(user.as_ref(), identifier, client, reason);
+            emit(state, Event::UserLoginFailed, data.clone()).await;
             if locks {
                 tracing::warn!(username_field, "login locked after repeated failures");
+                emit(state, Event::UserLocked, data).await;
             }
             state.metrics.login(false);
             tracing::info!(username_field, "login failed");
@@ -318,8 +332,29 @@ async fn check_credentials(
     record(user.id, LoginOutcome::Succeeded).await?;
     if channel == Channel::Login {
         state.metrics.login(true);
+        let mut data = attempt_data(Some(&user), identifier, client, "");
+        if let Some(fields) = data.as_object_mut() {
+            fields.remove("reason");
+        }
+        emit(state, Event::UserLoggedIn, data).await;
     }
     Ok(user)
+}
+
+/// The data of a login event: the user (if the identifier names one), the identifier as
+/// given, where the attempt came from, and why it failed.
+fn attempt_data(user: Option<&User>, identifier: &str, client: Client<'_>, reason: &str) -> Value {
+    json!({
+        "user": user.map(user_data),
+        "identifier": identifier,
+        "ip_address": client.address.to_string(),
+        "user_agent": client.user_agent,
+        "reason": reason,
+    })
+}
+
+async fn emit(state: &AppState, event: Event, data: Value) {
+    state.outbox.emit(&state.store, event, data).await;
 }
 
 /// LOGIN_LOCKOUT_THRESHOLD and LOGIN_LOCKOUT_DURATION, if lockout is on.

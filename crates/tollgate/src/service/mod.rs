@@ -28,8 +28,10 @@ use tollgate_store::{Revocation, Store, StoreError, UserField};
 
 pub(crate) use error::{FieldErrors, ServiceError};
 
+use crate::outbox::Outbox;
 use crate::state::{AppState, PasswordPool};
 use crate::user_cache::UserCache;
+use crate::webhooks::Event;
 
 /// What the operations that need no signing key act on: a running server's state, or what a
 /// command builds ([`Standalone`]).
@@ -44,8 +46,9 @@ pub(crate) struct Context<'a> {
     pub(crate) login_fields: &'a [UserField],
     /// The server's cache of users, cleared after a change; a command has none.
     pub(crate) user_cache: Option<&'a UserCache>,
-    /// Where mail goes (a serving instance's sender, or any instance's, delivers it).
-    pub(crate) outbox: &'a crate::outbox::Outbox,
+    /// Where mail and events (WEBHOOK_URLS) go; a serving instance's sender delivers them, a
+    /// command's too.
+    pub(crate) outbox: &'a Outbox,
 }
 
 impl<'a> Context<'a> {
@@ -74,6 +77,11 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
+    /// Records `event` for the webhooks (see [`Outbox::emit`]).
+    pub(crate) async fn emit(&self, event: Event, data: serde_json::Value) {
+        self.outbox.emit(self.store, event, data).await;
+    }
+
     /// Forgets cached copies of users after a change.
     pub(crate) fn users_changed(&self) {
         if let Some(cache) = self.user_cache {
@@ -90,7 +98,7 @@ pub(crate) struct Standalone {
     policy: PasswordPolicy,
     user_id_field: UserField,
     login_fields: Vec<UserField>,
-    outbox: crate::outbox::Outbox,
+    outbox: Outbox,
 }
 
 impl Standalone {
@@ -107,8 +115,9 @@ impl Standalone {
         )?;
         let mailer = crate::mail::Mailer::from_settings(&settings)
             .map_err(|err| crate::state::StateError::Mail(err.to_string()))?;
+        let webhooks = crate::webhooks::Webhooks::from_settings(&settings)?;
         Ok(Standalone {
-            outbox: crate::outbox::Outbox::new(mailer),
+            outbox: Outbox::new(mailer, webhooks),
             login_fields: crate::state::login_fields(&settings),
             user_id_field: crate::state::id_field(settings.user_id_field),
             policy: PasswordPolicy::from_settings(&settings),

@@ -16,6 +16,7 @@ use super::tokens::{issued_record, sign, ORIG_IAT_CLAIM};
 use super::{Context, ServiceError};
 use crate::auth::{issued_to_holder, password_unchanged};
 use crate::state::{AppState, SID_CLAIM};
+use crate::webhooks::Event;
 
 /// What a refresh hands out: a new access token, and with ROTATE_REFRESH_TOKENS the refresh
 /// token that replaces the one presented.
@@ -251,6 +252,15 @@ async fn replayed(state: &AppState, claims: &Claims, now: i64) -> Result<Refresh
         session_id = rotation.session_id.as_deref().unwrap_or_default(),
         "refresh token reuse detected: its family is revoked"
     );
+    let data = serde_json::json!({
+        "user_id": user_pk(state, claims).await.ok().flatten(),
+        "session_id": rotation.session_id,
+        "jti": jti,
+    });
+    state
+        .outbox
+        .emit(&state.store, Event::TokenReuseDetected, data)
+        .await;
     Err(blacklisted())
 }
 

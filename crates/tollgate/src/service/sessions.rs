@@ -5,12 +5,14 @@
 //! refresh and sliding tokens and, with ACCESS_TOKEN_REVOCATION, revokes its access tokens on
 //! every instance (they carry its `sid`).
 
+use serde_json::json;
 use tollgate_core::{unix_now, Claims, TokenError, TokenType};
 use tollgate_store::{Revocation, User};
 
 use super::refresh::{decode_blacklistable, token_record, user_pk};
 use super::{Context, ServiceError};
 use crate::state::{AppState, SID_CLAIM};
+use crate::webhooks::Event;
 
 /// Logs out refresh token `raw` (holding it is enough): it is blacklisted and its session
 /// ends, its other tokens included. `access_in_header` is the access token the request was
@@ -58,6 +60,15 @@ pub(crate) async fn log_out(
     if state.settings.access_token_revocation {
         revoke_logged_out_access(state, &claims, access_in_header, now).await?;
     }
+    let data = json!({
+        "user_id": owner,
+        "session_id": claims.str(SID_CLAIM),
+        "reason": "logout",
+    });
+    state
+        .outbox
+        .emit(&state.store, Event::SessionRevoked, data)
+        .await;
     Ok(())
 }
 
@@ -99,6 +110,8 @@ pub(crate) async fn revoke_session(
     }
     ctx.revoke_access(Revocation::Session { sid }).await?;
     tracing::info!(session_id = sid, "session revoked");
+    let data = json!({ "user_id": owner, "session_id": sid, "reason": "revoked" });
+    ctx.emit(Event::SessionRevoked, data).await;
     Ok(())
 }
 
@@ -112,6 +125,10 @@ pub(crate) async fn log_out_everywhere(
     let revoked = ctx.store.revoke_all_sessions(user.id, unix_now()).await?;
     for sid in &revoked {
         ctx.revoke_access(Revocation::Session { sid }).await?;
+    }
+    for sid in &revoked {
+        let data = json!({ "user_id": user.id, "session_id": sid, "reason": "logout_everywhere" });
+        ctx.emit(Event::SessionRevoked, data).await;
     }
     tracing::info!(
         user_id = user.id,

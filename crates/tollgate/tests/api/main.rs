@@ -34,4 +34,5 @@ mod simplejwt_transcript;
 mod token_settings;
 mod user_cache;
 mod users;
+mod webhooks;
 mod websocket;

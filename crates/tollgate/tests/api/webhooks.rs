@@ -1,0 +1,371 @@
+//! Event webhooks, end to end: a real HTTP receiver started by the test gets the events of
+//! registration, logins, password changes and logouts, and checks their Standard Webhooks
+//! signatures with the algorithm written out here; a receiver that is down gets the event
+//! once it is back, under the same `webhook-id`; WEBHOOK_EVENTS filters; bad settings stop
+//! start-up.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tollgate_core::settings::Secret;
+use tollgate_store::OutboxFilter;
+
+use crate::common;
+use common::{Backend, TestServer};
+
+const PASSWORD: &str = "correct horse battery";
+const NEW_PASSWORD: &str = "quantum-ferret-72";
+/// 32 random bytes, base64, behind `whsec_`.
+const SECRET: &str = "whsec_C2FjK7JVoS1uVxzZ0TJm9qbt4nHeNs3Q8mwP+d7Tj1A=";
+/// How long an event may take to arrive when the receiver is up: the sender is woken by the
+/// event, so it takes milliseconds; seconds mean it waited for a poll or a retry.
+const PROMPT: Duration = Duration::from_secs(3);
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: String,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("JSON body")
+    }
+
+    fn event_type(&self) -> String {
+        self.json()["type"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// A webhook endpoint on a real socket: records every request and answers with the statuses
+/// queued in `answers` (200 once they run out).
+struct Receiver {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        Receiver::serve(listener, Vec::new())
+    }
+
+    fn serve(listener: tokio::net::TcpListener, answers: Vec<u16>) -> Receiver {
+        let addr = listener.local_addr().expect("address");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let answers = Arc::new(Mutex::new(answers));
+        let (log, queue) = (Arc::clone(&received), Arc::clone(&answers));
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let (log, queue) = (Arc::clone(&log), Arc::clone(&queue));
+                async move {
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|value| value.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    log.lock().expect("lock").push(Received {
+                        id: header("webhook-id"),
+                        timestamp: header("webhook-timestamp"),
+                        signature: header("webhook-signature"),
+                        body,
+                    });
+                    let mut queue = queue.lock().expect("lock");
+                    let status = if queue.is_empty() {
+                        200
+                    } else {
+                        queue.remove(0)
+                    };
+                    AxumStatus::from_u16(status).expect("status")
+                }
+            }),
+        );
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver {
+            addr,
+            received,
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    /// Waits until `count` requests have arrived (or `limit` has passed) and returns them.
+    async fn wait_for(&self, count: usize, limit: Duration) -> Vec<Received> {
+        let start = Instant::now();
+        while self.received().len() < count && start.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.received()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Checks a request's signature as a receiver would, independently of Tollgate's code: the
+/// key is the base64 after `whsec_`; the signature, `v1,` and the base64 HMAC-SHA256 of
+/// `{webhook-id}.{webhook-timestamp}.{body}`; one of the space-separated signatures must match.
+#[track_caller]
+fn assert_signed(received: &Received, secret: &str) {
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
+        .expect("base64 key");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
+    mac.update(format!("{}.{}.{}", received.id, received.timestamp, received.body).as_bytes());
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    assert!(
+        received.signature.split(' ').any(|part| part == expected),
+        "signature {:?} does not match {expected:?}",
+        received.signature
+    );
+    let timestamp: i64 = received.timestamp.parse().expect("epoch seconds");
+    assert!(
+        (tollgate_core::unix_now() - timestamp).abs() < 300,
+        "timestamp {timestamp} is not now"
+    );
+    assert!(received.id.starts_with("msg_"), "{}", received.id);
+}
+
+async fn with_webhooks(backend: Backend, urls: Vec<String>, events: &[&str]) -> TestServer {
+    let events: Vec<String> = events.iter().map(|e| (*e).to_owned()).collect();
+    TestServer::start_on(backend, move |s| {
+        s.webhook_urls = urls;
+        s.webhook_secret = Secret(SECRET.to_owned());
+        s.webhook_events = events;
+    })
+    .await
+}
+
+on_both_backends! {
+    /// Registration, a failed and a successful login, a logout and a password change each send
+    /// their event, signed, within moments of the request: the user's fields, never a password.
+    async fn account_and_session_events_reach_the_receiver_signed(backend) {
+        let receiver = Receiver::start().await;
+        let server = with_webhooks(backend, vec![receiver.url()], &[]).await;
+        let started = Instant::now();
+
+        let (status, body) = server.post_json("/api/users/", json!({
+            "username": "ann", "email": "ann@example.com", "password": PASSWORD,
+        })).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, _) = server.post_json("/api/token/", json!({
+            "username": "ann", "password": "wrong password",
+        })).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (refresh, _) = server.obtain_pair("ann", PASSWORD).await;
+        let (status, body) = server.post_json("/api/token/blacklist/", json!({ "refresh": refresh })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (_, access) = server.obtain_pair("ann", PASSWORD).await;
+        let (status, body) = server.send(Method::POST, "/api/user/password/", Some(&access),
+            Some(json!({ "old_password": PASSWORD, "new_password": NEW_PASSWORD }))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        let received = receiver.wait_for(6, PROMPT).await;
+        assert!(started.elapsed() < PROMPT, "events took {:?}", started.elapsed());
+        let mut types: Vec<String> = received.iter().map(Received::event_type).collect();
+        types.sort();
+        assert_eq!(types, [
+            "session.revoked", "user.created", "user.logged_in", "user.logged_in",
+            "user.login_failed", "user.password_changed",
+        ]);
+        let mut ids: Vec<&str> = received.iter().map(|r| r.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), received.len(), "every event has an id of its own");
+        let user_id = server.store().find_user(tollgate_store::UserField::Username, "ann").await.expect("query").expect("ann").id;
+        for request in &received {
+            assert_signed(request, SECRET);
+            assert!(!request.body.contains(PASSWORD) && !request.body.contains(NEW_PASSWORD));
+            assert!(!request.body.contains("pbkdf2") && !request.body.contains("argon2"));
+            let event = request.json();
+            assert!(event["timestamp"].as_str().expect("timestamp").ends_with('Z'), "{event}");
+            let data = &event["data"];
+            match event["type"].as_str().expect("type") {
+                "user.created" | "user.password_changed" | "user.logged_in" => {
+                    assert_eq!(data["user"]["id"], user_id, "{event}");
+                    assert_eq!(data["user"]["username"], "ann", "{event}");
+                    assert_eq!(data["user"]["email"], "ann@example.com", "{event}");
+                }
+                "user.login_failed" => {
+                    assert_eq!(data["user"]["id"], user_id, "{event}");
+                    assert_eq!(data["identifier"], "ann", "{event}");
+                    assert_eq!(data["reason"], "wrong_password", "{event}");
+                    assert_eq!(data["ip_address"], "127.0.0.1", "{event}");
+                }
+                "session.revoked" => {
+                    assert_eq!(data["user_id"], user_id, "{event}");
+                    assert_eq!(data["reason"], "logout", "{event}");
+                    assert_eq!(data["session_id"], common::payload(&refresh)["sid"], "{event}");
+                }
+                other => panic!("unexpected event {other}"),
+            }
+        }
+        server.stop().await;
+    }
+
+    /// A receiver that is down when the event happens gets it once it is back, after a failed
+    /// attempt and a 503, each time under the id the outbox keeps for the message.
+    async fn a_receiver_down_then_up_gets_the_event_under_the_same_id(backend) {
+        // A port nobody listens on, which the receiver takes later.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        drop(listener);
+        let url = format!("http://{addr}/hook");
+        let server = with_webhooks(backend, vec![url.clone()], &[]).await;
+        server.create_user("ann", PASSWORD).await;
+        let (status, _) = server.post_json("/api/token/", json!({
+            "username": "ann", "password": "wrong password",
+        })).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+        // The first attempt fails while nothing listens.
+        let start = Instant::now();
+        let message = loop {
+            let messages = server.store().outbox_messages(OutboxFilter::Pending, 10).await.expect("list");
+            if let Some(message) = messages.into_iter().find(|m| m.last_error.is_some()) {
+                break message;
+            }
+            assert!(start.elapsed() < PROMPT, "no failed attempt");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!((message.channel.as_str(), message.topic.as_str()), ("webhook", "user.login_failed"));
+        assert_eq!(message.destination, url);
+
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("the same port again");
+        let receiver = Receiver::serve(listener, vec![503]);
+        // Retried after 2 s (refused), then after 4 s more (503).
+        let received = receiver.wait_for(2, Duration::from_secs(12)).await;
+        assert_eq!(received.len(), 2, "{received:?}");
+        for request in &received {
+            assert_eq!(request.id, format!("msg_{}", message.id));
+            assert_eq!(request.event_type(), "user.login_failed");
+            assert_signed(request, SECRET);
+        }
+        assert_eq!(received[0].body, received[1].body, "the same event, not a new one");
+        let start = Instant::now();
+        loop {
+            let all = server.store().outbox_messages(OutboxFilter::All, 10).await.expect("list");
+            let row = all.iter().find(|m| m.id == message.id).expect("kept");
+            if row.delivered_at.is_some() {
+                assert_eq!(row.attempts, 3);
+                break;
+            }
+            assert!(start.elapsed() < PROMPT, "not marked delivered: {row:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.stop().await;
+    }
+}
+
+/// WEBHOOK_EVENTS lets only the events it names into the outbox; each endpoint of
+/// WEBHOOK_URLS gets each of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_events_filters_and_every_endpoint_gets_each_event() {
+    let (first, second) = (Receiver::start().await, Receiver::start().await);
+    let server = with_webhooks(
+        Backend::Sqlite,
+        vec![first.url(), second.url()],
+        &["user.login_failed", "user.locked"],
+    )
+    .await;
+    let (status, _) = server
+        .post_json(
+            "/api/users/",
+            json!({ "username": "ann", "email": "ann@example.com", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    server.obtain_pair("ann", PASSWORD).await;
+    let (status, _) = server
+        .post_json(
+            "/api/token/",
+            json!({ "username": "ann", "password": "wrong password" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let messages = server
+        .store()
+        .outbox_messages(OutboxFilter::All, 10)
+        .await
+        .expect("list");
+    let mut kept: Vec<(&str, &str)> = messages
+        .iter()
+        .map(|m| (m.topic.as_str(), m.destination.as_str()))
+        .collect();
+    kept.sort_unstable();
+    let (first_url, second_url) = (first.url(), second.url());
+    let mut expected = vec![
+        ("user.login_failed", first_url.as_str()),
+        ("user.login_failed", second_url.as_str()),
+    ];
+    expected.sort_unstable();
+    assert_eq!(kept, expected);
+    for receiver in [&first, &second] {
+        let received = receiver.wait_for(1, PROMPT).await;
+        assert_eq!(received.len(), 1, "{received:?}");
+        assert_eq!(received[0].event_type(), "user.login_failed");
+        assert_signed(&received[0], SECRET);
+    }
+    server.stop().await;
+}
+
+/// Unusable webhook settings stop the server before it starts, naming the setting and never
+/// showing the key.
+#[test]
+fn invalid_webhook_settings_stop_start_up_naming_the_setting() {
+    use common::binary::{run, text, tollgate};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let check = |url: &str, secret: &str| {
+        let output = run(tollgate(dir.path(), &["check"])
+            .env(
+                "TOLLGATE_SIGNING_KEY",
+                "webhook-test-signing-key-long-enough-0123456789",
+            )
+            .env("TOLLGATE_WEBHOOK_URLS", url)
+            .env("TOLLGATE_WEBHOOK_SECRET", secret));
+        (output.status.success(), text(&output.stderr))
+    };
+    let url = "https://app.example.com/webhooks";
+    let (ok, stderr) = check(url, "C2FjK7JVoS1uVxzZ0TJm9qbt4nHeNs3Q8mwP");
+    assert!(!ok && stderr.contains("WEBHOOK_SECRET"), "{stderr}");
+    assert!(
+        !stderr.contains("C2FjK7JV"),
+        "the key is not shown: {stderr}"
+    );
+    let (ok, stderr) = check(url, "");
+    assert!(!ok && stderr.contains("WEBHOOK_SECRET"), "{stderr}");
+    let (ok, stderr) = check("app.example.com/webhooks", SECRET);
+    assert!(!ok && stderr.contains("WEBHOOK_URLS"), "{stderr}");
+    let (ok, stderr) = check(url, SECRET);
+    assert!(ok, "{stderr}");
+}
