@@ -1,8 +1,10 @@
-//! Login records: the history of login attempts on each account, and the lockout counters.
+//! Login records: the history of login attempts on each account (with the password resets
+//! done through a mailed link, which give the account to whoever holds the link), and the
+//! lockout counters.
 
 use crate::{with_pool, with_writer, Store, StoreError};
 
-/// How a login attempt on an existing account ended.
+/// How a login attempt on an existing account ended, or a password reset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginOutcome {
     /// The password matched and the account was active.
@@ -15,10 +17,14 @@ pub enum LoginOutcome {
     Locked,
     /// The password matched but the email address waits for confirmation.
     Unverified,
+    /// Not a login: the password was set with a reset link mailed to the account's address.
+    /// Recorded with the logins because whoever held the link could then log in; stored as
+    /// not succeeded (nobody was logged in), with the reason `password_reset`.
+    PasswordReset,
 }
 
 impl LoginOutcome {
-    /// The word stored for a failure; `None` for a success.
+    /// The word stored for a failure or a reset; `None` for a successful login.
     fn reason(self) -> Option<&'static str> {
         match self {
             LoginOutcome::Succeeded => None,
@@ -26,18 +32,23 @@ impl LoginOutcome {
             LoginOutcome::Inactive => Some("inactive"),
             LoginOutcome::Locked => Some("locked"),
             LoginOutcome::Unverified => Some("email_not_verified"),
+            LoginOutcome::PasswordReset => Some(PASSWORD_RESET),
         }
     }
 }
 
-/// One recorded login attempt.
+/// The reason of the events that record a password reset ([`LoginOutcome::PasswordReset`]).
+const PASSWORD_RESET: &str = "password_reset";
+
+/// One recorded login attempt, or password reset.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LoginEvent {
     /// The account.
     pub user_id: i64,
-    /// Whether it succeeded.
+    /// Whether it was a successful login.
     pub succeeded: bool,
-    /// Why it failed (`wrong_password`, `inactive`, `locked`); `None` on success.
+    /// Why the login failed (`wrong_password`, `inactive`, `locked`, `email_not_verified`), or
+    /// `password_reset` for a reset; `None` for a successful login.
     pub reason: Option<String>,
     /// The client's address.
     pub client_addr: String,
@@ -45,6 +56,13 @@ pub struct LoginEvent {
     pub user_agent: Option<String>,
     /// When, in epoch seconds.
     pub at: i64,
+}
+
+impl LoginEvent {
+    /// Whether this records a password reset rather than a login attempt.
+    pub fn is_password_reset(&self) -> bool {
+        !self.succeeded && self.reason.as_deref() == Some(PASSWORD_RESET)
+    }
 }
 
 /// The lockout rule: how many consecutive failures lock a key, and for how long.
@@ -75,7 +93,7 @@ pub enum LockoutAdmission {
 const LOCKED_FOR_GOOD: i64 = i64::MAX;
 
 impl Store {
-    /// Records a login attempt on an account.
+    /// Records a login attempt on an account, or a password reset.
     pub async fn record_login(
         &self,
         user_id: i64,

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::body::Payload;
-use crate::client::ClientAddr;
+use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
 use crate::service::recovery;
 use crate::state::AppState;
@@ -22,12 +22,15 @@ pub(crate) async fn reset_password(
 }
 
 /// `POST /api/users/reset_password_confirm/` `{"uid", "token", "new_password"}`: 204 once the
-/// password is set.
+/// password is set (and recorded in the user's login history, with the client's address and
+/// user agent).
 pub(crate) async fn reset_password_confirm(
     State(state): State<AppState>,
+    client: ClientAddr,
+    agent: UserAgent,
     payload: Payload,
 ) -> Result<StatusCode, ApiError> {
     let [uid, token, new_password] = payload.char_fields(["uid", "token", "new_password"])?;
-    recovery::confirm_reset(&state, &uid, &token, new_password).await?;
+    recovery::confirm_reset(&state, client.with(&agent), &uid, &token, new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }

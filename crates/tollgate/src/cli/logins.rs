@@ -1,4 +1,4 @@
-//! `tollgate events` (an account's login history) and `tollgate unlock` (lift a lockout).
+//! `tollgate events` (an account's login history, password resets included) and `tollgate unlock` (lift a lockout).
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -13,7 +13,7 @@ pub(crate) struct EventsArgs {
     /// The user whose logins to list, by username.
     #[arg(long, value_name = "NAME")]
     user: String,
-    /// How many of the most recent attempts to list.
+    /// How many of the most recent attempts (and resets) to list.
     #[arg(long, default_value_t = 50)]
     limit: u32,
 }
@@ -25,7 +25,8 @@ pub(crate) struct UnlockArgs {
     username: String,
 }
 
-/// Lists a user's most recent login attempts, newest first, and their last login.
+/// Lists a user's most recent login attempts and password resets, newest first, and their
+/// last login.
 pub(crate) async fn events(settings: Settings, args: EventsArgs) -> anyhow::Result<()> {
     let store = super::open_store(&settings).await?;
     let user = find(&store, &args.user).await?;
@@ -49,6 +50,7 @@ pub(crate) async fn events(settings: Settings, args: EventsArgs) -> anyhow::Resu
     for event in events {
         let outcome = match (event.succeeded, event.reason.as_deref()) {
             (true, _) => "succeeded".to_owned(),
+            _ if event.is_password_reset() => "password_reset".to_owned(),
             (false, reason) => format!("failed: {}", reason.unwrap_or("unknown")),
         };
         println!(

@@ -7,8 +7,9 @@
 //! token is random, stored only as a hash, and works once, for PASSWORD_RESET_TIMEOUT, while
 //! it is the user's newest and the password is the one it was issued under. A completed reset
 //! changes the password as a password change does (every refresh token blacklisted, access
-//! tokens revoked), ends every session, lifts a lockout, and sends the user a notice. Tokens
-//! and links never appear in logs.
+//! tokens revoked), ends every session, lifts a lockout, is recorded in the user's login
+//! history (`tollgate events`), and sends the user a notice. Tokens and links never appear in
+//! logs.
 
 use std::net::IpAddr;
 
@@ -17,9 +18,10 @@ use tollgate_core::account_token::{decode_uid, encode_uid, hash_account_token, n
 use tollgate_core::identity::normalize_email;
 use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::unix_now;
-use tollgate_store::{NewAccountToken, User, UserField};
+use tollgate_store::{LoginOutcome, NewAccountToken, User, UserField};
 
 use super::accounts::{self, ChangedBy};
+use super::login::Client;
 use super::{sessions, Context, ServiceError};
 use crate::mail::Mailer;
 use crate::state::AppState;
@@ -116,10 +118,12 @@ async fn send_reset_link(state: &AppState, email: &str) -> Result<(), ServiceErr
 }
 
 /// Sets the password of the user `uid` names to `new_password` with the token of a reset
-/// link. A uid that names nobody, and a token that is not live for that user, are refused in
-/// djoser's words; so is a password the policy refuses (the token then stays usable).
+/// link, for `client`. A uid that names nobody, and a token that is not live for that user,
+/// are refused in djoser's words; so is a password the policy refuses (the token then stays
+/// usable).
 pub(crate) async fn confirm_reset(
     state: &AppState,
+    client: Client<'_>,
     uid: &str,
     token: &str,
     new_password: String,
@@ -169,6 +173,17 @@ pub(crate) async fn confirm_reset(
     sessions::log_out_everywhere(&ctx, &user).await?;
     let keys = super::login::lockout_keys(&user);
     state.store.clear_login_failures(&keys, now).await?;
+    let addr = client.address.to_string();
+    state
+        .store
+        .record_login(
+            user.id,
+            LoginOutcome::PasswordReset,
+            &addr,
+            client.user_agent,
+            now,
+        )
+        .await?;
     tracing::info!(user_id = user.id, "password reset");
     if let Some(mailer) = &state.outbox.mailer {
         let context = json!({ "user": user_context(&user) });

@@ -89,7 +89,7 @@ on_both_backends! {
         let dir = tempfile::tempdir().expect("temp dir");
         let smtp = SmtpServer::start_in(dir.path());
         let server = with_mail(backend, &smtp.url()).await;
-        server.create_user("ann", PASSWORD).await;
+        let ann = server.create_user("ann", PASSWORD).await;
         let (status, before) = log_in(&server, PASSWORD).await;
         assert_eq!(status, StatusCode::OK);
 
@@ -107,6 +107,13 @@ on_both_backends! {
         assert!(refusal["new_password"].as_array().is_some_and(|m| !m.is_empty()), "{refusal}");
 
         assert_eq!(confirm(&server, &uid, &token, NEW_PASSWORD).await, (StatusCode::NO_CONTENT, String::new()));
+        // The reset is in her login history, newest, as no login.
+        let events = server.store().login_events(ann.id, 10).await.expect("listed");
+        assert!(events[0].is_password_reset(), "{events:?}");
+        assert!(!events[0].succeeded);
+        assert_eq!(events[0].reason.as_deref(), Some("password_reset"));
+        assert_eq!(events[0].client_addr, "127.0.0.1");
+        assert_eq!(events.iter().filter(|e| e.is_password_reset()).count(), 1, "{events:?}");
         // Every earlier login ended; the new password works, the old one no longer.
         let (status, _) = server
             .post_json("/api/token/refresh/", json!({"refresh": token_field(&before, "refresh")}))
@@ -122,6 +129,21 @@ on_both_backends! {
         let mails = wait_for(&smtp.maildir, "ann@example.com", 2, MAIL_WAIT).await;
         assert_eq!(mails[1].subject, "Your password was changed");
         assert!(!mails[1].text.contains(&token));
+
+        // `tollgate events` lists the reset between the logins, under its own outcome.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut command = crate::common::binary::tollgate(dir.path(), &["events", "--user", "ann"]);
+        command.env("DATABASE_URL", &server.settings.database_url);
+        let listed = crate::common::binary::run(command);
+        let listing = crate::common::binary::text(&listed.stdout);
+        assert!(listed.status.success(), "{}", crate::common::binary::text(&listed.stderr));
+        let outcomes: Vec<&str> = listing
+            .lines()
+            .skip(2)
+            .filter_map(|line| line.split("  ").map(str::trim).filter(|c| !c.is_empty()).nth(1))
+            .collect();
+        let expected = ["succeeded", "failed: wrong_password", "password_reset", "succeeded"];
+        assert_eq!(outcomes, expected, "{listing}");
     }
 
     /// An address without an account gets the same answer and no mail; so does an inactive
