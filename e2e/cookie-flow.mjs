@@ -2,59 +2,23 @@
 // protected endpoint, reloads (the access token is lost, the cookie refreshes it), and logs out;
 // then logs in from two browsers, lists the sessions and logs out everywhere.
 //
-// The page is served by a small server in this process that also passes /api/ through to
-// Tollgate (E2E_TOLLGATE_URL), so page and API share one origin, as behind a reverse proxy. Run it
-// with scripts/browser-test.sh, which installs Chromium and playwright-core and starts Tollgate.
+// The page is served by a small server in this process (page-server.mjs) that also passes /api/
+// through to Tollgate (E2E_TOLLGATE_URL), so page and API share one origin, as behind a reverse
+// proxy. Run it with scripts/browser-test.sh, which installs Chromium and playwright-core and
+// starts Tollgate.
 
-import { createServer, request } from "node:http";
-import { readFile } from "node:fs/promises";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
+import { launchChromium, startPageServer } from "./page-server.mjs";
 
 const tollgate = new URL(process.env.E2E_TOLLGATE_URL ?? "http://127.0.0.1:8000");
 const username = process.env.E2E_USERNAME ?? "e2e";
 const password = process.env.E2E_PASSWORD ?? "e2e-password";
 const cookieName = "tollgate_refresh";
-const page = await readFile(new URL("./page.html", import.meta.url));
 
-// Serves the page at / and forwards /api/ unchanged, Host header included, so that Tollgate
-// sees the page's origin as its own.
-const server = createServer((incoming, outgoing) => {
-  if (!incoming.url.startsWith("/api/")) {
-    outgoing.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
-    outgoing.end(page);
-    return;
-  }
-  const upstream = request(
-    {
-      host: tollgate.hostname,
-      port: tollgate.port,
-      path: incoming.url,
-      method: incoming.method,
-      headers: incoming.headers,
-    },
-    (answer) => {
-      outgoing.writeHead(answer.statusCode, answer.headers);
-      answer.pipe(outgoing);
-    },
-  );
-  upstream.on("error", (err) => {
-    outgoing.writeHead(502);
-    outgoing.end(String(err));
-  });
-  incoming.pipe(upstream);
-});
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const origin = `http://127.0.0.1:${server.address().port}`;
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-  timeout: 30_000,
-});
+const server = await startPageServer({ tollgate, pages: { "/": "page.html" } });
+const origin = server.origin;
+const browser = await launchChromium(chromium);
 
 async function refreshCookie(context) {
   return (await context.cookies(origin + "/api/token/")).find((c) => c.name === cookieName);
