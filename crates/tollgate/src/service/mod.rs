@@ -14,6 +14,7 @@
 
 pub(crate) mod accounts;
 mod error;
+mod links;
 pub(crate) mod login;
 pub(crate) mod recovery;
 pub(crate) mod refresh;

@@ -13,14 +13,15 @@
 
 use std::net::IpAddr;
 
-use serde_json::{json, Value};
-use tollgate_core::account_token::{decode_uid, encode_uid, hash_account_token, new_account_token};
+use serde_json::json;
+use tollgate_core::account_token::{decode_uid, hash_account_token};
 use tollgate_core::identity::normalize_email;
 use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::unix_now;
-use tollgate_store::{LoginOutcome, NewAccountToken, User, UserField};
+use tollgate_store::{LoginOutcome, UserField};
 
 use super::accounts::{self, ChangedBy};
+use super::links::{send_link, user_context, Link};
 use super::login::Client;
 use super::{sessions, Context, ServiceError};
 use crate::mail::Mailer;
@@ -69,7 +70,7 @@ fn reset_link(state: &AppState) -> Result<(&Mailer, &str), ServiceError> {
 }
 
 async fn send_reset_link(state: &AppState, email: &str) -> Result<(), ServiceError> {
-    let (mailer, link) = reset_link(state)?;
+    let (_, page) = reset_link(state)?;
     // As Django's PasswordResetForm: active accounts only.
     let user = match state.store.find_user(UserField::Email, email).await? {
         Some(user) if user.is_active && !email.is_empty() => user,
@@ -85,36 +86,13 @@ async fn send_reset_link(state: &AppState, email: &str) -> Result<(), ServiceErr
         );
         return Ok(());
     }
-    let (token, token_hash) = new_account_token();
-    let now = unix_now();
-    let timeout = state.settings.password_reset_timeout;
-    let lifetime = i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX);
-    let fingerprint = revoke_fingerprint(&user.password);
-    state
-        .store
-        .issue_account_token(&NewAccountToken {
-            purpose: PURPOSE,
-            user_id: user.id,
-            token_hash: &token_hash,
-            password_fingerprint: &fingerprint,
-            created_at: now,
-            expires_at: now.saturating_add(lifetime),
-        })
-        .await?;
-    let link = link
-        .replace("{uid}", &encode_uid(user.id))
-        .replace("{token}", &token);
-    let context = json!({
-        "user": user_context(&user),
-        "link": link,
-        "valid_for": humantime::format_duration(timeout).to_string(),
-    });
-    let mail = mailer
-        .compose(PURPOSE, &user.email, &context)
-        .map_err(ServiceError::Mail)?;
-    state.outbox.send_mail(&state.store, PURPOSE, &mail).await?;
-    tracing::info!(user_id = user.id, "password reset mail queued");
-    Ok(())
+    let link = Link {
+        purpose: PURPOSE,
+        page: Some(page),
+        timeout: state.settings.password_reset_timeout,
+        missing: "Password reset is not available: set SMTP_URL and PASSWORD_RESET_URL.",
+    };
+    send_link(&Context::of(state), &user, &link, &user.email, json!({})).await
 }
 
 /// Sets the password of the user `uid` names to `new_password` with the token of a reset
@@ -198,15 +176,4 @@ pub(crate) async fn confirm_reset(
         }
     }
     Ok(())
-}
-
-/// What templates may say of a user.
-pub(super) fn user_context(user: &User) -> Value {
-    json!({
-        "id": user.id,
-        "username": user.username,
-        "email": user.email,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-    })
 }

@@ -10,14 +10,13 @@
 use std::net::IpAddr;
 
 use serde_json::json;
-use tollgate_core::account_token::{decode_uid, encode_uid, hash_account_token, new_account_token};
+use tollgate_core::account_token::{decode_uid, hash_account_token};
 use tollgate_core::identity::normalize_email;
-use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::settings::EmailVerification;
 use tollgate_core::unix_now;
-use tollgate_store::{NewAccountToken, User, UserField};
+use tollgate_store::{User, UserField};
 
-use super::recovery::user_context;
+use super::links::{invalid, send_link, user_context, Link};
 use super::{Context, ServiceError};
 use crate::state::AppState;
 
@@ -33,66 +32,6 @@ pub(crate) async fn send_activation(ctx: &Context<'_>, user: &User) -> Result<()
         missing: "Email verification is not available: set SMTP_URL and ACTIVATION_URL.",
     };
     send_link(ctx, user, &link, &user.email, json!({})).await
-}
-
-/// A kind of link an account flow mails.
-pub(crate) struct Link<'a> {
-    /// What its tokens are for, and its template.
-    purpose: &'static str,
-    /// The frontend page it opens, with `{uid}` and `{token}`.
-    page: Option<&'a str>,
-    timeout: std::time::Duration,
-    /// Why it cannot be sent when mail or the page is not configured.
-    missing: &'static str,
-}
-
-/// Issues a token of `link.purpose` to `user` (voiding earlier ones) and mails its link to
-/// `to`, with `extra` beside `user`, `link` and `valid_for` for the template.
-async fn send_link(
-    ctx: &Context<'_>,
-    user: &User,
-    link: &Link<'_>,
-    to: &str,
-    extra: serde_json::Value,
-) -> Result<(), ServiceError> {
-    let (Some(mailer), Some(page)) = (&ctx.outbox.mailer, link.page) else {
-        return Err(ServiceError::NotConfigured(link.missing));
-    };
-    let (token, token_hash) = new_account_token();
-    let now = unix_now();
-    let lifetime = i64::try_from(link.timeout.as_secs()).unwrap_or(i64::MAX);
-    let fingerprint = revoke_fingerprint(&user.password);
-    ctx.store
-        .issue_account_token(&NewAccountToken {
-            purpose: link.purpose,
-            user_id: user.id,
-            token_hash: &token_hash,
-            password_fingerprint: &fingerprint,
-            created_at: now,
-            expires_at: now.saturating_add(lifetime),
-        })
-        .await?;
-    let url = page
-        .replace("{uid}", &encode_uid(user.id))
-        .replace("{token}", &token);
-    let mut context = json!({
-        "user": user_context(user),
-        "link": url,
-        "valid_for": humantime::format_duration(link.timeout).to_string(),
-    });
-    if let (Some(context), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
-        context.extend(extra);
-    }
-    let mail = mailer
-        .compose(link.purpose, to, &context)
-        .map_err(ServiceError::Mail)?;
-    ctx.outbox.send_mail(ctx.store, link.purpose, &mail).await?;
-    tracing::info!(
-        user_id = user.id,
-        purpose = link.purpose,
-        "link mail queued"
-    );
-    Ok(())
 }
 
 /// The purpose of email change tokens, and the template of their mails.
@@ -173,10 +112,6 @@ pub(crate) async fn confirm_email_change(
     ctx.users_changed();
     tracing::info!(user_id = user.id, "email address changed");
     Ok(())
-}
-
-fn invalid(name: &str, message: &str) -> ServiceError {
-    ServiceError::InvalidFields(vec![(name.to_owned(), vec![message.to_owned()])])
 }
 
 /// The user `uid` names and the hash of `token`, when `token` is a live one of `purpose`

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tollgate_core::settings::EmailVerification;
 
-use crate::common::smtp::{delivered, wait_for, SmtpServer};
+use crate::common::smtp::{delivered, link_in, wait_for, SmtpServer};
 use crate::common::{Backend, TestServer};
 
 const PASSWORD: &str = "quantum-ferret-72";
@@ -53,17 +53,7 @@ async fn log_in(server: &TestServer, password: &str) -> (StatusCode, Value) {
 }
 
 fn link_of(text: &str) -> (String, String) {
-    let prefix = "https://app.example.com/activate/";
-    let start = text
-        .find(prefix)
-        .unwrap_or_else(|| panic!("no link in {text}"))
-        + prefix.len();
-    let rest: String = text[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
-    let (uid, token) = rest.split_once('/').expect("uid/token");
-    (uid.to_owned(), token.to_owned())
+    link_in(text, "https://app.example.com/activate/")
 }
 
 async fn activate(server: &TestServer, (uid, token): &(String, String)) -> (StatusCode, Value) {
@@ -194,11 +184,8 @@ on_both_backends! {
         assert_eq!(notice[0].subject, "Your email address is being changed");
         assert!(notice[0].text.contains("ann@new.example.org"));
         let mail = wait_for(&smtp.maildir, "ann@new.example.org", 1, MAIL_WAIT).await;
-        let text = &mail[0].text;
-        let prefix = "https://app.example.com/email/";
-        let start = text.find(prefix).expect("a link") + prefix.len();
-        let rest: String = text[start..].chars().take_while(|c| !c.is_whitespace()).collect();
-        let (uid, token) = rest.split_once('/').expect("uid/token");
+        let (uid, token) = link_in(&mail[0].text, "https://app.example.com/email/");
+        let (uid, token) = (uid.as_str(), token.as_str());
         assert!(!notice[0].text.contains(token), "the old address never sees the link");
 
         let confirm = |token: String| {

@@ -110,6 +110,21 @@ pub(crate) async fn wait_for(
     }
 }
 
+/// The `uid` and `token` of the link in `text` that starts with `prefix` (the page's URL up to
+/// `{uid}`), as `prefix{uid}/{token}`.
+pub(crate) fn link_in(text: &str, prefix: &str) -> (String, String) {
+    let start = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no link {prefix}… in {text}"))
+        + prefix.len();
+    let rest: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let (uid, token) = rest.split_once('/').expect("uid/token");
+    (uid.to_owned(), token.to_owned())
+}
+
 fn parse(raw: &str) -> Delivered {
     let raw = raw.replace("\r\n", "\n");
     let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
