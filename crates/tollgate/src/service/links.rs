@@ -3,10 +3,10 @@
 //! `{token}`, composed from the purpose's template and put in the outbox.
 
 use serde_json::{json, Value};
-use tollgate_core::account_token::{encode_uid, new_account_token};
+use tollgate_core::account_token::{decode_uid, encode_uid, hash_account_token, new_account_token};
 use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::unix_now;
-use tollgate_store::{NewAccountToken, User};
+use tollgate_store::{AccountToken, NewAccountToken, Store, User, UserField};
 
 use super::{Context, ServiceError};
 
@@ -68,6 +68,44 @@ pub(crate) async fn send_link(
         "link mail queued"
     );
     Ok(())
+}
+
+/// A presented link whose token is live: its user, the stored token and the token's hash.
+pub(crate) struct LiveLink {
+    pub(crate) user: User,
+    pub(crate) token: AccountToken,
+    pub(crate) token_hash: String,
+}
+
+/// The user `uid` names and the live token of `purpose` issued to them with this text;
+/// refused in djoser's words: a uid that names nobody on `uid`, any other token on `token`.
+pub(crate) async fn live_link(
+    store: &Store,
+    purpose: &str,
+    uid: &str,
+    token: &str,
+) -> Result<LiveLink, ServiceError> {
+    let bad_uid = || invalid("uid", "Invalid user id or user doesn't exist.");
+    let user_id = decode_uid(uid).ok_or_else(bad_uid)?;
+    let user = store
+        .find_user(UserField::Id, &user_id.to_string())
+        .await?
+        .ok_or_else(bad_uid)?;
+    let token_hash = hash_account_token(token);
+    let token = store
+        .find_account_token(purpose, user.id, &token_hash, unix_now())
+        .await?
+        .ok_or_else(bad_token)?;
+    Ok(LiveLink {
+        user,
+        token,
+        token_hash,
+    })
+}
+
+/// The refusal of a token that is not live for the user.
+pub(crate) fn bad_token() -> ServiceError {
+    invalid("token", "Invalid token for given user.")
 }
 
 /// A refusal of one field, in djoser's words.

@@ -14,14 +14,13 @@
 use std::net::IpAddr;
 
 use serde_json::json;
-use tollgate_core::account_token::{decode_uid, hash_account_token};
 use tollgate_core::identity::normalize_email;
 use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::unix_now;
 use tollgate_store::{LoginOutcome, UserField};
 
 use super::accounts::{self, ChangedBy};
-use super::links::{send_link, user_context, Link};
+use super::links::{bad_token, live_link, send_link, user_context, Link, LiveLink};
 use super::login::Client;
 use super::{sessions, Context, ServiceError};
 use crate::mail::Mailer;
@@ -107,26 +106,13 @@ pub(crate) async fn confirm_reset(
     new_password: String,
 ) -> Result<(), ServiceError> {
     reset_link(state)?;
-    let field = |name: &str, message: &str| {
-        ServiceError::InvalidFields(vec![(name.to_owned(), vec![message.to_owned()])])
-    };
-    let bad_uid = || field("uid", "Invalid user id or user doesn't exist.");
-    let bad_token = || field("token", "Invalid token for given user.");
-    let user_id = decode_uid(uid).ok_or_else(bad_uid)?;
-    let user = state
-        .store
-        .find_user(UserField::Id, &user_id.to_string())
-        .await?
-        .ok_or_else(bad_uid)?;
-    let token_hash = hash_account_token(token);
-    let now = unix_now();
-    let stored = state
-        .store
-        .find_account_token(PURPOSE, user.id, &token_hash, now)
-        .await?;
+    let LiveLink {
+        user,
+        token: stored,
+        token_hash,
+    } = live_link(&state.store, PURPOSE, uid, token).await?;
     // Issued under another password: the password changed since, by any path.
-    let fingerprint = revoke_fingerprint(&user.password);
-    if stored.is_none_or(|stored| stored.password_fingerprint != fingerprint) {
+    if stored.password_fingerprint != revoke_fingerprint(&user.password) {
         return Err(bad_token());
     }
     let ctx = Context::of(state);
@@ -140,6 +126,7 @@ pub(crate) async fn confirm_reset(
         )]));
     }
     // Spent here, before the change: of two requests with one link, one changes the password.
+    let now = unix_now();
     if !state
         .store
         .use_account_token(PURPOSE, user.id, &token_hash, now)

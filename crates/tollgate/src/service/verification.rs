@@ -10,13 +10,12 @@
 use std::net::IpAddr;
 
 use serde_json::json;
-use tollgate_core::account_token::{decode_uid, hash_account_token};
 use tollgate_core::identity::normalize_email;
 use tollgate_core::settings::EmailVerification;
 use tollgate_core::unix_now;
 use tollgate_store::{User, UserField};
 
-use super::links::{invalid, send_link, user_context, Link};
+use super::links::{bad_token, live_link, send_link, user_context, Link, LiveLink};
 use super::{Context, ServiceError};
 use crate::state::AppState;
 
@@ -90,7 +89,9 @@ pub(crate) async fn confirm_email_change(
     uid: &str,
     token: &str,
 ) -> Result<(), ServiceError> {
-    let (user, token_hash) = live_link(state, EMAIL_CHANGE, uid, token).await?;
+    let LiveLink {
+        user, token_hash, ..
+    } = verifying_link(state, EMAIL_CHANGE, uid, token).await?;
     let Some(address) = user.pending_email.clone() else {
         return Err(ServiceError::StaleToken);
     };
@@ -101,7 +102,7 @@ pub(crate) async fn confirm_email_change(
         .use_account_token(EMAIL_CHANGE, user.id, &token_hash, now)
         .await?
     {
-        return Err(invalid("token", "Invalid token for given user."));
+        return Err(bad_token());
     }
     let changes = tollgate_store::UserChanges {
         email: Some(address),
@@ -114,42 +115,26 @@ pub(crate) async fn confirm_email_change(
     Ok(())
 }
 
-/// The user `uid` names and the hash of `token`, when `token` is a live one of `purpose`
-/// issued to them; refused in djoser's words otherwise.
-async fn live_link(
+/// The live link of `purpose` that `uid` and `token` name, while verification is on.
+async fn verifying_link(
     state: &AppState,
     purpose: &str,
     uid: &str,
     token: &str,
-) -> Result<(User, String), ServiceError> {
+) -> Result<LiveLink, ServiceError> {
     if state.settings.email_verification == EmailVerification::None {
         return Err(ServiceError::NotConfigured(
             "Email verification is off (EMAIL_VERIFICATION = none).",
         ));
     }
-    let bad_uid = || invalid("uid", "Invalid user id or user doesn't exist.");
-    let user_id = decode_uid(uid).ok_or_else(bad_uid)?;
-    let user = state
-        .store
-        .find_user(UserField::Id, &user_id.to_string())
-        .await?
-        .ok_or_else(bad_uid)?;
-    let token_hash = hash_account_token(token);
-    let live = state
-        .store
-        .find_account_token(purpose, user.id, &token_hash, unix_now())
-        .await?;
-    if live.is_none() {
-        return Err(invalid("token", "Invalid token for given user."));
-    }
-    Ok((user, token_hash))
+    live_link(&state.store, purpose, uid, token).await
 }
 
 /// Confirms the address of the user `uid` names with the token of an activation link. A uid
 /// naming nobody and a token that is not live are refused in djoser's words; a live token of an
 /// address already confirmed is stale.
 pub(crate) async fn activate(state: &AppState, uid: &str, token: &str) -> Result<(), ServiceError> {
-    let (user, _) = live_link(state, PURPOSE, uid, token).await?;
+    let LiveLink { user, .. } = verifying_link(state, PURPOSE, uid, token).await?;
     let now = unix_now();
     // The token stays until it expires: presented again, it is stale, as djoser answers.
     if !state.store.confirm_email(user.id, now).await? {
