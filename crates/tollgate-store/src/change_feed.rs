@@ -20,7 +20,8 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::revocations::{now, Row};
+use crate::now;
+use crate::revocations::Row;
 use crate::{with_pool, Pool, Store, StoreError};
 
 /// The channel on which inserts into `revoked_access` are announced (see the migration).

@@ -111,7 +111,7 @@ pub(crate) async fn fill(
     )
     .await
     .map_err(StoreError::redis)?;
-    let now = tollgate_now();
+    let now = crate::now();
     let mut after = 0;
     let mut copied = 0u64;
     loop {
@@ -144,10 +144,4 @@ pub(crate) async fn fill(
     .map_err(StoreError::redis)?;
     tracing::info!(copied, "redis denylist filled from the database");
     Ok(())
-}
-
-fn tollgate_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -271,6 +271,13 @@ macro_rules! with_writer {
 }
 pub(crate) use with_writer;
 
+/// The time now, in epoch seconds, for the background work that has no caller's clock.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Connection-pool sizing and timeouts.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolConfig {

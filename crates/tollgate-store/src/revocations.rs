@@ -279,7 +279,7 @@ impl Store {
 
     /// Reads every revocation still in force into memory.
     pub(crate) async fn load_access(&self) -> Result<(), StoreError> {
-        let now = now();
+        let now = crate::now();
         let (last_id, rows) = with_pool!(self, |pool| {
             async {
                 let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM revoked_access")
@@ -331,13 +331,6 @@ impl Store {
         );
         Ok(())
     }
-}
-
-/// The time now, in epoch seconds.
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

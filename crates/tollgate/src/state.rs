@@ -9,6 +9,7 @@ use tollgate_core::{Claims, Settings, TokenCodec};
 use tollgate_store::{AccessClaims, Revocation, Store, StoreError, User, UserField};
 
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::throttle::{ActionThrottle, LoginThrottle};
 use crate::user_cache::UserCache;
 
@@ -119,8 +120,24 @@ pub(crate) struct Prepared {
     auth_header: HeaderName,
     challenge: HeaderValue,
     foreign_tokens: Option<tollgate_axum::Verifier>,
-    mailer: Option<crate::mail::Mailer>,
-    webhooks: Option<crate::webhooks::Webhooks>,
+    outbox: Outbox,
+}
+
+/// The argon2id hasher at the cost ARGON2_* set.
+pub(crate) fn password_hasher(settings: &Settings) -> Result<PasswordHasher, StateError> {
+    Ok(PasswordHasher::new(
+        settings.argon2_memory_kib,
+        settings.argon2_iterations,
+        settings.argon2_parallelism,
+    )?)
+}
+
+/// The outbox of the mail (SMTP_URL, EMAIL_*) and webhook (WEBHOOK_*) settings.
+pub(crate) fn outbox(settings: &Settings) -> Result<Outbox, StateError> {
+    let mailer = crate::mail::Mailer::from_settings(settings)
+        .map_err(|err| StateError::Mail(err.to_string()))?;
+    let webhooks = crate::webhooks::Webhooks::from_settings(settings)?;
+    Ok(Outbox::new(mailer, webhooks))
 }
 
 impl Prepared {
@@ -131,11 +148,7 @@ impl Prepared {
             message: message.to_owned(),
         };
         let codec = TokenCodec::new(&settings)?;
-        let hasher = PasswordHasher::new(
-            settings.argon2_memory_kib,
-            settings.argon2_iterations,
-            settings.argon2_parallelism,
-        )?;
+        let hasher = password_hasher(&settings)?;
         let user_id_field = id_field(settings.user_id_field);
         let login_fields = login_fields(&settings);
         let auth_header = tollgate_core::auth::header_name(&settings.auth_header_name)
@@ -156,12 +169,9 @@ impl Prepared {
             }
             None => None,
         };
-        let mailer = crate::mail::Mailer::from_settings(&settings)
-            .map_err(|err| StateError::Mail(err.to_string()))?;
-        let webhooks = crate::webhooks::Webhooks::from_settings(&settings)?;
+        let outbox = outbox(&settings)?;
         Ok(Prepared {
-            mailer,
-            webhooks,
+            outbox,
             settings,
             codec,
             hasher,
@@ -196,9 +206,10 @@ impl AppState {
             auth_header,
             challenge,
             foreign_tokens,
-            mailer,
-            webhooks,
+            outbox,
         } = prepared;
+        // With REDIS_URL the throttles count across instances.
+        let shared = settings.redis_url.is_some().then(|| store.clone());
         AppState(Arc::new(SharedState {
             foreign_tokens,
             metrics: Metrics::new(settings.metrics_enabled),
@@ -207,22 +218,22 @@ impl AppState {
                 settings.login_failures_per_account,
                 settings.login_failures_per_address,
                 settings.login_failure_window,
-                settings.redis_url.is_some().then(|| store.clone()),
+                shared.clone(),
             )),
-            outbox: Arc::new(crate::outbox::Outbox::new(mailer, webhooks)),
+            outbox: Arc::new(outbox),
             registration_throttle: Arc::new(ActionThrottle::new(
                 "register",
                 settings.registrations_per_address,
                 0,
                 settings.registration_window,
-                settings.redis_url.is_some().then(|| store.clone()),
+                shared.clone(),
             )),
             reset_throttle: Arc::new(ActionThrottle::new(
                 "reset",
                 settings.password_resets_per_address,
                 settings.password_resets_per_account,
                 settings.password_reset_window,
-                settings.redis_url.is_some().then(|| store.clone()),
+                shared,
             )),
             policy: Arc::new(PasswordPolicy::from_settings(&settings)),
             login_fields,
@@ -343,17 +354,10 @@ impl AppState {
     /// # Ok(()) }
     /// ```
     pub async fn revoke_access(&self, revocation: Revocation<'_>) -> Result<bool, StoreError> {
-        if !self.settings.access_token_revocation {
-            return Ok(false);
-        }
-        self.store
-            .revoke_access(
-                &revocation,
-                self.settings.access_token_lifetime,
-                tollgate_core::unix_now(),
-            )
+        crate::service::Context::of(self)
+            .revoke_access(revocation)
             .await?;
-        Ok(true)
+        Ok(self.settings.access_token_revocation)
     }
 
     /// Whether ACCESS_TOKEN_REVOCATION is on and the token's claims match a revocation: a

@@ -23,7 +23,7 @@ pub(crate) mod tokens;
 pub(crate) mod user_fields;
 pub(crate) mod verification;
 
-use tollgate_core::password::{PasswordHasher, PasswordPolicy};
+use tollgate_core::password::PasswordPolicy;
 use tollgate_core::{unix_now, Settings};
 use tollgate_store::{Revocation, Store, StoreError, UserField};
 
@@ -109,20 +109,12 @@ impl Standalone {
         settings: Settings,
         store: Store,
     ) -> Result<Standalone, crate::state::StateError> {
-        let hasher = PasswordHasher::new(
-            settings.argon2_memory_kib,
-            settings.argon2_iterations,
-            settings.argon2_parallelism,
-        )?;
-        let mailer = crate::mail::Mailer::from_settings(&settings)
-            .map_err(|err| crate::state::StateError::Mail(err.to_string()))?;
-        let webhooks = crate::webhooks::Webhooks::from_settings(&settings)?;
         Ok(Standalone {
-            outbox: Outbox::new(mailer, webhooks),
+            outbox: crate::state::outbox(&settings)?,
+            passwords: PasswordPool::new(crate::state::password_hasher(&settings)?),
             login_fields: crate::state::login_fields(&settings),
             user_id_field: crate::state::id_field(settings.user_id_field),
             policy: PasswordPolicy::from_settings(&settings),
-            passwords: PasswordPool::new(hasher),
             settings,
             store,
         })
