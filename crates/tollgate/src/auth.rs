@@ -207,6 +207,19 @@ async fn basic(parts: &Parts, state: &AppState) -> Result<Option<AuthenticatedUs
     }
 }
 
+/// What the authorization header (AUTH_HEADER_NAME) of `headers` holds, read with
+/// AUTH_HEADER_TYPES.
+pub(crate) fn header_credentials<'h>(
+    headers: &'h axum::http::HeaderMap,
+    state: &AppState,
+) -> HeaderCredentials<'h> {
+    let header = headers
+        .get(&state.auth_header)
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    parse_header(header, &state.settings.auth_header_types)
+}
+
 /// A bearer token: simplejwt's `JWTAuthentication`, or with `stateless` its
 /// `JWTStatelessUserAuthentication` (no database read for an access token).
 async fn jwt(
@@ -214,12 +227,7 @@ async fn jwt(
     state: &AppState,
     stateless: bool,
 ) -> Result<Option<AuthenticatedUser>, ApiError> {
-    let header = parts
-        .headers
-        .get(&state.auth_header)
-        .map(|value| value.as_bytes())
-        .unwrap_or_default();
-    let raw = match parse_header(header, &state.settings.auth_header_types) {
+    let raw = match header_credentials(&parts.headers, state) {
         HeaderCredentials::Absent => return Ok(None),
         HeaderCredentials::Malformed => {
             return Err(ApiError::Auth(AuthError::BadAuthorizationHeader))

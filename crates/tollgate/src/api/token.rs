@@ -8,12 +8,13 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use tollgate_core::auth::{parse_header, HeaderCredentials};
+use tollgate_core::auth::HeaderCredentials;
 use tollgate_core::{unix_now, Issued};
 use tollgate_store::User;
 
 use super::body::Payload;
 use super::cookie;
+use crate::auth::header_credentials;
 use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
 use crate::service::login::{self, Channel};
@@ -143,11 +144,7 @@ pub(crate) async fn blacklist(
 ) -> Result<Response, ApiError> {
     let presented = cookie::presented(&request, &payload)?;
     // The access token the logout was sent with, revoked too with ACCESS_TOKEN_REVOCATION.
-    let header = headers
-        .get(&state.auth_header)
-        .map(|value| value.as_bytes())
-        .unwrap_or_default();
-    let access = match parse_header(header, &state.settings.auth_header_types) {
+    let access = match header_credentials(&headers, &state) {
         HeaderCredentials::Token(raw) => std::str::from_utf8(raw).ok(),
         _ => None,
     };
