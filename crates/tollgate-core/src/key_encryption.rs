@@ -76,21 +76,7 @@ impl KeysEncryptionKey {
         algorithm: Algorithm,
         material: &str,
     ) -> Result<String, &'static str> {
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| "no randomness")?;
-        let mut buffer = material.as_bytes().to_vec();
-        self.cipher()
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(associated_data(kid, algorithm)),
-                &mut buffer,
-            )
-            .map_err(|_| "cannot encrypt")?;
-        let mut sealed = nonce.to_vec();
-        sealed.extend_from_slice(&buffer);
-        Ok(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)))
+        self.seal_with(&associated_data(kid, algorithm), material)
     }
 
     /// Opens what [`seal`](Self::seal) made for the same `kid` and `algorithm`.
@@ -100,29 +86,71 @@ impl KeysEncryptionKey {
         algorithm: Algorithm,
         sealed: &str,
     ) -> Result<Secret, UnsealError> {
-        let fail = || UnsealError {
-            kid: kid.to_owned(),
-        };
+        self.open_with(&associated_data(kid, algorithm), sealed)
+            .ok_or_else(|| UnsealError {
+                kid: kid.to_owned(),
+            })
+    }
+
+    /// Seals a secret that is not a signing key (a user's TOTP secret), bound to `context`
+    /// (what it is and whose), so that it opens only where it was sealed.
+    pub fn seal_secret(&self, context: &str, material: &str) -> Result<String, &'static str> {
+        self.seal_with(&secret_associated_data(context), material)
+    }
+
+    /// Opens what [`seal_secret`](Self::seal_secret) made for the same `context`; `None` with
+    /// another key, another context, or altered data.
+    pub fn open_secret(&self, context: &str, sealed: &str) -> Option<Secret> {
+        self.open_with(&secret_associated_data(context), sealed)
+    }
+
+    fn seal_with(&self, associated: &[u8], material: &str) -> Result<String, &'static str> {
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| "no randomness")?;
+        let mut buffer = material.as_bytes().to_vec();
+        self.cipher()
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(associated),
+                &mut buffer,
+            )
+            .map_err(|_| "cannot encrypt")?;
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&buffer);
+        Ok(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)))
+    }
+
+    fn open_with(&self, associated: &[u8], sealed: &str) -> Option<Secret> {
         let mut bytes = sealed
             .strip_prefix(SEALED_PREFIX)
-            .and_then(|body| URL_SAFE_NO_PAD.decode(body).ok())
-            .ok_or_else(fail)?;
+            .and_then(|body| URL_SAFE_NO_PAD.decode(body).ok())?;
         if bytes.len() < NONCE_LEN {
-            return Err(fail());
+            return None;
         }
         let mut ciphertext = bytes.split_off(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(&bytes).map_err(|_| fail())?;
+        let nonce = Nonce::try_assume_unique_for_key(&bytes).ok()?;
         let plain = self
             .cipher()
-            .open_in_place(
-                nonce,
-                Aad::from(associated_data(kid, algorithm)),
-                &mut ciphertext,
-            )
-            .map_err(|_| fail())?;
-        let text = std::str::from_utf8(plain).map_err(|_| fail())?;
-        Ok(Secret(text.to_owned()))
+            .open_in_place(nonce, Aad::from(associated), &mut ciphertext)
+            .ok()?;
+        let text = std::str::from_utf8(plain).ok()?;
+        Some(Secret(text.to_owned()))
     }
+}
+
+/// Whether stored text is sealed material (rather than a secret stored in the clear, before
+/// an encryption key was set).
+pub fn is_sealed(stored: &str) -> bool {
+    stored.starts_with(SEALED_PREFIX)
+}
+
+/// What a secret other than a signing key is bound to: its context.
+fn secret_associated_data(context: &str) -> Vec<u8> {
+    let mut aad = b"tollgate secret\0".to_vec();
+    aad.extend_from_slice(context.as_bytes());
+    aad
 }
 
 /// What the ciphertext is bound to: the row's key id and algorithm.
@@ -140,6 +168,27 @@ mod tests {
 
     fn kek(byte: &str) -> KeysEncryptionKey {
         KeysEncryptionKey::parse(&byte.repeat(32)).expect("valid")
+    }
+
+    #[test]
+    fn a_sealed_secret_opens_only_in_its_context_and_with_its_key() {
+        let key = sealing();
+        let sealed = key
+            .seal_secret("totp 7", "JBSWY3DPEHPK3PXP")
+            .expect("sealed");
+        assert!(is_sealed(&sealed) && !sealed.contains("JBSWY3DPEHPK3PXP"));
+        let opened = key.open_secret("totp 7", &sealed).expect("opens");
+        assert_eq!(opened.expose(), "JBSWY3DPEHPK3PXP");
+        assert!(
+            key.open_secret("totp 8", &sealed).is_none(),
+            "another user's row"
+        );
+        let other = KeysEncryptionKey::parse(&"cd".repeat(32)).expect("key");
+        assert!(
+            other.open_secret("totp 7", &sealed).is_none(),
+            "another key"
+        );
+        assert!(!is_sealed("JBSWY3DPEHPK3PXP"));
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub mod settings;
 mod token;
 
 pub use codec::TokenCodec;
-pub use key_encryption::{KeysEncryptionKey, UnsealError};
+pub use key_encryption::{is_sealed, KeysEncryptionKey, UnsealError};
 pub use keyring::{KeyRing, KeyRingError, KeyState, StoredKey};
 pub use keys::{Algorithm, KeyError, Keys};
 pub use keyset::{JwksError, KeySet};

@@ -21,6 +21,16 @@ pub enum LoginOutcome {
     /// Recorded with the logins because whoever held the link could then log in; stored as
     /// not succeeded (nobody was logged in), with the reason `password_reset`.
     PasswordReset,
+    /// The password matched; the login waits for the second factor.
+    SecondFactorDue,
+    /// A wrong second-factor code (or recovery code, or passkey assertion).
+    WrongCode,
+    /// Not a login: the user enrolled a second factor (or renewed their recovery codes).
+    SecondFactorAdded,
+    /// Not a login: the user removed a second factor.
+    SecondFactorRemoved,
+    /// Not a login: an administrator removed every second factor of the account.
+    SecondFactorReset,
 }
 
 impl LoginOutcome {
@@ -33,6 +43,11 @@ impl LoginOutcome {
             LoginOutcome::Locked => Some("locked"),
             LoginOutcome::Unverified => Some("email_not_verified"),
             LoginOutcome::PasswordReset => Some(PASSWORD_RESET),
+            LoginOutcome::SecondFactorDue => Some("mfa_required"),
+            LoginOutcome::WrongCode => Some("wrong_code"),
+            LoginOutcome::SecondFactorAdded => Some("mfa_enabled"),
+            LoginOutcome::SecondFactorRemoved => Some("mfa_disabled"),
+            LoginOutcome::SecondFactorReset => Some("mfa_reset"),
         }
     }
 }

@@ -652,6 +652,7 @@ mod tests {
             client_addr: "127.0.0.1",
             user_agent: "",
             expires_at: 100,
+            amr: &["pwd"],
         };
         store
             .start_session(&session, &record("t0", Some("s"), 100))

@@ -24,6 +24,8 @@ pub struct NewSession<'a> {
     /// When its first token can no longer be refreshed (a refresh token's `exp`, a sliding
     /// token's `refresh_exp`).
     pub expires_at: i64,
+    /// How the user signed in (the tokens' `amr` claim: `pwd`, `otp`, `hwk`...).
+    pub amr: &'a [&'a str],
 }
 
 /// A live session as stored.
@@ -43,6 +45,9 @@ pub struct Session {
     pub user_agent: String,
     /// When its last token expires.
     pub expires_at: i64,
+    /// How the user signed in, space-separated (`pwd otp`); "" for sessions older than the
+    /// record.
+    pub amr: String,
 }
 
 /// What became of a rotated refresh token: when it was rotated, and the newest token of the
@@ -100,7 +105,7 @@ impl Store {
                 let mut tx = pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO sessions (id, user_id, created_at, last_used_at, client_addr, \
-                     user_agent, expires_at) VALUES ($1, $2, $3, $3, $4, $5, $6)",
+                     user_agent, expires_at, amr) VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
                 )
                 .bind(session.id)
                 .bind(session.user_id)
@@ -108,6 +113,7 @@ impl Store {
                 .bind(session.client_addr)
                 .bind(session.user_agent)
                 .bind(session.expires_at)
+                .bind(session.amr.join(" "))
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(RECORD_OUTSTANDING)
@@ -163,8 +169,8 @@ impl Store {
     pub async fn sessions_of(&self, user_id: i64, now: i64) -> Result<Vec<Session>, StoreError> {
         let sessions = with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT id, user_id, created_at, last_used_at, client_addr, user_agent, expires_at \
-                 FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                "SELECT id, user_id, created_at, last_used_at, client_addr, user_agent, expires_at, \
+                 amr FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
                  ORDER BY last_used_at DESC, created_at DESC, id",
             )
             .bind(user_id)

@@ -94,6 +94,24 @@ pub enum ApiError {
     /// The request needs a feature that is turned off: `{"detail", "code": "not_configured"}`.
     #[error("{0}")]
     NotConfigured(&'static str),
+    /// The password was right and the second factor is due: 401 `mfa_required` with the
+    /// `mfa_token` of the second step and the methods the user has.
+    #[error("multi-factor authentication required")]
+    SecondFactorDue {
+        mfa_token: String,
+        methods: Vec<&'static str>,
+    },
+    /// The password was right and MFA_REQUIRED demands a factor the user has yet to enrol:
+    /// 401 `mfa_enrollment_required` with the `mfa_token` that enrols one.
+    #[error("multi-factor enrolment required")]
+    EnrollmentDue { mfa_token: String },
+    /// A refusal with its own status, message and code: `{"detail", "code"}`.
+    #[error("{detail}")]
+    Refused {
+        status: StatusCode,
+        detail: &'static str,
+        code: &'static str,
+    },
     /// Anything that is not the client's fault. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -283,6 +301,28 @@ impl ApiError {
             ApiError::NotConfigured(message) => {
                 (StatusCode::BAD_REQUEST, coded(message, "not_configured"))
             }
+            ApiError::SecondFactorDue { mfa_token, methods } => (
+                StatusCode::UNAUTHORIZED,
+                json!({
+                    "detail": "Multi-factor authentication required.",
+                    "code": "mfa_required",
+                    "mfa_token": mfa_token,
+                    "methods": methods,
+                }),
+            ),
+            ApiError::EnrollmentDue { mfa_token } => (
+                StatusCode::UNAUTHORIZED,
+                json!({
+                    "detail": "This account must set up multi-factor authentication.",
+                    "code": "mfa_enrollment_required",
+                    "mfa_token": mfa_token,
+                }),
+            ),
+            ApiError::Refused {
+                status,
+                detail,
+                code,
+            } => (*status, coded(detail, code)),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 detail("A server error occurred."),
@@ -341,6 +381,36 @@ impl From<ServiceError> for ApiError {
             ServiceError::EmailNotVerified => ApiError::EmailNotVerified,
             ServiceError::StaleToken => ApiError::StaleToken,
             ServiceError::Store(err) => err.into(),
+            ServiceError::SecondFactorDue { mfa_token, methods } => {
+                ApiError::SecondFactorDue { mfa_token, methods }
+            }
+            ServiceError::EnrollmentDue { mfa_token } => ApiError::EnrollmentDue { mfa_token },
+            ServiceError::SecondFactorRequired => ApiError::Refused {
+                status: StatusCode::UNAUTHORIZED,
+                detail: "This account uses multi-factor authentication: sign in at the token \
+                         endpoint instead of with HTTP Basic.",
+                code: "mfa_required",
+            },
+            ServiceError::MfaTokenInvalid => ApiError::Refused {
+                status: StatusCode::UNAUTHORIZED,
+                detail: "The mfa_token is invalid or has expired. Sign in again.",
+                code: "mfa_token_invalid",
+            },
+            ServiceError::WrongCode => ApiError::Refused {
+                status: StatusCode::UNAUTHORIZED,
+                detail: "The code is not valid.",
+                code: "mfa_code_invalid",
+            },
+            ServiceError::MfaAlreadyEnabled => ApiError::Refused {
+                status: StatusCode::BAD_REQUEST,
+                detail: "TOTP is already enabled: disable it before enrolling a new secret.",
+                code: "mfa_already_enabled",
+            },
+            ServiceError::MfaNotEnabled => ApiError::Refused {
+                status: StatusCode::BAD_REQUEST,
+                detail: "No second factor is enabled.",
+                code: "mfa_not_enabled",
+            },
             other => ApiError::internal(other),
         }
     }

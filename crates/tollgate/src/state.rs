@@ -17,6 +17,10 @@ use crate::user_cache::UserCache;
 /// token's.
 pub const SID_CLAIM: &str = "sid";
 
+/// The claim that says how the user signed in (RFC 8176 values: `pwd`, `otp`, `hwk`...), on
+/// every token of a login and of its session.
+pub const AMR_CLAIM: &str = "amr";
+
 /// The application state, cloned into every handler and middleware: one shared pointer, so a
 /// clone per request costs one reference count, not one per field.
 #[derive(Clone)]

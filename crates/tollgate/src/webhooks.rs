@@ -54,10 +54,14 @@ pub(crate) enum Event {
     SessionRevoked,
     /// A rotated refresh token came back after its grace period: its family was revoked.
     TokenReuseDetected,
+    /// A user enrolled a second factor.
+    MfaEnabled,
+    /// A second factor was removed, by its user or (every one) by an administrator.
+    MfaDisabled,
 }
 
 impl Event {
-    const ALL: [Event; 9] = [
+    const ALL: [Event; 11] = [
         Event::UserCreated,
         Event::UserUpdated,
         Event::UserLoggedIn,
@@ -67,6 +71,8 @@ impl Event {
         Event::PasswordReset,
         Event::SessionRevoked,
         Event::TokenReuseDetected,
+        Event::MfaEnabled,
+        Event::MfaDisabled,
     ];
 
     /// The event's `type`.
@@ -81,6 +87,8 @@ impl Event {
             Event::PasswordReset => "user.password_reset",
             Event::SessionRevoked => "session.revoked",
             Event::TokenReuseDetected => "token.reuse_detected",
+            Event::MfaEnabled => "user.mfa_enabled",
+            Event::MfaDisabled => "user.mfa_disabled",
         }
     }
 }

@@ -177,6 +177,22 @@ choice! {
     }
 }
 
+choice! {
+    /// Who must sign in with a second factor (MFA_REQUIRED).
+    MfaRequired,
+    expected: "off, staff or all",
+    list: "a list of off, staff, all (TOML array, or comma-separated)",
+    refused: "must be off, staff or all",
+    {
+        /// `off`: only users who enrolled a factor are asked for it.
+        Off = "off",
+        /// `staff`: staff and superusers must enrol one.
+        Staff = "staff",
+        /// `all`: everyone must enrol one.
+        All = "all",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,8 @@ mod value;
 use std::time::Duration;
 
 pub use choice::{
-    AuthenticationClass, EmailVerification, LogFormat, LoginField, LoginResponse, UserIdField,
-    UsernameField,
+    AuthenticationClass, EmailVerification, LogFormat, LoginField, LoginResponse, MfaRequired,
+    UserIdField, UsernameField,
 };
 pub use django::{django_name, DjangoName, IgnoredSetting};
 use ipnet::IpNet;
@@ -540,6 +540,18 @@ settings! {
     /// Path of the password reset confirmation endpoint (`POST {"uid", "token",
     /// "new_password"}`, djoser's `reset_password_confirm`).
     password_reset_confirm_path "PASSWORD_RESET_CONFIRM_PATH": String = "/api/users/reset_password_confirm/".to_owned();
+
+    // Multi-factor authentication.
+    /// Who must have a second factor: `off` (whoever enrols one), `staff` (staff and
+    /// superusers) or `all`. A user it covers who has none yet gets, for a right password, 401
+    /// `mfa_enrollment_required` with an `mfa_token` that enrols a factor (and nothing else);
+    /// confirming it answers what the login would have.
+    mfa_required "MFA_REQUIRED": MfaRequired = MfaRequired::Off;
+    /// How long the `mfa_token` of a login's second step works.
+    mfa_token_lifetime "MFA_TOKEN_LIFETIME": Duration = Duration::from_secs(5 * 60);
+    /// The name authenticator apps show beside a TOTP code (the `issuer` of the `otpauth://`
+    /// URL).
+    mfa_issuer "MFA_ISSUER": String = "Tollgate".to_owned();
 
     // Webhooks.
     /// Endpoints (`https://` or `http://` URLs) that receive events as they happen, in the

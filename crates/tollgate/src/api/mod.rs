@@ -5,6 +5,7 @@ mod cookie;
 mod health;
 mod index;
 mod jwks;
+mod mfa;
 pub(crate) mod openapi;
 mod origin;
 mod recovery;
@@ -91,10 +92,40 @@ pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
             sessions::blacklist_all,
         ),
     ];
+    let mfa = mfa_paths(s);
+    list.extend([
+        endpoint(&mfa.login, Method::POST, mfa::complete_login),
+        endpoint(&mfa.status, Method::GET, mfa::status),
+        endpoint(&mfa.totp, Method::POST, mfa::begin_totp),
+        endpoint(&mfa.totp, Method::DELETE, mfa::disable_totp),
+        endpoint(&mfa.totp_confirm, Method::POST, mfa::confirm_totp),
+        endpoint(&mfa.recovery_codes, Method::POST, mfa::renew_recovery_codes),
+    ]);
     if s.registration_enabled {
         list.push(endpoint(&s.users_path, Method::POST, users::register));
     }
     list
+}
+
+/// Where the second-factor endpoints live: under TOKEN_OBTAIN_PATH for the second step of a
+/// login, under USER_PATH for the caller's own factors.
+pub(crate) struct MfaPaths {
+    pub(crate) login: String,
+    pub(crate) status: String,
+    pub(crate) totp: String,
+    pub(crate) totp_confirm: String,
+    pub(crate) recovery_codes: String,
+}
+
+pub(crate) fn mfa_paths(s: &Settings) -> MfaPaths {
+    let under = |base: &str, rest: &str| format!("{}/{rest}", base.trim_end_matches('/'));
+    MfaPaths {
+        login: under(&s.token_obtain_path, "mfa/"),
+        status: under(&s.user_path, "mfa/"),
+        totp: under(&s.user_path, "mfa/totp/"),
+        totp_confirm: under(&s.user_path, "mfa/totp/confirm/"),
+        recovery_codes: under(&s.user_path, "mfa/recovery_codes/"),
+    }
 }
 
 /// A method and path that two routes would both answer (two endpoint path settings with one

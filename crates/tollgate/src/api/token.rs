@@ -7,7 +7,7 @@ use axum::http::header::SET_COOKIE;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tollgate_core::auth::HeaderCredentials;
 use tollgate_core::{unix_now, Issued};
 use tollgate_store::User;
@@ -17,7 +17,8 @@ use super::cookie;
 use crate::auth::header_credentials;
 use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
-use crate::service::login::{self, Channel};
+use crate::service::login;
+use crate::service::mfa::{LoginKind, AMR_PASSWORD};
 use crate::service::refresh::{self, RefreshAnswer, Refreshed, Verified};
 use crate::service::sessions;
 use crate::service::tokens::{self, Origin, Pair};
@@ -26,7 +27,8 @@ use tollgate_core::settings::LoginResponse;
 
 /// `POST /api/token/`: a refresh and an access token for a username and password. With the
 /// refresh cookie on, the request's origin is checked first ([`cookie::CookieRequest`]), since
-/// the answer sets the cookie.
+/// the answer sets the cookie. A user with a second factor gets 401 `mfa_required` and an
+/// `mfa_token` instead, which `POST /api/token/mfa/` exchanges for this answer.
 pub(crate) async fn obtain_pair(
     State(state): State<AppState>,
     _origin_checked: cookie::CookieRequest,
@@ -34,32 +36,15 @@ pub(crate) async fn obtain_pair(
     agent: UserAgent,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    let user = log_in(&state, client, &agent, &payload).await?;
-    let mut refresh_for_cookie = None;
-    let mut body = match state.settings.login_response {
-        // djangorestframework-jwt's answer: one token, nothing to refresh.
-        LoginResponse::Token => json!({ "token": tokens::issue_access(&state, &user)?.token }),
-        LoginResponse::Pair => {
-            let addr = client.0.to_string();
-            let Pair { refresh, access } =
-                tokens::issue_pair(&state, &user, origin(&addr, &agent)).await?;
-            if state.settings.refresh_cookie {
-                refresh_for_cookie = Some(refresh);
-                json!({ "access": access.token })
-            } else {
-                json!({ "refresh": refresh.token, "access": access.token })
-            }
-        }
-    };
-    if state.settings.login_response_user {
-        if let Value::Object(map) = &mut body {
-            map.insert("user".to_owned(), super::users::user_json(&state, &user));
-        }
-    }
-    match refresh_for_cookie {
-        Some(refresh) => with_refresh_cookie(&state, body, &refresh),
-        None => Ok(Json(body).into_response()),
-    }
+    let user = log_in(&state, client, &agent, &payload, LoginKind::Pair).await?;
+    let addr = client.0.to_string();
+    login_answer(
+        &state,
+        &user,
+        LoginKind::Pair,
+        origin(&addr, &agent, &[AMR_PASSWORD]),
+    )
+    .await
 }
 
 /// `POST /api/token/sliding/`: a sliding token for a username and password.
@@ -68,11 +53,89 @@ pub(crate) async fn obtain_sliding(
     client: ClientAddr,
     agent: UserAgent,
     payload: Payload,
-) -> Result<Json<Value>, ApiError> {
-    let user = log_in(&state, client, &agent, &payload).await?;
+) -> Result<Response, ApiError> {
+    let user = log_in(&state, client, &agent, &payload, LoginKind::Sliding).await?;
     let addr = client.0.to_string();
-    let sliding = tokens::issue_sliding(&state, &user, origin(&addr, &agent)).await?;
-    Ok(Json(json!({ "token": sliding.token })))
+    login_answer(
+        &state,
+        &user,
+        LoginKind::Sliding,
+        origin(&addr, &agent, &[AMR_PASSWORD]),
+    )
+    .await
+}
+
+/// What a login answers once its user has proved who they are (with a password, or a password
+/// and a second factor): tokens of `kind`, in LOGIN_RESPONSE's shape, the refresh token in the
+/// cookie when REFRESH_COOKIE is on, and the user with LOGIN_RESPONSE_USER.
+pub(crate) async fn login_answer(
+    state: &AppState,
+    user: &User,
+    kind: LoginKind,
+    origin: Origin<'_>,
+) -> Result<Response, ApiError> {
+    let answer = login_body(state, user, kind, origin).await?;
+    answer.respond(state)
+}
+
+/// A login's answer before it is written: its body, and the refresh token that goes in the
+/// cookie rather than the body (REFRESH_COOKIE).
+pub(crate) struct LoginAnswer {
+    pub(crate) body: Map<String, Value>,
+    refresh_for_cookie: Option<Issued>,
+}
+
+impl LoginAnswer {
+    /// The response: the body, and the cookie if there is one.
+    pub(crate) fn respond(self, state: &AppState) -> Result<Response, ApiError> {
+        let body = Value::Object(self.body);
+        match self.refresh_for_cookie {
+            Some(refresh) => with_refresh_cookie(state, body, &refresh),
+            None => Ok(Json(body).into_response()),
+        }
+    }
+}
+
+/// The tokens of a login, issued, in the answer's shape (see [`login_answer`]).
+pub(crate) async fn login_body(
+    state: &AppState,
+    user: &User,
+    kind: LoginKind,
+    origin: Origin<'_>,
+) -> Result<LoginAnswer, ApiError> {
+    let mut body = Map::new();
+    let mut refresh_for_cookie = None;
+    match (kind, state.settings.login_response) {
+        (LoginKind::Sliding, _) => {
+            let sliding = tokens::issue_sliding(state, user, origin).await?;
+            body.insert("token".to_owned(), sliding.token.into());
+            return Ok(LoginAnswer {
+                body,
+                refresh_for_cookie,
+            });
+        }
+        // djangorestframework-jwt's answer: one token, nothing to refresh.
+        (LoginKind::Pair, LoginResponse::Token) => {
+            let token = tokens::issue_access(state, user, origin.amr)?.token;
+            body.insert("token".to_owned(), token.into());
+        }
+        (LoginKind::Pair, LoginResponse::Pair) => {
+            let Pair { refresh, access } = tokens::issue_pair(state, user, origin).await?;
+            if state.settings.refresh_cookie {
+                refresh_for_cookie = Some(refresh);
+            } else {
+                body.insert("refresh".to_owned(), refresh.token.into());
+            }
+            body.insert("access".to_owned(), access.token.into());
+        }
+    }
+    if state.settings.login_response_user {
+        body.insert("user".to_owned(), super::users::user_json(state, user));
+    }
+    Ok(LoginAnswer {
+        body,
+        refresh_for_cookie,
+    })
 }
 
 /// Checks the credentials of an obtain request (the USERNAME_FIELD and `password` fields).
@@ -81,18 +144,24 @@ async fn log_in(
     client: ClientAddr,
     agent: &UserAgent,
     payload: &Payload,
+    kind: LoginKind,
 ) -> Result<User, ApiError> {
     let username_field = state.settings.username_field.as_str();
     let [identifier, password] = payload.char_fields([username_field, "password"])?;
     let client = client.with(agent);
-    Ok(login::check_password(state, client, &identifier, password, Channel::Login).await?)
+    Ok(login::log_in(state, client, &identifier, password, kind).await?)
 }
 
-/// Where a login came from, as its session records it.
-fn origin<'a>(client_addr: &'a str, agent: &'a UserAgent) -> Origin<'a> {
+/// Where a login came from, and how the user signed in, as its session records it.
+pub(crate) fn origin<'a>(
+    client_addr: &'a str,
+    agent: &'a UserAgent,
+    amr: &'a [&'a str],
+) -> Origin<'a> {
     Origin {
         client_addr,
         user_agent: agent.0.as_deref().unwrap_or_default(),
+        amr,
     }
 }
 

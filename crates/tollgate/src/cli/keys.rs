@@ -1,10 +1,9 @@
 //! `tollgate keys rotate | list | prune`: the signing keys kept in the database.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use anyhow::{bail, Context};
 use tollgate_core::{unix_now, Algorithm, KeyState, Keys, Settings, StoredKey};
 
+use super::time;
 use crate::keyring;
 
 /// The `keys` subcommands.
@@ -242,10 +241,4 @@ async fn reseal(settings: Settings) -> anyhow::Result<()> {
         resealed.len()
     );
     Ok(())
-}
-
-/// Unix seconds as RFC 3339 UTC.
-fn time(seconds: i64) -> String {
-    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or_default());
-    humantime::format_rfc3339_seconds(at).to_string()
 }

@@ -1,10 +1,9 @@
 //! `tollgate events` (an account's login history, password resets included) and `tollgate unlock` (lift a lockout).
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use tollgate_core::{unix_now, Settings};
 use tollgate_store::{Store, User};
 
+use super::time;
 use crate::service::login::lockout_keys;
 
 /// Options of `events`.
@@ -87,10 +86,4 @@ async fn find(store: &Store, username: &str) -> anyhow::Result<User> {
         store.close().await;
     }
     found
-}
-
-/// Epoch seconds as an RFC 3339 UTC time.
-fn time(seconds: i64) -> String {
-    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
-    humantime::format_rfc3339_seconds(at).to_string()
 }

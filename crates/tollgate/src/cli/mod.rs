@@ -9,6 +9,7 @@ mod import_django;
 mod keygen;
 mod keys;
 mod logins;
+mod mfa;
 mod migrate;
 mod outbox;
 mod progress;
@@ -86,6 +87,12 @@ enum Command {
     Unlock(logins::UnlockArgs),
     /// List a user's sessions (one per login) or revoke them.
     Sessions(sessions::Args),
+    /// Show a user's second factors, or remove them all (a lost authenticator).
+    Mfa {
+        /// What to do with the user's second factors.
+        #[command(subcommand)]
+        command: mfa::Command,
+    },
     /// List what waits in the outbox (mail) and what was given up on, or send it again.
     Outbox {
         /// What to do with the outbox.
@@ -190,6 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Activate(target) => account::set_active(settings, target, true).await,
         Command::Deactivate(target) => account::set_active(settings, target, false).await,
         Command::Sessions(args) => sessions::run(settings, args).await,
+        Command::Mfa { command } => mfa::run(settings, command).await,
         Command::Events(args) => logins::events(settings, args).await,
         Command::Unlock(args) => logins::unlock(settings, args).await,
         Command::Outbox { command } => outbox::run(settings, command).await,
@@ -198,6 +206,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Check(_)
         | Command::Healthcheck(_) => Ok(()),
     }
+}
+
+/// Epoch seconds as an RFC 3339 UTC time, as the commands print times.
+fn time(seconds: i64) -> String {
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 /// The pool settings: DATABASE_MAX_CONNECTIONS, DATABASE_ACQUIRE_TIMEOUT and

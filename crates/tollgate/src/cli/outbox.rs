@@ -1,8 +1,7 @@
 //! `tollgate outbox list|retry`: what waits in the outbox (mail), what was given up on, and
 //! sending it again.
 
-use std::time::{Duration, UNIX_EPOCH};
-
+use super::time;
 use clap::Subcommand;
 use tollgate_core::{unix_now, Settings};
 use tollgate_store::{OutboxFilter, OutboxMessage};
@@ -96,10 +95,4 @@ fn print(messages: &[OutboxMessage]) {
             message.last_error.as_deref().unwrap_or("-"),
         );
     }
-}
-
-/// Epoch seconds as an RFC 3339 UTC time.
-fn time(seconds: i64) -> String {
-    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
-    humantime::format_rfc3339_seconds(at).to_string()
 }

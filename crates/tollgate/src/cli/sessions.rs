@@ -1,13 +1,12 @@
 //! `tollgate sessions list|revoke`: an administrator's view of a user's sessions (one per
 //! login), and logging the user out of one session or of all of them.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use anyhow::bail;
 use clap::Subcommand;
 use tollgate_core::{unix_now, Settings};
 use tollgate_store::Store;
 
+use super::time;
 use crate::service::{sessions, ServiceError, Standalone};
 
 /// Options of `sessions`.
@@ -109,10 +108,4 @@ async fn revoke(parts: &Standalone, username: &str, session: Option<&str>) -> an
         }
     }
     Ok(())
-}
-
-/// Epoch seconds as an RFC 3339 UTC time.
-fn time(seconds: i64) -> String {
-    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
-    humantime::format_rfc3339_seconds(at).to_string()
 }

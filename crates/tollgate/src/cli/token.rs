@@ -16,6 +16,7 @@ use crate::state::AppState;
 const ORIGIN: Origin<'static> = Origin {
     client_addr: "",
     user_agent: "tollgate token (command line)",
+    amr: &[],
 };
 
 /// Options of `tollgate token`.

@@ -72,6 +72,36 @@ pub(crate) enum ServiceError {
     /// A mail could not be composed from its templates.
     #[error("mail: {0}")]
     Mail(String),
+    /// The password was right; the second factor is due, with the `mfa_token` of the second
+    /// step and the methods the user has.
+    #[error("a second factor is due")]
+    SecondFactorDue {
+        mfa_token: String,
+        methods: Vec<&'static str>,
+    },
+    /// The password was right; MFA_REQUIRED demands a second factor the user has yet to enrol,
+    /// which the `mfa_token` lets them do.
+    #[error("a second factor must be enrolled")]
+    EnrollmentDue { mfa_token: String },
+    /// A password alone (HTTP Basic) for an account with a second factor.
+    #[error("the account has a second factor")]
+    SecondFactorRequired,
+    /// An `mfa_token` that is unknown, expired, used, or void (the password changed, too many
+    /// wrong codes).
+    #[error("invalid or expired mfa_token")]
+    MfaTokenInvalid,
+    /// A wrong second-factor code at login.
+    #[error("wrong second-factor code")]
+    WrongCode,
+    /// TOTP enrolment for a user who has it already.
+    #[error("TOTP is already enabled")]
+    MfaAlreadyEnabled,
+    /// Removing a factor, or renewing recovery codes, for a user who has none.
+    #[error("no second factor is enabled")]
+    MfaNotEnabled,
+    /// A stored secret could not be sealed or opened (KEYS_ENCRYPTION_KEY).
+    #[error("stored secret: {0}")]
+    Secret(String),
     /// A token could not be signed: an unusable key.
     #[error(transparent)]
     Signing(#[from] SigningError),

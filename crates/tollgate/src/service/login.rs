@@ -12,6 +12,7 @@ use tollgate_core::settings::EmailVerification;
 use tollgate_core::unix_now;
 use tollgate_store::{LockoutAdmission, LockoutRule, LoginOutcome, User, UserField};
 
+use super::mfa::{LoginKind, AMR_PASSWORD};
 use super::ServiceError;
 use crate::metrics::LoginRefusal;
 use crate::state::AppState;
@@ -95,6 +96,28 @@ pub(crate) async fn check_own_password(
     user: &User,
     password: String,
 ) -> Result<bool, ServiceError> {
+    let stored = user.password.clone();
+    let check = async move {
+        Ok(state
+            .passwords
+            .verify(password, Some(stored))
+            .await
+            .matched())
+    };
+    check_own_secret(state, client, user, LoginOutcome::WrongPassword, check).await
+}
+
+/// Checks a secret of `user` other than a login's password (their current password, a
+/// second-factor code) behind the login throttle and lockout: a failure counts toward both and
+/// is recorded as `failure`, a success clears the account's failures. `check` runs only once
+/// the attempt is admitted.
+pub(crate) async fn check_own_secret(
+    state: &AppState,
+    client: Client<'_>,
+    user: &User,
+    failure: LoginOutcome,
+    check: impl std::future::Future<Output = Result<bool, ServiceError>>,
+) -> Result<bool, ServiceError> {
     let attempt = Attempt {
         address: client.address,
         identifier: None,
@@ -119,26 +142,23 @@ pub(crate) async fn check_own_password(
             (LockoutAdmission::Admitted { .. }, running) => checking.extend(running),
         }
     }
-    let check = state
-        .passwords
-        .verify(password, Some(user.password.clone()))
-        .await;
+    let matched = check.await?;
     let addr = client.address.to_string();
-    if check.matched() {
+    if matched {
         state.login_throttle.succeeded(admitted).await;
         state
             .store
             .clear_login_failures(&[account_key], now)
             .await?;
     } else {
-        let outcome = LoginOutcome::WrongPassword;
         state
             .store
-            .record_login(user.id, outcome, &addr, client.user_agent, now)
+            .record_login(user.id, failure, &addr, client.user_agent, now)
             .await?;
-        tracing::info!(user_id = user.id, "password check failed");
+        tracing::info!(user_id = user.id, reason = ?failure, "secret check failed");
     }
-    Ok(check.matched())
+    drop(checking);
+    Ok(matched)
 }
 
 /// Takes the attempt's place under the lockout of `key`. A lock set by a check still running in
@@ -219,9 +239,6 @@ async fn check_credentials(
     let record = |user_id: i64, outcome: LoginOutcome| {
         let addr = client.address.to_string();
         async move {
-            if channel == Channel::Basic && outcome == LoginOutcome::Succeeded {
-                return Ok(());
-            }
             state
                 .store
                 .record_login(user_id, outcome, &addr, client.user_agent, now)
@@ -325,19 +342,68 @@ async fn check_credentials(
         tracing::info!(username_field, "login refused: email address not confirmed");
         return Err(ServiceError::EmailNotVerified);
     }
-    if channel == Channel::Login && state.settings.update_last_login {
+    if channel == Channel::Basic && super::mfa::has_second_factor(&state.store, user.id).await? {
+        // HTTP Basic carries a password alone: for an account with a second factor it would be
+        // a way around it.
+        tracing::info!(
+            username_field,
+            "basic authentication refused: a second factor is due"
+        );
+        return Err(ServiceError::SecondFactorRequired);
+    }
+    Ok(user)
+}
+
+/// A user signs in: the password (and second factor, if any) was right. Updates the last login
+/// (UPDATE_LAST_LOGIN), records the login and sends `user.logged_in`, with how the user signed
+/// in (`amr`).
+pub(crate) async fn logged_in(
+    state: &AppState,
+    user: &mut User,
+    client: Client<'_>,
+    identifier: &str,
+    amr: &[&str],
+) -> Result<(), ServiceError> {
+    let now = unix_now();
+    if state.settings.update_last_login {
         state.store.set_last_login(user.id, now).await?;
         user.last_login = Some(now);
     }
-    record(user.id, LoginOutcome::Succeeded).await?;
-    if channel == Channel::Login {
-        state.metrics.login(true);
-        let mut data = attempt_data(Some(&user), identifier, client, "");
-        if let Some(fields) = data.as_object_mut() {
-            fields.remove("reason");
-        }
-        emit(state, Event::UserLoggedIn, data).await;
+    let addr = client.address.to_string();
+    state
+        .store
+        .record_login(
+            user.id,
+            LoginOutcome::Succeeded,
+            &addr,
+            client.user_agent,
+            now,
+        )
+        .await?;
+    state.metrics.login(true);
+    let mut data = attempt_data(Some(user), identifier, client, "");
+    if let Some(fields) = data.as_object_mut() {
+        fields.remove("reason");
+        fields.insert("amr".to_owned(), json!(amr));
     }
+    emit(state, Event::UserLoggedIn, data).await;
+    Ok(())
+}
+
+/// A login with a password: checked behind the throttle and the lockout
+/// ([`check_password`]); then, for a user with a second factor (or whom MFA_REQUIRED covers),
+/// [`ServiceError::SecondFactorDue`] with the `mfa_token` of the second step, which answers
+/// `kind`; else the user, signed in with `pwd`.
+pub(crate) async fn log_in(
+    state: &AppState,
+    client: Client<'_>,
+    identifier: &str,
+    password: String,
+    kind: LoginKind,
+) -> Result<User, ServiceError> {
+    let mut user = check_password(state, client, identifier, password, Channel::Login).await?;
+    super::mfa::second_step(state, &user, kind, client).await?;
+    logged_in(state, &mut user, client, identifier, &[AMR_PASSWORD]).await?;
     Ok(user)
 }
 

@@ -4,6 +4,7 @@
 //! the same with its arguments, so that both act alike.
 //!
 //! - [`login`]: checking a password behind the throttle and the lockout.
+//! - [`mfa`]: second factors (TOTP, recovery codes) and the second step of a login.
 //! - [`tokens`]: issuing tokens to a user who has logged in (or whom an administrator names).
 //! - [`refresh`]: refreshing, rotating, sliding and verifying tokens.
 //! - [`sessions`]: logging out, revoking sessions.
@@ -16,6 +17,7 @@ pub(crate) mod accounts;
 mod error;
 mod links;
 pub(crate) mod login;
+pub(crate) mod mfa;
 pub(crate) mod recovery;
 pub(crate) mod refresh;
 pub(crate) mod sessions;

@@ -137,3 +137,23 @@ pub(crate) async fn log_out_everywhere(
     );
     Ok(revoked.len())
 }
+
+/// Revokes every live session of `user` but `keep` (the caller's own, when there is one): after
+/// a change to how the account is secured, whoever holds another session must sign in again.
+/// Returns how many sessions ended.
+pub(crate) async fn revoke_other_sessions(
+    ctx: &Context<'_>,
+    user: &User,
+    keep: Option<&str>,
+) -> Result<usize, ServiceError> {
+    let live = ctx.store.sessions_of(user.id, unix_now()).await?;
+    let mut ended = 0;
+    for session in live.iter().filter(|s| Some(s.id.as_str()) != keep) {
+        match revoke_session(ctx, Some(user.id), &session.id).await {
+            // Ended meanwhile (expired, or logged out): nothing left to do.
+            Ok(()) | Err(ServiceError::SessionNotFound) => ended += 1,
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(ended)
+}

@@ -8,15 +8,19 @@ use tollgate_core::{unix_now, Claims, Issued, SigningError, TokenType};
 use tollgate_store::{NewSession, TokenRecord, User};
 
 use super::ServiceError;
-use crate::state::{AppState, SID_CLAIM};
+use crate::state::{AppState, AMR_CLAIM, SID_CLAIM};
 
-/// Where tokens are issued to: what the session records of the client.
+/// What the session records of a login: the client, and how the user signed in.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Origin<'a> {
     /// The client's address ("" when there is none, as for a command).
     pub(crate) client_addr: &'a str,
     /// The client's `User-Agent`, or what names the command.
     pub(crate) user_agent: &'a str,
+    /// How the user proved who they are (RFC 8176's `amr` values: `pwd`, `otp`, `hwk`...),
+    /// carried by the tokens' `amr` claim; empty for tokens no sign-in preceded (a command's),
+    /// which then carry no such claim.
+    pub(crate) amr: &'a [&'a str],
 }
 
 /// A refresh token and an access token made from it, of one new session.
@@ -35,7 +39,7 @@ pub(crate) async fn issue_pair(
 ) -> Result<Pair, ServiceError> {
     let now = unix_now();
     let sid = tollgate_core::new_jti();
-    let mut claims = claims_for(state, TokenType::Refresh, user, now);
+    let mut claims = claims_for(state, TokenType::Refresh, user, now, origin.amr);
     claims.insert(SID_CLAIM, sid.as_str());
     let refresh = sign(state, claims)?;
     start_session(state, &sid, user, origin, now, &refresh, refresh.expires_at).await?;
@@ -54,7 +58,7 @@ pub(crate) async fn issue_sliding(
 ) -> Result<Issued, ServiceError> {
     let now = unix_now();
     let sid = tollgate_core::new_jti();
-    let mut claims = claims_for(state, TokenType::Sliding, user, now);
+    let mut claims = claims_for(state, TokenType::Sliding, user, now, origin.amr);
     claims.insert(SID_CLAIM, sid.as_str());
     let sliding = sign(state, claims)?;
     let refreshable_until = sliding
@@ -75,9 +79,13 @@ pub(crate) const ORIG_IAT_CLAIM: &str = "orig_iat";
 /// An access token alone for `user` (LOGIN_RESPONSE = "token", djangorestframework-jwt's
 /// answer): no refresh token and no session; the token itself is refreshed, for
 /// REFRESH_TOKEN_LIFETIME from its `orig_iat`.
-pub(crate) fn issue_access(state: &AppState, user: &User) -> Result<Issued, ServiceError> {
+pub(crate) fn issue_access(
+    state: &AppState,
+    user: &User,
+    amr: &[&str],
+) -> Result<Issued, ServiceError> {
     let now = unix_now();
-    let mut claims = claims_for(state, TokenType::Access, user, now);
+    let mut claims = claims_for(state, TokenType::Access, user, now, amr);
     claims.insert(ORIG_IAT_CLAIM, now);
     let access = sign(state, claims)?;
     state.metrics.issued(TokenType::Access);
@@ -86,8 +94,9 @@ pub(crate) fn issue_access(state: &AppState, user: &User) -> Result<Issued, Serv
 }
 
 /// The claims of a new token for `user`: its id, then (CHECK_REVOKE_TOKEN) the password
-/// fingerprint, then TOKEN_USER_CLAIMS, then the claims that code adds.
-fn claims_for(state: &AppState, kind: TokenType, user: &User, now: i64) -> Claims {
+/// fingerprint, then TOKEN_USER_CLAIMS, then the claims that code adds, then how the user
+/// signed in (`amr`, last so that nothing else can set it).
+fn claims_for(state: &AppState, kind: TokenType, user: &User, now: i64, amr: &[&str]) -> Claims {
     let user_id = user.field(state.user_id_field);
     let mut claims = state.codec.claims_for_user(kind, &user_id, now);
     if state.settings.check_revoke_token {
@@ -101,6 +110,9 @@ fn claims_for(state: &AppState, kind: TokenType, user: &User, now: i64) -> Claim
     }
     for source in &state.claim_sources {
         source.add_claims(user, &mut claims);
+    }
+    if !amr.is_empty() {
+        claims.insert(AMR_CLAIM, amr);
     }
     claims
 }
@@ -128,6 +140,7 @@ async fn start_session(
         client_addr: origin.client_addr,
         user_agent: origin.user_agent,
         expires_at,
+        amr: origin.amr,
     };
     let record = issued_record(first, Some(user.id));
     Ok(state.store.start_session(&session, &record).await?)
