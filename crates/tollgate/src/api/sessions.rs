@@ -34,6 +34,7 @@ pub(crate) async fn list(
                 "last_used": timestamp(Some(session.last_used_at)),
                 "client_address": session.client_addr,
                 "user_agent": session.user_agent,
+                "amr": session.amr.split_whitespace().collect::<Vec<_>>(),
                 "current": current == Some(session.id.as_str()),
             })
         })

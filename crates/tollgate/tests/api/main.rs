@@ -22,6 +22,7 @@ mod jwk_url;
 mod key_rotation;
 mod keys;
 mod login;
+mod mfa;
 mod observability;
 mod operations;
 mod outage;

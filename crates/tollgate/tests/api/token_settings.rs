@@ -171,10 +171,11 @@ async fn tollgate_tokens_decode_with_a_standard_library() {
             jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation).expect("decodes");
         assert_eq!(data.header.alg, jsonwebtoken::Algorithm::HS256);
         let claims = data.claims.as_object().expect("object");
-        // simplejwt's claims in its order, then the login's session id.
+        // simplejwt's claims in its order, then the login's session id and how the user
+        // signed in.
         assert_eq!(
             claims.keys().collect::<Vec<_>>(),
-            ["token_type", "exp", "iat", "jti", "user_id", "sid"]
+            ["token_type", "exp", "iat", "jti", "user_id", "amr", "sid"]
         );
         assert_eq!(claims["token_type"], kind);
         assert_eq!(claims["user_id"], "1");

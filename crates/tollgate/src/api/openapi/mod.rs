@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 mod account;
+mod mfa;
 mod operations;
 mod token;
 
@@ -81,8 +82,15 @@ pub(crate) fn document(settings: &Settings) -> Document {
     doc.merge(token::Paths::openapi());
     doc.merge(account::Paths::openapi());
     doc.merge(operations::Paths::openapi());
+    doc.merge(mfa::Paths::openapi());
     let session_path = super::session_path(settings);
+    let mfa = super::mfa_paths(settings);
     let moved: Vec<(&str, &str)> = vec![
+        ("/api/token/mfa/", &mfa.login),
+        ("/api/user/mfa/", &mfa.status),
+        ("/api/user/mfa/totp/", &mfa.totp),
+        ("/api/user/mfa/totp/confirm/", &mfa.totp_confirm),
+        ("/api/user/mfa/recovery_codes/", &mfa.recovery_codes),
         ("/api/sessions/", &settings.sessions_path),
         ("/api/sessions/{id}/", &session_path),
         (

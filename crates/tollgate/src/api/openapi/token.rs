@@ -51,7 +51,7 @@ struct TokenBody {
     responses(
         (status = 200, description = "Tokens issued", body = TokenPair),
         (status = 400, description = "A field is missing or blank", body = BadRequest),
-        (status = 401, description = "No active account found with the given credentials", body = ErrorDetail),
+        (status = 401, description = "No active account found with the given credentials; or, for a user with a second factor, `mfa_required` with the `mfa_token` of the second step (POST /api/token/mfa/), or `mfa_enrollment_required` (MFA_REQUIRED)", body = ErrorDetail),
         (status = 403, description = "The account is locked after LOGIN_LOCKOUT_THRESHOLD failed logins (code `account_locked`), or (REFRESH_COOKIE) the request comes from an untrusted origin", body = ErrorDetail),
         (status = 429, description = "Too many failed logins for the account or address; see Retry-After", body = ErrorDetail),
         (status = 413, description = "The body is larger than MAX_BODY_BYTES", body = ErrorDetail),
@@ -109,7 +109,7 @@ fn blacklist() {}
     responses(
         (status = 200, description = "Token issued", body = TokenBody),
         (status = 400, description = "A field is missing or blank", body = BadRequest),
-        (status = 401, description = "No active account found with the given credentials", body = ErrorDetail),
+        (status = 401, description = "No active account found with the given credentials; or, for a user with a second factor, `mfa_required` with the `mfa_token` of the second step (POST /api/token/mfa/), or `mfa_enrollment_required` (MFA_REQUIRED)", body = ErrorDetail),
         (status = 403, description = "The account is locked after LOGIN_LOCKOUT_THRESHOLD failed logins (code `account_locked`); see Retry-After", body = ErrorDetail),
         (status = 429, description = "Too many failed logins for the account or address; see Retry-After", body = ErrorDetail),
         (status = 413, description = "The body is larger than MAX_BODY_BYTES", body = ErrorDetail),

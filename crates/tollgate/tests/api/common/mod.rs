@@ -215,13 +215,24 @@ impl TestServer {
 
     /// Creates an active user with a password.
     pub(crate) async fn create_user(&self, username: &str, password: &str) -> User {
-        let new = NewUser {
+        self.create_user_with(username, password, |_| {}).await
+    }
+
+    /// Creates an active user with a password, as changed by `edit` (a staff member...).
+    pub(crate) async fn create_user_with(
+        &self,
+        username: &str,
+        password: &str,
+        edit: impl FnOnce(&mut NewUser),
+    ) -> User {
+        let mut new = NewUser {
             username: username.to_owned(),
             email: format!("{username}@example.com"),
             password_hash: self.state.passwords.hash(password.to_owned()).await,
             is_active: true,
             ..NewUser::default()
         };
+        edit(&mut new);
         self.store()
             .create_user(&new, unix_now())
             .await
