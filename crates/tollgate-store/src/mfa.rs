@@ -388,14 +388,129 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes expired challenges; returns how many.
+    /// Deletes expired challenges and passkey ceremonies; returns how many.
     pub async fn flush_mfa_challenges(&self, now: i64) -> Result<u64, StoreError> {
         Ok(with_writer!(self, |pool| {
-            sqlx::query("DELETE FROM mfa_challenges WHERE expires_at <= $1")
+            async {
+                let mut flushed = 0;
+                for table in ["mfa_challenges", "webauthn_ceremonies"] {
+                    flushed += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
+                        .bind(now)
+                        .execute(pool)
+                        .await?
+                        .rows_affected();
+                }
+                Ok::<_, sqlx::Error>(flushed)
+            }
+            .await
+        })?)
+    }
+
+    /// Adds a confirmed passkey of `user_id`; returns its id.
+    pub async fn add_passkey(
+        &self,
+        user_id: i64,
+        name: &str,
+        credential: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(with_writer!(self, |pool| {
+            sqlx::query_scalar(
+                "INSERT INTO mfa_factors (user_id, kind, name, secret, created_at, confirmed_at) \
+                 VALUES ($1, 'passkey', $2, $3, $4, $4) RETURNING id",
+            )
+            .bind(user_id)
+            .bind(name)
+            .bind(credential)
+            .bind(now)
+            .fetch_one(pool)
+            .await
+        })?)
+    }
+
+    /// Removes factor `id` of `user_id`, with the recovery codes when no confirmed factor is
+    /// left. False if the user has no such factor.
+    pub async fn remove_mfa_factor(&self, user_id: i64, id: i64) -> Result<bool, StoreError> {
+        Ok(with_writer!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let removed = sqlx::query("DELETE FROM mfa_factors WHERE user_id = $1 AND id = $2")
+                    .bind(user_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query(
+                    "DELETE FROM mfa_recovery_codes WHERE user_id = $1 AND NOT EXISTS \
+                     (SELECT 1 FROM mfa_factors \
+                      WHERE user_id = $1 AND confirmed_at IS NOT NULL)",
+                )
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(removed == 1)
+            }
+            .await
+        })?)
+    }
+
+    /// Stores the state of a passkey ceremony under `token_hash` (replacing one there).
+    pub async fn add_webauthn_ceremony(
+        &self,
+        token_hash: &str,
+        user_id: Option<i64>,
+        kind: &str,
+        state: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        with_writer!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                sqlx::query("DELETE FROM webauthn_ceremonies WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO webauthn_ceremonies \
+                     (token_hash, user_id, kind, state, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(token_hash)
+                .bind(user_id)
+                .bind(kind)
+                .bind(state)
                 .bind(now)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await
+            }
+            .await
+        })?;
+        Ok(())
+    }
+
+    /// Takes the live ceremony of `kind` under `token_hash`: its user and state, deleted so
+    /// that it is answered once (of concurrent takers, one gets it).
+    pub async fn take_webauthn_ceremony(
+        &self,
+        token_hash: &str,
+        kind: &str,
+        now: i64,
+    ) -> Result<Option<(Option<i64>, String)>, StoreError> {
+        Ok(with_writer!(self, |pool| {
+            sqlx::query_as(
+                "DELETE FROM webauthn_ceremonies \
+                 WHERE token_hash = $1 AND kind = $2 AND expires_at > $3 \
+                 RETURNING user_id, state",
+            )
+            .bind(token_hash)
+            .bind(kind)
+            .bind(now)
+            .fetch_optional(pool)
+            .await
         })?)
     }
 }

@@ -406,6 +406,12 @@ impl From<ServiceError> for ApiError {
                 detail: "TOTP is already enabled: disable it before enrolling a new secret.",
                 code: "mfa_already_enabled",
             },
+            ServiceError::PasskeyRefused => ApiError::Refused {
+                status: StatusCode::UNAUTHORIZED,
+                detail: "The passkey was not accepted. Begin again.",
+                code: "passkey_invalid",
+            },
+            ServiceError::FactorNotFound => ApiError::NotFound,
             ServiceError::MfaNotEnabled => ApiError::Refused {
                 status: StatusCode::BAD_REQUEST,
                 detail: "No second factor is enabled.",

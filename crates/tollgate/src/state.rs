@@ -71,6 +71,8 @@ pub struct SharedState {
     pub(crate) outbox: Arc<crate::outbox::Outbox>,
     /// With JWK_URL, verifies the tokens that authenticate requests with that issuer's keys.
     pub(crate) foreign_tokens: Option<tollgate_axum::Verifier>,
+    /// The WebAuthn relying party of passkeys (PASSKEY_RP_ID); `None` when they are off.
+    pub(crate) passkeys: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 /// Adds claims to the tokens Tollgate mints, for applications that embed Tollgate as a library
@@ -125,6 +127,7 @@ pub(crate) struct Prepared {
     challenge: HeaderValue,
     foreign_tokens: Option<tollgate_axum::Verifier>,
     outbox: Outbox,
+    passkeys: Option<webauthn_rs::Webauthn>,
 }
 
 /// The argon2id hasher at the cost ARGON2_* set.
@@ -174,8 +177,10 @@ impl Prepared {
             None => None,
         };
         let outbox = outbox(&settings)?;
+        let passkeys = crate::service::mfa::passkeys::relying_party(&settings)?;
         Ok(Prepared {
             outbox,
+            passkeys,
             settings,
             codec,
             hasher,
@@ -211,11 +216,13 @@ impl AppState {
             challenge,
             foreign_tokens,
             outbox,
+            passkeys,
         } = prepared;
         // With REDIS_URL the throttles count across instances.
         let shared = settings.redis_url.is_some().then(|| store.clone());
         AppState(Arc::new(SharedState {
             foreign_tokens,
+            passkeys: passkeys.map(Arc::new),
             metrics: Metrics::new(settings.metrics_enabled),
             user_cache: UserCache::new(settings.user_cache_ttl),
             login_throttle: Arc::new(LoginThrottle::new(

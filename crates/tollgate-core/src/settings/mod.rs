@@ -552,6 +552,18 @@ settings! {
     /// The name authenticator apps show beside a TOTP code (the `issuer` of the `otpauth://`
     /// URL).
     mfa_issuer "MFA_ISSUER": String = "Tollgate".to_owned();
+    /// The WebAuthn relying party id of passkeys: the domain of the pages that register and
+    /// use them (`example.com` serves `app.example.com` too). Empty: passkeys are off. A
+    /// passkey works only under the id it was registered with: changing it voids them all.
+    passkey_rp_id "PASSKEY_RP_ID": String = String::new();
+    /// The origins of the pages that use passkeys (`https://app.example.com`); empty:
+    /// `https://<PASSKEY_RP_ID>`. A browser reports the page's origin, which must be one of
+    /// these.
+    passkey_origins "PASSKEY_ORIGINS": Vec<String> = Vec::new();
+    /// Whether a passkey alone signs a user in (a discoverable credential, no password):
+    /// `POST <TOKEN_OBTAIN_PATH>passkey/begin/` then `<TOKEN_OBTAIN_PATH>passkey/`. Off: passkeys
+    /// are a second factor only.
+    passkey_login "PASSKEY_LOGIN": bool = false;
 
     // Webhooks.
     /// Endpoints (`https://` or `http://` URLs) that receive events as they happen, in the

@@ -41,5 +41,19 @@ CREATE TABLE mfa_challenges (
 );
 CREATE INDEX mfa_challenges_expires_idx ON mfa_challenges (expires_at);
 
+-- A passkey (WebAuthn) ceremony between its two requests: the library's state for the
+-- answer to come, under the hash of the token the client carries back (for the second step of
+-- a login, the mfa_token's). Used once; `user_id` is NULL for a passwordless sign-in, whose
+-- user the authenticator names.
+CREATE TABLE webauthn_ceremonies (
+    token_hash TEXT   NOT NULL PRIMARY KEY,
+    user_id    BIGINT REFERENCES users (id) ON DELETE CASCADE,
+    kind       TEXT   NOT NULL,
+    state      TEXT   NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX webauthn_ceremonies_expires_idx ON webauthn_ceremonies (expires_at);
+
 -- How the session's user signed in (the tokens' `amr` claim), space-separated.
 ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT '';

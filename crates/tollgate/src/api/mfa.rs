@@ -34,7 +34,7 @@ pub(crate) enum Enroller {
 }
 
 impl Enroller {
-    fn user(&self) -> &User {
+    pub(crate) fn user(&self) -> &User {
         match self {
             Enroller::User(auth) => &auth.user,
             Enroller::Login { user, .. } => user,
@@ -157,8 +157,8 @@ pub(crate) async fn renew_recovery_codes(
     Ok(Json(json!({ "recovery_codes": codes })))
 }
 
-/// `POST <TOKEN_OBTAIN_PATH>mfa/` `{"mfa_token", "code"}` or `{"mfa_token", "recovery_code"}`:
-/// what the login would have answered.
+/// `POST <TOKEN_OBTAIN_PATH>mfa/` `{"mfa_token", "code"}`, `{"mfa_token", "recovery_code"}` or
+/// `{"mfa_token", "credential"}` (a passkey's answer): what the login would have answered.
 pub(crate) async fn complete_login(
     State(state): State<AppState>,
     _origin_checked: cookie::CookieRequest,
@@ -166,7 +166,11 @@ pub(crate) async fn complete_login(
     agent: UserAgent,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    let proof = if payload.has("recovery_code") && !payload.has("code") {
+    let proof = if payload.has("credential") && !payload.has("code") {
+        let [mfa_token] = payload.char_fields(["mfa_token"])?;
+        let credential = super::passkeys::required_credential(&payload)?;
+        (mfa_token, Proof::Passkey(credential))
+    } else if payload.has("recovery_code") && !payload.has("code") {
         let [mfa_token, code] = payload.char_fields(["mfa_token", "recovery_code"])?;
         (mfa_token, Proof::RecoveryCode(code))
     } else {
@@ -179,7 +183,7 @@ pub(crate) async fn complete_login(
 }
 
 /// A TOTP code or the password, whichever the body has.
-fn consent(payload: &Payload) -> Result<Consent, ApiError> {
+pub(crate) fn consent(payload: &Payload) -> Result<Consent, ApiError> {
     if payload.has("password") && !payload.has("code") {
         let [password] = payload.char_fields(["password"])?;
         return Ok(Consent::Password(password));

@@ -8,6 +8,7 @@ mod jwks;
 mod mfa;
 pub(crate) mod openapi;
 mod origin;
+mod passkeys;
 mod recovery;
 mod sessions;
 mod token;
@@ -100,6 +101,20 @@ pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
         endpoint(&mfa.totp, Method::DELETE, mfa::disable_totp),
         endpoint(&mfa.totp_confirm, Method::POST, mfa::confirm_totp),
         endpoint(&mfa.recovery_codes, Method::POST, mfa::renew_recovery_codes),
+        endpoint(&mfa.passkeys, Method::POST, passkeys::begin_registration),
+        endpoint(
+            &mfa.passkeys_confirm,
+            Method::POST,
+            passkeys::finish_registration,
+        ),
+        endpoint(&mfa.passkey, Method::DELETE, passkeys::remove),
+        endpoint(
+            &mfa.login_passkey,
+            Method::POST,
+            passkeys::begin_second_factor,
+        ),
+        endpoint(&mfa.sign_in_begin, Method::POST, passkeys::begin_sign_in),
+        endpoint(&mfa.sign_in, Method::POST, passkeys::finish_sign_in),
     ]);
     if s.registration_enabled {
         list.push(endpoint(&s.users_path, Method::POST, users::register));
@@ -115,6 +130,12 @@ pub(crate) struct MfaPaths {
     pub(crate) totp: String,
     pub(crate) totp_confirm: String,
     pub(crate) recovery_codes: String,
+    pub(crate) passkeys: String,
+    pub(crate) passkeys_confirm: String,
+    pub(crate) passkey: String,
+    pub(crate) login_passkey: String,
+    pub(crate) sign_in_begin: String,
+    pub(crate) sign_in: String,
 }
 
 pub(crate) fn mfa_paths(s: &Settings) -> MfaPaths {
@@ -125,6 +146,12 @@ pub(crate) fn mfa_paths(s: &Settings) -> MfaPaths {
         totp: under(&s.user_path, "mfa/totp/"),
         totp_confirm: under(&s.user_path, "mfa/totp/confirm/"),
         recovery_codes: under(&s.user_path, "mfa/recovery_codes/"),
+        passkeys: under(&s.user_path, "mfa/passkeys/"),
+        passkeys_confirm: under(&s.user_path, "mfa/passkeys/confirm/"),
+        passkey: under(&s.user_path, "mfa/passkeys/{id}/"),
+        login_passkey: under(&s.token_obtain_path, "mfa/passkey/"),
+        sign_in_begin: under(&s.token_obtain_path, "passkey/begin/"),
+        sign_in: under(&s.token_obtain_path, "passkey/"),
     }
 }
 

@@ -31,6 +31,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     };
     let links = store.flush_account_tokens(now).await;
+    let second_steps = store.flush_mfa_challenges(now).await;
     let delivered = store
         .prune_delivered(now.saturating_sub(DELIVERED_KEPT))
         .await;
@@ -51,6 +52,10 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let links = links.context("cannot delete expired reset links")?;
     if links > 0 {
         println!("deleted {links} expired reset links");
+    }
+    let second_steps = second_steps.context("cannot delete expired second-factor steps")?;
+    if second_steps > 0 {
+        println!("deleted {second_steps} expired second-factor steps");
     }
     let delivered = delivered.context("cannot delete delivered outbox messages")?;
     if delivered > 0 {

@@ -99,6 +99,13 @@ pub(crate) enum ServiceError {
     /// Removing a factor, or renewing recovery codes, for a user who has none.
     #[error("no second factor is enabled")]
     MfaNotEnabled,
+    /// A passwordless sign-in whose passkey answer does not check (or whose ceremony is
+    /// unknown, expired or used).
+    #[error("the passkey was not accepted")]
+    PasskeyRefused,
+    /// The user has no such second factor.
+    #[error("no such second factor")]
+    FactorNotFound,
     /// A stored secret could not be sealed or opened (KEYS_ENCRYPTION_KEY).
     #[error("stored secret: {0}")]
     Secret(String),

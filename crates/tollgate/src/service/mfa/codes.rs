@@ -61,6 +61,17 @@ pub(crate) fn mfa_token_hash(token: &str) -> String {
     hash_account_token(token)
 }
 
+/// A new token for a passkey ceremony (registration, passwordless sign-in) and the hash to
+/// store of it.
+pub(crate) fn new_ceremony_token() -> (String, String) {
+    new_account_token()
+}
+
+/// The hash a ceremony token is stored and looked up as.
+pub(crate) fn ceremony_token_hash(token: &str) -> String {
+    hash_account_token(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

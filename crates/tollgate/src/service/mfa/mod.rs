@@ -11,6 +11,7 @@
 //! Every code is checked behind the login throttle and lockout, and works once.
 
 mod codes;
+pub(crate) mod passkeys;
 mod totp;
 
 use serde_json::json;
@@ -75,6 +76,9 @@ pub(crate) enum Proof {
     Code(String),
     /// One of their recovery codes.
     RecoveryCode(String),
+    /// A passkey's answer (a `PublicKeyCredential` as JSON) to the options
+    /// [`passkeys::begin_second_factor`] gave.
+    Passkey(serde_json::Value),
 }
 
 /// A second step done: who signed in, what their login asked for, and how they signed in.
@@ -82,7 +86,7 @@ pub(crate) enum Proof {
 pub(crate) struct SignedIn {
     pub(crate) user: User,
     pub(crate) kind: LoginKind,
-    pub(crate) amr: [&'static str; 2],
+    pub(crate) amr: Vec<&'static str>,
 }
 
 /// What a user has enrolled.
@@ -183,6 +187,12 @@ pub(crate) async fn second_step(
     if factors.iter().any(|factor| factor.kind == TOTP) {
         methods.push("totp");
     }
+    if factors
+        .iter()
+        .any(|factor| factor.kind == passkeys::PASSKEY)
+    {
+        methods.push(passkeys::PASSKEY);
+    }
     if state.store.recovery_codes_left(user.id).await? > 0 {
         methods.push("recovery_code");
     }
@@ -229,11 +239,19 @@ pub(crate) async fn complete_login(
 ) -> Result<SignedIn, ServiceError> {
     let (challenge, mut user) = live_challenge(state, mfa_token, LOGIN).await?;
     let token_hash = codes::mfa_token_hash(mfa_token);
-    let method = match &proof {
-        Proof::Code(_) => "totp",
-        Proof::RecoveryCode(_) => "recovery_code",
+    let (method, second_factor) = match &proof {
+        Proof::Code(_) => ("totp", AMR_ONE_TIME_CODE),
+        Proof::RecoveryCode(_) => ("recovery_code", AMR_ONE_TIME_CODE),
+        Proof::Passkey(_) => (passkeys::PASSKEY, passkeys::AMR_HARDWARE_KEY),
     };
-    let check = async { verify_proof(state, &user, &proof).await };
+    let check = async {
+        match &proof {
+            Proof::Passkey(credential) => {
+                passkeys::verify_second_factor(state, &user, &token_hash, credential).await
+            }
+            _ => verify_proof(state, &user, &proof).await,
+        }
+    };
     let matched =
         login::check_own_secret(state, client, &user, LoginOutcome::WrongCode, check).await?;
     if !matched {
@@ -264,7 +282,7 @@ pub(crate) async fn complete_login(
         // Another request with the same token got there first.
         return Err(ServiceError::MfaTokenInvalid);
     }
-    let amr = [AMR_PASSWORD, AMR_ONE_TIME_CODE];
+    let amr = vec![AMR_PASSWORD, second_factor];
     let identifier = user.username.clone();
     login::logged_in(state, &mut user, client, &identifier, &amr).await?;
     Ok(SignedIn {
@@ -296,6 +314,8 @@ async fn verify_proof(state: &AppState, user: &User, proof: &Proof) -> Result<bo
             let hash = codes::recovery_code_hash(user.id, code);
             Ok(state.store.use_recovery_code(user.id, &hash, now).await?)
         }
+        // Checked with its ceremony, by the caller.
+        Proof::Passkey(_) => Ok(false),
     }
 }
 
@@ -414,7 +434,7 @@ pub(crate) async fn complete_enrollment_login(
     {
         return Err(ServiceError::MfaTokenInvalid);
     }
-    let amr = [AMR_PASSWORD, AMR_ONE_TIME_CODE];
+    let amr = vec![AMR_PASSWORD, AMR_ONE_TIME_CODE];
     let identifier = user.username.clone();
     login::logged_in(state, &mut user, client, &identifier, &amr).await?;
     Ok(SignedIn {
@@ -484,16 +504,28 @@ pub(crate) async fn disable_totp(
     }
     check_consent(state, client, user, consent).await?;
     state.store.remove_mfa_factors(user.id, Some(TOTP)).await?;
+    after_removal(state, client, user, TOTP, current_session).await
+}
+
+/// What follows the removal of a factor by its user: pending second steps void, every other
+/// session ended, the event recorded and sent.
+async fn after_removal(
+    state: &AppState,
+    client: Client<'_>,
+    user: &User,
+    method: &str,
+    current_session: Option<&str>,
+) -> Result<(), ServiceError> {
     state.store.void_mfa_challenges(user.id).await?;
     let ctx = Context::of(state);
     sessions::revoke_other_sessions(&ctx, user, current_session).await?;
     record(state, user, client, LoginOutcome::SecondFactorRemoved).await?;
-    let data = json!({ "user": user_data(user), "method": TOTP, "by": "user" });
+    let data = json!({ "user": user_data(user), "method": method, "by": "user" });
     state
         .outbox
         .emit(&state.store, Event::MfaDisabled, data)
         .await;
-    tracing::info!(user_id = user.id, "TOTP disabled");
+    tracing::info!(user_id = user.id, method, "second factor removed");
     Ok(())
 }
 
