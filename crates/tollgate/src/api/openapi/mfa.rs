@@ -24,10 +24,14 @@ struct SecondFactorDue {
     methods: Option<Vec<String>>,
 }
 
-/// The second step of a login: the `mfa_token` with a code, or with a recovery code.
+/// The second step of a login: the `mfa_token` with a code, a recovery code, or a passkey's
+/// answer.
 #[derive(Serialize, ToSchema)]
 struct SecondStep {
     mfa_token: String,
+    /// The `PublicKeyCredential` of `navigator.credentials.get()` with the options of
+    /// `/api/token/mfa/passkey/`.
+    credential: Option<serde_json::Map<String, serde_json::Value>>,
     /// The 6-digit code of the user's authenticator app.
     code: Option<String>,
     /// One of the user's recovery codes (`xxxx-xxxx-xxxx`; case, hyphens and spaces are
@@ -173,6 +177,123 @@ fn disable_totp() {}
     ))]
 fn renew_recovery_codes() {}
 
+/// Options for the browser's WebAuthn call (`publicKey`, its binary fields base64url-encoded),
+/// and the token to send back with its answer.
+#[derive(Serialize, ToSchema)]
+struct CeremonyOptions {
+    #[serde(rename = "publicKey")]
+    public_key: serde_json::Map<String, serde_json::Value>,
+    /// For a registration.
+    registration_token: Option<String>,
+    /// For a passwordless sign-in.
+    passkey_token: Option<String>,
+}
+
+/// The browser's answer to a registration.
+#[derive(Serialize, ToSchema)]
+struct PasskeyRegistration {
+    registration_token: String,
+    /// The `PublicKeyCredential` of `navigator.credentials.create()`, binary fields
+    /// base64url-encoded.
+    credential: serde_json::Map<String, serde_json::Value>,
+    /// What the user calls it ("Passkey" when empty).
+    name: Option<String>,
+}
+
+/// A registered passkey.
+#[derive(Serialize, ToSchema)]
+struct PasskeyRegistered {
+    id: i64,
+    /// When it is the user's first factor (shown this once).
+    recovery_codes: Option<Vec<String>>,
+}
+
+/// The second step of a login to be answered with a passkey.
+#[derive(Serialize, ToSchema)]
+struct MfaToken {
+    mfa_token: String,
+}
+
+/// The browser's answer to a passwordless sign-in.
+#[derive(Serialize, ToSchema)]
+struct PasskeySignIn {
+    passkey_token: String,
+    /// The `PublicKeyCredential` of `navigator.credentials.get()`.
+    credential: serde_json::Map<String, serde_json::Value>,
+}
+
+#[utoipa::path(post, path = "/api/user/mfa/passkeys/", tag = "mfa",
+    description = "Starts registering a passkey (PASSKEY_RP_ID): options for \
+                   `navigator.credentials.create()`, and the `registration_token` to send back. \
+                   Takes the caller's access token, or an enrolment `mfa_token`.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The options", body = CeremonyOptions),
+        (status = 400, description = "`not_configured`: passkeys are off", body = ErrorDetail),
+        (status = 401, description = "Not authenticated", body = ErrorDetail),
+    ))]
+fn begin_passkey_registration() {}
+
+#[utoipa::path(post, path = "/api/user/mfa/passkeys/confirm/", tag = "mfa",
+    description = "Registers the passkey the browser made: every later login asks for a second \
+                   factor. The first factor comes with recovery codes; with an enrolment \
+                   `mfa_token`, with the login's answer too.",
+    security(("bearer" = [])),
+    request_body(content = PasskeyRegistration, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Registered", body = PasskeyRegistered),
+        (status = 400, description = "An unknown or expired `registration_token`, or a credential that does not check", body = BadRequest),
+        (status = 401, description = "Not authenticated", body = ErrorDetail),
+    ))]
+fn finish_passkey_registration() {}
+
+#[utoipa::path(delete, path = "/api/user/mfa/passkeys/{id}/", tag = "mfa",
+    description = "Removes one of the caller's passkeys, with a current TOTP code or the \
+                   password. The caller's other sessions end.",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The passkey's id, as `GET /api/user/mfa/` lists it")),
+    request_body(content = Consent, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "A wrong code or password", body = BadRequest),
+        (status = 401, description = "Not authenticated", body = ErrorDetail),
+        (status = 404, description = "No such passkey of the caller's", body = ErrorDetail),
+    ))]
+fn remove_passkey() {}
+
+#[utoipa::path(post, path = "/api/token/mfa/passkey/", tag = "token",
+    description = "Options for `navigator.credentials.get()` with the passkeys of the user whose \
+                   login waits for its second step; send the browser's answer to \
+                   `/api/token/mfa/` as `{\"mfa_token\", \"credential\"}`.",
+    request_body(content = MfaToken, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The options", body = CeremonyOptions),
+        (status = 400, description = "The account has no passkey, or passkeys are off", body = BadRequest),
+        (status = 401, description = "`mfa_token_invalid`", body = ErrorDetail),
+    ))]
+fn begin_passkey_second_factor() {}
+
+#[utoipa::path(post, path = "/api/token/passkey/begin/", tag = "token",
+    description = "Starts a sign-in with a passkey alone (PASSKEY_LOGIN): options for \
+                   `navigator.credentials.get()` naming no credential, and the `passkey_token`.",
+    responses(
+        (status = 200, description = "The options", body = CeremonyOptions),
+        (status = 400, description = "`not_configured`: PASSKEY_LOGIN is off", body = ErrorDetail),
+    ))]
+fn begin_passkey_sign_in() {}
+
+#[utoipa::path(post, path = "/api/token/passkey/", tag = "token",
+    description = "Signs in the user the passkey names (PASSKEY_LOGIN): the login's answer, with \
+                   `amr` `[\"hwk\"]`.",
+    request_body(content = PasskeySignIn, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Signed in", body = LoginAnswer),
+        (status = 400, description = "A field is missing, or PASSKEY_LOGIN is off", body = BadRequest),
+        (status = 401, description = "`passkey_invalid`: an unknown passkey, a signature that does not check, or an unknown, expired or used `passkey_token`", body = ErrorDetail),
+        (status = 403, description = "The request's origin is not trusted (refresh cookie)", body = ErrorDetail),
+    ))]
+fn finish_passkey_sign_in() {}
+
 #[derive(OpenApi)]
 #[openapi(paths(
     complete_login,
@@ -180,6 +301,12 @@ fn renew_recovery_codes() {}
     begin_totp,
     confirm_totp,
     disable_totp,
-    renew_recovery_codes
+    renew_recovery_codes,
+    begin_passkey_registration,
+    finish_passkey_registration,
+    remove_passkey,
+    begin_passkey_second_factor,
+    begin_passkey_sign_in,
+    finish_passkey_sign_in
 ))]
 pub(super) struct Paths;

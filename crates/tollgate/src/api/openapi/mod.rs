@@ -91,6 +91,12 @@ pub(crate) fn document(settings: &Settings) -> Document {
         ("/api/user/mfa/totp/", &mfa.totp),
         ("/api/user/mfa/totp/confirm/", &mfa.totp_confirm),
         ("/api/user/mfa/recovery_codes/", &mfa.recovery_codes),
+        ("/api/user/mfa/passkeys/", &mfa.passkeys),
+        ("/api/user/mfa/passkeys/confirm/", &mfa.passkeys_confirm),
+        ("/api/user/mfa/passkeys/{id}/", &mfa.passkey),
+        ("/api/token/mfa/passkey/", &mfa.login_passkey),
+        ("/api/token/passkey/begin/", &mfa.sign_in_begin),
+        ("/api/token/passkey/", &mfa.sign_in),
         ("/api/sessions/", &settings.sessions_path),
         ("/api/sessions/{id}/", &session_path),
         (
