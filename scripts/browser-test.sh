@@ -4,7 +4,9 @@
 # then logs in from two browsers, lists the sessions and logs out everywhere. Then password reset
 # by mail (e2e/reset-flow.mjs): the browser asks for a link on a reset page, the mail is read
 # from the Maildir of a real SMTP server (aiosmtpd), the browser opens the link, sets a new
-# password and logs in with it; `tollgate events` lists the reset.
+# password and logs in with it; `tollgate events` lists the reset. Then passkeys
+# (e2e/passkey-flow.mjs): with a virtual authenticator, a passkey is registered, signs in alone,
+# and answers a password login's second step.
 #
 #   scripts/browser-test.sh
 #
@@ -51,9 +53,15 @@ export TOLLGATE_REFRESH_COOKIE=true
 export TOLLGATE_ROTATE_REFRESH_TOKENS=true TOLLGATE_BLACKLIST_AFTER_ROTATION=true
 export TOLLGATE_SMTP_URL="smtp://127.0.0.1:$smtp_port"
 export TOLLGATE_PASSWORD_RESET_URL="http://127.0.0.1:$E2E_PAGE_PORT/password/reset/confirm/{uid}/{token}"
+# Passkeys need a domain: the passkey page is served at localhost.
+export TOLLGATE_PASSKEY_RP_ID=localhost TOLLGATE_PASSKEY_ORIGINS="http://localhost:$E2E_PAGE_PORT"
+export TOLLGATE_PASSKEY_LOGIN=true
 export E2E_USERNAME=e2e E2E_PASSWORD=e2e-password E2E_EMAIL=e2e@example.com
 TOLLGATE_USER_PASSWORD="$E2E_PASSWORD" "$binary" createuser --create --username "$E2E_USERNAME" \
   --email "$E2E_EMAIL" --no-input >/dev/null
+export E2E_PASSKEY_USERNAME=passkey-user
+TOLLGATE_USER_PASSWORD="$E2E_PASSWORD" "$binary" createuser --username "$E2E_PASSKEY_USERNAME" \
+  --email passkey@example.com --no-input >/dev/null
 port=$(free_port)
 export E2E_TOLLGATE_URL="http://127.0.0.1:$port"
 "$binary" serve --bind "127.0.0.1:$port" 2>"$work/server.log" &
@@ -70,6 +78,7 @@ failed() {
 }
 timeout 120 node e2e/cookie-flow.mjs || failed
 timeout 120 node e2e/reset-flow.mjs || failed
+timeout 120 node e2e/passkey-flow.mjs || failed
 
 # The reset is in the user's login history.
 events=$("$binary" events --user "$E2E_USERNAME")
