@@ -10,6 +10,7 @@ use tollgate_store::{AccessClaims, Revocation, Store, StoreError, User, UserFiel
 
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
+use crate::service::claims_hook::ClaimsHook;
 use crate::throttle::{ActionThrottle, LoginThrottle};
 use crate::user_cache::UserCache;
 
@@ -67,6 +68,8 @@ pub struct SharedState {
     pub(crate) outbox: Arc<crate::outbox::Outbox>,
     /// With JWK_URL, verifies the tokens that authenticate requests with that issuer's keys.
     pub(crate) foreign_tokens: Option<tollgate_axum::Verifier>,
+    /// With CLAIMS_HOOK_URL, the application's hook asked at every login and refresh.
+    pub(crate) claims_hook: Option<Arc<ClaimsHook>>,
 }
 
 /// Adds claims to the tokens Tollgate mints, for applications that embed Tollgate as a library
@@ -121,6 +124,7 @@ pub(crate) struct Prepared {
     challenge: HeaderValue,
     foreign_tokens: Option<tollgate_axum::Verifier>,
     outbox: Outbox,
+    claims_hook: Option<ClaimsHook>,
 }
 
 /// The argon2id hasher at the cost ARGON2_* set.
@@ -170,8 +174,10 @@ impl Prepared {
             None => None,
         };
         let outbox = outbox(&settings)?;
+        let claims_hook = ClaimsHook::from_settings(&settings)?;
         Ok(Prepared {
             outbox,
+            claims_hook,
             settings,
             codec,
             hasher,
@@ -207,11 +213,13 @@ impl AppState {
             challenge,
             foreign_tokens,
             outbox,
+            claims_hook,
         } = prepared;
         // With REDIS_URL the throttles count across instances.
         let shared = settings.redis_url.is_some().then(|| store.clone());
         AppState(Arc::new(SharedState {
             foreign_tokens,
+            claims_hook: claims_hook.map(Arc::new),
             metrics: Metrics::new(settings.metrics_enabled),
             user_cache: UserCache::new(settings.user_cache_ttl),
             login_throttle: Arc::new(LoginThrottle::new(

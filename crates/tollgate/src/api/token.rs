@@ -36,13 +36,22 @@ pub(crate) async fn obtain_pair(
 ) -> Result<Response, ApiError> {
     let user = log_in(&state, client, &agent, &payload).await?;
     let mut refresh_for_cookie = None;
+    let hook;
     let mut body = match state.settings.login_response {
         // djangorestframework-jwt's answer: one token, nothing to refresh.
-        LoginResponse::Token => json!({ "token": tokens::issue_access(&state, &user)?.token }),
+        LoginResponse::Token => {
+            let single = tokens::issue_access(&state, &user).await?;
+            hook = single.hook;
+            json!({ "token": single.token.token })
+        }
         LoginResponse::Pair => {
             let addr = client.0.to_string();
-            let Pair { refresh, access } =
-                tokens::issue_pair(&state, &user, origin(&addr, &agent)).await?;
+            let Pair {
+                refresh,
+                access,
+                hook: added,
+            } = tokens::issue_pair(&state, &user, origin(&addr, &agent)).await?;
+            hook = added;
             if state.settings.refresh_cookie {
                 refresh_for_cookie = Some(refresh);
                 json!({ "access": access.token })
@@ -56,6 +65,7 @@ pub(crate) async fn obtain_pair(
             map.insert("user".to_owned(), super::users::user_json(&state, &user));
         }
     }
+    hook.add_fields_to(&mut body);
     match refresh_for_cookie {
         Some(refresh) => with_refresh_cookie(&state, body, &refresh),
         None => Ok(Json(body).into_response()),
@@ -72,7 +82,9 @@ pub(crate) async fn obtain_sliding(
     let user = log_in(&state, client, &agent, &payload).await?;
     let addr = client.0.to_string();
     let sliding = tokens::issue_sliding(&state, &user, origin(&addr, &agent)).await?;
-    Ok(Json(json!({ "token": sliding.token })))
+    let mut body = json!({ "token": sliding.token.token });
+    sliding.hook.add_fields_to(&mut body);
+    Ok(Json(body))
 }
 
 /// Checks the credentials of an obtain request (the USERNAME_FIELD and `password` fields).
