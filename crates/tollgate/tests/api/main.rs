@@ -9,6 +9,7 @@ mod common;
 mod access_revocation;
 mod attacks;
 mod browser_sessions;
+mod claims_hook;
 mod cli;
 mod connections;
 mod django_migration;
