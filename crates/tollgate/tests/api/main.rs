@@ -7,6 +7,7 @@
 mod common;
 
 mod access_revocation;
+mod api_keys;
 mod attacks;
 mod browser_sessions;
 mod claims_hook;
