@@ -173,6 +173,8 @@ struct IssuedTokens {
         (status = 401, description = "No API key (a bearer token included), a malformed header, or an unknown or revoked key; `WWW-Authenticate: Api-Key`", body = ErrorDetail),
         (status = 403, description = "The key lacks the scope `tokens:issue`", body = ErrorDetail),
         (status = 404, description = "No user has this id or username (code `user_not_found`)", body = ErrorDetail),
+        (status = 413, description = "The body is larger than MAX_BODY_BYTES", body = ErrorDetail),
+        (status = 415, description = "The body is neither JSON nor a form", body = ErrorDetail),
         (status = 503, description = "The claims hook failed with CLAIMS_HOOK_FAILURE = deny (code `claims_hook_failed`)", body = ErrorDetail),
     ))]
 fn issue() {}
