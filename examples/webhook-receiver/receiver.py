@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""A receiver of Tollgate's event webhooks, in plain Python (no packages needed).
+"""A receiver of Tollgate's event webhooks and claims hook, in plain Python (no packages needed).
 
-Run it with the secret Tollgate signs with, and point WEBHOOK_URLS at it:
+Run it with the secret Tollgate signs with, and point WEBHOOK_URLS (and CLAIMS_HOOK_URL) at it:
 
     WEBHOOK_SECRET='whsec_...' python3 receiver.py 8001
     # Tollgate: WEBHOOK_URLS=http://127.0.0.1:8001/webhooks WEBHOOK_SECRET='whsec_...'
+    #           CLAIMS_HOOK_URL=http://127.0.0.1:8001/claims
 
 It checks each request as the Standard Webhooks specification says (the `standardwebhooks`
 package does the same: `Webhook(secret).verify(body, headers)`), answers 204 to an event it
@@ -63,6 +64,15 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(400)
             self.end_headers()
             return
+        if self.path == "/claims":
+            # The claims hook: Tollgate waits for this answer before it signs the tokens.
+            answer = json.dumps(claims_for(event)).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+            return
         msg_id = self.headers["webhook-id"]
         if msg_id not in self.seen:
             self.seen.add(msg_id)
@@ -82,13 +92,22 @@ def handle(event):
     print(f"{event['timestamp']} {event['type']}: {who}", flush=True)
 
 
+def claims_for(call):
+    """The claims hook's answer: claims for the tokens, fields for the login's answer."""
+    user = call["user"]
+    answer = {"claims": {"nickname": user["first_name"] or user["username"]}}
+    if call["event"] == "login":
+        answer["response"] = {"greeting": f"welcome back, {user['username']}"}
+    return answer
+
+
 def main():
     secret = os.environ.get("WEBHOOK_SECRET", "")
     if not secret.startswith("whsec_"):
         sys.exit("set WEBHOOK_SECRET to Tollgate's WEBHOOK_SECRET (whsec_...)")
     Handler.keys = keys_from(secret)
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8001
-    print(f"listening on http://127.0.0.1:{port}/webhooks", flush=True)
+    print(f"listening on http://127.0.0.1:{port}/webhooks and /claims", flush=True)
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 
 

@@ -25,9 +25,11 @@
 //!   ([`Store::start_sync`], [`Store::user_epoch`]).
 //! - `signing_keys`: rotated signing keys, sealed by the caller ([`SigningKeyRecord`]).
 //! - `sessions`: token families, one per login ([`Session`], [`RotatedToken`]).
+//! - `api_keys`: keys of trusted backends, stored as hashes ([`ApiKey`]).
 #![deny(missing_docs)]
 
 mod account_tokens;
+mod api_keys;
 mod background;
 mod change_feed;
 mod checkpoint;
@@ -55,6 +57,7 @@ use sqlx::sqlite::{
 };
 
 pub use account_tokens::{AccountToken, NewAccountToken};
+pub use api_keys::{ApiKey, NewApiKey};
 pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser, ImportOutcome};
 pub use failures::SharedAdmission;
 pub use logins::{LockoutAdmission, LockoutRule, LoginEvent, LoginOutcome};

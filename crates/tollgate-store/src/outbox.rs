@@ -171,13 +171,24 @@ impl Store {
     /// Makes a message that is not delivered due at once again, a dead letter included. False
     /// if there is no such undelivered message.
     pub async fn retry_message(&self, id: i64, now: i64) -> Result<bool, StoreError> {
+        self.retry_message_on(None, id, now).await
+    }
+
+    /// [`Store::retry_message`] for a message of `channel` only, when given.
+    pub async fn retry_message_on(
+        &self,
+        channel: Option<&str>,
+        id: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let done = with_writer!(self, |pool| {
             sqlx::query(
                 "UPDATE outbox SET next_attempt_at = $1, failed_at = NULL, claimed_until = NULL \
-                 WHERE id = $2 AND delivered_at IS NULL",
+                 WHERE id = $2 AND delivered_at IS NULL AND ($3 IS NULL OR channel = $3)",
             )
             .bind(now)
             .bind(id)
+            .bind(channel)
             .execute(pool)
             .await
             .map(|done| done.rows_affected())
@@ -187,12 +198,23 @@ impl Store {
 
     /// Makes every dead letter due at once again; returns how many.
     pub async fn retry_failed_messages(&self, now: i64) -> Result<u64, StoreError> {
+        self.retry_failed_messages_on(None, now).await
+    }
+
+    /// [`Store::retry_failed_messages`] for the messages of `channel` only, when given.
+    pub async fn retry_failed_messages_on(
+        &self,
+        channel: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
         let done = with_writer!(self, |pool| {
             sqlx::query(
                 "UPDATE outbox SET next_attempt_at = $1, failed_at = NULL, claimed_until = NULL \
-                 WHERE failed_at IS NOT NULL AND delivered_at IS NULL",
+                 WHERE failed_at IS NOT NULL AND delivered_at IS NULL \
+                 AND ($2 IS NULL OR channel = $2)",
             )
             .bind(now)
+            .bind(channel)
             .execute(pool)
             .await
             .map(|done| done.rows_affected())
@@ -206,15 +228,31 @@ impl Store {
         filter: OutboxFilter,
         limit: i64,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.outbox_messages_on(None, filter, limit).await
+    }
+
+    /// [`Store::outbox_messages`] of `channel` only, when given.
+    pub async fn outbox_messages_on(
+        &self,
+        channel: Option<&str>,
+        filter: OutboxFilter,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
         let condition = match filter {
             OutboxFilter::Pending => "delivered_at IS NULL AND failed_at IS NULL",
             OutboxFilter::Failed => "failed_at IS NOT NULL",
             OutboxFilter::All => "TRUE",
         };
-        let sql =
-            format!("SELECT {COLUMNS} FROM outbox WHERE {condition} ORDER BY id DESC LIMIT $1");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM outbox WHERE {condition} AND ($2 IS NULL OR channel = $2) \
+             ORDER BY id DESC LIMIT $1"
+        );
         Ok(with_pool!(self, |pool| {
-            sqlx::query_as(&sql).bind(limit).fetch_all(pool).await
+            sqlx::query_as(&sql)
+                .bind(limit)
+                .bind(channel)
+                .fetch_all(pool)
+                .await
         })?)
     }
 

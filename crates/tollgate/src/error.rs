@@ -12,7 +12,10 @@ use tollgate_core::body::BodyError;
 use tollgate_core::TokenError;
 use tollgate_store::{Dependency, StoreError};
 
-use crate::service::ServiceError;
+use crate::service::{ApiKeyRefusal, ServiceError};
+
+/// The `WWW-Authenticate` challenge of the endpoints authenticated by an API key.
+const API_KEY_CHALLENGE: &str = "Api-Key realm=\"api\"";
 
 /// Everything a handler can answer other than success.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +115,28 @@ pub enum ApiError {
         detail: &'static str,
         code: &'static str,
     },
+    /// The claims hook failed (CLAIMS_HOOK_FAILURE = deny): nothing was issued. The cause is
+    /// logged, never sent.
+    #[error("claims hook failed: {0}")]
+    ClaimsHookFailed(String),
+    /// The request's API key was missing, malformed, unknown or revoked: 401 with an
+    /// `Api-Key` challenge.
+    #[error("API key refused: {message}")]
+    ApiKey {
+        /// The `detail` of the answer.
+        message: &'static str,
+        /// Its `code`.
+        code: &'static str,
+    },
+    /// The API key lacks the scope the endpoint needs.
+    #[error("API key without scope {0}")]
+    ApiKeyScope(&'static str),
+    /// The user a request names by id or username does not exist.
+    #[error("no such user")]
+    NoSuchUser,
+    /// The user a request names by id or username is inactive.
+    #[error("inactive user")]
+    InactiveUser,
     /// Anything that is not the client's fault. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -323,6 +348,30 @@ impl ApiError {
                 detail,
                 code,
             } => (*status, coded(detail, code)),
+            ApiError::ClaimsHookFailed(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                coded(
+                    "The claims hook did not answer as expected; no token was issued. Try \
+                     again shortly.",
+                    "claims_hook_failed",
+                ),
+            ),
+            ApiError::ApiKey { message, code } => (StatusCode::UNAUTHORIZED, coded(message, code)),
+            ApiError::ApiKeyScope(scope) => (
+                StatusCode::FORBIDDEN,
+                coded(
+                    &format!("This API key does not have the scope {scope}."),
+                    "permission_denied",
+                ),
+            ),
+            ApiError::NoSuchUser => (
+                StatusCode::NOT_FOUND,
+                coded("No account found for the given user.", "user_not_found"),
+            ),
+            ApiError::InactiveUser => (
+                StatusCode::BAD_REQUEST,
+                coded("User is inactive", "user_inactive"),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 detail("A server error occurred."),
@@ -380,6 +429,25 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotConfigured(message) => ApiError::NotConfigured(message),
             ServiceError::EmailNotVerified => ApiError::EmailNotVerified,
             ServiceError::StaleToken => ApiError::StaleToken,
+            ServiceError::ClaimsHookFailed(cause) => ApiError::ClaimsHookFailed(cause),
+            ServiceError::ApiKeyRefused(refusal) => {
+                let (message, code) = match refusal {
+                    ApiKeyRefusal::Missing => (
+                        "Authentication credentials were not provided: this endpoint takes \
+                         `Authorization: Api-Key <key>`.",
+                        "not_authenticated",
+                    ),
+                    ApiKeyRefusal::Malformed => (
+                        "Invalid API key header: `Api-Key` must be followed by one key.",
+                        "authentication_failed",
+                    ),
+                    ApiKeyRefusal::Invalid => ("Invalid API key.", "authentication_failed"),
+                };
+                ApiError::ApiKey { message, code }
+            }
+            ServiceError::ApiKeyScope(scope) => ApiError::ApiKeyScope(scope),
+            ServiceError::NoSuchUser => ApiError::NoSuchUser,
+            ServiceError::InactiveUser => ApiError::InactiveUser,
             ServiceError::Store(err) => err.into(),
             ServiceError::SecondFactorDue { mfa_token, methods } => {
                 ApiError::SecondFactorDue { mfa_token, methods }
@@ -471,7 +539,12 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from(retry_after_seconds(wait)),
             );
         }
-        if status == StatusCode::UNAUTHORIZED {
+        if let ApiError::ApiKey { .. } = &self {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(API_KEY_CHALLENGE),
+            );
+        } else if status == StatusCode::UNAUTHORIZED {
             // The value depends on settings; the challenge layer fills it in (see server.rs).
             response.extensions_mut().insert(NeedsChallenge);
         }
@@ -483,6 +556,10 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable { dependency, cause } => Some(ServerErrorCause {
                 cause: cause.into(),
                 dependency: Some(dependency.as_str()),
+            }),
+            ApiError::ClaimsHookFailed(cause) => Some(ServerErrorCause {
+                cause: cause.into(),
+                dependency: Some("claims_hook"),
             }),
             _ => None,
         };

@@ -1,9 +1,10 @@
 //! Prometheus metrics at `/metrics` (when METRICS_ENABLED): requests and latency histograms by
 //! method, route and status, logins and the refusals of the throttle, the lockout and inactive
 //! accounts, tokens issued, refreshed, blacklisted and rejected by reason, requests failed by an
-//! unavailable dependency, database pool usage, the build's version and the process's memory,
-//! CPU time and file descriptors. OpenMetrics by default, the Prometheus text format for
-//! `Accept: text/plain`. When metrics are off, none of this costs anything per request.
+//! unavailable dependency, database pool usage, outbox deliveries with their duration and delay,
+//! the build's version and the process's memory, CPU time and file descriptors. OpenMetrics by
+//! default, the Prometheus text format for `Accept: text/plain`. When metrics are off, none of
+//! this costs anything per request.
 
 mod exposition;
 mod process;
@@ -89,6 +90,24 @@ struct Registered {
     pool_idle: Gauge,
     outbox_deliveries: Family<DeliveryLabels, Counter>,
     outbox_messages: Family<OutboxLabels, Gauge>,
+    outbox_attempt_duration: Family<DeliveryLabels, Histogram>,
+    outbox_delivery_delay: Family<ChannelLabels, Histogram>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabels {
+    channel: String,
+}
+
+fn attempt_histogram() -> Histogram {
+    // 1 ms to ~16 s: a receiver on the same network answers in milliseconds, and a webhook
+    // attempt gives up after 10 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+fn delay_histogram() -> Histogram {
+    // 0.5 s to ~1.5 days: moments when the receiver is up, the retry schedule when it is not.
+    Histogram::new(exponential_buckets(0.5, 2.0, 19))
 }
 
 fn latency_histogram() -> Histogram {
@@ -197,6 +216,24 @@ impl Metrics {
             "Outbox messages waiting to be delivered (pending) and given up on (failed)",
             outbox_messages.clone(),
         );
+        let outbox_attempt_duration = Family::<DeliveryLabels, Histogram>::new_with_constructor(
+            attempt_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "outbox_attempt_duration_seconds",
+            "How long one outbox delivery attempt took (the receiver's or mail server's answer), \
+             by channel and outcome",
+            outbox_attempt_duration.clone(),
+        );
+        let outbox_delivery_delay = Family::<ChannelLabels, Histogram>::new_with_constructor(
+            delay_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "outbox_delivery_delay_seconds",
+            "How long after it was added to the outbox a message was delivered, retries \
+             included (whole seconds of its addition), by channel",
+            outbox_delivery_delay.clone(),
+        );
         registry.register(
             "build",
             "The running build of Tollgate",
@@ -205,6 +242,8 @@ impl Metrics {
         let mut process = Registry::default();
         process.register_collector(Box::new(process::ProcessCollector));
         Metrics(Some(Arc::new(Registered {
+            outbox_attempt_duration,
+            outbox_delivery_delay,
             outbox_deliveries,
             outbox_messages,
             registry,
@@ -280,6 +319,33 @@ impl Metrics {
                     outcome,
                 })
                 .inc();
+        }
+    }
+
+    /// An outbox delivery attempt on `channel` took `took`; a delivered message was added
+    /// `delay` before.
+    pub(crate) fn outbox_latency(
+        &self,
+        channel: &str,
+        delivered: bool,
+        took: std::time::Duration,
+        delay: Option<std::time::Duration>,
+    ) {
+        if let Some(m) = &self.0 {
+            let outcome = if delivered { "delivered" } else { "failed" };
+            m.outbox_attempt_duration
+                .get_or_create(&DeliveryLabels {
+                    channel: channel.to_owned(),
+                    outcome,
+                })
+                .observe(took.as_secs_f64());
+            if let Some(delay) = delay {
+                m.outbox_delivery_delay
+                    .get_or_create(&ChannelLabels {
+                        channel: channel.to_owned(),
+                    })
+                    .observe(delay.as_secs_f64());
+            }
         }
     }
 

@@ -150,7 +150,9 @@ async fn deliver_due(state: &AppState) -> Result<(), StoreError> {
         for message in due {
             let state = state.clone();
             deliveries.spawn(async move {
+                let started = std::time::Instant::now();
                 let outcome = deliver(&state, &message).await;
+                observe(&state, &message, &outcome, started.elapsed());
                 record(&state, &message, outcome).await
             });
         }
@@ -207,6 +209,22 @@ async fn deliver(state: &AppState, message: &OutboxMessage) -> Outcome {
         }
         other => Outcome::Refused(format!("unknown channel {other:?}")),
     }
+}
+
+/// Feeds the latency histograms: the attempt's duration, and for a delivery the delay since
+/// the message was added.
+fn observe(state: &AppState, message: &OutboxMessage, outcome: &Outcome, took: Duration) {
+    let delivered = matches!(outcome, Outcome::Delivered);
+    let delay = delivered.then(|| {
+        let added = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(message.created_at).unwrap_or(0));
+        SystemTime::now()
+            .duration_since(added)
+            .unwrap_or(Duration::ZERO)
+    });
+    state
+        .metrics
+        .outbox_latency(&message.channel, delivered, took, delay);
 }
 
 async fn record(

@@ -10,6 +10,7 @@ use tollgate_store::{AccessClaims, Revocation, Store, StoreError, User, UserFiel
 
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
+use crate::service::claims_hook::ClaimsHook;
 use crate::throttle::{ActionThrottle, LoginThrottle};
 use crate::user_cache::UserCache;
 
@@ -73,6 +74,8 @@ pub struct SharedState {
     pub(crate) foreign_tokens: Option<tollgate_axum::Verifier>,
     /// The WebAuthn relying party of passkeys (PASSKEY_RP_ID); `None` when they are off.
     pub(crate) passkeys: Option<Arc<webauthn_rs::Webauthn>>,
+    /// With CLAIMS_HOOK_URL, the application's hook asked at every login and refresh.
+    pub(crate) claims_hook: Option<Arc<ClaimsHook>>,
 }
 
 /// Adds claims to the tokens Tollgate mints, for applications that embed Tollgate as a library
@@ -128,6 +131,7 @@ pub(crate) struct Prepared {
     foreign_tokens: Option<tollgate_axum::Verifier>,
     outbox: Outbox,
     passkeys: Option<webauthn_rs::Webauthn>,
+    claims_hook: Option<ClaimsHook>,
 }
 
 /// The argon2id hasher at the cost ARGON2_* set.
@@ -178,9 +182,11 @@ impl Prepared {
         };
         let outbox = outbox(&settings)?;
         let passkeys = crate::service::mfa::passkeys::relying_party(&settings)?;
+        let claims_hook = ClaimsHook::from_settings(&settings)?;
         Ok(Prepared {
             outbox,
             passkeys,
+            claims_hook,
             settings,
             codec,
             hasher,
@@ -217,12 +223,14 @@ impl AppState {
             foreign_tokens,
             outbox,
             passkeys,
+            claims_hook,
         } = prepared;
         // With REDIS_URL the throttles count across instances.
         let shared = settings.redis_url.is_some().then(|| store.clone());
         AppState(Arc::new(SharedState {
             foreign_tokens,
             passkeys: passkeys.map(Arc::new),
+            claims_hook: claims_hook.map(Arc::new),
             metrics: Metrics::new(settings.metrics_enabled),
             user_cache: UserCache::new(settings.user_cache_ttl),
             login_throttle: Arc::new(LoginThrottle::new(

@@ -148,9 +148,9 @@ impl Webhooks {
                     })
             })
             .collect::<Result<Vec<Event>, SettingsError>>()?;
-        let keys = parse_keys(settings.webhook_secret.expose())?;
+        let keys = parse_keys(settings.webhook_secret.expose(), "WEBHOOK_SECRET")?;
         for url in &settings.webhook_urls {
-            check_url(url)?;
+            check_url(url, "WEBHOOK_URLS")?;
         }
         if settings.webhook_urls.is_empty() {
             return Ok(None);
@@ -189,12 +189,7 @@ impl Webhooks {
 
     /// The value of `webhook-signature` for message `id` sent at `timestamp` with `body`.
     pub(crate) fn signature(&self, id: &str, timestamp: i64, body: &str) -> String {
-        let signatures: Vec<String> = self
-            .keys
-            .iter()
-            .map(|key| format!("v1,{}", sign(key, id, timestamp, body)))
-            .collect();
-        signatures.join(" ")
+        signature_header(&self.keys, id, timestamp, body)
     }
 
     /// POSTs `body`, the stored event of outbox message `id`, to `url`, signed now.
@@ -265,6 +260,16 @@ pub(crate) fn user_data(user: &User) -> Value {
     })
 }
 
+/// The value of `webhook-signature` for message `id` sent at `timestamp` with `body`: `v1,`
+/// and the signature under each key, separated by spaces.
+pub(crate) fn signature_header(keys: &[Vec<u8>], id: &str, timestamp: i64, body: &str) -> String {
+    let signatures: Vec<String> = keys
+        .iter()
+        .map(|key| format!("v1,{}", sign(key, id, timestamp, body)))
+        .collect();
+    signatures.join(" ")
+}
+
 /// Base64 HMAC-SHA256 of `{id}.{timestamp}.{body}` under `key`.
 fn sign(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
     // HMAC takes a key of any length.
@@ -276,8 +281,12 @@ fn sign(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// The keys of WEBHOOK_SECRET: `whsec_<base64>`, separated by spaces or commas.
-fn parse_keys(secret: &str) -> Result<Vec<Vec<u8>>, SettingsError> {
+/// The keys of `setting` (WEBHOOK_SECRET, CLAIMS_HOOK_SECRET): `whsec_<base64>`, separated by
+/// spaces or commas. The error names the setting and never shows a key.
+pub(crate) fn parse_keys(
+    secret: &str,
+    setting: &'static str,
+) -> Result<Vec<Vec<u8>>, SettingsError> {
     secret
         .split(|c: char| c.is_whitespace() || c == ',')
         .filter(|part| !part.is_empty())
@@ -286,19 +295,19 @@ fn parse_keys(secret: &str) -> Result<Vec<Vec<u8>>, SettingsError> {
             let position = index + 1;
             let encoded = part.strip_prefix(KEY_PREFIX).ok_or_else(|| {
                 invalid(
-                    "WEBHOOK_SECRET",
+                    setting,
                     format!("key {position} does not start with `{KEY_PREFIX}`"),
                 )
             })?;
             let key = STANDARD.decode(encoded).map_err(|_| {
                 invalid(
-                    "WEBHOOK_SECRET",
+                    setting,
                     format!("key {position} is not base64 after `{KEY_PREFIX}`"),
                 )
             })?;
             if key.len() < MIN_KEY_BYTES {
                 return Err(invalid(
-                    "WEBHOOK_SECRET",
+                    setting,
                     format!(
                         "key {position} is {} bytes; at least {MIN_KEY_BYTES} are needed \
                          (`whsec_$(openssl rand -base64 32)`)",
@@ -311,12 +320,13 @@ fn parse_keys(secret: &str) -> Result<Vec<Vec<u8>>, SettingsError> {
         .collect()
 }
 
-fn check_url(text: &str) -> Result<(), SettingsError> {
+/// Refuses a URL that is not `http://` or `https://` with a host, naming `setting`.
+pub(crate) fn check_url(text: &str, setting: &'static str) -> Result<(), SettingsError> {
     let url = url::Url::parse(text)
-        .map_err(|err| invalid("WEBHOOK_URLS", format!("{text:?} is not a URL: {err}")))?;
+        .map_err(|err| invalid(setting, format!("{text:?} is not a URL: {err}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(invalid(
-            "WEBHOOK_URLS",
+            setting,
             format!("{text:?} is not an http:// or https:// URL with a host"),
         ));
     }
@@ -324,7 +334,7 @@ fn check_url(text: &str) -> Result<(), SettingsError> {
 }
 
 /// An error and its causes, on one line (reqwest's own message alone says little).
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -193,6 +193,20 @@ choice! {
     }
 }
 
+choice! {
+    /// What a login or refresh does when the claims hook fails (CLAIMS_HOOK_FAILURE).
+    ClaimsHookFailure,
+    expected: "deny or allow",
+    list: "a list of deny, allow (TOML array, or comma-separated)",
+    refused: "must be deny or allow",
+    {
+        /// `deny`: the login or refresh fails (503) and nothing is issued.
+        Deny = "deny",
+        /// `allow`: tokens are issued without the hook's claims, and a warning is logged.
+        Allow = "allow",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

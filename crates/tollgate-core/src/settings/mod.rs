@@ -13,8 +13,8 @@ mod value;
 use std::time::Duration;
 
 pub use choice::{
-    AuthenticationClass, EmailVerification, LogFormat, LoginField, LoginResponse, MfaRequired,
-    UserIdField, UsernameField,
+    AuthenticationClass, ClaimsHookFailure, EmailVerification, LogFormat, LoginField,
+    LoginResponse, MfaRequired, UserIdField, UsernameField,
 };
 pub use django::{django_name, DjangoName, IgnoredSetting};
 use ipnet::IpNet;
@@ -583,6 +583,30 @@ settings! {
     /// `user.password_changed`, `user.password_reset`, `session.revoked`,
     /// `token.reuse_detected`.
     webhook_events "WEBHOOK_EVENTS": Vec<String> = Vec::new();
+
+    // The claims hook and API keys.
+    /// An endpoint of the application (`https://` or `http://` URL) called at every login and
+    /// refresh, before tokens are signed: a signed POST (as webhooks are signed) of `{"event":
+    /// "login" | "refresh", "user", "claims"}`, answered with `{"claims": {...}, "response":
+    /// {...}}`, both optional: claims added to the tokens, and fields added to the login
+    /// response. Registered claims (`exp`, `iat`, `jti`, `token_type`, the user id claim, `sid`,
+    /// ...) cannot be changed: the hook's values for them are ignored, with a warning. Unset: no
+    /// hook.
+    claims_hook_url "CLAIMS_HOOK_URL": Option<String> = None;
+    /// The key that signs calls to CLAIMS_HOOK_URL: `whsec_` and a base64 key of at least 24
+    /// bytes; several, separated by spaces, while rotating. Empty: WEBHOOK_SECRET's keys.
+    claims_hook_secret "CLAIMS_HOOK_SECRET": Secret = Secret::default();
+    /// How long a login or refresh waits for CLAIMS_HOOK_URL, connection included.
+    claims_hook_timeout "CLAIMS_HOOK_TIMEOUT": Duration = Duration::from_secs(2);
+    /// What a login or refresh does when CLAIMS_HOOK_URL does not answer in time, answers other
+    /// than 2xx, or answers something other than the expected JSON: `deny` (it fails with 503
+    /// `claims_hook_failed` and no token is issued) or `allow` (tokens are issued without the
+    /// hook's claims and fields, and a warning is logged).
+    claims_hook_failure "CLAIMS_HOOK_FAILURE": ClaimsHookFailure = ClaimsHookFailure::Deny;
+    /// Path of the endpoint that issues tokens to a user named by a trusted backend
+    /// (`POST {"user_id"}` or `{"username"}`, authenticated by `Authorization: Api-Key <key>`
+    /// with a key of scope `tokens:issue`, made by `tollgate apikey create`).
+    token_issue_path "TOKEN_ISSUE_PATH": String = "/api/token/issue/".to_owned();
 }
 
 /// The user's own columns, which profile fields may not shadow.
@@ -982,7 +1006,7 @@ impl Settings {
     }
 
     /// Each endpoint path setting with its key.
-    pub fn paths(&self) -> [(&'static str, &str); 17] {
+    pub fn paths(&self) -> [(&'static str, &str); 18] {
         [
             ("TOKEN_OBTAIN_PATH", &self.token_obtain_path),
             ("TOKEN_REFRESH_PATH", &self.token_refresh_path),
@@ -1007,6 +1031,7 @@ impl Settings {
             ("EMAIL_CHANGE_PATH", &self.email_change_path),
             ("SESSIONS_PATH", &self.sessions_path),
             ("TOKEN_BLACKLIST_ALL_PATH", &self.token_blacklist_all_path),
+            ("TOKEN_ISSUE_PATH", &self.token_issue_path),
         ]
     }
 

@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, routed here.
 
+mod api_keys;
 mod body;
 mod cookie;
 mod health;
@@ -92,6 +93,7 @@ pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
             Method::POST,
             sessions::blacklist_all,
         ),
+        endpoint(&s.token_issue_path, Method::POST, api_keys::issue),
     ];
     let mfa = mfa_paths(s);
     list.extend([

@@ -105,10 +105,11 @@ pub(crate) async fn login_body(
 ) -> Result<LoginAnswer, ApiError> {
     let mut body = Map::new();
     let mut refresh_for_cookie = None;
-    match (kind, state.settings.login_response) {
+    let hook = match (kind, state.settings.login_response) {
         (LoginKind::Sliding, _) => {
             let sliding = tokens::issue_sliding(state, user, origin).await?;
-            body.insert("token".to_owned(), sliding.token.into());
+            body.insert("token".to_owned(), sliding.token.token.into());
+            sliding.hook.add_fields_to(&mut body);
             return Ok(LoginAnswer {
                 body,
                 refresh_for_cookie,
@@ -116,22 +117,30 @@ pub(crate) async fn login_body(
         }
         // djangorestframework-jwt's answer: one token, nothing to refresh.
         (LoginKind::Pair, LoginResponse::Token) => {
-            let token = tokens::issue_access(state, user, origin.amr)?.token;
-            body.insert("token".to_owned(), token.into());
+            let single = tokens::issue_access(state, user, origin.amr).await?;
+            body.insert("token".to_owned(), single.token.token.into());
+            single.hook
         }
         (LoginKind::Pair, LoginResponse::Pair) => {
-            let Pair { refresh, access } = tokens::issue_pair(state, user, origin).await?;
+            let Pair {
+                refresh,
+                access,
+                hook,
+            } = tokens::issue_pair(state, user, origin).await?;
             if state.settings.refresh_cookie {
                 refresh_for_cookie = Some(refresh);
             } else {
                 body.insert("refresh".to_owned(), refresh.token.into());
             }
             body.insert("access".to_owned(), access.token.into());
+            hook
         }
-    }
+    };
     if state.settings.login_response_user {
         body.insert("user".to_owned(), super::users::user_json(state, user));
     }
+    // The application's fields (CLAIMS_HOOK_URL) go last, beside the answer's own.
+    hook.add_fields_to(&mut body);
     Ok(LoginAnswer {
         body,
         refresh_for_cookie,

@@ -1,6 +1,7 @@
 //! The `tollgate` command line: one module per subcommand.
 
 mod account;
+mod apikey;
 mod check;
 mod convert_settings;
 mod flush;
@@ -98,6 +99,20 @@ enum Command {
         /// What to do with the outbox.
         #[command(subcommand)]
         command: outbox::Command,
+    },
+    /// List the event webhooks waiting in the outbox and those given up on, or send them again
+    /// (`outbox list|retry` for webhooks alone).
+    Webhooks {
+        /// What to do with the webhooks.
+        #[command(subcommand)]
+        command: outbox::Command,
+    },
+    /// Make, list and revoke the API keys with which trusted backends have tokens issued to
+    /// users they name (POST /api/token/issue/).
+    Apikey {
+        /// What to do with the keys.
+        #[command(subcommand)]
+        command: apikey::Command,
     },
     /// Ask a running server's /healthz (at BIND, or --address) and exit 0 when it answers 200,
     /// 1 otherwise: a container's HEALTHCHECK without curl.
@@ -200,7 +215,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mfa { command } => mfa::run(settings, command).await,
         Command::Events(args) => logins::events(settings, args).await,
         Command::Unlock(args) => logins::unlock(settings, args).await,
-        Command::Outbox { command } => outbox::run(settings, command).await,
+        Command::Outbox { command } => outbox::run(settings, command, None).await,
+        Command::Webhooks { command } => {
+            outbox::run(settings, command, Some(crate::webhooks::WEBHOOK)).await
+        }
+        Command::Apikey { command } => apikey::run(settings, command).await,
         Command::Completions { .. }
         | Command::Keygen(_)
         | Command::Check(_)

@@ -1,5 +1,5 @@
-//! `tollgate outbox list|retry`: what waits in the outbox (mail), what was given up on, and
-//! sending it again.
+//! `tollgate outbox list|retry`: what waits in the outbox (mail, webhooks), what was given up
+//! on, and sending it again; `tollgate webhooks list|retry` is the same for webhooks alone.
 
 use super::time;
 use clap::Subcommand;
@@ -20,6 +20,9 @@ pub(crate) enum Command {
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: i64,
+        /// Only the messages of this channel: `email` or `webhook`.
+        #[arg(long)]
+        channel: Option<String>,
     },
     /// Send a message again at once (by the id `outbox list` shows), or every message given
     /// up on (--failed). A running server picks them up within a second.
@@ -30,39 +33,88 @@ pub(crate) enum Command {
         /// Every message given up on.
         #[arg(long)]
         failed: bool,
+        /// Only the messages of this channel: `email` or `webhook`.
+        #[arg(long)]
+        channel: Option<String>,
     },
 }
 
-pub(crate) async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
+/// The channel a command acts on: the one its name fixes (`webhooks`), or `--channel`.
+fn channel_of(
+    fixed: Option<&'static str>,
+    given: Option<String>,
+) -> anyhow::Result<Option<String>> {
+    match (fixed, given) {
+        (Some(fixed), Some(given)) if given != fixed => {
+            anyhow::bail!("this command acts on the {fixed} channel only, not {given:?}")
+        }
+        (Some(fixed), _) => Ok(Some(fixed.to_owned())),
+        (None, given) => Ok(given),
+    }
+}
+
+/// Runs `command` on the messages of channel `fixed` (`webhooks`), or of every channel
+/// unless `--channel` names one.
+pub(crate) async fn run(
+    settings: Settings,
+    command: Command,
+    fixed: Option<&'static str>,
+) -> anyhow::Result<()> {
     let store = super::open_store(&settings).await?;
     let outcome = match command {
-        Command::List { failed, all, limit } => {
+        Command::List {
+            failed,
+            all,
+            limit,
+            channel,
+        } => {
             let filter = match (failed, all) {
                 (true, _) => OutboxFilter::Failed,
                 (_, true) => OutboxFilter::All,
                 _ => OutboxFilter::Pending,
             };
-            store
-                .outbox_messages(filter, limit)
-                .await
-                .map(|messages| print(&messages))
-                .map_err(anyhow::Error::from)
-        }
-        Command::Retry { id: Some(id), .. } => match store.retry_message(id, unix_now()).await {
-            Ok(true) => {
-                println!("Message {id} will be sent again.");
-                Ok(())
+            match channel_of(fixed, channel) {
+                Ok(channel) => store
+                    .outbox_messages_on(channel.as_deref(), filter, limit)
+                    .await
+                    .map(|messages| print(&messages))
+                    .map_err(anyhow::Error::from),
+                Err(err) => Err(err),
             }
-            Ok(false) => Err(anyhow::anyhow!(
-                "no message {id} waits in the outbox (delivered, or never there)"
-            )),
-            Err(err) => Err(err.into()),
+        }
+        Command::Retry {
+            id: Some(id),
+            channel,
+            ..
+        } => match channel_of(fixed, channel) {
+            Ok(channel) => match store
+                .retry_message_on(channel.as_deref(), id, unix_now())
+                .await
+            {
+                Ok(true) => {
+                    println!("Message {id} will be sent again.");
+                    Ok(())
+                }
+                Ok(false) => Err(anyhow::anyhow!(
+                    "no message {id} waits in the outbox{} (delivered, or never there)",
+                    channel
+                        .map(|c| format!(" on the {c} channel"))
+                        .unwrap_or_default()
+                )),
+                Err(err) => Err(err.into()),
+            },
+            Err(err) => Err(err),
         },
-        Command::Retry { id: None, .. } => store
-            .retry_failed_messages(unix_now())
-            .await
-            .map(|count| println!("{count} messages will be sent again."))
-            .map_err(anyhow::Error::from),
+        Command::Retry {
+            id: None, channel, ..
+        } => match channel_of(fixed, channel) {
+            Ok(channel) => store
+                .retry_failed_messages_on(channel.as_deref(), unix_now())
+                .await
+                .map(|count| println!("{count} messages will be sent again."))
+                .map_err(anyhow::Error::from),
+            Err(err) => Err(err),
+        },
     };
     store.close().await;
     outcome

@@ -47,8 +47,10 @@ async fn mint(settings: Settings, store: &Store, args: &Args) -> anyhow::Result<
     let user = super::find_user(store, &args.user).await?;
     if args.sliding {
         let sliding = tokens::issue_sliding(&state, &user, ORIGIN).await?;
-        return Ok(json!({ "token": sliding.token }));
+        return Ok(json!({ "token": sliding.token.token }));
     }
-    let Pair { refresh, access } = tokens::issue_pair(&state, &user, ORIGIN).await?;
+    let Pair {
+        refresh, access, ..
+    } = tokens::issue_pair(&state, &user, ORIGIN).await?;
     Ok(json!({ "refresh": refresh.token, "access": access.token }))
 }

@@ -109,12 +109,49 @@ pub(crate) enum ServiceError {
     /// A stored secret could not be sealed or opened (KEYS_ENCRYPTION_KEY).
     #[error("stored secret: {0}")]
     Secret(String),
+    /// The claims hook (CLAIMS_HOOK_URL) failed with CLAIMS_HOOK_FAILURE = deny: nothing was
+    /// issued. The cause is for the log.
+    #[error("the claims hook failed: {0}")]
+    ClaimsHookFailed(String),
+    /// An API key that is unknown, revoked or malformed, or no API key at all.
+    #[error("{0}")]
+    ApiKeyRefused(ApiKeyRefusal),
+    /// An API key without the scope the operation needs.
+    #[error("the API key lacks the scope {0}")]
+    ApiKeyScope(&'static str),
+    /// The user an operation names does not exist (by id or username).
+    #[error("no such user")]
+    NoSuchUser,
+    /// The user an operation names is inactive.
+    #[error("the user is inactive")]
+    InactiveUser,
     /// A token could not be signed: an unusable key.
     #[error(transparent)]
     Signing(#[from] SigningError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why a request's API key was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ApiKeyRefusal {
+    /// No `Authorization: Api-Key <key>` header (a bearer token, say).
+    Missing,
+    /// A header of the scheme that does not hold one key.
+    Malformed,
+    /// No live key has this value: unknown or revoked.
+    Invalid,
+}
+
+impl std::fmt::Display for ApiKeyRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ApiKeyRefusal::Missing => "no API key was presented",
+            ApiKeyRefusal::Malformed => "the API key header is malformed",
+            ApiKeyRefusal::Invalid => "the API key is unknown or revoked",
+        })
+    }
 }
 
 fn password_refusal(old_password_wrong: bool, problems: &[String]) -> String {

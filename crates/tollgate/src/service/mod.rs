@@ -6,6 +6,8 @@
 //! - [`login`]: checking a password behind the throttle and the lockout.
 //! - [`mfa`]: second factors (TOTP, recovery codes) and the second step of a login.
 //! - [`tokens`]: issuing tokens to a user who has logged in (or whom an administrator names).
+//! - [`claims_hook`]: asking the application's hook for claims and login fields.
+//! - [`api_keys`]: API keys, and tokens issued with them to users a trusted backend names.
 //! - [`refresh`]: refreshing, rotating, sliding and verifying tokens.
 //! - [`sessions`]: logging out, revoking sessions.
 //! - [`recovery`]: password reset by mail.
@@ -14,6 +16,8 @@
 //! - [`user_fields`]: the rules of the user fields, shared by registration and update.
 
 pub(crate) mod accounts;
+pub(crate) mod api_keys;
+pub(crate) mod claims_hook;
 mod error;
 mod links;
 pub(crate) mod login;
@@ -29,7 +33,7 @@ use tollgate_core::password::PasswordPolicy;
 use tollgate_core::{unix_now, Settings};
 use tollgate_store::{Revocation, Store, StoreError, UserField};
 
-pub(crate) use error::{FieldErrors, ServiceError};
+pub(crate) use error::{ApiKeyRefusal, FieldErrors, ServiceError};
 
 use crate::outbox::Outbox;
 use crate::state::{AppState, PasswordPool};

@@ -11,6 +11,7 @@ use tollgate_core::settings::LoginResponse;
 use tollgate_core::{unix_now, Claims, Issued, TokenError, TokenType};
 use tollgate_store::{RotateOutcome, TokenRecord, User, UserField};
 
+use super::claims_hook::{self, HookEvent};
 use super::sessions::revoke_session;
 use super::tokens::{issued_record, sign, ORIG_IAT_CLAIM};
 use super::{Context, ServiceError};
@@ -72,7 +73,8 @@ async fn refresh_single(state: &AppState, raw: &str) -> Result<Issued, ServiceEr
     if state.access_revoked(&claims) {
         return Err(TokenError::Blacklisted.into());
     }
-    require_active_user(state, &claims).await?;
+    let user = require_active_user(state, &claims).await?;
+    let claims = with_hook(state, claims, user.as_deref()).await?;
     let orig_iat = claims
         .timestamp(ORIG_IAT_CLAIM)
         .or_else(|| claims.timestamp("iat"))
@@ -98,15 +100,19 @@ async fn refresh_single(state: &AppState, raw: &str) -> Result<Issued, ServiceEr
 pub(crate) async fn refresh(state: &AppState, raw: &str) -> Result<Refreshed, ServiceError> {
     let now = unix_now();
     let claiming = state.settings.rotate_refresh_tokens && state.settings.blacklist_after_rotation;
-    let (claims, owner) = if claiming {
+    let (claims, user) = if claiming {
         // A replayed rotated token passes these checks; its rotation then fails, and reuse
         // detection, when on, takes over below.
         checked_for_rotation(state, raw, now).await?
     } else {
         let claims = decode_blacklistable(state, raw, TokenType::Refresh, now).await?;
-        require_active_user(state, &claims).await?;
-        (claims, None)
+        let user = require_active_user(state, &claims).await?;
+        (claims, user)
     };
+    // Asked before the rotation spends the presented token: a hook that refuses leaves it
+    // usable. The hook cannot change `jti`, `exp` or `sid`, which the records below read.
+    let claims = with_hook(state, claims, user.as_deref()).await?;
+    let owner = user.map(|user| user.id);
     let rotated = if state.settings.rotate_refresh_tokens {
         Some(sign(state, state.codec.rotated_claims(&claims, now))?)
     } else {
@@ -284,12 +290,12 @@ async fn touch_session(
 /// is not read up front, since the rotation claims the token atomically (and fails if it was
 /// blacklisted). It is read only when the refresh is refused for another reason, so that a
 /// blacklisted token gets simplejwt's answer, "Token is blacklisted", whatever else is wrong
-/// with it. Returns the claims and the user's primary key, when the user was read.
+/// with it. Returns the claims and the user, when the token names one.
 async fn checked_for_rotation(
     state: &AppState,
     raw: &str,
     now: i64,
-) -> Result<(Claims, Option<i64>), ServiceError> {
+) -> Result<(Claims, Option<Arc<User>>), ServiceError> {
     let claims = state.codec.decode(raw, now)?;
     let user = match state
         .codec
@@ -317,8 +323,7 @@ async fn checked_for_rotation(
             refuse_for_changed_password(state, &claims, user).await?;
         }
     }
-    let owner = user.map(|user| user.id);
-    Ok((claims, owner))
+    Ok((claims, user))
 }
 
 /// What a valid token's verification answers.
@@ -377,7 +382,8 @@ pub(crate) async fn refresh_sliding(state: &AppState, raw: &str) -> Result<Issue
     let now = unix_now();
     let claims = decode_blacklistable(state, raw, TokenType::Sliding, now).await?;
     state.codec.check_refresh_window(&claims, now)?;
-    require_active_user(state, &claims).await?;
+    let user = require_active_user(state, &claims).await?;
+    let claims = with_hook(state, claims, user.as_deref()).await?;
     let slid = sign(state, state.codec.slid_claims(&claims, now))?;
     touch_session(state, &claims, now, Some(slid.expires_at)).await?;
     state.metrics.issued(TokenType::Sliding);
@@ -410,14 +416,34 @@ async fn is_blacklisted(state: &AppState, claims: &Claims) -> Result<bool, Servi
 }
 
 /// Refuses a refresh for a user who is gone or inactive. simplejwt 5.5.1 answers 500 for a
-/// deleted user; its next release, and Tollgate, answer 401. Tokens naming no user pass.
-async fn require_active_user(state: &AppState, claims: &Claims) -> Result<(), ServiceError> {
-    if let Some(user) = active_user(state, claims).await? {
-        if !password_unchanged(state, claims, &user) {
-            refuse_for_changed_password(state, claims, &user).await?;
+/// deleted user; its next release, and Tollgate, answer 401. Tokens naming no user pass (with
+/// no user returned).
+async fn require_active_user(
+    state: &AppState,
+    claims: &Claims,
+) -> Result<Option<Arc<User>>, ServiceError> {
+    let user = active_user(state, claims).await?;
+    if let Some(user) = &user {
+        if !password_unchanged(state, claims, user) {
+            refuse_for_changed_password(state, claims, user).await?;
         }
     }
-    Ok(())
+    Ok(user)
+}
+
+/// `claims` with what the claims hook adds at a refresh for `user`; a token naming no user
+/// is not asked about.
+async fn with_hook(
+    state: &AppState,
+    mut claims: Claims,
+    user: Option<&User>,
+) -> Result<Claims, ServiceError> {
+    if let Some(user) = user {
+        claims_hook::ask(state, HookEvent::Refresh, user, &claims)
+            .await?
+            .add_claims_to(&mut claims);
+    }
+    Ok(claims)
 }
 
 /// The active user a token names (through the user cache, see USER_CACHE_TTL); None for a

@@ -1,12 +1,14 @@
-//! Issuing tokens to a user: after a login, or to a user an administrator names on the
-//! command line. Either way the tokens carry the same claims (the password fingerprint with
-//! CHECK_REVOKE_TOKEN, TOKEN_USER_CLAIMS, the claim sources), start a session, and are
-//! recorded as outstanding, so that they refresh, log out and are revoked alike.
+//! Issuing tokens to a user: after a login, to a user an administrator names on the command
+//! line, or to one a trusted backend names with an API key. Either way the tokens carry the
+//! same claims (the password fingerprint with CHECK_REVOKE_TOKEN, TOKEN_USER_CLAIMS, the claim
+//! sources, the claims hook's), start a session, and are recorded as outstanding, so that they
+//! refresh, log out and are revoked alike.
 
 use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::{unix_now, Claims, Issued, SigningError, TokenType};
 use tollgate_store::{NewSession, TokenRecord, User};
 
+use super::claims_hook::{self, HookAnswer, HookEvent};
 use super::ServiceError;
 use crate::state::{AppState, AMR_CLAIM, SID_CLAIM};
 
@@ -28,6 +30,16 @@ pub(crate) struct Origin<'a> {
 pub(crate) struct Pair {
     pub(crate) refresh: Issued,
     pub(crate) access: Issued,
+    /// What the claims hook added; its fields go into the login's answer.
+    pub(crate) hook: HookAnswer,
+}
+
+/// One token (a sliding token, or LOGIN_RESPONSE = "token"'s access token).
+#[derive(Debug)]
+pub(crate) struct Single {
+    pub(crate) token: Issued,
+    /// What the claims hook added; its fields go into the login's answer.
+    pub(crate) hook: HookAnswer,
 }
 
 /// A refresh token and its access token for `user`, in a new session (the refresh token's
@@ -41,13 +53,19 @@ pub(crate) async fn issue_pair(
     let sid = tollgate_core::new_jti();
     let mut claims = claims_for(state, TokenType::Refresh, user, now, origin.amr);
     claims.insert(SID_CLAIM, sid.as_str());
+    // Asked before anything is recorded: a hook that refuses leaves no session behind.
+    let hook = ask_hook(state, user, &mut claims).await?;
     let refresh = sign(state, claims)?;
     start_session(state, &sid, user, origin, now, &refresh, refresh.expires_at).await?;
     let access = sign(state, state.codec.access_claims_from(&refresh.claims, now))?;
     state.metrics.issued(TokenType::Refresh);
     state.metrics.issued(TokenType::Access);
     tracing::info!(user_id = user.id, jti = %refresh.jti, session_id = %sid, "token pair obtained");
-    Ok(Pair { refresh, access })
+    Ok(Pair {
+        refresh,
+        access,
+        hook,
+    })
 }
 
 /// A sliding token for `user`, in a new session that lasts as long as the token can be slid.
@@ -55,11 +73,12 @@ pub(crate) async fn issue_sliding(
     state: &AppState,
     user: &User,
     origin: Origin<'_>,
-) -> Result<Issued, ServiceError> {
+) -> Result<Single, ServiceError> {
     let now = unix_now();
     let sid = tollgate_core::new_jti();
     let mut claims = claims_for(state, TokenType::Sliding, user, now, origin.amr);
     claims.insert(SID_CLAIM, sid.as_str());
+    let hook = ask_hook(state, user, &mut claims).await?;
     let sliding = sign(state, claims)?;
     let refreshable_until = sliding
         .claims
@@ -68,7 +87,10 @@ pub(crate) async fn issue_sliding(
     start_session(state, &sid, user, origin, now, &sliding, refreshable_until).await?;
     state.metrics.issued(TokenType::Sliding);
     tracing::info!(user_id = user.id, jti = %sliding.jti, "sliding token obtained");
-    Ok(sliding)
+    Ok(Single {
+        token: sliding,
+        hook,
+    })
 }
 
 /// The claim of a single token (LOGIN_RESPONSE = "token") that holds the time of the login it
@@ -79,18 +101,33 @@ pub(crate) const ORIG_IAT_CLAIM: &str = "orig_iat";
 /// An access token alone for `user` (LOGIN_RESPONSE = "token", djangorestframework-jwt's
 /// answer): no refresh token and no session; the token itself is refreshed, for
 /// REFRESH_TOKEN_LIFETIME from its `orig_iat`.
-pub(crate) fn issue_access(
+pub(crate) async fn issue_access(
     state: &AppState,
     user: &User,
     amr: &[&str],
-) -> Result<Issued, ServiceError> {
+) -> Result<Single, ServiceError> {
     let now = unix_now();
     let mut claims = claims_for(state, TokenType::Access, user, now, amr);
     claims.insert(ORIG_IAT_CLAIM, now);
+    let hook = ask_hook(state, user, &mut claims).await?;
     let access = sign(state, claims)?;
     state.metrics.issued(TokenType::Access);
     tracing::info!(user_id = user.id, "access token obtained");
-    Ok(access)
+    Ok(Single {
+        token: access,
+        hook,
+    })
+}
+
+/// Asks the claims hook what to add at a login to a token of `claims`, and adds its claims.
+async fn ask_hook(
+    state: &AppState,
+    user: &User,
+    claims: &mut Claims,
+) -> Result<HookAnswer, ServiceError> {
+    let hook = claims_hook::ask(state, HookEvent::Login, user, claims).await?;
+    hook.add_claims_to(claims);
+    Ok(hook)
 }
 
 /// The claims of a new token for `user`: its id, then (CHECK_REVOKE_TOKEN) the password

@@ -7,8 +7,10 @@
 mod common;
 
 mod access_revocation;
+mod api_keys;
 mod attacks;
 mod browser_sessions;
+mod claims_hook;
 mod cli;
 mod connections;
 mod django_migration;

@@ -2,7 +2,8 @@
 //! registration, logins, password changes and logouts, and checks their Standard Webhooks
 //! signatures with the algorithm written out here; a receiver that is down gets the event
 //! once it is back, under the same `webhook-id`; WEBHOOK_EVENTS filters; bad settings stop
-//! start-up.
+//! start-up. A lockout, a reused refresh token and a command send their events too;
+//! `tollgate webhooks list|retry` handles webhooks alone; `/metrics` times deliveries.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -368,4 +369,213 @@ fn invalid_webhook_settings_stop_start_up_naming_the_setting() {
     assert!(!ok && stderr.contains("WEBHOOK_URLS"), "{stderr}");
     let (ok, stderr) = check(url, SECRET);
     assert!(ok, "{stderr}");
+}
+
+on_both_backends! {
+    /// A failure that reaches LOGIN_LOCKOUT_THRESHOLD sends `user.locked` beside
+    /// `user.login_failed`; a rotated refresh token replayed after the grace period sends
+    /// `token.reuse_detected` naming the user, the session and the token. Both signed.
+    async fn a_lockout_and_a_reused_refresh_token_send_their_events(backend) {
+        let receiver = Receiver::start().await;
+        let url = receiver.url();
+        let server = TestServer::start_on(backend, move |s| {
+            s.webhook_urls = vec![url];
+            s.webhook_secret = Secret(SECRET.to_owned());
+            s.webhook_events = vec!["user.locked".to_owned(), "token.reuse_detected".to_owned()];
+            s.login_lockout_threshold = 2;
+            s.rotate_refresh_tokens = true;
+            s.blacklist_after_rotation = true;
+            s.refresh_token_reuse_detection = true;
+            s.refresh_token_reuse_grace = Duration::from_secs(1);
+        })
+        .await;
+        let ann = server.create_user("ann", PASSWORD).await;
+        let bob = server.create_user("bob", PASSWORD).await;
+        for _ in 0..2 {
+            let (status, _) = server.post_json("/api/token/", json!({
+                "username": "ann", "password": "wrong password",
+            })).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        let (first, _) = server.obtain_pair("bob", PASSWORD).await;
+        let (status, body) = server.post_json("/api/token/refresh/", json!({ "refresh": first })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let (status, body) = server.post_json("/api/token/refresh/", json!({ "refresh": first })).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+        let received = receiver.wait_for(2, PROMPT).await;
+        assert_eq!(received.len(), 2, "{received:?}");
+        for request in &received {
+            assert_signed(request, SECRET);
+        }
+        let event = |kind: &str| {
+            received
+                .iter()
+                .find(|r| r.event_type() == kind)
+                .unwrap_or_else(|| panic!("no {kind}: {received:?}"))
+                .json()
+        };
+        let locked = event("user.locked");
+        assert_eq!(locked["data"]["user"]["id"], ann.id, "{locked}");
+        assert_eq!(locked["data"]["identifier"], "ann", "{locked}");
+        assert_eq!(locked["data"]["reason"], "wrong_password", "{locked}");
+        let reused = event("token.reuse_detected");
+        let claims = common::payload(&first);
+        assert_eq!(reused["data"]["user_id"], bob.id, "{reused}");
+        assert_eq!(reused["data"]["session_id"], claims["sid"], "{reused}");
+        assert_eq!(reused["data"]["jti"], claims["jti"], "{reused}");
+        server.stop().await;
+    }
+}
+
+/// An event of a command (`tollgate changepassword`, run as its own process with the
+/// webhook settings) reaches the receiver through the running server's sender, signed;
+/// `tollgate webhooks list|retry` sees and sends again webhooks only, as `outbox
+/// --channel webhook` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commands_event_is_delivered_and_webhooks_list_and_retry_see_only_webhooks() {
+    use common::binary::{run, text, tollgate};
+    // The first delivery is refused for good (410), so that the event becomes a dead letter.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let receiver = Receiver::serve(listener, vec![410]);
+    let server = with_webhooks(Backend::Sqlite, vec![receiver.url()], &[]).await;
+    server.create_user("ann", PASSWORD).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let command = |args: &[&str]| {
+        let mut command = tollgate(dir.path(), args);
+        command
+            .env("DATABASE_URL", &server.settings.database_url)
+            .env("TOLLGATE_WEBHOOK_URLS", receiver.url())
+            .env("TOLLGATE_WEBHOOK_SECRET", SECRET);
+        command
+    };
+    let changed = run(command(&["changepassword", "ann", "--no-input"])
+        .env("TOLLGATE_NEW_PASSWORD", NEW_PASSWORD));
+    assert!(changed.status.success(), "{}", text(&changed.stderr));
+
+    // Sent by the server's sender (which polls each second for other processes' messages).
+    let received = receiver.wait_for(1, PROMPT).await;
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_signed(&received[0], SECRET);
+    let event = received[0].json();
+    assert_eq!(event["type"], "user.password_changed");
+    assert_eq!(event["data"]["user"]["username"], "ann");
+    assert_eq!(event["data"]["by"], "administrator");
+
+    // A mail given up on too, which the webhook commands leave alone.
+    let store = server.store();
+    let mail = tollgate_store::NewMessage {
+        channel: "email",
+        destination: "ann@example.com",
+        topic: "password_reset",
+        body: "{}",
+    };
+    let mail_id = store
+        .enqueue(&mail, tollgate_core::unix_now())
+        .await
+        .expect("added");
+    store
+        .mark_failed(mail_id, "refused", None, tollgate_core::unix_now())
+        .await
+        .expect("failed");
+    let start = Instant::now();
+    let webhook_id = loop {
+        let failed = store
+            .outbox_messages(OutboxFilter::Failed, 10)
+            .await
+            .expect("list");
+        if let Some(message) = failed.iter().find(|m| m.channel == "webhook") {
+            break message.id;
+        }
+        assert!(
+            start.elapsed() < PROMPT,
+            "the webhook is no dead letter: {failed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    let listed = run(command(&["webhooks", "list", "--failed"]));
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listing = text(&listed.stdout);
+    assert!(listing.contains("user.password_changed"), "{listing}");
+    assert!(!listing.contains("password_reset"), "no mail: {listing}");
+    let listed = run(command(&[
+        "outbox",
+        "list",
+        "--failed",
+        "--channel",
+        "email",
+    ]));
+    let listing = text(&listed.stdout);
+    assert!(
+        listing.contains("password_reset") && !listing.contains("user.password_changed"),
+        "{listing}"
+    );
+
+    let refused = run(command(&["webhooks", "retry", &mail_id.to_string()]));
+    assert!(!refused.status.success(), "a mail is not a webhook");
+    assert!(
+        text(&refused.stderr).contains("webhook channel"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let retried = run(command(&["webhooks", "retry", "--failed"]));
+    assert!(retried.status.success(), "{}", text(&retried.stderr));
+    assert_eq!(
+        text(&retried.stdout).trim(),
+        "1 messages will be sent again."
+    );
+    let received = receiver.wait_for(2, PROMPT).await;
+    assert_eq!(received.len(), 2, "sent again: {received:?}");
+    assert_eq!(received[1].id, format!("msg_{webhook_id}"));
+    assert_eq!(received[1].body, received[0].body);
+    let mails = store
+        .outbox_messages_on(Some("email"), OutboxFilter::Failed, 10)
+        .await
+        .expect("list");
+    assert_eq!(mails.len(), 1, "the mail is still a dead letter: {mails:?}");
+    server.stop().await;
+}
+
+/// `/metrics` times webhook deliveries: each attempt's duration and each delivery's delay
+/// since the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_delivery_latency_is_in_metrics() {
+    let receiver = Receiver::start().await;
+    let url = receiver.url();
+    let server = TestServer::start_on(Backend::Sqlite, move |s| {
+        s.webhook_urls = vec![url];
+        s.webhook_secret = Secret(SECRET.to_owned());
+        s.metrics_enabled = true;
+    })
+    .await;
+    server.create_user("ann", PASSWORD).await;
+    server.obtain_pair("ann", PASSWORD).await;
+    assert_eq!(receiver.wait_for(1, PROMPT).await.len(), 1);
+    let start = Instant::now();
+    let metrics = loop {
+        let response = server
+            .client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .expect("sent");
+        let text = response.text().await.expect("body");
+        if text.contains("tollgate_outbox_delivery_delay_seconds_count") || start.elapsed() > PROMPT
+        {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for line in [
+        "tollgate_outbox_attempt_duration_seconds_count{channel=\"webhook\",outcome=\"delivered\"} 1",
+        "tollgate_outbox_delivery_delay_seconds_count{channel=\"webhook\"} 1",
+        "tollgate_outbox_deliveries_total{channel=\"webhook\",outcome=\"delivered\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    server.stop().await;
 }

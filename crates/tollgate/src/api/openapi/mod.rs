@@ -73,6 +73,15 @@ impl utoipa::Modify for BearerScheme {
             .bearer_format("JWT")
             .build();
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        // `Authorization: Api-Key <key>`: the whole header value, scheme included.
+        let api_key = utoipa::openapi::security::ApiKeyValue::with_description(
+            "Authorization",
+            "`Api-Key <key>`, a key made by `tollgate apikey create`",
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(api_key)),
+        );
     }
 }
 
@@ -112,6 +121,7 @@ pub(crate) fn document(settings: &Settings) -> Document {
             "/api/token/sliding/refresh/",
             &settings.token_sliding_refresh_path,
         ),
+        ("/api/token/issue/", &settings.token_issue_path),
         ("/api/index/", &settings.index_path),
         ("/api/users/", &settings.users_path),
         ("/api/user/", &settings.user_path),

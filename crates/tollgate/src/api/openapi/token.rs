@@ -49,13 +49,14 @@ struct TokenBody {
         (Credentials = "application/x-www-form-urlencoded"),
     )),
     responses(
-        (status = 200, description = "Tokens issued", body = TokenPair),
+        (status = 200, description = "Tokens issued; with CLAIMS_HOOK_URL, also the fields the hook adds", body = TokenPair),
         (status = 400, description = "A field is missing or blank", body = BadRequest),
         (status = 401, description = "No active account found with the given credentials; or, for a user with a second factor, `mfa_required` with the `mfa_token` of the second step (POST /api/token/mfa/), or `mfa_enrollment_required` (MFA_REQUIRED)", body = ErrorDetail),
         (status = 403, description = "The account is locked after LOGIN_LOCKOUT_THRESHOLD failed logins (code `account_locked`), or (REFRESH_COOKIE) the request comes from an untrusted origin", body = ErrorDetail),
         (status = 429, description = "Too many failed logins for the account or address; see Retry-After", body = ErrorDetail),
         (status = 413, description = "The body is larger than MAX_BODY_BYTES", body = ErrorDetail),
         (status = 415, description = "The body is neither JSON nor a form", body = ErrorDetail),
+        (status = 503, description = "The claims hook failed with CLAIMS_HOOK_FAILURE = deny (code `claims_hook_failed`): nothing was issued", body = ErrorDetail),
     ))]
 fn obtain_pair() {}
 
@@ -70,6 +71,7 @@ fn obtain_pair() {}
         (status = 400, description = "The field is missing or blank", body = BadRequest),
         (status = 401, description = "Invalid, expired, blacklisted or wrong type of token, or its user deleted or inactive", body = ErrorDetail),
         (status = 403, description = "REFRESH_COOKIE: a request from an untrusted origin, or with more than one refresh cookie", body = ErrorDetail),
+        (status = 503, description = "The claims hook failed with CLAIMS_HOOK_FAILURE = deny (code `claims_hook_failed`): nothing was issued", body = ErrorDetail),
     ))]
 fn refresh() {}
 
@@ -114,6 +116,7 @@ fn blacklist() {}
         (status = 429, description = "Too many failed logins for the account or address; see Retry-After", body = ErrorDetail),
         (status = 413, description = "The body is larger than MAX_BODY_BYTES", body = ErrorDetail),
         (status = 415, description = "The body is neither JSON nor a form", body = ErrorDetail),
+        (status = 503, description = "The claims hook failed with CLAIMS_HOOK_FAILURE = deny (code `claims_hook_failed`): nothing was issued", body = ErrorDetail),
     ))]
 fn obtain_sliding() {}
 
@@ -127,6 +130,7 @@ fn obtain_sliding() {}
         (status = 200, description = "Refreshed", body = TokenBody),
         (status = 400, description = "The field is missing or blank", body = BadRequest),
         (status = 401, description = "Invalid, expired or wrong type of token", body = ErrorDetail),
+        (status = 503, description = "The claims hook failed with CLAIMS_HOOK_FAILURE = deny (code `claims_hook_failed`): nothing was issued", body = ErrorDetail),
     ))]
 fn refresh_sliding() {}
 
@@ -139,6 +143,42 @@ fn refresh_sliding() {}
     ))]
 fn blacklist_all() {}
 
+/// The user to issue tokens to: `user_id` (the value of USER_ID_FIELD, as tokens carry it) or
+/// `username`, not both.
+#[derive(Serialize, ToSchema)]
+struct IssueRequest {
+    user_id: Option<String>,
+    username: Option<String>,
+}
+
+/// A login's answer: `refresh` and `access` (LOGIN_RESPONSE = "pair") or `token` ("token"),
+/// `user` with LOGIN_RESPONSE_USER, and any field the claims hook adds.
+#[derive(Serialize, ToSchema)]
+struct IssuedTokens {
+    refresh: Option<String>,
+    access: Option<String>,
+    token: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/token/issue/", tag = "token",
+    description = "Issue a login's tokens to a user who signed in elsewhere, named by a trusted backend. Authenticated by `Authorization: Api-Key <key>` with a key of scope `tokens:issue` (`tollgate apikey create`); a bearer token is refused. The tokens start a session (its user agent `api-key:<name>`), are recorded in the login history and send `user.logged_in`. The refresh token is always in the body.",
+    security(("api_key" = [])),
+    request_body(content(
+        (IssueRequest = "application/json"),
+        (IssueRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Tokens issued", body = IssuedTokens),
+        (status = 400, description = "Neither or both of `user_id` and `username`, or the user is inactive (code `user_inactive`)", body = BadRequest),
+        (status = 401, description = "No API key (a bearer token included), a malformed header, or an unknown or revoked key; `WWW-Authenticate: Api-Key`", body = ErrorDetail),
+        (status = 403, description = "The key lacks the scope `tokens:issue`", body = ErrorDetail),
+        (status = 404, description = "No user has this id or username (code `user_not_found`)", body = ErrorDetail),
+        (status = 413, description = "The body is larger than MAX_BODY_BYTES", body = ErrorDetail),
+        (status = 415, description = "The body is neither JSON nor a form", body = ErrorDetail),
+        (status = 503, description = "The claims hook failed with CLAIMS_HOOK_FAILURE = deny (code `claims_hook_failed`)", body = ErrorDetail),
+    ))]
+fn issue() {}
+
 #[derive(OpenApi)]
 #[openapi(paths(
     obtain_pair,
@@ -147,6 +187,7 @@ fn blacklist_all() {}
     blacklist,
     obtain_sliding,
     refresh_sliding,
-    blacklist_all
+    blacklist_all,
+    issue
 ))]
 pub(super) struct Paths;
