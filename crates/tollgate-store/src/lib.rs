@@ -25,9 +25,12 @@
 //!   ([`Store::start_sync`], [`Store::user_epoch`]).
 //! - `signing_keys`: rotated signing keys, sealed by the caller ([`SigningKeyRecord`]).
 //! - `sessions`: token families, one per login ([`Session`], [`RotatedToken`]).
+//! - `user_search`: listing users for administrators ([`UserFilter`]).
+//! - `audit`: the log of administrative actions ([`AuditEntry`]).
 #![deny(missing_docs)]
 
 mod account_tokens;
+mod audit;
 mod background;
 mod change_feed;
 mod checkpoint;
@@ -43,6 +46,7 @@ mod sessions;
 mod signing_keys;
 mod sqlite_file;
 mod tokens;
+mod user_search;
 mod users;
 
 use std::str::FromStr;
@@ -54,6 +58,7 @@ use sqlx::sqlite::{
 };
 
 pub use account_tokens::{AccountToken, NewAccountToken};
+pub use audit::{AuditActor, AuditActorFilter, AuditEntry, AuditFilter, NewAuditEntry};
 pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser, ImportOutcome};
 pub use failures::SharedAdmission;
 pub use logins::{LockoutAdmission, LockoutRule, LoginEvent, LoginOutcome};
@@ -64,6 +69,7 @@ pub use revocations::{AccessClaims, Revocation};
 pub use sessions::{NewSession, RotatedToken, Session};
 pub use signing_keys::{KeyRotation, SigningKeyRecord};
 pub use tokens::{FlushReport, TokenRecord};
+pub use user_search::UserFilter;
 pub use users::{Clash, Identifiers, NewUser, UpdatedUser, User, UserChanges, UserField};
 
 /// What went wrong in the store.

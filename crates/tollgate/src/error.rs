@@ -94,6 +94,29 @@ pub enum ApiError {
     /// The request needs a feature that is turned off: `{"detail", "code": "not_configured"}`.
     #[error("{0}")]
     NotConfigured(&'static str),
+    /// Authenticated, but not allowed: 403 `{"detail", "code"}` (`permission_denied`,
+    /// `mfa_required`).
+    #[error("{detail}")]
+    Forbidden {
+        /// The message.
+        detail: &'static str,
+        /// The machine-readable code.
+        code: &'static str,
+    },
+    /// A request refused by a rule: 400 `{"detail", "code"}`.
+    #[error("{detail}")]
+    Refused {
+        /// The message.
+        detail: &'static str,
+        /// The machine-readable code.
+        code: &'static str,
+    },
+    /// Another change was committed at the same time: 409 `{"detail", "code": "conflict"}`.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// A page past the last one, or not a number: DRF's 404 `{"detail": "Invalid page."}`.
+    #[error("invalid page")]
+    InvalidPage,
     /// Anything that is not the client's fault. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -283,6 +306,10 @@ impl ApiError {
             ApiError::NotConfigured(message) => {
                 (StatusCode::BAD_REQUEST, coded(message, "not_configured"))
             }
+            ApiError::Forbidden { detail, code } => (StatusCode::FORBIDDEN, coded(detail, code)),
+            ApiError::Refused { detail, code } => (StatusCode::BAD_REQUEST, coded(detail, code)),
+            ApiError::Conflict(message) => (StatusCode::CONFLICT, coded(message, "conflict")),
+            ApiError::InvalidPage => (StatusCode::NOT_FOUND, detail("Invalid page.")),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 detail("A server error occurred."),
@@ -340,6 +367,18 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotConfigured(message) => ApiError::NotConfigured(message),
             ServiceError::EmailNotVerified => ApiError::EmailNotVerified,
             ServiceError::StaleToken => ApiError::StaleToken,
+            ServiceError::PermissionDenied => ApiError::Forbidden {
+                detail: "You do not have permission to perform this action.",
+                code: "permission_denied",
+            },
+            ServiceError::MfaRequired => ApiError::Forbidden {
+                detail: "This action needs a login with a second factor.",
+                code: "mfa_required",
+            },
+            ServiceError::NotFound => ApiError::NotFound,
+            ServiceError::InvalidPage => ApiError::InvalidPage,
+            ServiceError::Refused { detail, code } => ApiError::Refused { detail, code },
+            ServiceError::Conflict(message) => ApiError::Conflict(message),
             ServiceError::Store(err) => err.into(),
             other => ApiError::internal(other),
         }
