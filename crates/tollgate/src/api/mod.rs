@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, routed here.
 
+mod admin;
 mod body;
 mod cookie;
 mod health;
@@ -94,6 +95,7 @@ pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
     if s.registration_enabled {
         list.push(endpoint(&s.users_path, Method::POST, users::register));
     }
+    list.extend(admin::endpoints());
     list
 }
 
