@@ -20,8 +20,9 @@ pub(super) async fn set_password(
     Path(id): Path<String>,
     payload: Payload,
 ) -> Result<Json<Value>, ApiError> {
+    let [new_password] = payload.char_fields(["new_password"])?;
     let ctx = Context::of(&state);
-    users::set_password(&ctx, &actor, user_id(&id)?, &payload).await?;
+    users::set_password(&ctx, &actor, user_id(&id)?, new_password).await?;
     Ok(Json(json!({ "detail": "New password has been saved." })))
 }
 

@@ -3,12 +3,12 @@
 //! (staff members on ordinary accounts, superusers on any; see [`super::permissions`]).
 
 use serde_json::{json, Value};
-use tollgate_core::body::{BodyError, Payload};
+use tollgate_core::body::Payload;
 use tollgate_store::{User, UserChanges, UserFilter};
 
 use super::page::{Page, PageRequest};
 use super::{target, Actor};
-use crate::service::accounts::{self, profile_of, ChangedBy};
+use crate::service::accounts::{self, profile_of, ChangedBy, PasswordChanged};
 use crate::service::user_fields::{self, Mode, Problems};
 use crate::service::{audit, Context, ServiceError};
 use crate::throttle::LoginThrottle;
@@ -198,28 +198,22 @@ pub(crate) async fn delete(
     Ok(())
 }
 
-/// Sets the password of account `user_id` to the `new_password` of `payload`, as a password
-/// change by an administrator does ([`accounts::change_password`]: the password policy, every
-/// session ended). Recorded as `user.set_password`, without the password.
+/// Sets the password of account `user_id` to `new_password`, as a password change by an
+/// administrator does ([`accounts::change_password`]: the password policy, every session
+/// ended). Recorded as `user.set_password`, without the password.
 pub(crate) async fn set_password(
     ctx: &Context<'_>,
     actor: &Actor,
     user_id: i64,
-    payload: &Payload,
-) -> Result<(), ServiceError> {
+    new_password: String,
+) -> Result<PasswordChanged, ServiceError> {
     let user = target(ctx, user_id).await?;
     actor.may_manage(&user)?;
-    let [new_password] = payload
-        .char_fields(["new_password"])
-        .map_err(|err| match err {
-            BodyError::Fields(fields) => ServiceError::InvalidFields(fields),
-            other => other.into(),
-        })?;
     let changed =
         accounts::change_password(ctx, &user, new_password, ChangedBy::Administrator).await?;
     let details = json!({ "refresh_tokens_blacklisted": changed.blacklisted });
     audit::record(ctx, actor, "user.set_password", Some(&user), details).await?;
-    Ok(())
+    Ok(changed)
 }
 
 /// Mails account `user_id` a password reset link (see
