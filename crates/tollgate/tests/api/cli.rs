@@ -79,8 +79,9 @@ fn createsuperuser_then_token_for_that_user() {
     let again = create_superuser(dir.path(), "admin", "s3cret-pass");
     assert_eq!(again.status.code(), Some(1));
     assert!(
-        text(&again.stderr)
-            .contains("the user was not created: username: A user with that username already exists."),
+        text(&again.stderr).contains(
+            "the user was not created: username: A user with that username already exists."
+        ),
         "{}",
         text(&again.stderr)
     );

@@ -254,8 +254,14 @@ fn the_command_line_normalises_and_refuses_clashes() {
         text(&created.stdout)
     );
     for (username, error) in [
-        ("carl", "username: A user with that username already exists."),
-        ("carl@example.com", "username: This username is another user's email address."),
+        (
+            "carl",
+            "username: A user with that username already exists.",
+        ),
+        (
+            "carl@example.com",
+            "username: This username is another user's email address.",
+        ),
     ] {
         let refused = run(tollgate(
             dir.path(),
