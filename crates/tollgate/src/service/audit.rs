@@ -3,6 +3,7 @@
 //! command, records itself here once it has succeeded; the log is read back a page at a time.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde_json::Value;
 use tollgate_core::unix_now;
@@ -17,7 +18,7 @@ pub(crate) enum Actor {
     /// A staff member or superuser, through the admin API (or the console), from an address.
     Administrator {
         /// Their account, as stored when the request was authenticated.
-        user: User,
+        user: Arc<User>,
         /// Their client address.
         client: IpAddr,
     },

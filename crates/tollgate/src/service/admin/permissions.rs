@@ -10,6 +10,7 @@
 //! - A command may do everything: it runs with the database's own credentials.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use tollgate_core::{Claims, Settings};
 use tollgate_store::User;
@@ -26,7 +27,7 @@ const PASSWORD_METHOD: &str = "pwd";
 /// `amr` claim names no method other than a password.
 pub(crate) fn authorize(
     settings: &Settings,
-    user: &User,
+    user: &Arc<User>,
     claims: &Claims,
     client: IpAddr,
 ) -> Result<Actor, ServiceError> {
@@ -37,7 +38,7 @@ pub(crate) fn authorize(
         return Err(ServiceError::MfaRequired);
     }
     Ok(Actor::Administrator {
-        user: user.clone(),
+        user: Arc::clone(user),
         client,
     })
 }
@@ -107,8 +108,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn user(id: i64, is_staff: bool, is_superuser: bool) -> User {
-        User {
+    fn user(id: i64, is_staff: bool, is_superuser: bool) -> Arc<User> {
+        Arc::new(User {
             id,
             username: format!("user{id}"),
             email: String::new(),
@@ -125,7 +126,7 @@ mod tests {
             identified_since: 0,
             email_verified_at: None,
             pending_email: None,
-        }
+        })
     }
 
     fn claims(value: serde_json::Value) -> Claims {
