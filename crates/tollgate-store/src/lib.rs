@@ -26,10 +26,15 @@
 //! - `signing_keys`: rotated signing keys, sealed by the caller ([`SigningKeyRecord`]).
 //! - `sessions`: token families, one per login ([`Session`], [`RotatedToken`]).
 //! - `api_keys`: keys of trusted backends, stored as hashes ([`ApiKey`]).
+//! - `user_search`: listing users for administrators ([`UserFilter`]).
+//! - `audit`: the log of administrative actions ([`AuditEntry`]).
+//! - `mfa`: second factors, recovery codes, second steps and passkey ceremonies
+//!   ([`MfaFactor`], [`MfaChallenge`]).
 #![deny(missing_docs)]
 
 mod account_tokens;
 mod api_keys;
+mod audit;
 mod background;
 mod change_feed;
 mod checkpoint;
@@ -46,6 +51,7 @@ mod sessions;
 mod signing_keys;
 mod sqlite_file;
 mod tokens;
+mod user_search;
 mod users;
 
 use std::str::FromStr;
@@ -58,6 +64,7 @@ use sqlx::sqlite::{
 
 pub use account_tokens::{AccountToken, NewAccountToken};
 pub use api_keys::{ApiKey, NewApiKey};
+pub use audit::{AuditActor, AuditActorFilter, AuditEntry, AuditFilter, NewAuditEntry};
 pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser, ImportOutcome};
 pub use failures::SharedAdmission;
 pub use logins::{LockoutAdmission, LockoutRule, LoginEvent, LoginOutcome};
@@ -69,6 +76,7 @@ pub use revocations::{AccessClaims, Revocation};
 pub use sessions::{NewSession, RotatedToken, Session};
 pub use signing_keys::{KeyRotation, SigningKeyRecord};
 pub use tokens::{FlushReport, TokenRecord};
+pub use user_search::UserFilter;
 pub use users::{Clash, Identifiers, NewUser, UpdatedUser, User, UserChanges, UserField};
 
 /// What went wrong in the store.

@@ -154,6 +154,39 @@ impl Store {
         Ok(events)
     }
 
+    /// How many login attempts (and resets) are recorded for an account.
+    pub async fn count_login_events(&self, user_id: i64) -> Result<i64, StoreError> {
+        let count = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM login_events WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(count)
+    }
+
+    /// An account's login attempts, newest first, `limit` of them after skipping `offset`.
+    pub async fn login_events_page(
+        &self,
+        user_id: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<LoginEvent>, StoreError> {
+        let events = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT user_id, succeeded, reason, client_addr, user_agent, at \
+                 FROM login_events WHERE user_id = $1 ORDER BY at DESC, id DESC \
+                 LIMIT $2 OFFSET $3",
+            )
+            .bind(user_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(events)
+    }
+
     /// Until when `key` is locked, if it is locked at `now`. `Some(i64::MAX)` means until an
     /// administrator unlocks it.
     pub async fn locked_until(&self, key: &str, now: i64) -> Result<Option<i64>, StoreError> {

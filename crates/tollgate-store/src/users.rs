@@ -245,7 +245,7 @@ enum Key<'a> {
     Text(&'a str),
 }
 
-const USER_COLUMNS: &str =
+pub(crate) const USER_COLUMNS: &str =
     "id, username, email, phone, first_name, last_name, password, is_active, \
      is_staff, is_superuser, date_joined, last_login, profile, identified_since, email_verified_at, \
      pending_email";
@@ -574,6 +574,30 @@ impl Store {
                 .execute(pool)
                 .await
                 .map(|done| done.rows_affected())
+        })?;
+        self.users_changed().await;
+        Ok(done == 1)
+    }
+
+    /// Sets a user's staff and superuser flags (`None` leaves one as it is); false if there is
+    /// no such user.
+    pub async fn set_privileges(
+        &self,
+        user_id: i64,
+        is_staff: Option<bool>,
+        is_superuser: Option<bool>,
+    ) -> Result<bool, StoreError> {
+        let done = with_writer!(self, |pool| {
+            sqlx::query(
+                "UPDATE users SET is_staff = COALESCE($1, is_staff), \
+                 is_superuser = COALESCE($2, is_superuser) WHERE id = $3",
+            )
+            .bind(is_staff)
+            .bind(is_superuser)
+            .bind(user_id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
         })?;
         self.users_changed().await;
         Ok(done == 1)

@@ -137,6 +137,21 @@ pub enum ApiError {
     /// The user a request names by id or username is inactive.
     #[error("inactive user")]
     InactiveUser,
+    /// Authenticated, but not allowed: 403 `{"detail", "code"}` (`permission_denied`,
+    /// `mfa_required`).
+    #[error("{detail}")]
+    Forbidden {
+        /// The message.
+        detail: &'static str,
+        /// The machine-readable code.
+        code: &'static str,
+    },
+    /// Another change was committed at the same time: 409 `{"detail", "code": "conflict"}`.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// A page past the last one, or not a number: DRF's 404 `{"detail": "Invalid page."}`.
+    #[error("invalid page")]
+    InvalidPage,
     /// Anything that is not the client's fault. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -372,6 +387,9 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 coded("User is inactive", "user_inactive"),
             ),
+            ApiError::Forbidden { detail, code } => (StatusCode::FORBIDDEN, coded(detail, code)),
+            ApiError::Conflict(message) => (StatusCode::CONFLICT, coded(message, "conflict")),
+            ApiError::InvalidPage => (StatusCode::NOT_FOUND, detail("Invalid page.")),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 detail("A server error occurred."),
@@ -448,6 +466,22 @@ impl From<ServiceError> for ApiError {
             ServiceError::ApiKeyScope(scope) => ApiError::ApiKeyScope(scope),
             ServiceError::NoSuchUser => ApiError::NoSuchUser,
             ServiceError::InactiveUser => ApiError::InactiveUser,
+            ServiceError::PermissionDenied => ApiError::Forbidden {
+                detail: "You do not have permission to perform this action.",
+                code: "permission_denied",
+            },
+            ServiceError::MfaRequired => ApiError::Forbidden {
+                detail: "This action needs a login with a second factor.",
+                code: "mfa_required",
+            },
+            ServiceError::NotFound => ApiError::NotFound,
+            ServiceError::InvalidPage => ApiError::InvalidPage,
+            ServiceError::Refused { detail, code } => ApiError::Refused {
+                status: StatusCode::BAD_REQUEST,
+                detail,
+                code,
+            },
+            ServiceError::Conflict(message) => ApiError::Conflict(message),
             ServiceError::Store(err) => err.into(),
             ServiceError::SecondFactorDue { mfa_token, methods } => {
                 ApiError::SecondFactorDue { mfa_token, methods }

@@ -270,6 +270,19 @@ impl Counter {
         }
     }
 
+    /// Forgets every attempt counted on `subjects`, here and in Redis.
+    async fn forget(&self, subjects: &[&str]) {
+        {
+            let mut map = self.lock();
+            for subject in subjects {
+                map.remove(*subject);
+            }
+        }
+        if let Some(shared) = &self.shared {
+            shared.forget_shared_attempts(subjects).await;
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<(Instant, u64)>>> {
         // A panic while holding the lock leaves plain data behind; keep using it.
         self.local
@@ -446,6 +459,12 @@ impl LoginThrottle {
     /// Returns when a check admitted by the lockout ends, or after a short while.
     pub(crate) async fn one_check_ends(&self) {
         self.checking.one_ends().await;
+    }
+
+    /// An administrator lifted the limits of an account: its failed checks, counted on
+    /// `subjects` (the account and its identifiers), are forgotten.
+    pub(crate) async fn forget(&self, subjects: &[&str]) {
+        self.counter.forget(subjects).await;
     }
 
     /// The password matched: the attempt is taken back from the address, and the account and

@@ -50,6 +50,8 @@ pub(crate) enum Event {
     PasswordChanged,
     /// A password was changed through a reset link.
     PasswordReset,
+    /// An administrator deleted an account.
+    UserDeleted,
     /// A session ended: logout, revocation, or logout everywhere.
     SessionRevoked,
     /// A rotated refresh token came back after its grace period: its family was revoked.
@@ -61,7 +63,7 @@ pub(crate) enum Event {
 }
 
 impl Event {
-    const ALL: [Event; 11] = [
+    const ALL: [Event; 12] = [
         Event::UserCreated,
         Event::UserUpdated,
         Event::UserLoggedIn,
@@ -69,6 +71,7 @@ impl Event {
         Event::UserLocked,
         Event::PasswordChanged,
         Event::PasswordReset,
+        Event::UserDeleted,
         Event::SessionRevoked,
         Event::TokenReuseDetected,
         Event::MfaEnabled,
@@ -85,6 +88,7 @@ impl Event {
             Event::UserLocked => "user.locked",
             Event::PasswordChanged => "user.password_changed",
             Event::PasswordReset => "user.password_reset",
+            Event::UserDeleted => "user.deleted",
             Event::SessionRevoked => "session.revoked",
             Event::TokenReuseDetected => "token.reuse_detected",
             Event::MfaEnabled => "user.mfa_enabled",

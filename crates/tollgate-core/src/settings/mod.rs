@@ -471,6 +471,11 @@ settings! {
     /// Refuse passwords made only of digits (NumericPasswordValidator).
     password_reject_numeric "PASSWORD_REJECT_NUMERIC": bool = true;
 
+    /// Whether the admin API (`/api/admin/`) requires a second factor: the access token must
+    /// carry an `amr` claim naming a method other than `pwd` (such as `otp` or `hwk`), or the
+    /// request is refused (403, code `mfa_required`).
+    admin_requires_mfa "ADMIN_REQUIRES_MFA": bool = false;
+
     // Observability.
     /// What to log: a level (`info`, `debug`) or a filter such as `info,tollgate=debug`.
     log "LOG": String = "info".to_owned();
@@ -580,7 +585,7 @@ settings! {
     webhook_secret "WEBHOOK_SECRET": Secret = Secret::default();
     /// The events sent to WEBHOOK_URLS; empty: all of them. Events: `user.created`,
     /// `user.updated`, `user.logged_in`, `user.login_failed`, `user.locked`,
-    /// `user.password_changed`, `user.password_reset`, `session.revoked`,
+    /// `user.password_changed`, `user.password_reset`, `user.deleted`, `session.revoked`,
     /// `token.reuse_detected`.
     webhook_events "WEBHOOK_EVENTS": Vec<String> = Vec::new();
 

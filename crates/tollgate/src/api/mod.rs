@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, routed here.
 
+mod admin;
 mod api_keys;
 mod body;
 mod cookie;
@@ -121,6 +122,7 @@ pub(crate) fn endpoints(s: &Settings) -> Vec<Endpoint> {
     if s.registration_enabled {
         list.push(endpoint(&s.users_path, Method::POST, users::register));
     }
+    list.extend(admin::endpoints());
     list
 }
 

@@ -1,9 +1,11 @@
-//! `tollgate changepassword`, `tollgate activate` and `tollgate deactivate`.
+//! `tollgate changepassword`, `tollgate activate` and `tollgate deactivate`, recorded in the
+//! audit log as the admin API's actions are.
 
 use anyhow::Context;
 use tollgate_core::Settings;
 
-use crate::service::accounts::{self, ChangedBy};
+use crate::service::admin::users;
+use crate::service::audit::Actor;
 use crate::service::Standalone;
 
 /// The user a command acts on.
@@ -23,11 +25,10 @@ pub(crate) struct PasswordArgs {
     no_input: bool,
 }
 
-/// Sets a user's password as a password change through the API does
-/// ([`accounts::change_password`]), without the old password: checked against the password
-/// policy (as Django's `changepassword` does), the user's refresh and sliding tokens
-/// blacklisted, in the Redis denylist too when REDIS_URL is set, and with
-/// ACCESS_TOKEN_REVOCATION their access tokens revoked.
+/// Sets a user's password as the admin API does ([`users::set_password`]), without the old
+/// password: checked against the password policy (as Django's `changepassword` does), the
+/// user's refresh and sliding tokens blacklisted, in the Redis denylist too when REDIS_URL is
+/// set, and with ACCESS_TOKEN_REVOCATION their access tokens revoked.
 pub(crate) async fn change_password(settings: Settings, args: PasswordArgs) -> anyhow::Result<()> {
     let store = super::with_denylist(super::open_store(&settings).await?, &settings).await?;
     let outcome = set_password(Standalone::new(settings, store.clone())?, &args).await;
@@ -47,8 +48,7 @@ async fn set_password(parts: Standalone, args: &PasswordArgs) -> anyhow::Result<
         eprintln!("Changing password for user '{}'", user.username);
         super::users::prompt_password()?
     };
-    let changed =
-        accounts::change_password(&ctx, &user, password, ChangedBy::Administrator).await?;
+    let changed = users::set_password(&ctx, &Actor::command(), user.id, password).await?;
     println!(
         "Password changed successfully for user '{}' ({} refresh tokens blacklisted).",
         user.username, changed.blacklisted
@@ -56,7 +56,7 @@ async fn set_password(parts: Standalone, args: &PasswordArgs) -> anyhow::Result<
     Ok(())
 }
 
-/// Activates or deactivates a user, as [`accounts::set_active`] does: deactivating (with
+/// Activates or deactivates a user, as the admin API does ([`users::set_active`]): deactivating (with
 /// CHECK_USER_IS_ACTIVE) ends their sessions, so that reactivating them does not bring old
 /// logins back.
 pub(crate) async fn set_active(
@@ -73,7 +73,7 @@ pub(crate) async fn set_active(
 async fn activate(parts: Standalone, target: &Target, active: bool) -> anyhow::Result<()> {
     let ctx = parts.context();
     let user = super::find_user(ctx.store, &target.username).await?;
-    let ended = accounts::set_active(&ctx, &user, active).await?;
+    let ended = users::set_active(&ctx, &Actor::command(), user.id, active).await?;
     if active {
         println!("User '{}' activated.", user.username);
     } else {

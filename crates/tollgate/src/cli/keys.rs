@@ -1,10 +1,13 @@
 //! `tollgate keys rotate | list | prune`: the signing keys kept in the database.
 
 use anyhow::{bail, Context};
-use tollgate_core::{unix_now, Algorithm, KeyState, Keys, Settings, StoredKey};
+use tollgate_core::{unix_now, Algorithm, Settings};
 
 use super::time;
 use crate::keyring;
+use crate::service::admin;
+use crate::service::audit::Actor;
+use crate::service::{self, Standalone};
 
 /// The `keys` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -69,89 +72,60 @@ pub(crate) async fn run(settings: Settings, command: Command) -> anyhow::Result<
 
 async fn rotate(mut settings: Settings, args: RotateArgs) -> anyhow::Result<()> {
     crate::config::ensure_signing_key(&mut settings)?;
-    let Some(sealing) = keyring::encryption_key(&settings)? else {
+    // Refused before the database is opened, as it needs none.
+    if keyring::encryption_key(&settings)?.is_none() {
         bail!(
             "KEYS_ENCRYPTION_KEY is not set: rotated keys are stored encrypted with it. Set \
              TOLLGATE_KEYS_ENCRYPTION_KEY (for example to the output of `openssl rand -hex 32`), \
              the same on every instance, and keep it out of the database"
         );
-    };
+    }
     let store = super::open_store(&settings).await?;
-    let now = unix_now();
-    // The keys as the servers would load them: this also proves that KEYS_ENCRYPTION_KEY is the
-    // one the stored keys were sealed with, before a key sealed with another is added.
-    let records = store.signing_keys().await?;
-    let current =
-        keyring::assemble(&settings, &records, now).context("cannot use the keys stored now")?;
-    let algorithm = args
-        .alg
-        .unwrap_or_else(|| current.signing_keys().algorithm());
-    let new = StoredKey::generate(algorithm, &sealing, now)?;
-    let verify_until = keyring::verify_until(&settings, now);
-    let configured = Keys::from_settings(&settings).context("invalid keys")?;
-    let configured = StoredKey::configured(&configured, &settings.verifying_key, now, verify_until);
-    let key_rotation = store
-        .rotate_signing_key(
-            &keyring::record(&new),
-            &keyring::record(&configured),
-            now,
-            verify_until,
-        )
-        .await
-        .context("cannot store the new key")?;
+    let reload_interval = settings.keys_reload_interval;
+    let parts = Standalone::new(settings, store.clone())?;
+    let rotated = admin::rotate_keys(&parts.context(), &Actor::command(), args.alg, None).await;
     store.close().await;
-    println!("{}", new.kid);
+    let rotated = rotated.context("cannot rotate the signing key")?;
+    println!("{}", rotated.kid);
     eprintln!(
         "new active key {} ({}); {} verifies until {}",
-        new.kid,
-        algorithm.as_str(),
-        key_rotation.retired,
-        time(verify_until)
+        rotated.kid,
+        rotated.algorithm.as_str(),
+        rotated.retired,
+        time(rotated.verify_until)
     );
     eprintln!(
         "running servers switch within KEYS_RELOAD_INTERVAL ({}), or at once on SIGHUP",
-        tollgate_core::settings::format_duration(settings.keys_reload_interval)
+        tollgate_core::settings::format_duration(reload_interval)
     );
     Ok(())
 }
 
 async fn list(mut settings: Settings) -> anyhow::Result<()> {
+    // Before any rotation the configured key is the only one; a development key is made here
+    // as `serve` would make it.
+    let _ = crate::config::ensure_signing_key(&mut settings);
     let store = super::open_store(&settings).await?;
-    let records = store.signing_keys().await?;
+    let keys = service::keys::list(&settings, &store).await;
     store.close().await;
-    let now = unix_now();
-    let mut rows = Vec::new();
-    for record in &records {
-        let key = keyring::stored_key(record)?;
-        let stored = if key.sealed_key.is_some() {
-            "encrypted"
-        } else {
-            "SIGNING_KEY"
-        };
-        rows.push([
-            key.kid.clone(),
-            key.algorithm.as_str().to_owned(),
-            key.state(now).as_str().to_owned(),
-            time(key.created_at),
-            key.verify_until.map_or_else(|| "-".to_owned(), time),
-            stored.to_owned(),
-        ]);
-    }
-    if rows.is_empty() {
-        // Nothing rotated yet: the configured key is the only one.
-        if crate::config::ensure_signing_key(&mut settings).is_ok() {
-            if let Ok(keys) = Keys::from_settings(&settings) {
-                rows.push([
-                    keys.kid().to_owned(),
-                    keys.algorithm().as_str().to_owned(),
-                    KeyState::Active.as_str().to_owned(),
-                    "-".to_owned(),
-                    "-".to_owned(),
-                    "SIGNING_KEY".to_owned(),
-                ]);
-            }
-        }
-    }
+    let rows: Vec<[String; 6]> = keys?
+        .into_iter()
+        .map(|key| {
+            [
+                key.kid,
+                key.algorithm.as_str().to_owned(),
+                key.state.as_str().to_owned(),
+                key.created_at.map_or_else(|| "-".to_owned(), time),
+                key.verify_until.map_or_else(|| "-".to_owned(), time),
+                if key.encrypted {
+                    "encrypted"
+                } else {
+                    "SIGNING_KEY"
+                }
+                .to_owned(),
+            ]
+        })
+        .collect();
     let header = ["KID", "ALG", "STATE", "CREATED", "VERIFY UNTIL", "SECRET"];
     let mut widths = header.map(str::len);
     for row in &rows {

@@ -1,10 +1,13 @@
 //! `tollgate events` (an account's login history, password resets included) and `tollgate unlock` (lift a lockout).
 
-use tollgate_core::{unix_now, Settings};
+use super::time;
+
+use tollgate_core::Settings;
 use tollgate_store::{Store, User};
 
-use super::time;
-use crate::service::login::lockout_keys;
+use crate::service::admin::users;
+use crate::service::audit::Actor;
+use crate::service::Standalone;
 
 /// Options of `events`.
 #[derive(Debug, clap::Args)]
@@ -62,14 +65,15 @@ pub(crate) async fn events(settings: Settings, args: EventsArgs) -> anyhow::Resu
     Ok(())
 }
 
-/// Lifts a login lockout of a user: the account's own and those of the identifiers that name it.
+/// Lifts a login lockout of a user: the account's own and those of the identifiers that name
+/// it, as the admin API does ([`users::unlock`]).
 pub(crate) async fn unlock(settings: Settings, args: UnlockArgs) -> anyhow::Result<()> {
     let store = super::open_store(&settings).await?;
     let user = find(&store, &args.username).await?;
-    let keys = lockout_keys(&user);
-    let lifted = store.clear_login_failures(&keys, unix_now()).await;
+    let parts = Standalone::new(settings, store.clone())?;
+    let lifted = users::unlock(&parts.context(), &Actor::command(), user.id, None).await;
     store.close().await;
-    if lifted? > 0 {
+    if lifted? {
         println!("User '{}' unlocked.", user.username);
     } else {
         println!(

@@ -1,6 +1,7 @@
 //! The `tollgate` command line: one module per subcommand.
 
 mod account;
+mod admin;
 mod apikey;
 mod check;
 mod convert_settings;
@@ -77,6 +78,14 @@ enum Command {
     ImportDjango(import_django::Args),
     /// Set a user's password; their refresh tokens are blacklisted.
     Changepassword(account::PasswordArgs),
+    /// Delete a user, their sessions and login history (asks first; --yes does not).
+    Deleteuser(admin::DeleteArgs),
+    /// List the users (--search TEXT for some).
+    Users {
+        /// What to do with the users.
+        #[command(subcommand)]
+        command: admin::UsersCommand,
+    },
     /// Let a user log in again.
     Activate(account::Target),
     /// Stop a user from logging in and revoke their sessions (with CHECK_USER_IS_ACTIVE, their
@@ -209,6 +218,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command } => keys::run(settings, command).await,
         Command::ImportDjango(args) => import_django::run(settings, args).await,
         Command::Changepassword(args) => account::change_password(settings, args).await,
+        Command::Deleteuser(args) => admin::delete(settings, args).await,
+        Command::Users { command } => admin::users(settings, command).await,
         Command::Activate(target) => account::set_active(settings, target, true).await,
         Command::Deactivate(target) => account::set_active(settings, target, false).await,
         Command::Sessions(args) => sessions::run(settings, args).await,

@@ -7,7 +7,9 @@ use tollgate_core::{unix_now, Settings};
 use tollgate_store::Store;
 
 use super::time;
-use crate::service::{sessions, ServiceError, Standalone};
+use crate::service::admin::activity;
+use crate::service::audit::Actor;
+use crate::service::{ServiceError, Standalone};
 
 /// Options of `sessions`.
 #[derive(Debug, clap::Args)]
@@ -89,13 +91,14 @@ async fn list(store: &Store, username: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Revokes one session (`Some(id)`) or all of them (`None`), as the sessions API does
-/// ([`sessions::revoke_session`], [`sessions::log_out_everywhere`]).
+/// Revokes one session (`Some(id)`) or all of them (`None`), as the admin API does
+/// ([`activity::revoke_session`], [`activity::revoke_all_sessions`]).
 async fn revoke(parts: &Standalone, username: &str, session: Option<&str>) -> anyhow::Result<()> {
     let ctx = parts.context();
     let user = super::find_user(ctx.store, username).await?;
+    let actor = Actor::command();
     match session {
-        Some(id) => match sessions::revoke_session(&ctx, Some(user.id), id).await {
+        Some(id) => match activity::revoke_session(&ctx, &actor, user.id, id).await {
             Ok(()) => println!("Session {id} of user '{}' revoked.", user.username),
             Err(ServiceError::SessionNotFound) => {
                 bail!("user '{}' has no live session {id}", user.username)
@@ -103,7 +106,7 @@ async fn revoke(parts: &Standalone, username: &str, session: Option<&str>) -> an
             Err(err) => return Err(err.into()),
         },
         None => {
-            let ended = sessions::log_out_everywhere(&ctx, &user).await?;
+            let ended = activity::revoke_all_sessions(&ctx, &actor, user.id).await?;
             println!("{ended} sessions of user '{}' revoked.", user.username);
         }
     }

@@ -1,12 +1,15 @@
-//! `tollgate createsuperuser` and `tollgate createuser`.
+//! `tollgate createsuperuser` and `tollgate createuser`: accounts made with the admin API's
+//! rules ([`accounts::create`]), recorded in the audit log.
 
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{bail, Context};
-use tollgate_core::identity::{normalize_email, normalize_username};
-use tollgate_core::password::PasswordHasher;
-use tollgate_core::{unix_now, Settings};
-use tollgate_store::{NewUser, StoreError, UserField};
+use tollgate_core::body::Payload;
+use tollgate_core::Settings;
+
+use crate::service::accounts::{self, PasswordRule};
+use crate::service::audit::Actor;
+use crate::service::{ServiceError, Standalone};
 
 /// Options of `createsuperuser` and `createuser`.
 #[derive(Debug, clap::Args)]
@@ -33,6 +36,10 @@ pub(crate) struct Args {
     /// TOLLGATE_SUPERUSER_PASSWORD (createsuperuser) or TOLLGATE_USER_PASSWORD (createuser).
     #[arg(long)]
     no_input: bool,
+    /// Make the user a staff member, who may use the admin API on ordinary accounts
+    /// (createsuperuser makes staff superusers anyway).
+    #[arg(long)]
+    staff: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,69 +81,45 @@ pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::R
     } else {
         prompt_password()?
     };
-    // The forms registration stores, so that the same name cannot be created twice.
-    let username = normalize_username(username.trim());
-    if username.is_empty() {
-        bail!("the username may not be blank");
+    let superuser = kind == Kind::Superuser;
+    let mut body = serde_json::Map::new();
+    body.insert("username".into(), username.into());
+    body.insert("email".into(), fields.email.into());
+    if let Some(phone) = fields.phone {
+        body.insert("phone".into(), phone.into());
     }
-    fields.email = normalize_email(&fields.email);
-    let looks_like = crate::service::user_fields::username_mimics(
-        &crate::state::login_fields(&settings),
-        &username,
-        &fields.email,
-        fields.phone.as_deref().unwrap_or_default(),
-    );
-    if let Some(message) = looks_like {
-        bail!("{message}");
-    }
-    let hasher = PasswordHasher::new(
-        settings.argon2_memory_kib,
-        settings.argon2_iterations,
-        settings.argon2_parallelism,
-    )?;
-    let password_hash = tokio::task::spawn_blocking(move || hasher.hash(&password)).await?;
+    body.insert("first_name".into(), fields.first_name.into());
+    body.insert("last_name".into(), fields.last_name.into());
+    body.extend(fields.profile);
+    body.insert("password".into(), password.into());
+    body.insert("is_staff".into(), (superuser || args.staff).into());
+    body.insert("is_superuser".into(), superuser.into());
     let store = super::open_store(&settings).await?;
-    // Django checks the username first; so does Tollgate, whatever the database checks first.
-    if store
-        .find_user(UserField::Username, &username)
-        .await?
-        .is_some()
-    {
-        store.close().await;
-        bail!("a user with this username already exists");
-    }
-    let new = NewUser {
-        username: username.clone(),
-        email: fields.email,
-        phone: fields.phone,
-        first_name: fields.first_name,
-        last_name: fields.last_name,
-        profile: serde_json::Value::Object(fields.profile).to_string(),
-        password_hash,
-        is_active: true,
-        is_staff: kind == Kind::Superuser,
-        is_superuser: kind == Kind::Superuser,
-        email_unconfirmed: false,
-    };
-    let created = store.create_user(&new, unix_now()).await;
+    let parts = Standalone::new(settings, store.clone())?;
+    // The rules of the admin API's creation, but not the password policy: the operator chose
+    // the password, as with Django's createsuperuser.
+    let created = accounts::create(
+        &parts.context(),
+        &Actor::command(),
+        &Payload::Json(body),
+        PasswordRule::Unchecked,
+    )
+    .await;
     store.close().await;
-    match created {
-        Ok(user) => {
-            let what = if kind == Kind::Superuser {
-                "Superuser"
-            } else {
-                "User"
-            };
-            println!(
-                "{what} created successfully: {} (id {})",
-                user.username, user.id
-            );
-            Ok(())
-        }
-        Err(StoreError::Duplicate { field }) => bail!("a user with this {field} already exists"),
-        Err(err @ StoreError::Clash(_)) => bail!("{err}"),
-        Err(err) => Err(err).context("cannot create the user"),
-    }
+    let user = created.map_err(|err| match err {
+        ServiceError::InvalidFields(_) => anyhow::anyhow!("the user was not created: {err}"),
+        other => anyhow::Error::new(other).context("cannot create the user"),
+    })?;
+    let what = match (user.is_superuser, user.is_staff) {
+        (true, _) => "Superuser",
+        (false, true) => "Staff user",
+        (false, false) => "User",
+    };
+    println!(
+        "{what} created successfully: {} (id {})",
+        user.username, user.id
+    );
+    Ok(())
 }
 
 /// The user's fields besides the username and password.

@@ -9,6 +9,7 @@ use tollgate_core::settings::EmailVerification;
 use tollgate_core::unix_now;
 use tollgate_store::{NewUser, User, UserChanges};
 
+use super::audit::Actor;
 use super::user_fields::{self, duplicate_error, Mode, Problems};
 use super::{Context, ServiceError};
 use crate::webhooks::{user_data, Event};
@@ -63,6 +64,82 @@ pub(crate) async fn register(ctx: &Context<'_>, payload: &Payload) -> Result<Use
     if new.email_unconfirmed {
         super::verification::send_activation(ctx, &user).await?;
     }
+    Ok(user)
+}
+
+/// Whether the password of an account an administrator creates must pass the password policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PasswordRule {
+    /// It must (the admin API).
+    Policy,
+    /// It need not: an operator at the command line chose it, as Django's `createsuperuser`
+    /// takes any password given without input.
+    Unchecked,
+}
+
+/// Creates an account for an administrator (the admin API, `tollgate createuser` and
+/// `createsuperuser`): the user fields of `payload` as registration reads them, `password`, and
+/// the flags `is_active` (true by default), `is_staff` and `is_superuser` (false by default),
+/// which only a superuser may set. The account's address counts as confirmed. Emits
+/// `user.created` and records `user.create` in the audit log.
+pub(crate) async fn create(
+    ctx: &Context<'_>,
+    actor: &Actor,
+    payload: &Payload,
+    rule: PasswordRule,
+) -> Result<User, ServiceError> {
+    let mut problems = Problems::default();
+    let is_active = user_fields::flag(payload, "is_active", &mut problems).unwrap_or(true);
+    let is_staff = user_fields::flag(payload, "is_staff", &mut problems).unwrap_or(false);
+    let is_superuser = user_fields::flag(payload, "is_superuser", &mut problems).unwrap_or(false);
+    actor.may_grant(is_staff.then_some(true), is_superuser.then_some(true))?;
+    let fields = user_fields::read(ctx.settings, payload, Mode::Create, &mut problems);
+    let password = match payload.char_fields(["password"]) {
+        Ok([password]) => Some(password),
+        Err(BodyError::Fields(mut found)) => {
+            problems.append(&mut found);
+            None
+        }
+        Err(other) => return Err(other.into()),
+    };
+    user_fields::check_identifiers(ctx, &fields, None, &mut problems).await?;
+    if let (Some(password), PasswordRule::Policy) = (&password, rule) {
+        for problem in ctx.policy.check(password, &fields.attributes()) {
+            problems.add("password", problem);
+        }
+    }
+    problems.into_result()?;
+    let email = fields.email.clone().unwrap_or_default();
+    let new = NewUser {
+        username: fields
+            .username
+            .clone()
+            .unwrap_or_else(|| normalize_username(&email.to_lowercase())),
+        email,
+        phone: fields.phone.clone().flatten(),
+        first_name: fields.first_name.clone().unwrap_or_default(),
+        last_name: fields.last_name.clone().unwrap_or_default(),
+        profile: Value::Object(fields.profile.clone()).to_string(),
+        password_hash: ctx.passwords.hash(password.unwrap_or_default()).await,
+        is_active,
+        is_staff,
+        is_superuser,
+        email_unconfirmed: false,
+    };
+    let user = ctx
+        .store
+        .create_user(&new, unix_now())
+        .await
+        .map_err(duplicate_error)?;
+    tracing::info!(user_id = user.id, "user created by an administrator");
+    ctx.emit(Event::UserCreated, json!({ "user": user_data(&user) }))
+        .await;
+    let details = json!({
+        "is_active": is_active,
+        "is_staff": is_staff,
+        "is_superuser": is_superuser,
+    });
+    super::audit::record(ctx, actor, "user.create", Some(&user), details).await?;
     Ok(user)
 }
 
@@ -187,7 +264,7 @@ pub(crate) enum ChangedBy {
     /// The user, who had to give the current password (checked behind the login's throttle
     /// and lockout before this): whether it matched.
     User { old_password_matched: bool },
-    /// An administrator, on the command line: no current password is asked.
+    /// An administrator (the admin API, the command line): no current password is asked.
     Administrator,
     /// The user, with a password reset link sent to their address.
     ResetLink,

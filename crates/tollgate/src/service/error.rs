@@ -125,6 +125,33 @@ pub(crate) enum ServiceError {
     /// The user an operation names is inactive.
     #[error("the user is inactive")]
     InactiveUser,
+    /// An administrator may not do this (see [`crate::service::admin`]).
+    #[error("You do not have permission to perform this action.")]
+    PermissionDenied,
+    /// ADMIN_REQUIRES_MFA: the token shows no second factor.
+    #[error("this action needs a login with a second factor")]
+    MfaRequired,
+    /// The account (or another object) an administrator named does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A page number past the last page, or not a number.
+    #[error("invalid page")]
+    InvalidPage,
+    /// A request that is understood but refused by a rule, in words for the client, with a
+    /// machine-readable code (an administrator deleting their own account...).
+    #[error("{detail}")]
+    Refused {
+        /// What the client is told.
+        detail: &'static str,
+        /// The `code` of the answer.
+        code: &'static str,
+    },
+    /// Another change was committed at the same time; this one changed nothing.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// The stored signing keys cannot be read or used.
+    #[error(transparent)]
+    Keys(#[from] crate::keyring::KeysError),
     /// A token could not be signed: an unusable key.
     #[error(transparent)]
     Signing(#[from] SigningError),

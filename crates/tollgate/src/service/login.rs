@@ -13,7 +13,7 @@ use tollgate_core::unix_now;
 use tollgate_store::{LockoutAdmission, LockoutRule, LoginOutcome, User, UserField};
 
 use super::mfa::{LoginKind, AMR_PASSWORD};
-use super::ServiceError;
+use super::{Context, ServiceError};
 use crate::metrics::LoginRefusal;
 use crate::state::AppState;
 use crate::throttle::{
@@ -436,6 +436,25 @@ fn lockout_rule(state: &AppState) -> Option<LockoutRule> {
 /// How long a lock that ends at `until` has left (`None`: until an administrator lifts it).
 fn lock_wait(until: i64, now: i64) -> Option<Duration> {
     (until != i64::MAX).then(|| Duration::from_secs(u64::try_from(until - now).unwrap_or(0)))
+}
+
+/// Lifts `user`'s lockout and forgets their failed password checks: the lockout counters of
+/// the account and of each identifier that names it, the throttle's counts in Redis and, given
+/// a server's `throttle`, in this process. Returns whether a lock was in force.
+pub(crate) async fn unlock(
+    ctx: &Context<'_>,
+    user: &User,
+    throttle: Option<&crate::throttle::LoginThrottle>,
+) -> Result<bool, ServiceError> {
+    let keys = lockout_keys(user);
+    let lifted = ctx.store.clear_login_failures(&keys, unix_now()).await?;
+    let subjects: Vec<&str> = keys.iter().map(String::as_str).collect();
+    match throttle {
+        Some(throttle) => throttle.forget(&subjects).await,
+        None => ctx.store.forget_shared_attempts(&subjects).await,
+    }
+    tracing::info!(user_id = user.id, locked = lifted > 0, "user unlocked");
+    Ok(lifted > 0)
 }
 
 /// Every lockout counter that can lock `user` out: the account's own and those of the

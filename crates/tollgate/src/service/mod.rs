@@ -14,11 +14,17 @@
 //! - [`verification`]: confirming a registration's email address.
 //! - [`accounts`]: registering, updating, changing a password, activating.
 //! - [`user_fields`]: the rules of the user fields, shared by registration and update.
+//! - [`admin`]: what administrators do to accounts, sessions and keys, with its permissions.
+//! - [`audit`]: the log of administrative actions and who took them ([`audit::Actor`]).
+//! - [`keys`]: listing and rotating the signing keys kept in the database.
 
 pub(crate) mod accounts;
+pub(crate) mod admin;
 pub(crate) mod api_keys;
+pub(crate) mod audit;
 pub(crate) mod claims_hook;
 mod error;
+pub(crate) mod keys;
 mod links;
 pub(crate) mod login;
 pub(crate) mod mfa;

@@ -17,7 +17,7 @@ use serde_json::json;
 use tollgate_core::identity::normalize_email;
 use tollgate_core::password::revoke_fingerprint;
 use tollgate_core::unix_now;
-use tollgate_store::{LoginOutcome, UserField};
+use tollgate_store::{LoginOutcome, User, UserField};
 
 use super::accounts::{self, ChangedBy};
 use super::links::{bad_token, live_link, send_link, user_context, Link, LiveLink};
@@ -69,7 +69,7 @@ fn reset_link(state: &AppState) -> Result<(&Mailer, &str), ServiceError> {
 }
 
 async fn send_reset_link(state: &AppState, email: &str) -> Result<(), ServiceError> {
-    let (_, page) = reset_link(state)?;
+    reset_link(state)?;
     // As Django's PasswordResetForm: active accounts only.
     let user = match state.store.find_user(UserField::Email, email).await? {
         Some(user) if user.is_active && !email.is_empty() => user,
@@ -85,13 +85,21 @@ async fn send_reset_link(state: &AppState, email: &str) -> Result<(), ServiceErr
         );
         return Ok(());
     }
+    mail_reset_link(&Context::of(state), &user).await
+}
+
+/// Mails `user` a password reset link at their address, as a request for one does once the
+/// address is found (an administrator's, for a user who asked them): without the requests'
+/// limits, and refused with [`ServiceError::NotConfigured`] when mail or PASSWORD_RESET_URL is
+/// not set.
+pub(crate) async fn mail_reset_link(ctx: &Context<'_>, user: &User) -> Result<(), ServiceError> {
     let link = Link {
         purpose: PURPOSE,
-        page: Some(page),
-        timeout: state.settings.password_reset_timeout,
+        page: ctx.settings.password_reset_url.as_deref(),
+        timeout: ctx.settings.password_reset_timeout,
         missing: "Password reset is not available: set SMTP_URL and PASSWORD_RESET_URL.",
     };
-    send_link(&Context::of(state), &user, &link, &user.email, json!({})).await
+    send_link(ctx, user, &link, &user.email, json!({})).await
 }
 
 /// Sets the password of the user `uid` names to `new_password` with the token of a reset

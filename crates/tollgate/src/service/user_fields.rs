@@ -175,6 +175,35 @@ pub(crate) fn read(
     fields
 }
 
+/// A boolean field (`is_active`, `is_staff`...) read as DRF's `BooleanField` reads it: JSON
+/// `true`/`false`, or `true`, `yes`, `on`, `1` and their opposites in any case; `None` when
+/// absent or refused (the refusal added to `errors`).
+pub(crate) fn flag(payload: &Payload, field: &str, errors: &mut Problems) -> Option<bool> {
+    let value = payload.value(field)?;
+    let read = match &value {
+        Value::Bool(flag) => Some(*flag),
+        Value::Number(number) => match number.as_i64() {
+            Some(1) => Some(true),
+            Some(0) => Some(false),
+            _ => None,
+        },
+        Value::String(text) => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "t" | "yes" | "y" | "on" | "1" => Some(true),
+            "false" | "f" | "no" | "n" | "off" | "0" => Some(false),
+            _ => None,
+        },
+        Value::Null => {
+            errors.add(field, "This field may not be null.".to_owned());
+            return None;
+        }
+        _ => None,
+    };
+    if read.is_none() {
+        errors.add(field, "Must be a valid boolean.".to_owned());
+    }
+    read
+}
+
 /// Django's `EmailValidator`, in its essentials: one `@`, a non-empty local part without
 /// spaces, a domain of dot-separated labels of letters, digits and hyphens.
 fn valid_email(email: &str) -> bool {

@@ -44,6 +44,8 @@ fn help_is_available_for_every_subcommand() {
         "deactivate",
         "events",
         "unlock",
+        "deleteuser",
+        "users",
     ] {
         let output = run(tollgate(dir.path(), &[sub, "--help"]));
         assert!(output.status.success(), "{sub}: {}", text(&output.stderr));
@@ -77,7 +79,9 @@ fn createsuperuser_then_token_for_that_user() {
     let again = create_superuser(dir.path(), "admin", "s3cret-pass");
     assert_eq!(again.status.code(), Some(1));
     assert!(
-        text(&again.stderr).contains("a user with this username already exists"),
+        text(&again.stderr).contains(
+            "the user was not created: username: A user with that username already exists."
+        ),
         "{}",
         text(&again.stderr)
     );
@@ -121,6 +125,7 @@ fn every_command_names_a_missing_user_alike() {
         &["sessions", "revoke", "--user", "nobody", "--all"],
         &["events", "--user", "nobody"],
         &["unlock", "nobody"],
+        &["deleteuser", "nobody", "--yes"],
     ] {
         let output = run(tollgate(dir.path(), args));
         assert_eq!(output.status.code(), Some(1), "{args:?}");

@@ -254,8 +254,14 @@ fn the_command_line_normalises_and_refuses_clashes() {
         text(&created.stdout)
     );
     for (username, error) in [
-        ("carl", "a user with this username already exists"),
-        ("carl@example.com", "the username is another user's email"),
+        (
+            "carl",
+            "username: A user with that username already exists.",
+        ),
+        (
+            "carl@example.com",
+            "username: This username is another user's email address.",
+        ),
     ] {
         let refused = run(tollgate(
             dir.path(),

@@ -7,6 +7,9 @@
 mod common;
 
 mod access_revocation;
+mod admin;
+mod admin_accounts;
+mod admin_cli;
 mod api_keys;
 mod attacks;
 mod browser_sessions;

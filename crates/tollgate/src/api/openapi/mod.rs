@@ -2,7 +2,7 @@
 //! page at `/api/docs/` (Swagger UI, its assets compiled into the binary: no CDN).
 //!
 //! Each area's operations are described in a module of their own (`token`, `account`,
-//! `operations`) beside the schemas of their bodies, at the default paths; [`document`] merges
+//! `operations`, `admin`) beside the schemas of their bodies, at the default paths; [`document`] merges
 //! them and moves them to the configured ones. A test checks that every route the server
 //! answers is described.
 
@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 mod account;
+mod admin;
 mod mfa;
 mod operations;
 mod token;
@@ -92,6 +93,7 @@ pub(crate) fn document(settings: &Settings) -> Document {
     doc.merge(account::Paths::openapi());
     doc.merge(operations::Paths::openapi());
     doc.merge(mfa::Paths::openapi());
+    doc.merge(admin::Paths::openapi());
     let session_path = super::session_path(settings);
     let mfa = super::mfa_paths(settings);
     let moved: Vec<(&str, &str)> = vec![

@@ -1,0 +1,121 @@
+//! The signing keys kept in the database: listing them and rotating to a new one, for the
+//! admin API and `tollgate keys` alike. Key material never leaves here: a listing shows ids,
+//! algorithms, states and times.
+
+use tollgate_core::{unix_now, Algorithm, KeyState, Keys, Settings, StoredKey, TokenCodec};
+use tollgate_store::{Store, StoreError};
+
+use super::ServiceError;
+use crate::keyring;
+
+/// One signing key, as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyInfo {
+    /// The key id tokens carry in their header.
+    pub(crate) kid: String,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) state: KeyState,
+    /// When it was made; `None` for the configured key before any rotation.
+    pub(crate) created_at: Option<i64>,
+    /// Until when a retired key verifies.
+    pub(crate) verify_until: Option<i64>,
+    /// Stored encrypted in the database (a rotated key) rather than configured (SIGNING_KEY).
+    pub(crate) encrypted: bool,
+}
+
+/// The stored keys, the active one first; before any rotation, the configured key alone (when
+/// the settings hold a usable one).
+pub(crate) async fn list(settings: &Settings, store: &Store) -> Result<Vec<KeyInfo>, ServiceError> {
+    let records = store.signing_keys().await?;
+    let now = unix_now();
+    let mut keys = Vec::new();
+    for record in &records {
+        let key = keyring::stored_key(record)?;
+        keys.push(KeyInfo {
+            state: key.state(now),
+            encrypted: key.sealed_key.is_some(),
+            created_at: Some(key.created_at),
+            verify_until: key.verify_until,
+            algorithm: key.algorithm,
+            kid: key.kid,
+        });
+    }
+    if keys.is_empty() {
+        if let Ok(configured) = Keys::from_settings(settings) {
+            keys.push(KeyInfo {
+                kid: configured.kid().to_owned(),
+                algorithm: configured.algorithm(),
+                state: KeyState::Active,
+                created_at: None,
+                verify_until: None,
+                encrypted: false,
+            });
+        }
+    }
+    Ok(keys)
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rotated {
+    /// The new active key's id.
+    pub(crate) kid: String,
+    pub(crate) algorithm: Algorithm,
+    /// The key that signed before, which now only verifies.
+    pub(crate) retired: String,
+    /// Until when the retired key verifies.
+    pub(crate) verify_until: i64,
+}
+
+/// Makes a new active signing key (of `algorithm`, by default that of the key signing now),
+/// stored encrypted with KEYS_ENCRYPTION_KEY. The previous key stops signing and verifies until
+/// every token it signed has expired. Other instances switch within KEYS_RELOAD_INTERVAL;
+/// `codec`, when given (a running server), signs with the new key at once.
+pub(crate) async fn rotate(
+    settings: &Settings,
+    store: &Store,
+    algorithm: Option<Algorithm>,
+    codec: Option<&TokenCodec>,
+) -> Result<Rotated, ServiceError> {
+    let Some(sealing) = keyring::encryption_key(settings)? else {
+        return Err(ServiceError::NotConfigured(
+            "KEYS_ENCRYPTION_KEY is not set: rotated keys are stored encrypted with it. Set \
+             TOLLGATE_KEYS_ENCRYPTION_KEY (for example to the output of `openssl rand -hex 32`), \
+             the same on every instance, and keep it out of the database.",
+        ));
+    };
+    let now = unix_now();
+    // The keys as the servers would load them: this also proves that KEYS_ENCRYPTION_KEY is the
+    // one the stored keys were sealed with, before a key sealed with another is added.
+    let records = store.signing_keys().await?;
+    let current = keyring::assemble(settings, &records, now)?;
+    let algorithm = algorithm.unwrap_or_else(|| current.signing_keys().algorithm());
+    let new = StoredKey::generate(algorithm, &sealing, now).map_err(keyring::KeysError::from)?;
+    let verify_until = keyring::verify_until(settings, now);
+    let configured = Keys::from_settings(settings).map_err(keyring::KeysError::from)?;
+    let configured = StoredKey::configured(&configured, &settings.verifying_key, now, verify_until);
+    let rotation = store
+        .rotate_signing_key(
+            &keyring::record(&new),
+            &keyring::record(&configured),
+            now,
+            verify_until,
+        )
+        .await
+        .map_err(|err| match err {
+            StoreError::KeyRotationRace => ServiceError::Conflict(
+                "Another key rotation was committed at the same time; nothing was changed.",
+            ),
+            other => other.into(),
+        })?;
+    tracing::info!(kid = %new.kid, retired = %rotation.retired, "signing key rotated");
+    if let Some(codec) = codec {
+        keyring::load(codec, settings, store).await?;
+    }
+    Ok(Rotated {
+        kid: new.kid,
+        algorithm,
+        retired: rotation.retired,
+        verify_until,
+    })
+}
