@@ -5,6 +5,8 @@ use clap::Subcommand;
 use tollgate_core::Settings;
 
 use super::time;
+use crate::service::admin::users;
+use crate::service::audit::Actor;
 use crate::service::{mfa, Standalone};
 
 /// What to do with a user's second factors.
@@ -67,7 +69,7 @@ async fn status(parts: &Standalone, username: &str) -> anyhow::Result<()> {
 async fn reset(parts: &Standalone, username: &str) -> anyhow::Result<()> {
     let ctx = parts.context();
     let user = super::find_user(ctx.store, username).await?;
-    let removed = mfa::reset(&ctx, &user).await?;
+    let removed = users::reset_mfa(&ctx, &Actor::command(), user.id).await?;
     println!(
         "Removed {removed} second factor(s) of user '{}'; their sessions are revoked.",
         user.username

@@ -588,3 +588,59 @@ async fn mfa_command_shows_and_resets_factors() {
         run(tollgate(dir.path(), &["mfa", "reset", "--user", "nobody"]).env(key.0, key.1));
     assert!(!missing.status.success());
 }
+
+/// With ADMIN_REQUIRES_MFA, the admin API takes a token of a login with a second factor only;
+/// an administrator resets a user's factors (audited), and the user signs in with the password
+/// alone again.
+#[tokio::test]
+async fn administrators_need_a_second_factor_and_reset_a_users_factors() {
+    let server = TestServer::start_with(|s| s.admin_requires_mfa = true).await;
+    server
+        .create_user_with("boss", PASSWORD, |u| {
+            u.is_staff = true;
+            u.is_superuser = true;
+        })
+        .await;
+    let ann = server.create_user("ann", PASSWORD).await;
+    enrol(&server, "ann").await;
+    let (boss_url, _) = enrol(&server, "boss").await;
+    let reset_path = format!("/api/admin/users/{}/mfa/reset/", ann.id);
+
+    // The administrator signs in with the second factor: the token carries it in amr.
+    let mfa_token = first_step(&server, "boss").await;
+    let (status, body) = second_step(
+        &server,
+        json!({"mfa_token": mfa_token, "code": code_for(&boss_url, 30)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let access = token_field(&body, "access");
+    let (status, body) = server
+        .send(Method::POST, &reset_path, Some(&access), None)
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"factors_removed": 1}))
+    );
+    let (status, body) = log_in(&server, "ann").await;
+    assert_eq!(status, StatusCode::OK, "one step again: {body}");
+    let (status, audit) = server
+        .get("/api/admin/audit/", Some(&format!("Bearer {access}")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{audit}");
+    let entry = &audit["results"][0];
+    assert_eq!(entry["action"], "user.mfa_reset", "{audit}");
+    assert_eq!(entry["target"]["username"], "ann");
+    assert_eq!(entry["details"]["factors_removed"], 1);
+
+    // Ann, no administrator, is refused; so is a password-only token of an administrator.
+    let (_, body) = log_in(&server, "ann").await;
+    let ann_access = token_field(&body, "access");
+    let (status, _) = server
+        .send(Method::POST, &reset_path, Some(&ann_access), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = server.send(Method::POST, &reset_path, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    server.stop().await;
+}

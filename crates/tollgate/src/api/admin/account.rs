@@ -1,4 +1,5 @@
-//! An account's password and lockout: `set_password/`, `send_password_reset/`, `unlock/`.
+//! An account's password, lockout and second factors: `set_password/`, `send_password_reset/`,
+//! `unlock/`, `mfa/reset/`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -34,6 +35,17 @@ pub(super) async fn send_password_reset(
 ) -> Result<StatusCode, ApiError> {
     users::send_password_reset(&Context::of(&state), &actor, user_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/admin/users/{id}/mfa/reset/`: removes every second factor and ends every session
+/// of the account; `{"factors_removed"}`.
+pub(super) async fn reset_mfa(
+    State(state): State<AppState>,
+    Administrator(actor): Administrator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let removed = users::reset_mfa(&Context::of(&state), &actor, user_id(&id)?).await?;
+    Ok(Json(json!({ "factors_removed": removed })))
 }
 
 /// `POST /api/admin/users/{id}/unlock/`: lifts the lockout and forgets failed logins;

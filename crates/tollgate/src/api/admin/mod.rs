@@ -35,6 +35,8 @@ pub(crate) const SET_PASSWORD_PATH: &str = "/api/admin/users/{id}/set_password/"
 pub(crate) const SEND_PASSWORD_RESET_PATH: &str = "/api/admin/users/{id}/send_password_reset/";
 /// Lifting an account's lockout.
 pub(crate) const UNLOCK_PATH: &str = "/api/admin/users/{id}/unlock/";
+/// Removing an account's second factors.
+pub(crate) const MFA_RESET_PATH: &str = "/api/admin/users/{id}/mfa/reset/";
 /// An account's sessions.
 pub(crate) const SESSIONS_PATH: &str = "/api/admin/users/{id}/sessions/";
 /// One session of an account.
@@ -63,6 +65,7 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             account::send_password_reset,
         ),
         endpoint(UNLOCK_PATH, Method::POST, account::unlock),
+        endpoint(MFA_RESET_PATH, Method::POST, account::reset_mfa),
         endpoint(SESSIONS_PATH, Method::GET, activity::sessions),
         endpoint(SESSIONS_PATH, Method::DELETE, activity::revoke_all),
         endpoint(SESSION_PATH, Method::DELETE, activity::revoke),

@@ -158,7 +158,8 @@ struct AuditEntryBody {
     /// `{"kind": "user", "id", "username"}` or `{"kind": "cli", "os_user"}`.
     actor: Value,
     /// `user.create`, `user.update`, `user.delete`, `user.set_password`,
-    /// `user.send_password_reset`, `user.unlock`, `session.revoke`, `keys.rotate`.
+    /// `user.send_password_reset`, `user.unlock`, `user.mfa_reset`, `session.revoke`,
+    /// `keys.rotate`.
     action: String,
     /// `{"id", "username"}` of the account acted on, or null.
     target: Option<Value>,
@@ -285,6 +286,24 @@ fn send_password_reset() {}
     ))]
 fn unlock() {}
 
+/// How many second factors an MFA reset removed.
+#[derive(Serialize, ToSchema)]
+struct MfaReset {
+    factors_removed: u64,
+}
+
+#[utoipa::path(post, path = "/api/admin/users/{id}/mfa/reset/", tag = "admin",
+    description = "Remove every second factor of the account (TOTP, passkeys), its recovery codes and pending second steps, and end all its sessions: the answer to a lost phone. The user then signs in with the password alone (and must enrol again if MFA_REQUIRED covers them). Recorded in the audit log.",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The account's id")),
+    responses(
+        (status = 200, description = "Reset", body = MfaReset),
+        (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
+        (status = 403, description = "Not allowed", body = ErrorDetail),
+        (status = 404, description = "No such account", body = ErrorDetail),
+    ))]
+fn reset_mfa() {}
+
 #[utoipa::path(get, path = "/api/admin/users/{id}/sessions/", tag = "admin",
     description = "The account's live sessions, most recently used first.",
     security(("bearer" = [])),
@@ -391,6 +410,7 @@ fn audit() {}
     set_password,
     send_password_reset,
     unlock,
+    reset_mfa,
     sessions,
     revoke_sessions,
     revoke_session,

@@ -242,6 +242,22 @@ pub(crate) async fn send_password_reset(
     .await
 }
 
+/// Removes every second factor of account `user_id` (a lost phone), with its recovery codes,
+/// and ends its sessions (see [`crate::service::mfa::reset`]). Returns how many factors went.
+/// Recorded as `user.mfa_reset`.
+pub(crate) async fn reset_mfa(
+    ctx: &Context<'_>,
+    actor: &Actor,
+    user_id: i64,
+) -> Result<u64, ServiceError> {
+    let user = target(ctx, user_id).await?;
+    actor.may_manage(&user)?;
+    let removed = crate::service::mfa::reset(ctx, &user).await?;
+    let details = json!({ "factors_removed": removed });
+    audit::record(ctx, actor, "user.mfa_reset", Some(&user), details).await?;
+    Ok(removed)
+}
+
 /// Lifts the lockout of account `user_id` and forgets its failed logins (see
 /// [`crate::service::login::unlock`]; `throttle` is a running server's). Returns whether it
 /// was locked. Recorded as `user.unlock`.
