@@ -644,3 +644,135 @@ async fn administrators_need_a_second_factor_and_reset_a_users_factors() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     server.stop().await;
 }
+
+/// Passkey ceremonies refuse what they cannot check, in words: passkeys off, a sign-in alone
+/// off, an unknown or reused ceremony token, an answer that is no credential. (The ceremonies
+/// themselves run in a real browser: e2e/passkey-flow.mjs.)
+#[tokio::test]
+async fn passkey_ceremonies_refuse_what_they_cannot_check() {
+    let server = TestServer::start().await;
+    server.create_user("ann", PASSWORD).await;
+    let (_, body) = log_in(&server, "ann").await;
+    let access = token_field(&body, "access");
+    let (status, body) = server
+        .send(Method::POST, "/api/user/mfa/passkeys/", Some(&access), None)
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("not_configured")),
+        "{body}"
+    );
+    server.stop().await;
+
+    let server = TestServer::start_with(|s| {
+        s.passkey_rp_id = "localhost".into();
+        s.passkey_origins = vec!["http://localhost:8080".into()];
+    })
+    .await;
+    server.create_user("ann", PASSWORD).await;
+    let (_, body) = log_in(&server, "ann").await;
+    let access = token_field(&body, "access");
+    let (status, body) = server
+        .post_json("/api/token/passkey/begin/", json!({}))
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("not_configured")),
+        "{body}"
+    );
+
+    let (status, options) = server
+        .send(Method::POST, "/api/user/mfa/passkeys/", Some(&access), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{options}");
+    assert_eq!(options["publicKey"]["rp"]["id"], "localhost");
+    assert_eq!(
+        options["publicKey"]["authenticatorSelection"]["userVerification"],
+        "required"
+    );
+    let token = options["registration_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let confirm = |credential: Value, token: &str| {
+        let body = json!({"registration_token": token, "credential": credential, "name": "Laptop"});
+        server.send(
+            Method::POST,
+            "/api/user/mfa/passkeys/confirm/",
+            Some(&access),
+            Some(body),
+        )
+    };
+    let (status, body) = confirm(json!("not an object"), &token).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"credential": ["Expected the PublicKeyCredential as a JSON object."]})
+        )
+    );
+    let (status, body) = confirm(json!({"id": "x"}), &token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["credential"].is_array(), "{body}");
+    // The ceremony was used up by the answer that failed: begin again.
+    let (status, body) = confirm(json!({"id": "x"}), &token).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"registration_token": ["Invalid or expired: begin again."]})
+        )
+    );
+    let (status, body) = server
+        .post_json(
+            "/api/token/mfa/passkey/",
+            json!({"mfa_token": "mfa_unknown"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("mfa_token_invalid")),
+        "{body}"
+    );
+    server.stop().await;
+
+    let server = TestServer::start_with(|s| {
+        s.passkey_rp_id = "localhost".into();
+        s.passkey_origins = vec!["http://localhost:8080".into()];
+        s.passkey_login = true;
+    })
+    .await;
+    let (status, options) = server
+        .post_json("/api/token/passkey/begin/", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{options}");
+    assert!(
+        options["publicKey"]["allowCredentials"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{options}"
+    );
+    let token = options["passkey_token"].as_str().expect("token");
+    let (status, body) = server
+        .post_json(
+            "/api/token/passkey/",
+            json!({"passkey_token": token, "credential": {"id": "x"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("passkey_invalid")),
+        "{body}"
+    );
+    let (status, body) = server
+        .post_json("/api/token/passkey/", json!({"passkey_token": token}))
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"credential": ["This field is required."]})
+        )
+    );
+    server.stop().await;
+}
