@@ -5,7 +5,8 @@
 #
 #   scripts/guides.sh
 #
-# Installs what is missing (PyJWT with its crypto extra, jose) into a temporary directory, with
+# Installs what is missing (PyJWT with its crypto extra, Django, Django REST framework and
+# simplejwt, jose) into a temporary directory, with
 # no package cache, removed at the end. Uses the debug binary that `cargo test` builds (or
 # builds it).
 set -euo pipefail
@@ -103,6 +104,20 @@ PORT=$port python3 "$work/python/service.py" 2>"$work/python.log" &
 pids+=($!)
 wait_for "http://127.0.0.1:$port/hello"
 check_service "http://127.0.0.1:$port" "Python (PyJWT)" || { cat "$work/python.log" >&2; exit 1; }
+
+# Django REST framework, with simplejwt verifying through the key set.
+if ! python3 -c 'import django, rest_framework, rest_framework_simplejwt, jwt, cryptography' 2>/dev/null; then
+  pip install --quiet --no-cache-dir --disable-pip-version-check --root-user-action=ignore \
+    --target "$work/django-packages" 'Django>=4.2,<6' 'djangorestframework>=3.14' \
+    'djangorestframework-simplejwt[crypto]>=5.3' 'pyjwt[crypto]>=2.8,<3'
+fi
+port=$(free_port)
+PYTHONPATH="$work/django-packages${PYTHONPATH:+:$PYTHONPATH}" PORT=$port \
+  python3 "$work/python/django_service.py" 2>"$work/django.log" &
+pids+=($!)
+wait_for "http://127.0.0.1:$port/hello"
+check_service "http://127.0.0.1:$port" "Django REST framework (simplejwt)" \
+  || { cat "$work/django.log" >&2; exit 1; }
 
 # Node.
 (cd "$work/node" && echo '{"private": true, "type": "module"}' >package.json \
