@@ -194,17 +194,35 @@ impl Store {
         user_id: i64,
         kind: Option<&str>,
     ) -> Result<u64, StoreError> {
+        self.remove_factors(user_id, kind, None).await
+    }
+
+    /// Removes factor `id` of `user_id`, with the recovery codes when no confirmed factor is
+    /// left. False if the user has no such factor.
+    pub async fn remove_mfa_factor(&self, user_id: i64, id: i64) -> Result<bool, StoreError> {
+        Ok(self.remove_factors(user_id, None, Some(id)).await? == 1)
+    }
+
+    async fn remove_factors(
+        &self,
+        user_id: i64,
+        kind: Option<&str>,
+        id: Option<i64>,
+    ) -> Result<u64, StoreError> {
         Ok(with_writer!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
                 let removed = sqlx::query(
-                    "DELETE FROM mfa_factors WHERE user_id = $1 AND ($2 IS NULL OR kind = $2)",
+                    "DELETE FROM mfa_factors WHERE user_id = $1 \
+                     AND ($2 IS NULL OR kind = $2) AND ($3 IS NULL OR id = $3)",
                 )
                 .bind(user_id)
                 .bind(kind)
+                .bind(id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                // Recovery codes stand in for a factor: with none left, they go too.
                 sqlx::query(
                     "DELETE FROM mfa_recovery_codes WHERE user_id = $1 AND NOT EXISTS \
                      (SELECT 1 FROM mfa_factors \
@@ -424,33 +442,6 @@ impl Store {
             .bind(credential)
             .bind(now)
             .fetch_one(pool)
-            .await
-        })?)
-    }
-
-    /// Removes factor `id` of `user_id`, with the recovery codes when no confirmed factor is
-    /// left. False if the user has no such factor.
-    pub async fn remove_mfa_factor(&self, user_id: i64, id: i64) -> Result<bool, StoreError> {
-        Ok(with_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                let removed = sqlx::query("DELETE FROM mfa_factors WHERE user_id = $1 AND id = $2")
-                    .bind(user_id)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                sqlx::query(
-                    "DELETE FROM mfa_recovery_codes WHERE user_id = $1 AND NOT EXISTS \
-                     (SELECT 1 FROM mfa_factors \
-                      WHERE user_id = $1 AND confirmed_at IS NOT NULL)",
-                )
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(removed == 1)
-            }
             .await
         })?)
     }
