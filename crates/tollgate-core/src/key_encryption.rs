@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_sealed_secret_opens_only_in_its_context_and_with_its_key() {
-        let key = sealing();
+        let key = kek("5a");
         let sealed = key
             .seal_secret("totp 7", "JBSWY3DPEHPK3PXP")
             .expect("sealed");
