@@ -289,7 +289,9 @@ mod tests {
             .await
             .expect("stages");
         let rows = store.signing_keys().await.expect("lists");
-        let summary: Vec<(&str, Option<i64>, Option<i64>, Option<i64>)> = rows
+        // (kid, retired_at, verify_until, signs_from)
+        type Summary<'a> = (&'a str, Option<i64>, Option<i64>, Option<i64>);
+        let summary: Vec<Summary> = rows
             .iter()
             .map(|r| (r.kid.as_str(), r.retired_at, r.verify_until, r.signs_from))
             .collect();
