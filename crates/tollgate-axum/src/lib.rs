@@ -13,7 +13,8 @@
 //! - Extractors: [`TokenUser`] (the token alone, no database), [`CurrentUser`] (loaded through
 //!   the service's [`UserStore`]), [`VerifiedToken`], and the guards [`Staff`] and
 //!   [`Superuser`] (403 otherwise). They need only `Verifier: FromRef<S>`.
-//! - [`ws`]: WebSocket authentication from `?token=`, the header or the first message.
+//! - [`ws`]: WebSocket authentication from `?token=`, the header or the first message; of
+//!   any token type if asked, and optionally letting a socket without a token stay anonymous.
 //!
 //! # Example
 //! ```no_run
@@ -56,4 +57,4 @@ pub use error::{AuthError, Rejection};
 pub use extract::{BoxError, CurrentUser, Permissions, Staff, Superuser, TokenUser, UserStore};
 pub use jwks::{JwksClient, JwksError};
 pub use layer::{AuthLayer, AuthService};
-pub use verifier::{VerifiedToken, Verifier};
+pub use verifier::{VerifiedToken, Verifier, ANY_TOKEN_TYPE};

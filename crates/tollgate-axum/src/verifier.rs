@@ -11,6 +11,11 @@ use tollgate_core::{unix_now, Claims, KeySet, Settings, SettingsError, TokenType
 use crate::error::{AuthError, Rejection};
 use crate::jwks::JwksClient;
 
+/// Every token type Tollgate and simplejwt issue: access, refresh and sliding. A token of
+/// another type (or none) is still refused.
+pub const ANY_TOKEN_TYPE: [TokenType; 3] =
+    [TokenType::Access, TokenType::Refresh, TokenType::Sliding];
+
 /// A token that passed every check: its claims and the AUTH_TOKEN_CLASSES type it was
 /// accepted as. [`AuthLayer`](crate::AuthLayer) puts it in the request's extensions.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +139,26 @@ impl Verifier {
     /// Verifies a raw token: signature, registered claims, then each of AUTH_TOKEN_CLASSES in
     /// order, as simplejwt's `get_validated_token`.
     pub async fn verify(&self, raw: &[u8]) -> Result<VerifiedToken, AuthError> {
+        self.verify_as(raw, &self.inner.classes).await
+    }
+
+    /// [`Verifier::verify`] with these token types instead of AUTH_TOKEN_CLASSES, tried in
+    /// order: e.g. [`ANY_TOKEN_TYPE`] to take an access, refresh or sliding token alike, as
+    /// simplejwt's `UntypedToken` does.
+    ///
+    /// ```
+    /// # async fn check(verifier: tollgate_axum::Verifier, raw: &[u8]) {
+    /// use tollgate_axum::ANY_TOKEN_TYPE;
+    ///
+    /// let token = verifier.verify_as(raw, &ANY_TOKEN_TYPE).await;
+    /// # let _ = token;
+    /// # }
+    /// ```
+    pub async fn verify_as(
+        &self,
+        raw: &[u8],
+        classes: &[TokenType],
+    ) -> Result<VerifiedToken, AuthError> {
         let keys = match &self.inner.keys {
             Keys::Local(keys) => Arc::clone(keys),
             Keys::Jwks(client) => {
@@ -145,7 +170,7 @@ impl Verifier {
         let now = unix_now();
         let rules = &self.inner.rules;
         let (token_type, claims) = rules
-            .authenticate_token(raw, &self.inner.classes, now, |token| {
+            .authenticate_token(raw, classes, now, |token| {
                 let claims = keys.verify_signature(token)?;
                 rules.check_registered(&claims, now)?;
                 Ok(claims)

@@ -3,6 +3,11 @@
 //! WebSocket. A connection that does not authenticate is closed with
 //! [`CLOSE_UNAUTHENTICATED`] and a reason such as `token_not_valid: Token is expired`.
 //!
+//! Two options follow what a Django Channels middleware built on simplejwt does:
+//! [`WebSocketAuth::any_token_type`] accepts an access, refresh or sliding token (simplejwt's
+//! `UntypedToken`), and [`WebSocketAuth::authenticate_optional`] lets a connection without a
+//! token continue as anonymous.
+//!
 //! The handshake itself is always accepted: a browser's WebSocket API never sees the status of a
 //! refused handshake, but it does see a close code and reason.
 //!
@@ -68,6 +73,7 @@ pub struct WebSocketAuth {
     found: Result<Option<String>, AuthError>,
     timeout: Duration,
     max_size: usize,
+    any_type: bool,
 }
 
 impl WebSocketAuth {
@@ -88,12 +94,39 @@ impl WebSocketAuth {
                 found: Ok(Some(token)),
                 timeout: FIRST_MESSAGE_TIMEOUT,
                 max_size: FIRST_MESSAGE_MAX_SIZE,
+                any_type: false,
             };
         }
         WebSocketAuth {
             found: header_token(headers, header_name, header_types),
             timeout: FIRST_MESSAGE_TIMEOUT,
             max_size: FIRST_MESSAGE_MAX_SIZE,
+            any_type: false,
+        }
+    }
+
+    /// Accept a token of any type Tollgate issues ([`ANY_TOKEN_TYPE`]: access, refresh or
+    /// sliding) instead of AUTH_TOKEN_CLASSES alone, as simplejwt's `UntypedToken` does in a
+    /// Channels middleware. The signature, `exp` and the other claims are checked as always.
+    /// A refresh token is long-lived and, verified here without asking Tollgate, stays accepted
+    /// after a logout until its `exp`: prefer access tokens where clients have them.
+    ///
+    /// ```
+    /// # use axum::extract::{ws::WebSocketUpgrade, State};
+    /// # use axum::response::Response;
+    /// # use tollgate_axum::{Verifier, ws::WebSocketAuth};
+    /// async fn feed(ws: WebSocketUpgrade, auth: WebSocketAuth, State(verifier): State<Verifier>) -> Response {
+    ///     let auth = auth.any_token_type();
+    ///     auth.limit(ws).on_upgrade(move |mut socket| async move {
+    ///         let Some(user) = auth.authenticate(&mut socket, &verifier).await else { return };
+    ///         let _ = user.token_type; // access, refresh or sliding
+    ///     })
+    /// }
+    /// ```
+    pub fn any_token_type(self) -> WebSocketAuth {
+        WebSocketAuth {
+            any_type: true,
+            ..self
         }
     }
 
@@ -163,10 +196,10 @@ impl WebSocketAuth {
         socket: &mut WebSocket,
         verifier: &Verifier,
     ) -> Option<TokenUser> {
+        let any_type = self.any_type;
         let result = async {
             let token = self.token(socket).await?;
-            let verified = verifier.verify(token.as_bytes()).await?;
-            TokenUser::from_token(verifier, verified)
+            user_of(verifier, &token, any_type).await
         }
         .await;
         match result {
@@ -177,6 +210,61 @@ impl WebSocketAuth {
             }
         }
     }
+
+    /// The user of the connection's token, or `None` for a connection whose request carries
+    /// no token, which continues as anonymous (as Django Channels' `AnonymousUser`): the
+    /// handler decides what an anonymous socket may do. No first message is awaited, so the
+    /// token comes in `?token=` or the header. A token that is sent and refused (expired,
+    /// forged, of the wrong type), or a malformed header, still closes the socket with
+    /// [`CLOSE_UNAUTHENTICATED`] and the reason, returned here: a client that meant to
+    /// authenticate learns why it did not, instead of silently losing its rights.
+    ///
+    /// ```
+    /// use axum::extract::{ws::{Message, WebSocketUpgrade}, State};
+    /// use axum::response::Response;
+    /// use tollgate_axum::{Verifier, ws::WebSocketAuth};
+    ///
+    /// async fn board(ws: WebSocketUpgrade, auth: WebSocketAuth, State(verifier): State<Verifier>) -> Response {
+    ///     auth.limit(ws).on_upgrade(move |mut socket| async move {
+    ///         let Ok(user) = auth.authenticate_optional(&mut socket, &verifier).await else { return };
+    ///         let greeting = match &user {
+    ///             Some(user) => format!("hello, {}", user.username),
+    ///             None => "hello, stranger: you may read".to_owned(),
+    ///         };
+    ///         let _ = socket.send(Message::Text(greeting.into())).await;
+    ///     })
+    /// }
+    /// ```
+    pub async fn authenticate_optional(
+        self,
+        socket: &mut WebSocket,
+        verifier: &Verifier,
+    ) -> Result<Option<TokenUser>, AuthError> {
+        let result = match &self.found {
+            Ok(None) => return Ok(None),
+            Ok(Some(token)) => user_of(verifier, token, self.any_type).await,
+            Err(error) => Err(error.clone()),
+        };
+        match result {
+            Ok(user) => Ok(Some(user)),
+            Err(error) => {
+                close(socket, &error).await;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The user of a raw token, of AUTH_TOKEN_CLASSES or, with `any_type`, of any type.
+async fn user_of(verifier: &Verifier, token: &str, any_type: bool) -> Result<TokenUser, AuthError> {
+    let verified = if any_type {
+        verifier
+            .verify_as(token.as_bytes(), &crate::ANY_TOKEN_TYPE)
+            .await?
+    } else {
+        verifier.verify(token.as_bytes()).await?
+    };
+    TokenUser::from_token(verifier, verified)
 }
 
 /// Whether a read failed because a frame or message was over the socket's limit.

@@ -38,9 +38,57 @@ async fn echo(
     })
 }
 
+/// Greets a socket of any token type with its type; closes it.
+async fn untyped(
+    ws: WebSocketUpgrade,
+    auth: WebSocketAuth,
+    State(verifier): State<Verifier>,
+) -> Response {
+    let auth = auth
+        .any_token_type()
+        .first_message_timeout(Duration::from_millis(300));
+    auth.limit(ws).on_upgrade(move |mut socket| async move {
+        let Some(user) = auth.authenticate(&mut socket, &verifier).await else {
+            return;
+        };
+        let greeting = format!("hello, {} ({})", user.username, user.token_type.as_str());
+        let _ = socket.send(Message::Text(greeting.into())).await;
+    })
+}
+
+/// Greets a user by name and a socket without a token as anonymous, then echoes what users
+/// send and refuses anonymous messages.
+async fn open(
+    ws: WebSocketUpgrade,
+    auth: WebSocketAuth,
+    State(verifier): State<Verifier>,
+) -> Response {
+    auth.limit(ws).on_upgrade(move |mut socket| async move {
+        let Ok(user) = auth.authenticate_optional(&mut socket, &verifier).await else {
+            return;
+        };
+        let greeting = match &user {
+            Some(user) => format!("hello, {}", user.username),
+            None => "hello, anonymous".to_owned(),
+        };
+        let _ = socket.send(Message::Text(greeting.into())).await;
+        while let Some(Ok(Message::Text(text))) = socket.recv().await {
+            let answer = match &user {
+                Some(_) => text,
+                None => "anonymous users may not post".into(),
+            };
+            let _ = socket.send(Message::Text(answer)).await;
+        }
+    })
+}
+
 async fn start() -> String {
     let verifier = Verifier::from_settings(&verifying_settings('a')).expect("verifier");
-    let app = Router::new().route("/ws", get(echo)).with_state(verifier);
+    let app = Router::new()
+        .route("/ws", get(echo))
+        .route("/ws/untyped", get(untyped))
+        .route("/ws/open", get(open))
+        .with_state(verifier);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -199,4 +247,75 @@ async fn a_first_message_over_the_limit_is_closed_with_1009() {
             "message too big".to_owned()
         )
     );
+}
+
+/// `any_token_type`: an access, refresh or sliding token authenticates the socket (simplejwt's
+/// `UntypedToken`), from the query, the header or the first message; an expired or foreign
+/// one is still refused, and the default keeps refusing a refresh token.
+#[tokio::test]
+async fn any_token_type_accepts_access_refresh_and_sliding_tokens() {
+    let url = start().await;
+    let untyped = format!("{url}/untyped");
+    for kind in [TokenType::Access, TokenType::Refresh, TokenType::Sliding] {
+        let token = token(&issuer('a'), kind, "1", json!({"username": "ann"}));
+        let expected = format!("hello, ann ({})", kind.as_str());
+        let mut by_query = connect(&format!("{untyped}?token={token}"), None).await;
+        assert_eq!(next_text(&mut by_query).await, expected);
+        let mut by_header = connect(&untyped, Some(format!("Bearer {token}"))).await;
+        assert_eq!(next_text(&mut by_header).await, expected);
+        let mut by_message = connect(&untyped, None).await;
+        by_message.send(Client::text(token)).await.expect("send");
+        assert_eq!(next_text(&mut by_message).await, expected);
+    }
+    let expired = token_aged(&issuer('a'), TokenType::Refresh, "1", json!({}), 86_401);
+    let foreign = token(&issuer('b'), TokenType::Sliding, "1", json!({}));
+    for (token, message) in [(expired, "Token is expired"), (foreign, "Token is invalid")] {
+        let mut socket = connect(&format!("{untyped}?token={token}"), None).await;
+        assert_eq!(
+            closed(&mut socket).await,
+            (CLOSE_UNAUTHENTICATED, format!("token_not_valid: {message}"))
+        );
+    }
+    let refresh = token(&issuer('a'), TokenType::Refresh, "1", json!({}));
+    let mut typed = connect(&format!("{url}?token={refresh}"), None).await;
+    assert_eq!(
+        closed(&mut typed).await,
+        (
+            CLOSE_UNAUTHENTICATED,
+            "token_not_valid: Token has wrong type".to_owned()
+        )
+    );
+}
+
+/// `authenticate_optional`: a socket without a token continues as anonymous (and the handler
+/// can refuse what it sends); one with a valid token is its user; a refused token or a
+/// malformed header still closes the socket with 4401 and the reason.
+#[tokio::test]
+async fn a_socket_without_a_token_continues_as_anonymous() {
+    let url = start().await;
+    let open = format!("{url}/open");
+    let mut anonymous = connect(&open, None).await;
+    assert_eq!(next_text(&mut anonymous).await, "hello, anonymous");
+    anonymous.send(Client::text("hi")).await.expect("send");
+    assert_eq!(
+        next_text(&mut anonymous).await,
+        "anonymous users may not post"
+    );
+
+    let mut ann = connect(&format!("{open}?token={}", access("ann")), None).await;
+    assert_eq!(next_text(&mut ann).await, "hello, ann");
+    ann.send(Client::text("hi")).await.expect("send");
+    assert_eq!(next_text(&mut ann).await, "hi");
+
+    let expired = token_aged(&issuer('a'), TokenType::Access, "1", json!({}), 301);
+    let mut refused = connect(&format!("{open}?token={expired}"), None).await;
+    assert_eq!(
+        closed(&mut refused).await,
+        (
+            CLOSE_UNAUTHENTICATED,
+            "token_not_valid: Token is expired".to_owned()
+        )
+    );
+    let mut malformed = connect(&open, Some("Bearer a b".to_owned())).await;
+    assert_eq!(closed(&mut malformed).await.0, CLOSE_UNAUTHENTICATED);
 }

@@ -38,11 +38,17 @@ pub struct StoredKey {
     pub retired_at: Option<i64>,
     /// When a retired key stops verifying.
     pub verify_until: Option<i64>,
+    /// When a key published before it signs (pre-published) starts signing; `None` when it
+    /// signed from `created_at`. The key it replaces signs until then: its `retired_at`.
+    pub signs_from: Option<i64>,
 }
 
 /// Where a stored key stands at a given time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyState {
+    /// Published and verifying, but not signing yet: the next key, which signs from its
+    /// `signs_from` (a key-set client that caches the set has fetched it by then).
+    Next,
     /// Signs new tokens (and verifies).
     Active,
     /// Verifies the tokens it signed until `verify_until`.
@@ -55,6 +61,7 @@ impl KeyState {
     /// The state's name, as `tollgate keys list` prints it.
     pub fn as_str(self) -> &'static str {
         match self {
+            KeyState::Next => "next",
             KeyState::Active => "active",
             KeyState::Retired => "retired",
             KeyState::Expired => "expired",
@@ -66,7 +73,10 @@ impl StoredKey {
     /// Where the key stands at `now`.
     pub fn state(&self, now: i64) -> KeyState {
         match (self.retired_at, self.verify_until) {
+            (None, _) if self.signs_from.is_some_and(|from| from > now) => KeyState::Next,
             (None, _) => KeyState::Active,
+            // It signs until the pre-published key that replaces it takes over.
+            (Some(retired), _) if retired > now => KeyState::Active,
             (Some(_), Some(until)) if now < until => KeyState::Retired,
             (Some(_), _) => KeyState::Expired,
         }
@@ -98,6 +108,7 @@ impl StoredKey {
             created_at: now,
             retired_at: None,
             verify_until: None,
+            signs_from: None,
         })
     }
 
@@ -146,6 +157,7 @@ impl StoredKey {
             created_at: now,
             retired_at: Some(now),
             verify_until: Some(verify_until),
+            signs_from: None,
         }
     }
 }
@@ -285,7 +297,9 @@ impl KeyRing {
     /// The ring for the keys the database holds, at `now`.
     ///
     /// - The active row (sealed) signs. Without one, the configured key signs, as if nothing
-    ///   had been rotated.
+    ///   had been rotated. An active row whose `signs_from` is still to come (pre-published)
+    ///   only verifies, and is published, second in the ring; until then the key it replaces
+    ///   (whose `retired_at` is that time) signs.
     /// - A retired row verifies until its `verify_until`. Only keys this process can
     ///   authenticate are used: sealed rows that decrypt under one of `sealing` (the current
     ///   KEYS_ENCRYPTION_KEY, then a previous one; and whose public key
@@ -318,8 +332,23 @@ impl KeyRing {
             }
             Ok(Some(keys))
         };
-        let active = stored.iter().find(|row| row.retired_at.is_none());
+        let newest = stored.iter().find(|row| row.retired_at.is_none());
+        let next = newest.filter(|row| row.state(now) == KeyState::Next);
+        let active = match next {
+            // The key being replaced signs until the next one takes over.
+            Some(_) => stored
+                .iter()
+                .find(|row| row.retired_at.is_some_and(|retired| retired > now)),
+            None => newest,
+        };
         let (signer, mut verifiers, mut configured_at) = match active {
+            // The configured key, retiring in favour of a pre-published key: its row holds no
+            // secret, the configuration does.
+            Some(row) if row.sealed_key.is_none() && row.kid == configured.kid => (
+                configured.clone(),
+                vec![Verifier::new(&configured, None)],
+                Some(0),
+            ),
             Some(row) => {
                 let keys = open(row)?.ok_or_else(|| KeyRingError::ActiveWithoutSecret {
                     kid: row.kid.clone(),
@@ -338,6 +367,15 @@ impl KeyRing {
                 Some(0),
             ),
         };
+        if let Some(row) = next {
+            let keys = open(row)?.ok_or_else(|| KeyRingError::ActiveWithoutSecret {
+                kid: row.kid.clone(),
+            })?;
+            if keys.kid == configured.kid && configured_at.is_none() {
+                configured_at = Some(verifiers.len());
+            }
+            verifiers.push(Verifier::new(&keys, None));
+        }
         let mut retired: Vec<&StoredKey> = stored
             .iter()
             .filter(|row| row.state(now) == KeyState::Retired && row.kid != signer.kid)
@@ -695,6 +733,7 @@ mod tests {
             created_at: NOW,
             retired_at: Some(NOW),
             verify_until: Some(NOW + HOUR),
+            signs_from: None,
         });
         let ring = KeyRing::assemble(configured(), &rows, &[sealing()], NOW).expect("ring");
         assert!(!ring.kids().contains(&foreign_keys.kid()));
@@ -755,6 +794,51 @@ mod tests {
         let codec = codec_with(ring);
         let no_kid = hmac_token(r#"{"alg":"HS256"}"#, secret.expose().as_bytes());
         assert!(codec.decode(&no_kid, NOW).is_ok());
+    }
+
+    #[test]
+    fn a_pre_published_key_is_published_before_it_signs() {
+        // The configured key signs until NOW + 60, when the new key takes over.
+        let switch = NOW + 60;
+        let old = StoredKey::configured(&configured(), "", NOW, switch + HOUR);
+        let old = StoredKey {
+            retired_at: Some(switch),
+            ..old
+        };
+        let new = StoredKey {
+            signs_from: Some(switch),
+            ..StoredKey::generate(Algorithm::ES256, &sealing(), NOW).expect("generates")
+        };
+        let rows = [new.clone(), old];
+        assert_eq!(
+            (rows[0].state(NOW), rows[1].state(NOW)),
+            (KeyState::Next, KeyState::Active)
+        );
+        let before = KeyRing::assemble(configured(), &rows, &[sealing()], NOW).expect("ring");
+        assert_eq!(before.signing_keys().kid(), configured().kid());
+        assert_eq!(before.kids(), [configured().kid(), new.kid.as_str()]);
+        let published = before.public_jwks(NOW);
+        assert_eq!(published.len(), 1, "the HMAC key is never published");
+        assert_eq!(
+            published[0].get("kid").and_then(Value::as_str),
+            Some(new.kid.as_str())
+        );
+        let codec = codec_with(before);
+        let signed_before = mint(&codec);
+        assert!(codec.decode(&signed_before, NOW).is_ok());
+
+        assert_eq!(
+            (rows[0].state(switch), rows[1].state(switch)),
+            (KeyState::Active, KeyState::Retired)
+        );
+        let after = KeyRing::assemble(configured(), &rows, &[sealing()], switch).expect("ring");
+        assert_eq!(after.signing_keys().kid(), new.kid);
+        assert_eq!(after.kids(), [new.kid.as_str(), configured().kid()]);
+        let codec = codec_with(after);
+        assert!(
+            codec.decode(&signed_before, NOW).is_ok(),
+            "the old key still verifies"
+        );
     }
 
     #[test]

@@ -124,6 +124,17 @@ pub enum StoreError {
     /// Another key rotation was committed at the same time; this one changed nothing.
     #[error("another key rotation was committed at the same time; nothing was changed")]
     KeyRotationRace,
+    /// A rotation is pending: its key is published and signs from `signs_from`; another
+    /// rotation must wait until then.
+    #[error(
+        "key {kid} is published and signs from {signs_from} (Unix time); rotate again after that"
+    )]
+    KeyRotationPending {
+        /// The pending key's id.
+        kid: String,
+        /// When it starts signing.
+        signs_from: i64,
+    },
     /// The database did not accept a connection within the time allowed for it to start.
     #[error("the database was still unreachable after {}s: {last}", .waited.as_secs())]
     Unreachable {

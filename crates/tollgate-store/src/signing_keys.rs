@@ -21,10 +21,12 @@ pub struct SigningKeyRecord {
     pub retired_at: Option<i64>,
     /// When a retired key stops verifying.
     pub verify_until: Option<i64>,
+    /// When a pre-published key starts signing; `None` when it signed from `created_at`.
+    pub signs_from: Option<i64>,
 }
 
 const COLUMNS: &str =
-    "kid, algorithm, public_key, sealed_key, created_at, retired_at, verify_until";
+    "kid, algorithm, public_key, sealed_key, created_at, retired_at, verify_until, signs_from";
 
 /// What a signing-key rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,36 +53,46 @@ impl Store {
         Ok(rows)
     }
 
-    /// Makes `new` the active key in one transaction, retiring the active key at `now` with
+    /// Makes `new` the next key in one transaction: it signs from `switch_at` (`now`, or later
+    /// for a key published before it signs), when the active key retires, to verify until
     /// `verify_until`. Without an active row (the first rotation), `configured` (the row that
-    /// stands for SIGNING_KEY) is recorded as the retired key instead. Of two rotations at
-    /// once, one fails with [`StoreError::KeyRotationRace`] and changes nothing.
+    /// stands for SIGNING_KEY) is recorded as the retiring key instead. Of two rotations at
+    /// once, one fails with [`StoreError::KeyRotationRace`] and changes nothing; while a
+    /// pre-published key waits to sign, a rotation fails with
+    /// [`StoreError::KeyRotationPending`].
     pub async fn rotate_signing_key(
         &self,
         new: &SigningKeyRecord,
         configured: &SigningKeyRecord,
         now: i64,
+        switch_at: i64,
         verify_until: i64,
     ) -> Result<KeyRotation, StoreError> {
         let insert = format!(
-            "INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (kid) DO UPDATE SET retired_at = excluded.retired_at, \
              verify_until = excluded.verify_until"
         );
+        let signs_from = (switch_at > now).then_some(switch_at);
         let outcome = with_writer!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
-                let active: Option<String> =
-                    sqlx::query_scalar("SELECT kid FROM signing_keys WHERE retired_at IS NULL")
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let active: Option<(String, Option<i64>)> = sqlx::query_as(
+                    "SELECT kid, signs_from FROM signing_keys WHERE retired_at IS NULL",
+                )
+                .fetch_optional(&mut *tx)
+                .await?;
                 let retired = match active {
-                    Some(kid) => {
+                    Some((kid, Some(from))) if from > now => {
+                        tx.rollback().await?;
+                        return Ok(Err((kid, from)));
+                    }
+                    Some((kid, _)) => {
                         let done = sqlx::query(
                             "UPDATE signing_keys SET retired_at = $1, verify_until = $2 \
                              WHERE kid = $3 AND retired_at IS NULL",
                         )
-                        .bind(now)
+                        .bind(switch_at)
                         .bind(verify_until)
                         .bind(&kid)
                         .execute(&mut *tx)
@@ -88,7 +100,7 @@ impl Store {
                         .rows_affected();
                         if done != 1 {
                             tx.rollback().await?;
-                            return Ok::<Option<String>, sqlx::Error>(None);
+                            return Ok::<_, sqlx::Error>(Ok(None));
                         }
                         kid
                     }
@@ -99,8 +111,9 @@ impl Store {
                             .bind(&configured.public_key)
                             .bind(None::<String>)
                             .bind(configured.created_at)
-                            .bind(now)
+                            .bind(switch_at)
                             .bind(verify_until)
+                            .bind(None::<i64>)
                             .execute(&mut *tx)
                             .await?;
                         configured.kid.clone()
@@ -114,16 +127,18 @@ impl Store {
                     .bind(new.created_at)
                     .bind(None::<i64>)
                     .bind(None::<i64>)
+                    .bind(signs_from)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                Ok(Some(retired))
+                Ok(Ok(Some(retired)))
             }
             .await
         });
         match outcome {
-            Ok(Some(retired)) => Ok(KeyRotation { retired }),
-            Ok(None) => Err(StoreError::KeyRotationRace),
+            Ok(Ok(Some(retired))) => Ok(KeyRotation { retired }),
+            Ok(Ok(None)) => Err(StoreError::KeyRotationRace),
+            Ok(Err((kid, signs_from))) => Err(StoreError::KeyRotationPending { kid, signs_from }),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 Err(StoreError::KeyRotationRace)
             }
@@ -154,13 +169,13 @@ impl Store {
     }
 
     /// Ends a retired key's life now: its `verify_until` becomes `now` unless it has passed
-    /// already. Returns false, changing nothing, when no retired key has this id (the active key
-    /// cannot be ended this way; rotate first).
+    /// already. Returns false, changing nothing, when no retired key has this id (the active key,
+    /// and a key that signs until a pre-published key takes over, cannot be ended this way).
     pub async fn expire_signing_key(&self, kid: &str, now: i64) -> Result<bool, StoreError> {
         let changed = with_writer!(self, |pool| {
             sqlx::query(
                 "UPDATE signing_keys SET verify_until = $1 \
-                 WHERE kid = $2 AND retired_at IS NOT NULL AND verify_until > $1",
+                 WHERE kid = $2 AND retired_at <= $1 AND verify_until > $1",
             )
             .bind(now)
             .bind(kid)
@@ -200,6 +215,7 @@ mod tests {
             created_at: now,
             retired_at: None,
             verify_until: None,
+            signs_from: None,
         }
     }
 
@@ -215,12 +231,12 @@ mod tests {
         let store = memory_store().await;
         assert!(store.signing_keys().await.expect("lists").is_empty());
         let first = store
-            .rotate_signing_key(&key("one", 100), &configured(), 100, 200)
+            .rotate_signing_key(&key("one", 100), &configured(), 100, 100, 200)
             .await
             .expect("rotates");
         assert_eq!(first.retired, "configured");
         let second = store
-            .rotate_signing_key(&key("two", 150), &configured(), 150, 300)
+            .rotate_signing_key(&key("two", 150), &configured(), 150, 150, 300)
             .await
             .expect("rotates");
         assert_eq!(second.retired, "one");
@@ -262,10 +278,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_pre_published_key_waits_and_blocks_other_rotations_until_it_signs() {
+        let store = memory_store().await;
+        store
+            .rotate_signing_key(&key("one", 100), &configured(), 100, 100, 200)
+            .await
+            .expect("rotates");
+        store
+            .rotate_signing_key(&key("two", 150), &configured(), 150, 180, 400)
+            .await
+            .expect("stages");
+        let rows = store.signing_keys().await.expect("lists");
+        // (kid, retired_at, verify_until, signs_from)
+        type Summary<'a> = (&'a str, Option<i64>, Option<i64>, Option<i64>);
+        let summary: Vec<Summary> = rows
+            .iter()
+            .map(|r| (r.kid.as_str(), r.retired_at, r.verify_until, r.signs_from))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("two", None, None, Some(180)),
+                ("one", Some(180), Some(400), None),
+                ("configured", Some(100), Some(200), None),
+            ]
+        );
+        // The key signing until 180 cannot be ended early, nor a third key staged.
+        assert!(!store.expire_signing_key("one", 170).await.expect("query"));
+        let refused = store
+            .rotate_signing_key(&key("three", 170), &configured(), 170, 170, 500)
+            .await;
+        assert!(
+            matches!(&refused, Err(StoreError::KeyRotationPending { kid, signs_from: 180 }) if kid == "two"),
+            "{refused:?}"
+        );
+        store
+            .rotate_signing_key(&key("three", 180), &configured(), 180, 180, 500)
+            .await
+            .expect("rotates once the staged key signs");
+        assert!(store.expire_signing_key("one", 190).await.expect("query"));
+    }
+
+    #[tokio::test]
     async fn a_second_active_key_is_refused() {
         let store = memory_store().await;
         store
-            .rotate_signing_key(&key("one", 100), &configured(), 100, 200)
+            .rotate_signing_key(&key("one", 100), &configured(), 100, 100, 200)
             .await
             .expect("rotates");
         let raced = with_writer!(store, |pool| {

@@ -23,6 +23,17 @@ pub enum ApiError {
     /// Field validation errors, in the serializer's field order: `{"field": ["message"]}`.
     #[error("invalid fields")]
     Fields(Vec<(String, Vec<String>)>),
+    /// Field validation errors of a nested serializer: `{"user": {"email": ["message"]},
+    /// "money": ["message"]}`, the object's fields under `nested`.
+    #[error("invalid fields")]
+    NestedFields {
+        /// The field that holds the object.
+        nested: &'static str,
+        /// The errors of the fields inside it.
+        inner: Vec<(String, Vec<String>)>,
+        /// The errors of the others.
+        outer: Vec<(String, Vec<String>)>,
+    },
     /// A validation error that belongs to no field: `{"non_field_errors": ["message"]}`.
     #[error("{0}")]
     NonField(String),
@@ -252,6 +263,24 @@ impl ApiError {
                     .collect();
                 (StatusCode::BAD_REQUEST, Value::Object(map))
             }
+            ApiError::NestedFields {
+                nested,
+                inner,
+                outer,
+            } => {
+                let errors = |fields: &Vec<(String, Vec<String>)>| -> Map<String, Value> {
+                    fields
+                        .iter()
+                        .map(|(field, messages)| (field.clone(), json!(messages)))
+                        .collect()
+                };
+                let mut map = Map::new();
+                if !inner.is_empty() {
+                    map.insert((*nested).to_owned(), Value::Object(errors(inner)));
+                }
+                map.extend(errors(outer));
+                (StatusCode::BAD_REQUEST, Value::Object(map))
+            }
             ApiError::NonField(message) => (
                 StatusCode::BAD_REQUEST,
                 json!({ "non_field_errors": [message] }),
@@ -431,6 +460,15 @@ impl From<ServiceError> for ApiError {
                 ApiError::Fields(fields)
             }
             ServiceError::InvalidFields(fields) => ApiError::Fields(fields),
+            ServiceError::InvalidNestedFields {
+                nested,
+                inner,
+                outer,
+            } => ApiError::NestedFields {
+                nested,
+                inner,
+                outer,
+            },
             ServiceError::Body(err) => err.into(),
             ServiceError::NoActiveAccount => ApiError::NoActiveAccount,
             ServiceError::Throttled(wait) => ApiError::Throttled(wait),

@@ -79,6 +79,7 @@ pub(crate) fn stored_key(record: &SigningKeyRecord) -> Result<StoredKey, KeysErr
         created_at: record.created_at,
         retired_at: record.retired_at,
         verify_until: record.verify_until,
+        signs_from: record.signs_from,
     })
 }
 
@@ -92,6 +93,7 @@ pub(crate) fn record(key: &StoredKey) -> SigningKeyRecord {
         created_at: key.created_at,
         retired_at: key.retired_at,
         verify_until: key.verify_until,
+        signs_from: key.signs_from,
     }
 }
 
@@ -146,6 +148,8 @@ enum Trigger {
     Interval,
     /// The process received SIGHUP: an operator asks for the keys now.
     Hangup,
+    /// A pre-published key's `signs_from` came: every instance switches to it at that time.
+    Switch,
 }
 
 impl Trigger {
@@ -153,12 +157,14 @@ impl Trigger {
         match self {
             Trigger::Interval => "interval",
             Trigger::Hangup => "SIGHUP",
+            Trigger::Switch => "switch",
         }
     }
 }
 
 /// Keeps `codec` in step with the stored keys until `shutdown` completes: reads them every
-/// KEYS_RELOAD_INTERVAL (never if zero) and whenever the process receives SIGHUP. `loaded` are
+/// KEYS_RELOAD_INTERVAL (never if zero), whenever the process receives SIGHUP, and when a
+/// pre-published key is due to sign. `loaded` are
 /// the rows the keys in use were built from. A failed read keeps the keys in use (a retired key
 /// still stops verifying at its `verify_until`) and is logged. Each read is counted in
 /// `metrics` (`tollgate_signing_key_reloads_total`).
@@ -189,9 +195,29 @@ pub(crate) async fn watch(
                 }
             } => Trigger::Interval,
             () = next_hangup(&mut hangups) => Trigger::Hangup,
+            () = next_switch(&last) => Trigger::Switch,
         };
         let outcome = reload(&codec, &settings, &store, &mut last, trigger).await;
         metrics.key_reload(trigger.as_str(), outcome);
+    }
+}
+
+/// Resolves when the pre-published key among `records` is due to sign; never if there is none.
+/// Times are whole seconds, so it may wake within a second before: the reload then finds the
+/// key not due yet, and this waits again.
+async fn next_switch(records: &[SigningKeyRecord]) {
+    let now = unix_now();
+    let due = records
+        .iter()
+        .filter(|r| r.retired_at.is_none())
+        .filter_map(|r| r.signs_from)
+        .find(|&from| from > now);
+    match due {
+        Some(from) => {
+            let wait = u64::try_from(from - now).unwrap_or_default();
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -220,7 +246,13 @@ async fn reload(
     let ran_out = records.iter().any(|r| {
         r.verify_until.is_some_and(|until| until <= now) && kids.contains(&r.kid.as_str())
     });
-    if trigger == Trigger::Interval && *last == records && !ran_out {
+    // A pre-published key due to sign that does not sign here yet.
+    let due = records.iter().any(|r| {
+        r.retired_at.is_none()
+            && r.signs_from.is_some_and(|from| from <= now)
+            && current.signing_keys().kid() != r.kid
+    });
+    if trigger == Trigger::Interval && *last == records && !ran_out && !due {
         return "unchanged";
     }
     match assemble(settings, &records, now) {

@@ -412,6 +412,13 @@ settings! {
     /// Free profile fields (e.g. `nickname`, `avatar`): accepted at registration and update,
     /// shown with the user, stored as JSON so that adding one needs no migration.
     user_profile_fields "USER_PROFILE_FIELDS": Vec<String> = Vec::new();
+    /// Also accept, on `PUT` and `PATCH` of USER_PATH, a body with the user's fields in an
+    /// object under `user` (`{"user": {"first_name": "Zoe"}, "money": 12.5}`), as a profile
+    /// serializer with a nested user serializer takes it in Django REST framework; errors of
+    /// the fields sent there are answered under `user` too. Fields outside `user` are read as
+    /// usual; a field sent at both levels takes the value inside `user`. The answer is the
+    /// user as USER_PATH always shows it.
+    user_update_nested "USER_UPDATE_NESTED": bool = false;
     /// The user fields that the login credential (sent under USERNAME_FIELD) is looked up in,
     /// in order: any of `username`, `email` (without regard to case) and `phone`. Empty means
     /// USERNAME_FIELD alone.

@@ -1,5 +1,7 @@
 //! `tollgate keys rotate | list | prune`: the signing keys kept in the database.
 
+use std::time::Duration;
+
 use anyhow::{bail, Context};
 use tollgate_core::{unix_now, Algorithm, Settings};
 
@@ -15,14 +17,20 @@ pub(crate) enum Command {
     /// Make a new active signing key, stored encrypted with KEYS_ENCRYPTION_KEY. The previous
     /// key stops signing and keeps verifying until every token it signed has expired (the
     /// longest token lifetime, plus LEEWAY and KEYS_RELOAD_INTERVAL). Running servers switch
-    /// within KEYS_RELOAD_INTERVAL, or at once on SIGHUP. Prints the new key's id.
+    /// within KEYS_RELOAD_INTERVAL, or at once on SIGHUP. With --publish-first, the new key is
+    /// published in the key set first and signs only later. Prints the new key's id.
     #[command(
         after_help = "Run it with the configuration the servers use: the lifetimes decide \
-                            how long the previous key keeps verifying."
+                            how long the previous key keeps verifying.\n\n\
+                            Services that cache the key set (PyJWT's PyJWKClient, behind \
+                            simplejwt's JWK_URL) refuse a key id they have not fetched: \
+                            `tollgate keys rotate --publish-first 5m` publishes the new key at \
+                            once and signs with it only after every server has published it for \
+                            5 minutes."
     )]
     Rotate(RotateArgs),
-    /// List the signing keys: id, algorithm, state (active, retired, expired), when each was
-    /// made and until when it verifies. Never prints key material.
+    /// List the signing keys: id, algorithm, state (next, active, retired, expired), when each
+    /// was made and until when it verifies. Never prints key material.
     List,
     /// End a retired key's verification now, before its verify-until time (a key suspected
     /// leaked): servers refuse its tokens from their next reload (KEYS_RELOAD_INTERVAL, or at
@@ -58,6 +66,12 @@ pub(crate) struct RotateArgs {
     /// Default: the algorithm of the key signing now.
     #[arg(long, value_parser = super::keygen::parse_algorithm)]
     alg: Option<Algorithm>,
+    /// Publish the new key in the key set (/.well-known/jwks.json) for this long before it
+    /// signs, e.g. `5m`, counted from when every server has read it (KEYS_RELOAD_INTERVAL
+    /// later). Meanwhile the current key keeps signing, and no other rotation is accepted.
+    /// Longer than the key-set cache of the services that verify the tokens.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    publish_first: Option<Duration>,
 }
 
 pub(crate) async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
@@ -83,21 +97,46 @@ async fn rotate(mut settings: Settings, args: RotateArgs) -> anyhow::Result<()> 
     let store = super::open_store(&settings).await?;
     let reload_interval = settings.keys_reload_interval;
     let parts = Standalone::new(settings, store.clone())?;
-    let rotated = admin::rotate_keys(&parts.context(), &Actor::command(), args.alg, None).await;
+    let publish_first = args.publish_first.unwrap_or_default();
+    let rotated = admin::rotate_keys(
+        &parts.context(),
+        &Actor::command(),
+        args.alg,
+        publish_first,
+        None,
+    )
+    .await;
     store.close().await;
     let rotated = rotated.context("cannot rotate the signing key")?;
     println!("{}", rotated.kid);
-    eprintln!(
-        "new active key {} ({}); {} verifies until {}",
-        rotated.kid,
-        rotated.algorithm.as_str(),
-        rotated.retired,
-        time(rotated.verify_until)
-    );
-    eprintln!(
-        "running servers switch within KEYS_RELOAD_INTERVAL ({}), or at once on SIGHUP",
-        tollgate_core::settings::format_duration(reload_interval)
-    );
+    let reload_interval = tollgate_core::settings::format_duration(reload_interval);
+    if publish_first.is_zero() {
+        eprintln!(
+            "new active key {} ({}); {} verifies until {}",
+            rotated.kid,
+            rotated.algorithm.as_str(),
+            rotated.retired,
+            time(rotated.verify_until)
+        );
+        eprintln!(
+            "running servers switch within KEYS_RELOAD_INTERVAL ({reload_interval}), or at once \
+             on SIGHUP"
+        );
+    } else {
+        eprintln!(
+            "new key {} ({}) is published now and signs from {}; {} signs until then and \
+             verifies until {}",
+            rotated.kid,
+            rotated.algorithm.as_str(),
+            time(rotated.signs_from),
+            rotated.retired,
+            time(rotated.verify_until)
+        );
+        eprintln!(
+            "running servers publish it within KEYS_RELOAD_INTERVAL ({reload_interval}), or at \
+             once on SIGHUP, and all switch at that time"
+        );
+    }
     Ok(())
 }
 

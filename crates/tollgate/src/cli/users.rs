@@ -5,6 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{bail, Context};
 use tollgate_core::body::Payload;
+use tollgate_core::settings::UsernameField;
 use tollgate_core::Settings;
 
 use crate::service::accounts::{self, PasswordRule};
@@ -14,7 +15,9 @@ use crate::service::{ServiceError, Standalone};
 /// Options of `createsuperuser` and `createuser`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The username (asked for if missing and input is allowed).
+    /// The username (asked for if missing and input is allowed). With USERNAME_FIELD = email
+    /// it is optional and never asked for: the email address is the username, as
+    /// registration makes it.
     #[arg(long)]
     username: Option<String>,
     /// The email address.
@@ -29,9 +32,15 @@ pub(crate) struct Args {
     /// Family name.
     #[arg(long)]
     last_name: Option<String>,
-    /// A profile field named in USER_PROFILE_FIELDS, as NAME=VALUE (repeatable).
+    /// A profile field named in USER_PROFILE_FIELDS, as NAME=VALUE (repeatable). A VALUE that
+    /// is JSON keeps its type (`money=12.5` a number, `active=true` a boolean, `code="007"`
+    /// the text 007); any other VALUE is text.
     #[arg(long = "profile", value_name = "NAME=VALUE")]
     profile: Vec<String>,
+    /// Profile fields as one JSON object, e.g. `{"money": 12.5, "tags": ["a"]}`; --profile
+    /// values are added to it.
+    #[arg(long = "profile-json", value_name = "OBJECT")]
+    profile_json: Option<String>,
     /// Ask nothing: the username comes from --username and the password from
     /// TOLLGATE_SUPERUSER_PASSWORD (createsuperuser) or TOLLGATE_USER_PASSWORD (createuser).
     #[arg(long)]
@@ -59,10 +68,14 @@ impl Kind {
 
 pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::Result<()> {
     let no_input = args.no_input;
+    // Logging in by email, a user needs no username of their own, as with a Django user model
+    // whose USERNAME_FIELD is `email`.
+    let by_email = settings.username_field == UsernameField::Email;
     let username = match args.username {
-        Some(username) => username,
+        Some(username) => Some(username),
+        None if by_email => None,
         None if no_input => bail!("--username is required with --no-input"),
-        None => prompt("Username: ")?,
+        None => Some(prompt("Username: ")?),
     };
     let mut fields = OtherFields::from_args(
         &settings,
@@ -70,7 +83,10 @@ pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::R
         args.phone,
         args.first_name,
         args.last_name,
-        &args.profile,
+        Profile {
+            json: args.profile_json.as_deref(),
+            pairs: &args.profile,
+        },
     )?;
     fields.complete(&settings, no_input)?;
     let password = if no_input {
@@ -83,7 +99,9 @@ pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::R
     };
     let superuser = kind == Kind::Superuser;
     let mut body = serde_json::Map::new();
-    body.insert("username".into(), username.into());
+    if let Some(username) = username {
+        body.insert("username".into(), username.into());
+    }
     body.insert("email".into(), fields.email.into());
     if let Some(phone) = fields.phone {
         body.insert("phone".into(), phone.into());
@@ -122,6 +140,12 @@ pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::R
     Ok(())
 }
 
+/// The profile options: `--profile-json`, then each `--profile NAME=VALUE`.
+struct Profile<'a> {
+    json: Option<&'a str>,
+    pairs: &'a [String],
+}
+
 /// The user's fields besides the username and password.
 struct OtherFields {
     email: String,
@@ -138,7 +162,7 @@ impl OtherFields {
         phone: Option<String>,
         first_name: Option<String>,
         last_name: Option<String>,
-        profile: &[String],
+        profile: Profile<'_>,
     ) -> anyhow::Result<OtherFields> {
         let mut fields = OtherFields {
             email: email.unwrap_or_default().trim().to_owned(),
@@ -147,14 +171,29 @@ impl OtherFields {
             last_name: last_name.unwrap_or_default().trim().to_owned(),
             profile: serde_json::Map::new(),
         };
-        for entry in profile {
-            let Some((name, value)) = entry.split_once('=') else {
-                bail!("--profile takes NAME=VALUE, got {entry:?}");
-            };
+        let known = |name: &str| -> anyhow::Result<()> {
             if !settings.user_profile_fields.iter().any(|f| f == name) {
                 bail!("{name:?} is not in USER_PROFILE_FIELDS");
             }
-            fields.profile.insert(name.to_owned(), value.trim().into());
+            Ok(())
+        };
+        if let Some(json) = profile.json {
+            let serde_json::Value::Object(object) =
+                serde_json::from_str(json).context("--profile-json is not valid JSON")?
+            else {
+                bail!("--profile-json takes a JSON object, such as '{{\"money\": 12.5}}'");
+            };
+            for (name, value) in object {
+                known(&name)?;
+                fields.profile.insert(name, value);
+            }
+        }
+        for entry in profile.pairs {
+            let Some((name, value)) = entry.split_once('=') else {
+                bail!("--profile takes NAME=VALUE, got {entry:?}");
+            };
+            known(name)?;
+            fields.profile.insert(name.to_owned(), profile_value(value));
         }
         Ok(fields)
     }
@@ -164,8 +203,7 @@ impl OtherFields {
     fn complete(&mut self, settings: &Settings, no_input: bool) -> anyhow::Result<()> {
         let required = |field: &str| {
             settings.user_required_fields.iter().any(|f| f == field)
-                || (field == "email"
-                    && settings.username_field == tollgate_core::settings::UsernameField::Email)
+                || (field == "email" && settings.username_field == UsernameField::Email)
         };
         if !no_input && self.email.is_empty() {
             self.email = prompt("Email address: ")?;
@@ -204,7 +242,7 @@ impl OtherFields {
                     missing.push(format!("--profile {field}=…"));
                 } else {
                     let answer = prompt(&format!("{field}: "))?;
-                    self.profile.insert(field.clone(), answer.into());
+                    self.profile.insert(field.clone(), profile_value(&answer));
                 }
             }
         }
@@ -225,6 +263,13 @@ impl OtherFields {
             _ => &self.last_name,
         }
     }
+}
+
+/// A `--profile` value: JSON when it is JSON (`12.5`, `true`, `"007"`), so that a profile
+/// field keeps the type a registration's JSON body would give it; text otherwise.
+fn profile_value(value: &str) -> serde_json::Value {
+    let value = value.trim();
+    serde_json::from_str(value).unwrap_or_else(|_| value.into())
 }
 
 fn prompt(question: &str) -> anyhow::Result<String> {
@@ -258,4 +303,22 @@ fn confirm(password: String, again: String) -> anyhow::Result<String> {
         bail!("the password may not be blank");
     }
     Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn profile_values_keep_their_json_type() {
+        assert_eq!(profile_value("12.5"), json!(12.5));
+        assert_eq!(profile_value("42"), json!(42));
+        assert_eq!(profile_value("true"), json!(true));
+        assert_eq!(profile_value(r#""12.5""#), json!("12.5"));
+        assert_eq!(profile_value("007"), json!("007"), "not a JSON number");
+        assert_eq!(profile_value(" Annie "), json!("Annie"));
+        assert_eq!(profile_value("[1, 2]"), json!([1, 2]));
+        assert_eq!(profile_value(""), json!(""));
+    }
 }

@@ -143,20 +143,32 @@ pub(crate) async fn create(
     Ok(user)
 }
 
-/// Changes `user`'s own fields from `payload` (`Mode::Put` requires what registration
-/// requires; `Mode::Patch` changes only what is sent). The password, id, flags and dates are
-/// not changed here. When the field tokens name the user by (USER_ID_FIELD) changes, the
-/// tokens carrying the old value end: someone else may take it.
+/// Changes `user`'s own fields from `payload`: a full update (`Mode::Put`) requires what
+/// registration requires, as Django REST framework's full update does, and a partial one
+/// (`Mode::Patch`) changes only what is sent; in both, fields not sent keep their values. With
+/// USER_UPDATE_NESTED the fields may come in an object under `user` (see
+/// [`user_fields::unnest`]). The password, id, flags and dates are not changed here. When the
+/// field tokens name the user by (USER_ID_FIELD) changes, the tokens carrying the old value
+/// end: someone else may take it.
 pub(crate) async fn update(
     ctx: &Context<'_>,
     user: &User,
     payload: &Payload,
     mode: Mode,
 ) -> Result<User, ServiceError> {
+    let unnested = if ctx.settings.user_update_nested {
+        user_fields::unnest(payload)?
+    } else {
+        None
+    };
+    let payload = unnested.as_ref().map_or(payload, |body| &body.payload);
     let mut problems = Problems::default();
     let fields = user_fields::read(ctx.settings, payload, mode, &mut problems);
     user_fields::check_identifiers(ctx, &fields, Some(user), &mut problems).await?;
-    problems.into_result()?;
+    match &unnested {
+        Some(body) => body.nest(problems)?,
+        None => problems.into_result()?,
+    }
     let profile = if fields.profile.is_empty() {
         None
     } else {

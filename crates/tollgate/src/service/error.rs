@@ -26,6 +26,17 @@ pub(crate) enum ServiceError {
     /// Values that break a rule of their field (a taken username, a malformed email...).
     #[error("{}", invalid_fields(.0))]
     InvalidFields(FieldErrors),
+    /// Values that break a rule of their field, some of them sent in an object under
+    /// `nested` (USER_UPDATE_NESTED): `{"user": {"email": [...]}, "money": [...]}`.
+    #[error("{nested}: {}; {}", invalid_fields(inner), invalid_fields(outer))]
+    InvalidNestedFields {
+        /// The field that holds the object.
+        nested: &'static str,
+        /// The errors of the fields sent inside it.
+        inner: FieldErrors,
+        /// The errors of the others.
+        outer: FieldErrors,
+    },
     /// The request's fields could not be read (by the body's own rules).
     #[error(transparent)]
     Body(#[from] BodyError),

@@ -2,6 +2,8 @@
 //! admin API and `tollgate keys` alike. Key material never leaves here: a listing shows ids,
 //! algorithms, states and times.
 
+use std::time::Duration;
+
 use tollgate_core::{unix_now, Algorithm, KeyState, Keys, Settings, StoredKey, TokenCodec};
 use tollgate_store::{Store, StoreError};
 
@@ -58,23 +60,30 @@ pub(crate) async fn list(settings: &Settings, store: &Store) -> Result<Vec<KeyIn
 /// What a rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rotated {
-    /// The new active key's id.
+    /// The new key's id.
     pub(crate) kid: String,
     pub(crate) algorithm: Algorithm,
-    /// The key that signed before, which now only verifies.
+    /// The key that signed before, which only verifies once the new key signs.
     pub(crate) retired: String,
+    /// When the new key starts signing: the rotation's time, or later for a pre-published key.
+    pub(crate) signs_from: i64,
     /// Until when the retired key verifies.
     pub(crate) verify_until: i64,
 }
 
-/// Makes a new active signing key (of `algorithm`, by default that of the key signing now),
-/// stored encrypted with KEYS_ENCRYPTION_KEY. The previous key stops signing and verifies until
-/// every token it signed has expired. Other instances switch within KEYS_RELOAD_INTERVAL;
-/// `codec`, when given (a running server), signs with the new key at once.
+/// Makes a new signing key (of `algorithm`, by default that of the key signing now), stored
+/// encrypted with KEYS_ENCRYPTION_KEY. With a zero `publish_first` it signs at once; otherwise
+/// it is published in the key set (and verifies) first, and signs only once every instance has
+/// published it for `publish_first` (that long after the next KEYS_RELOAD_INTERVAL), so that a
+/// key-set client caching the set has it before it sees a token it signed. The previous key
+/// signs until then and verifies until every token it signed has expired. Other instances see
+/// the new key within KEYS_RELOAD_INTERVAL and switch at the same time; `codec`, when given (a
+/// running server), loads it at once.
 pub(crate) async fn rotate(
     settings: &Settings,
     store: &Store,
     algorithm: Option<Algorithm>,
+    publish_first: Duration,
     codec: Option<&TokenCodec>,
 ) -> Result<Rotated, ServiceError> {
     let Some(sealing) = keyring::encryption_key(settings)? else {
@@ -91,7 +100,16 @@ pub(crate) async fn rotate(
     let current = keyring::assemble(settings, &records, now)?;
     let algorithm = algorithm.unwrap_or_else(|| current.signing_keys().algorithm());
     let new = StoredKey::generate(algorithm, &sealing, now).map_err(keyring::KeysError::from)?;
-    let verify_until = keyring::verify_until(settings, now);
+    let signs_from = if publish_first.is_zero() {
+        now
+    } else {
+        // One second more: `now` is rounded down, and the wait is a minimum.
+        let wait = publish_first
+            .saturating_add(settings.keys_reload_interval)
+            .saturating_add(Duration::from_secs(1));
+        now.saturating_add(i64::try_from(wait.as_secs()).unwrap_or(i64::MAX))
+    };
+    let verify_until = keyring::verify_until(settings, signs_from);
     let configured = Keys::from_settings(settings).map_err(keyring::KeysError::from)?;
     let configured = StoredKey::configured(&configured, &settings.verifying_key, now, verify_until);
     let rotation = store
@@ -99,6 +117,7 @@ pub(crate) async fn rotate(
             &keyring::record(&new),
             &keyring::record(&configured),
             now,
+            signs_from,
             verify_until,
         )
         .await
@@ -106,9 +125,13 @@ pub(crate) async fn rotate(
             StoreError::KeyRotationRace => ServiceError::Conflict(
                 "Another key rotation was committed at the same time; nothing was changed.",
             ),
+            StoreError::KeyRotationPending { .. } => ServiceError::Conflict(
+                "A pre-published key waits to sign; rotate again once it does (see the keys' \
+                 list).",
+            ),
             other => other.into(),
         })?;
-    tracing::info!(kid = %new.kid, retired = %rotation.retired, "signing key rotated");
+    tracing::info!(kid = %new.kid, retired = %rotation.retired, signs_from, "signing key rotated");
     if let Some(codec) = codec {
         keyring::load(codec, settings, store).await?;
     }
@@ -116,6 +139,7 @@ pub(crate) async fn rotate(
         kid: new.kid,
         algorithm,
         retired: rotation.retired,
+        signs_from,
         verify_until,
     })
 }

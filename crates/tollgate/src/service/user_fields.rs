@@ -175,6 +175,80 @@ pub(crate) fn read(
     fields
 }
 
+/// The user's own fields, which a user serializer nested in a profile's holds.
+const BUILT_IN: [&str; 5] = ["username", "email", "phone", "first_name", "last_name"];
+
+/// The field that holds the user's fields in a nested body (USER_UPDATE_NESTED).
+pub(crate) const NESTED_USER: &str = "user";
+
+/// A nested body read as a flat one: the fields of the object under [`NESTED_USER`] with the
+/// others (the nested value winning), and the names of the fields that were inside it.
+pub(crate) struct Unnested {
+    pub(crate) payload: Payload,
+    inside: Vec<String>,
+    outside: Vec<String>,
+}
+
+impl Unnested {
+    /// `problems`' refusal, as Django REST framework reports a nested serializer's errors: those
+    /// of the fields sent inside the object, and of the built-in user fields sent nowhere (a
+    /// required one missing), under it; the others beside it.
+    pub(crate) fn nest(&self, problems: Problems) -> Result<(), ServiceError> {
+        let belongs_inside = |field: &str| {
+            self.inside.iter().any(|f| f == field)
+                || (BUILT_IN.contains(&field) && !self.outside.iter().any(|f| f == field))
+        };
+        let (inner, outer): (FieldErrors, FieldErrors) = problems
+            .0
+            .into_iter()
+            .partition(|(field, _)| belongs_inside(field));
+        if inner.is_empty() {
+            return Problems(outer).into_result();
+        }
+        Err(ServiceError::InvalidNestedFields {
+            nested: NESTED_USER,
+            inner,
+            outer,
+        })
+    }
+}
+
+/// The body with its [`NESTED_USER`] object read as flat fields; `None` when it has no such
+/// field (a flat body, or a form). A value there that is not an object is refused with DRF's
+/// words for it.
+pub(crate) fn unnest(payload: &Payload) -> Result<Option<Unnested>, ServiceError> {
+    let Payload::Json(map) = payload else {
+        return Ok(None);
+    };
+    let Some(value) = map.get(NESTED_USER) else {
+        return Ok(None);
+    };
+    let Value::Object(inner) = value else {
+        let message = match value {
+            Value::Null => "This field may not be null.".to_owned(),
+            // The body's own rule names the type as DRF does.
+            other => match Payload::parse(Some("application/json"), other.to_string().as_bytes()) {
+                Err(tollgate_core::body::BodyError::NonField(message)) => message,
+                _ => "Invalid data.".to_owned(),
+            },
+        };
+        return Err(ServiceError::InvalidNestedFields {
+            nested: NESTED_USER,
+            inner: vec![("non_field_errors".to_owned(), vec![message])],
+            outer: Vec::new(),
+        });
+    };
+    let mut flat = map.clone();
+    flat.remove(NESTED_USER);
+    let outside = flat.keys().cloned().collect();
+    flat.extend(inner.clone());
+    Ok(Some(Unnested {
+        payload: Payload::Json(flat),
+        inside: inner.keys().cloned().collect(),
+        outside,
+    }))
+}
+
 /// A boolean field (`is_active`, `is_staff`...) read as DRF's `BooleanField` reads it: JSON
 /// `true`/`false`, or `true`, `yes`, `on`, `1` and their opposites in any case; `None` when
 /// absent or refused (the refusal added to `errors`).

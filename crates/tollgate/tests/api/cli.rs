@@ -423,8 +423,9 @@ fn keygen_prints_hmac_secrets_and_refuses_unknown_algorithms() {
 }
 
 /// USER_REQUIRED_FIELDS (seed 004: login by email, names required) applies to createsuperuser:
-/// with --no-input the missing options are named; given, they are stored, profile fields too;
-/// interactively, each missing field is asked for.
+/// with --no-input the missing options are named; given, they are stored, profile fields too,
+/// with their JSON types; interactively, each missing field is asked for. Logging in by email,
+/// no username is asked for or needed: the email address is the username.
 #[tokio::test]
 async fn createsuperuser_takes_the_required_and_profile_fields() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -433,16 +434,14 @@ async fn createsuperuser_takes_the_required_and_profile_fields() {
         command
             .env("TOLLGATE_USERNAME_FIELD", "email")
             .env("TOLLGATE_USER_REQUIRED_FIELDS", "first_name,last_name")
-            .env("TOLLGATE_USER_PROFILE_FIELDS", "nickname")
+            .env(
+                "TOLLGATE_USER_PROFILE_FIELDS",
+                "nickname,money,active,code,tags",
+            )
             .env("TOLLGATE_SUPERUSER_PASSWORD", "quantum-ferret-72");
         command
     };
-    let missing = run(configured(&[
-        "createsuperuser",
-        "--username",
-        "ann",
-        "--no-input",
-    ]));
+    let missing = run(configured(&["createsuperuser", "--no-input"]));
     assert_eq!(missing.status.code(), Some(1));
     assert!(
         text(&missing.stderr)
@@ -452,8 +451,6 @@ async fn createsuperuser_takes_the_required_and_profile_fields() {
     );
     let created = run(configured(&[
         "createsuperuser",
-        "--username",
-        "ann",
         "--email",
         "ann@example.com",
         "--first-name",
@@ -462,9 +459,46 @@ async fn createsuperuser_takes_the_required_and_profile_fields() {
         "Lee",
         "--profile",
         "nickname=Annie",
+        "--profile",
+        "money=12.5",
+        "--profile",
+        "active=true",
+        "--profile",
+        "code=\"007\"",
+        "--profile-json",
+        r#"{"tags": ["a", "b"], "money": 1}"#,
         "--no-input",
     ]));
     assert!(created.status.success(), "{}", text(&created.stderr));
+    for (args, message) in [
+        (
+            vec!["--profile-json", "[1]"],
+            "--profile-json takes a JSON object",
+        ),
+        (
+            vec!["--profile-json", "{money: 1}"],
+            "--profile-json is not valid JSON",
+        ),
+        (
+            vec!["--profile-json", r#"{"avatar": "x"}"#],
+            "\"avatar\" is not in USER_PROFILE_FIELDS",
+        ),
+    ] {
+        let mut all = vec![
+            "createsuperuser",
+            "--email",
+            "dan@example.com",
+            "--no-input",
+        ];
+        all.extend(args);
+        let refused = run(configured(&all));
+        assert_eq!(refused.status.code(), Some(1));
+        assert!(
+            text(&refused.stderr).contains(message),
+            "{}",
+            text(&refused.stderr)
+        );
+    }
     let unknown = run(configured(&[
         "createsuperuser",
         "--username",
@@ -475,7 +509,8 @@ async fn createsuperuser_takes_the_required_and_profile_fields() {
     ]));
     assert!(text(&unknown.stderr).contains("\"avatar\" is not in USER_PROFILE_FIELDS"));
 
-    // Interactively: username, email, first name, last name, password twice.
+    // Interactively: email (no username: it is the email address), first name, last name,
+    // password twice.
     let mut interactive = configured(&["createuser"]);
     interactive
         .stdin(std::process::Stdio::piped())
@@ -486,12 +521,16 @@ async fn createsuperuser_takes_the_required_and_profile_fields() {
         use std::io::Write;
         let mut stdin = child.stdin.take().expect("stdin");
         stdin
-            .write_all(b"cid\ncid@example.com\nCid\nMoe\nquantum-ferret-72\nquantum-ferret-72\n")
+            .write_all(b"cid@example.com\nCid\nMoe\nquantum-ferret-72\nquantum-ferret-72\n")
             .expect("written");
     }
     let output = child.wait_with_output().expect("finishes");
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(text(&output.stderr).contains("First name: Last name: "));
+    assert!(
+        text(&output.stderr).contains("\nEmail address: First name: Last name: Password: "),
+        "{}",
+        text(&output.stderr)
+    );
 
     let store = tollgate_store::Store::connect(
         &format!("sqlite://{}", dir.path().join("tollgate.db").display()),
@@ -509,10 +548,15 @@ async fn createsuperuser_takes_the_required_and_profile_fields() {
         ("Ann", "Lee")
     );
     assert!(ann.is_superuser && ann.is_staff);
+    assert_eq!(ann.username, "ann@example.com");
     let profile: serde_json::Value = serde_json::from_str(&ann.profile).expect("JSON");
-    assert_eq!(profile["nickname"], "Annie");
+    assert_eq!(
+        profile,
+        json!({"tags": ["a", "b"], "money": 12.5, "nickname": "Annie", "active": true, "code": "007"}),
+        "--profile wins over --profile-json"
+    );
     let cid = store
-        .find_user(tollgate_store::UserField::Username, "cid")
+        .find_user(tollgate_store::UserField::Username, "cid@example.com")
         .await
         .expect("query")
         .expect("cid exists");

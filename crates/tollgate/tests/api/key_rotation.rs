@@ -480,6 +480,79 @@ fn rotation_needs_the_encryption_key_it_was_sealed_with() {
 }
 
 on_both_backends! {
+    /// `tollgate keys rotate --publish-first`: the key set lists the next key (after the one
+    /// signing) while tokens are still signed with the old key, for at least that long, so
+    /// that a key-set client caching the set (PyJWT's PyJWKClient) knows the new `kid` before
+    /// it sees it; then new tokens carry the new `kid`, and the old key's tokens still verify.
+    /// No other rotation is accepted meanwhile.
+    async fn a_pre_published_key_is_in_the_key_set_before_it_signs(backend) {
+        let database = TestDatabase::create(backend).await;
+        let url = database.url();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pair = es256_pair(dir.path());
+        let tollgate = |args: &[&str]| command(dir.path(), &url, &pair, "5m", args);
+        let created = common::binary::run(
+            tollgate(&["createuser", "--username", "alice", "--no-input"])
+                .env("TOLLGATE_USER_PASSWORD", "alice-password"),
+        );
+        assert!(created.status.success(), "{}", text(&created.stderr));
+        let served = Served::start(tollgate(&[])).await;
+        let login = || async {
+            let (status, body) = post(&served.base, "/api/token/",
+                json!({"username": "alice", "password": "alice-password"})).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["access"].as_str().expect("access").to_owned()
+        };
+        let before = login().await;
+        let old_kid = kid_of(&before);
+
+        let publish_first = Duration::from_secs(3);
+        let staged = common::binary::run(tollgate(&["keys", "rotate", "--publish-first", "3s"]));
+        assert!(staged.status.success(), "{}", text(&staged.stderr));
+        let new_kid = text(&staged.stdout).trim().to_owned();
+        assert!(text(&staged.stderr).contains("is published now and signs from"), "{}", text(&staged.stderr));
+        until_published(&served.base, &[&old_kid, &new_kid]).await;
+        let seen_published = Instant::now();
+        assert_eq!(kid_of(&login().await), old_kid, "published, not signing yet");
+        let listed = common::binary::run(tollgate(&["keys", "list"]));
+        let listing = text(&listed.stdout);
+        let state_of = |kid: &str| {
+            listing.lines().find(|line| line.starts_with(kid))
+                .and_then(|line| line.split_whitespace().nth(2))
+                .map(str::to_owned)
+        };
+        assert_eq!(state_of(&new_kid).as_deref(), Some("next"), "{listing}");
+        assert_eq!(state_of(&old_kid).as_deref(), Some("active"), "{listing}");
+        let again = common::binary::run(tollgate(&["keys", "rotate"]));
+        assert_eq!(again.status.code(), Some(1));
+        assert!(text(&again.stderr).contains("A pre-published key waits to sign"), "{}", text(&again.stderr));
+
+        // Every token until the switch carries the old kid; the first with the new one comes
+        // no sooner than `publish_first` after the key was published.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let after = loop {
+            let access = login().await;
+            if kid_of(&access) == new_kid {
+                break access;
+            }
+            assert_eq!(kid_of(&access), old_kid);
+            assert!(Instant::now() < deadline, "the server never signed with {new_kid}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let published_for = seen_published.elapsed();
+        assert!(
+            published_for + Duration::from_millis(300) >= publish_first,
+            "signed with the new key {published_for:?} after publishing it"
+        );
+        until_published(&served.base, &[&new_kid, &old_kid]).await;
+        for token in [&before, &after] {
+            assert_eq!(verifies(&served.base, token).await, StatusCode::OK);
+        }
+        // Once the new key signs, the next rotation is accepted again.
+        let rotated = common::binary::run(tollgate(&["keys", "rotate"]));
+        assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    }
+
     /// Rotations run at once from several places leave exactly one active key: each either
     /// succeeds, retiring the key active when it committed, or fails with KeyRotationRace and
     /// changes nothing.
@@ -498,6 +571,7 @@ on_both_backends! {
             created_at: 100,
             retired_at: None,
             verify_until: None,
+            signs_from: None,
         };
         let configured = record("configured".to_owned(), false);
         for round in 0..3 {
@@ -505,7 +579,7 @@ on_both_backends! {
                 let (store, configured) = (store.clone(), configured.clone());
                 let new = record(format!("key-{round}-{n}"), true);
                 tokio::spawn(async move {
-                    store.rotate_signing_key(&new, &configured, 100, 200).await
+                    store.rotate_signing_key(&new, &configured, 100, 100, 200).await
                 })
             });
             for outcome in join_tasks(attempts).await {

@@ -13,6 +13,7 @@ mod admin_cli;
 mod api_keys;
 mod attacks;
 mod browser_sessions;
+mod chat_service;
 mod claims_hook;
 mod cli;
 mod connections;

@@ -8,6 +8,15 @@ use serde_json::{json, Value};
 
 const STRONG: &str = "quantum-ferret-72";
 
+/// The access token of a login by email (USERNAME_FIELD = email).
+async fn email_login(server: &TestServer, email: &str) -> String {
+    let (status, body) = server
+        .post_json("/api/token/", json!({"email": email, "password": STRONG}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    token_field(&body, "access")
+}
+
 async fn register(server: &TestServer, body: Value) -> (StatusCode, Value) {
     server.post_json("/api/users/", body).await
 }
@@ -160,6 +169,108 @@ on_both_backends! {
 
         let (status, _) = server.send(Method::DELETE, "/api/user/", Some(&access), None).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    /// Seed 004's user (log in by email, names required, profile fields): `PUT` is a full
+    /// update, which requires USERNAME_FIELD and USER_REQUIRED_FIELDS as DRF's does, `PATCH` a
+    /// partial one; neither touches a field not sent. Without USER_UPDATE_NESTED a body nested
+    /// under `user` is not read as one.
+    async fn put_is_a_full_update_and_patch_a_partial_one(backend) {
+        let server = TestServer::start_on(backend, |s| {
+            s.username_field = tollgate_core::settings::UsernameField::Email;
+            s.user_profile_fields = vec!["money".into()];
+            s.user_required_fields = vec!["first_name".into(), "last_name".into()];
+        }).await;
+        let (status, body) = register(&server, json!({
+            "email": "zoe@example.com", "password": STRONG, "first_name": "Zoe", "last_name": "Ng", "money": 12.5,
+        })).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let access = email_login(&server, "zoe@example.com").await;
+
+        let (status, body) = server.send(Method::PUT, "/api/user/", Some(&access), Some(json!({"first_name": "Zo"}))).await;
+        assert_eq!((status, body), (StatusCode::BAD_REQUEST, json!({
+            "email": ["This field is required."], "last_name": ["This field is required."],
+        })));
+        let (status, body) = server.send(Method::PUT, "/api/user/", Some(&access),
+            Some(json!({"email": "zoe@example.com", "first_name": "Zo", "last_name": ""}))).await;
+        assert_eq!((status, body), (StatusCode::BAD_REQUEST, json!({"last_name": ["This field may not be blank."]})));
+        let (status, body) = server.send(Method::PUT, "/api/user/", Some(&access),
+            Some(json!({"email": "zoe@example.com", "first_name": "Zo", "last_name": "Ng"}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!((&body["first_name"], &body["money"]), (&json!("Zo"), &json!(12.5)), "money was not sent");
+
+        let (status, body) = server.send(Method::PATCH, "/api/user/", Some(&access), Some(json!({"last_name": "Ngo"}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!((&body["first_name"], &body["last_name"], &body["email"]), (&json!("Zo"), &json!("Ngo"), &json!("zoe@example.com")));
+        let (status, body) = server.send(Method::PATCH, "/api/user/", Some(&access), Some(json!({"last_name": ""}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        // The nested body means nothing here: `user` is no field, so PUT misses everything.
+        let (status, body) = server.send(Method::PUT, "/api/user/", Some(&access),
+            Some(json!({"user": {"email": "zoe@example.com", "first_name": "Zoe", "last_name": "Ng"}}))).await;
+        assert_eq!((status, body), (StatusCode::BAD_REQUEST, json!({
+            "email": ["This field is required."],
+            "first_name": ["This field is required."],
+            "last_name": ["This field is required."],
+        })));
+    }
+
+    /// USER_UPDATE_NESTED: seed 004's body, the user's fields under `user` beside the profile
+    /// fields, updates the user; errors of the fields sent there are answered under `user`,
+    /// and a flat body still works.
+    async fn a_body_nested_under_user_updates_the_user_when_allowed(backend) {
+        let server = TestServer::start_on(backend, |s| {
+            s.username_field = tollgate_core::settings::UsernameField::Email;
+            s.user_profile_fields = vec!["money".into()];
+            s.user_required_fields = vec!["first_name".into(), "last_name".into()];
+            s.user_update_nested = true;
+        }).await;
+        let (status, body) = register(&server, json!({
+            "email": "zoe@example.com", "password": STRONG, "first_name": "Zoe", "last_name": "Ng",
+        })).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        server.create_user_with("bob", STRONG, |u| u.email = "bob@example.com".into()).await;
+        let access = email_login(&server, "zoe@example.com").await;
+
+        let (status, body) = server.send(Method::PUT, "/api/user/", Some(&access), Some(json!({
+            "user": {"email": "zoe@example.com", "first_name": "Zoë", "last_name": "Ng"},
+            "money": 12.5,
+        }))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!((&body["first_name"], &body["money"]), (&json!("Zoë"), &json!(12.5)));
+        assert!(body.get("user").is_none(), "the answer is the user as USER_PATH shows it: {body}");
+
+        let (status, body) = server.send(Method::PUT, "/api/user/", Some(&access), Some(json!({
+            "user": {"email": "BOB@example.com", "first_name": "Zoe"},
+            "money": 1,
+        }))).await;
+        assert_eq!((status, body), (StatusCode::BAD_REQUEST, json!({
+            "user": {
+                "email": ["user with this email already exists."],
+                "last_name": ["This field is required."],
+            },
+        })), "a missing required field counts as the nested object's");
+
+        let (status, body) = server.send(Method::PATCH, "/api/user/", Some(&access),
+            Some(json!({"user": {"last_name": "Ngo"}, "first_name": "ignored"}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!((&body["first_name"], &body["last_name"]), (&json!("ignored"), &json!("Ngo")),
+            "fields outside `user` are read too");
+        let (status, body) = server.send(Method::PATCH, "/api/user/", Some(&access),
+            Some(json!({"user": {"first_name": "Inner"}, "first_name": "Outer"}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["first_name"], "Inner", "the nested value wins");
+
+        for (value, message) in [
+            (json!("zoe"), "Invalid data. Expected a dictionary, but got str."),
+            (json!(null), "This field may not be null."),
+        ] {
+            let (status, body) = server.send(Method::PATCH, "/api/user/", Some(&access), Some(json!({"user": value}))).await;
+            assert_eq!((status, body), (StatusCode::BAD_REQUEST, json!({"user": {"non_field_errors": [message]}})));
+        }
+
+        let (status, body) = server.send(Method::PATCH, "/api/user/", Some(&access), Some(json!({"money": "x"}))).await;
+        assert_eq!((status, &body["money"]), (StatusCode::OK, &json!("x")), "{body}");
     }
 
     /// Password change: the old password is checked, the new one passes the policy, the old

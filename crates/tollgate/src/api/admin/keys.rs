@@ -1,6 +1,8 @@
 //! `/api/admin/keys/` and `/api/admin/keys/rotate/`: the signing keys, for superusers. Key
 //! material is never shown.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -61,7 +63,9 @@ pub(super) async fn rotate(
         }
     };
     let ctx = Context::of(&state);
-    let rotated = admin::rotate_keys(&ctx, &actor, algorithm, Some(&state.codec)).await?;
+    // Pre-publication is for the command line, where the runbook schedules it.
+    let rotated =
+        admin::rotate_keys(&ctx, &actor, algorithm, Duration::ZERO, Some(&state.codec)).await?;
     let body = json!({
         "kid": rotated.kid,
         "algorithm": rotated.algorithm.as_str(),

@@ -92,7 +92,7 @@ fn register() {}
 fn me() {}
 
 #[utoipa::path(put, path = "/api/user/", tag = "user",
-    description = "Replace the authenticated user's own fields; USERNAME_FIELD and USER_REQUIRED_FIELDS are required.",
+    description = "A full update of the authenticated user's own fields, as Django REST framework's: USERNAME_FIELD and USER_REQUIRED_FIELDS are required; fields not sent keep their values. With USER_UPDATE_NESTED the user's fields may come in an object under `user` (errors of those fields are answered under `user` too).",
     security(("bearer" = [])),
     request_body = UserChange,
     responses(
@@ -103,7 +103,7 @@ fn me() {}
 fn replace_me() {}
 
 #[utoipa::path(patch, path = "/api/user/", tag = "user",
-    description = "Change some of the authenticated user's own fields.",
+    description = "A partial update: only the fields sent change, none is required. With USER_UPDATE_NESTED the user's fields may come in an object under `user`.",
     security(("bearer" = [])),
     request_body = UserChange,
     responses(

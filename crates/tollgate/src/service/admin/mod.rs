@@ -48,14 +48,16 @@ pub(crate) async fn rotate_keys(
     ctx: &Context<'_>,
     actor: &Actor,
     algorithm: Option<Algorithm>,
+    publish_first: std::time::Duration,
     codec: Option<&TokenCodec>,
 ) -> Result<Rotated, ServiceError> {
     actor.require_superuser()?;
-    let rotated = keys::rotate(ctx.settings, ctx.store, algorithm, codec).await?;
+    let rotated = keys::rotate(ctx.settings, ctx.store, algorithm, publish_first, codec).await?;
     let details = json!({
         "kid": rotated.kid,
         "algorithm": rotated.algorithm.as_str(),
         "retired": rotated.retired,
+        "signs_from": rotated.signs_from,
     });
     super::audit::record(ctx, actor, "keys.rotate", None, details).await?;
     Ok(rotated)
