@@ -219,7 +219,8 @@ on_both_backends! {
 
         let audit = browser.get("/admin/audit/").await;
         assert!(audit.page.contains("<code>user.update</code>"), "{}", audit.page);
-        assert!(audit.page.contains("is_active"), "{}", audit.page);
+        assert!(audit.page.contains("changed: is_active; is_active: false"), "{}", audit.page);
+        assert!(audit.page.contains("<td>sam</td>"), "the staff member is named: {}", audit.page);
     }
 }
 

@@ -4,8 +4,8 @@
 //! so the console refuses what the API refuses and its actions land in the same audit log.
 //!
 //! - [`session`]: the session cookie, the administrator behind it, and the forms' CSRF tokens.
-//! - [`render`]: the templates (embedded in the binary), flash messages and error pages;
-//!   [`view`]: what the templates are given.
+//! - [`render`]: the templates (embedded in the binary) and error pages; [`view`]: what the
+//!   templates are given; [`messages`]: what an action did or why not, in words.
 //! - [`sign_in`], [`users`], [`account`], [`records`]: the pages and their forms.
 //!
 //! Every answer carries a Content-Security-Policy that allows no inline script or style and
@@ -13,6 +13,7 @@
 //! come from `/admin/static/`.
 
 mod account;
+mod messages;
 mod records;
 mod render;
 mod session;
@@ -34,7 +35,8 @@ use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::service::ServiceError;
 use crate::state::AppState;
-use render::{Flash, Pages};
+use messages::Flash;
+use render::Pages;
 use session::Admin;
 
 /// Where the console lives; its cookies are scoped to it.
@@ -242,7 +244,7 @@ fn answer_at(
         Ok(done) => console.pages.redirect(back, Some(Flash::done(done))),
         Err(err) => {
             let err = ApiError::from(err);
-            let (status, words) = render::in_words(&err);
+            let (status, words) = messages::in_words(&err);
             if status.is_server_error() {
                 console.pages.problem(err, Some(admin))
             } else {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use tollgate_core::Algorithm;
 use tollgate_store::{AuditActor, AuditFilter};
 
-use super::render::Flash;
+use super::messages::Flash;
 use super::session::{Admin, Submitted};
 use super::view::{self, Params};
 use super::{answer_at, ConsoleState};
@@ -121,7 +121,7 @@ pub(super) async fn audit(
                 "action": entry.action,
                 "target_id": entry.target_id,
                 "target_name": entry.target_name,
-                "details": entry.details,
+                "details": details_in_words(&entry.details),
                 "client_address": entry.client_addr,
             })
         })
@@ -135,4 +135,44 @@ pub(super) async fn audit(
         "pages": pages,
     });
     console.pages.show("audit.html", context, Some(&admin))
+}
+
+/// An entry's details (a JSON object) as a line: `changed: is_active; is_active: false`.
+fn details_in_words(details: &str) -> String {
+    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(details) else {
+        return details.to_owned();
+    };
+    let words = |value: &Value| match value {
+        Value::String(text) => text.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map_or_else(|| item.to_string(), str::to_owned)
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    };
+    fields
+        .iter()
+        .map(|(name, value)| format!("{name}: {}", words(value)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_are_written_as_a_line() {
+        assert_eq!(
+            details_in_words(r#"{"changed":["is_active","email"],"is_active":false}"#),
+            "changed: is_active, email; is_active: false"
+        );
+        assert_eq!(details_in_words(r#"{"session_id":"s1"}"#), "session_id: s1");
+        assert_eq!(details_in_words("{}"), "");
+        assert_eq!(details_in_words("not json"), "not json");
+    }
 }

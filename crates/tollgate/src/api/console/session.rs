@@ -24,7 +24,7 @@ use sha2::Sha256;
 use tollgate_core::body::Payload;
 use tollgate_core::Settings;
 
-use super::render::Flash;
+use super::messages::Flash;
 use super::{ConsoleState, BASE};
 use crate::api::cookie::{self, Cookie};
 use crate::client::ClientAddr;

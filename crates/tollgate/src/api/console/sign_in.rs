@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde_json::json;
 use tollgate_core::{unix_now, Issued};
 
-use super::render::Flash;
+use super::messages::Flash;
 use super::session::{
     clear_cookie, csrf_token, set_cookie, sign_in_secret, SignInForm, Submitted, SESSION_COOKIE,
     SIGN_IN_COOKIE, SIGN_IN_LIFETIME,
@@ -119,7 +119,7 @@ pub(super) async fn second_factor(
         }
         Err(err) => {
             let err = ApiError::from(err);
-            let (status, words) = super::render::in_words(&err);
+            let (status, words) = super::messages::in_words(&err);
             second_factor_form(&console, &form.secret, &mfa_token, status, &words)
         }
     }
@@ -159,7 +159,7 @@ fn signed_in(console: &ConsoleState, refresh: &Issued) -> Response {
 /// The sign-in form again, with why the sign-in failed (a failure of the server gets its
 /// error page).
 fn refused_form(console: &ConsoleState, secret: &str, err: ApiError) -> Response {
-    let (status, words) = super::render::in_words(&err);
+    let (status, words) = super::messages::in_words(&err);
     if status.is_server_error() {
         return console.pages.problem(err, None);
     }

@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 use tollgate_store::UserFilter;
 
-use super::render::Flash;
+use super::messages::Flash;
 use super::session::{Admin, Submitted};
 use super::view::{self, Params};
 use super::{answer, user_id, ConsoleState};
