@@ -451,3 +451,90 @@ async fn the_console_can_be_turned_off() {
         assert_eq!(body, json!({ "detail": "Not found." }));
     }
 }
+
+/// The console refuses what the admin API refuses, in its words, on the page the form came
+/// from: a staff member acting on a superuser, a field that breaks its rule, the keys for
+/// anyone but a superuser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_keeps_the_admin_rules_and_says_why() {
+    let server = TestServer::start_on(Backend::Sqlite, |_| {}).await;
+    let (root, _) = account(&server, "root", true, true).await;
+    let ann = server.create_user("ann", PASSWORD).await;
+    let (_, mut browser) = staff_browser(&server, "sam").await;
+
+    let root_page = browser.get(&format!("/admin/users/{}/", root.id)).await;
+    assert_eq!(root_page.status, StatusCode::OK);
+    assert!(
+        root_page.page.contains("Only a superuser manages"),
+        "{}",
+        root_page.page
+    );
+    let csrf = root_page.csrf();
+    let refused = browser
+        .post(
+            &format!("/admin/users/{}/active/", root.id),
+            &[("active", "false"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::SEE_OTHER);
+    let shown = browser.get(refused.location()).await;
+    assert!(
+        shown
+            .page
+            .contains("You do not have permission to perform this action."),
+        "{}",
+        shown.page
+    );
+
+    let edit = browser
+        .post(
+            &format!("/admin/users/{}/", ann.id),
+            &[("email", "not an address"), ("csrf", &csrf)],
+        )
+        .await;
+    let shown = browser.get(edit.location()).await;
+    assert!(
+        shown.page.contains("Email: Enter a valid email address."),
+        "{}",
+        shown.page
+    );
+    let set = browser
+        .post(
+            &format!("/admin/users/{}/password/", ann.id),
+            &[("new_password", "12345678"), ("csrf", &csrf)],
+        )
+        .await;
+    let shown = browser.get(set.location()).await;
+    assert!(
+        shown.page.contains("This password is entirely numeric."),
+        "{}",
+        shown.page
+    );
+    // The refused password changed nothing: the old one still logs in.
+    server.obtain_pair("ann", PASSWORD).await;
+
+    let keys = browser.get("/admin/keys/").await;
+    assert_eq!(keys.status, StatusCode::FORBIDDEN, "{}", keys.page);
+    assert!(!browser
+        .get("/admin/users/")
+        .await
+        .page
+        .contains("Signing keys"));
+    let mut root_browser = Browser::new(&server);
+    let signed_in = root_browser.sign_in("root", PASSWORD).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+    let keys = root_browser.get("/admin/keys/").await;
+    assert_eq!(keys.status, StatusCode::OK, "{}", keys.page);
+    let rotate = root_browser
+        .post(
+            "/admin/keys/rotate/",
+            &[("algorithm", ""), ("csrf", &keys.csrf())],
+        )
+        .await;
+    let shown = root_browser.get(rotate.location()).await;
+    assert!(
+        shown.page.contains("KEYS_ENCRYPTION_KEY"),
+        "not configured, in words: {}",
+        shown.page
+    );
+}

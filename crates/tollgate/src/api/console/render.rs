@@ -280,7 +280,7 @@ mod tests {
             (
                 "user.html",
                 json!({ "title": "User", "user": user.clone(), "managed": managed,
-                                  "own": false, "mail_configured": false,
+                                  "own": false, "reset_configured": false,
                                   "admin": { "username": "root", "is_superuser": true } }),
             ),
             ("delete.html", json!({ "title": "Delete", "user": user })),

@@ -121,7 +121,9 @@ pub(super) async fn page(
         "user": view::user(&overview.user),
         "managed": managed,
         "own": own,
-        "mail_configured": console.app.outbox.mailer.is_some(),
+        // What a reset link needs (otherwise the form would only be refused).
+        "reset_configured": console.app.outbox.mailer.is_some()
+            && console.app.settings.password_reset_url.is_some(),
     });
     console.pages.show("user.html", context, Some(&admin))
 }
