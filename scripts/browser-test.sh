@@ -6,7 +6,10 @@
 # from the Maildir of a real SMTP server (aiosmtpd), the browser opens the link, sets a new
 # password and logs in with it; `tollgate events` lists the reset. Then passkeys
 # (e2e/passkey-flow.mjs): with a virtual authenticator, a passkey is registered, signs in alone,
-# and answers a password login's second step.
+# and answers a password login's second step. Last, the web console (e2e/admin-flow.mjs): an
+# ordinary user is refused; a staff member signs in, finds a user, revokes a session and
+# deactivates them (the API refuses their tokens), reads the audit log; no page raises a CSP
+# violation, and the pages are photographed into docs/images/.
 #
 #   scripts/browser-test.sh
 #
@@ -62,6 +65,12 @@ TOLLGATE_USER_PASSWORD="$E2E_PASSWORD" "$binary" createuser --create --username 
 export E2E_PASSKEY_USERNAME=passkey-user
 TOLLGATE_USER_PASSWORD="$E2E_PASSWORD" "$binary" createuser --username "$E2E_PASSKEY_USERNAME" \
   --email passkey@example.com --no-input >/dev/null
+# The console's accounts: a staff member, and the ordinary user they act on.
+export E2E_CONSOLE_STAFF=console-staff E2E_CONSOLE_TARGET=console-target
+TOLLGATE_USER_PASSWORD="$E2E_PASSWORD" "$binary" createuser --username "$E2E_CONSOLE_STAFF" \
+  --email staff@example.com --staff --no-input >/dev/null
+TOLLGATE_USER_PASSWORD="$E2E_PASSWORD" "$binary" createuser --username "$E2E_CONSOLE_TARGET" \
+  --email target@example.com --first-name Casey --last-name Morgan --no-input >/dev/null
 port=$(free_port)
 export E2E_TOLLGATE_URL="http://127.0.0.1:$port"
 "$binary" serve --bind "127.0.0.1:$port" 2>"$work/server.log" &
@@ -79,6 +88,7 @@ failed() {
 timeout 120 node e2e/cookie-flow.mjs || failed
 timeout 120 node e2e/reset-flow.mjs || failed
 timeout 120 node e2e/passkey-flow.mjs || failed
+timeout 120 node e2e/admin-flow.mjs || failed
 
 # The reset is in the user's login history.
 events=$("$binary" events --user "$E2E_USERNAME")

@@ -252,7 +252,8 @@ impl ApiError {
         (code, format!("{name}: {message}"))
     }
 
-    fn status_and_body(&self) -> (StatusCode, Value) {
+    /// The status and JSON body of the answer (the console shows the body's words).
+    pub(crate) fn status_and_body(&self) -> (StatusCode, Value) {
         let detail = |text: &str| json!({ "detail": text });
         let coded = |text: &str, code: &str| json!({ "detail": text, "code": code });
         match self {

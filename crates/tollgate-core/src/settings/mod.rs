@@ -482,6 +482,10 @@ settings! {
     /// carry an `amr` claim naming a method other than `pwd` (such as `otp` or `hwk`), or the
     /// request is refused (403, code `mfa_required`).
     admin_requires_mfa "ADMIN_REQUIRES_MFA": bool = false;
+    /// Serve the web console at `/admin/`: staff members and superusers sign in with their
+    /// password (and second factor) and manage accounts, sessions, keys and the audit log with
+    /// the admin API's rules. False answers 404 there; the admin API stays.
+    admin_console_enabled "ADMIN_CONSOLE_ENABLED": bool = true;
 
     // Observability.
     /// What to log: a level (`info`, `debug`) or a filter such as `info,tollgate=debug`.

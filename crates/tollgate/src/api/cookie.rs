@@ -39,9 +39,9 @@ pub(crate) struct CookieRequest {
     cookie: Cookie,
 }
 
-/// The refresh cookies of a request.
+/// The cookies of one name in a request (the refresh cookie's, the console's).
 #[derive(Debug, PartialEq, Eq)]
-enum Cookie {
+pub(super) enum Cookie {
     /// REFRESH_COOKIE is off: cookies are not read.
     Off,
     /// No refresh cookie, or an empty one.
@@ -175,7 +175,7 @@ pub(crate) fn path(settings: &Settings) -> String {
 }
 
 /// The cookies named `name`, over every `Cookie` header.
-fn read(headers: &HeaderMap, name: &str) -> Cookie {
+pub(super) fn read(headers: &HeaderMap, name: &str) -> Cookie {
     let mut values = headers
         .get_all(COOKIE)
         .iter()

@@ -3,6 +3,7 @@
 mod admin;
 mod api_keys;
 mod body;
+mod console;
 mod cookie;
 mod health;
 mod index;
@@ -175,6 +176,9 @@ pub(crate) fn clashing_route(s: &Settings) -> Option<(Method, String)> {
         fixed.push("/metrics");
     }
     routes.extend(fixed.into_iter().map(|path| (Method::GET, path.to_owned())));
+    if s.admin_console_enabled {
+        routes.extend(console::routes_served());
+    }
     routes
         .iter()
         .enumerate()
@@ -206,7 +210,8 @@ where
     }
 }
 
-/// Every route, at the paths the settings give, and the API description when enabled.
+/// Every route, at the paths the settings give, and the API description and the web console
+/// when enabled.
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     let mut router = Router::new();
     // Endpoints sharing a path (GET and PUT of one resource) are merged into one route.
@@ -219,6 +224,9 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     }
     for (path, handler) in by_path {
         router = router.route(&path, handler);
+    }
+    if state.settings.admin_console_enabled {
+        router = router.merge(console::routes(state));
     }
     if state.settings.api_docs_enabled {
         // No validator: Swagger UI would otherwise send the schema's address to
@@ -282,6 +290,20 @@ mod tests {
             ..Settings::default()
         };
         assert!(clashing_route(&health).is_some());
+        // The console's pages count while it is served.
+        let console = Settings {
+            index_path: "/admin/users/".into(),
+            ..Settings::default()
+        };
+        assert_eq!(
+            clashing_route(&console),
+            Some((Method::GET, "/admin/users/".to_owned()))
+        );
+        let no_console = Settings {
+            admin_console_enabled: false,
+            ..console
+        };
+        assert_eq!(clashing_route(&no_console), None);
     }
 
     /// Every endpoint the server routes is in the OpenAPI description, with its method.

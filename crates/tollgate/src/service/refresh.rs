@@ -286,6 +286,22 @@ async fn touch_session(
     Ok(())
 }
 
+/// Checks refresh token `raw` as a refresh checks it, without refreshing: signature, expiry
+/// and type, the blacklist, its user (active, password unchanged) and its session (not
+/// revoked; its last use is recorded). For a session whose refresh token stays with the
+/// server's own pages (the web console's cookie) and is checked on each of their requests.
+/// Returns the claims and the user, when the token names one.
+pub(crate) async fn check_live(
+    state: &AppState,
+    raw: &str,
+) -> Result<(Claims, Option<Arc<User>>), ServiceError> {
+    let now = unix_now();
+    let claims = decode_blacklistable(state, raw, TokenType::Refresh, now).await?;
+    let user = require_active_user(state, &claims).await?;
+    touch_session(state, &claims, now, None).await?;
+    Ok((claims, user))
+}
+
 /// The checks of a refresh with rotation and blacklisting, with one read fewer: the blacklist
 /// is not read up front, since the rotation claims the token atomically (and fails if it was
 /// blacklisted). It is read only when the refresh is refused for another reason, so that a

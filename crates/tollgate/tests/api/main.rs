@@ -10,6 +10,7 @@ mod access_revocation;
 mod admin;
 mod admin_accounts;
 mod admin_cli;
+mod admin_console;
 mod api_keys;
 mod attacks;
 mod browser_sessions;

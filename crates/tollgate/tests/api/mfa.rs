@@ -49,7 +49,7 @@ async fn log_in(server: &TestServer, username: &str) -> (StatusCode, Value) {
 
 /// Enrols TOTP for `username` (logged in with the password alone) and returns the
 /// `otpauth://` URL and the recovery codes.
-async fn enrol(server: &TestServer, username: &str) -> (String, Vec<String>) {
+pub(crate) async fn enrol(server: &TestServer, username: &str) -> (String, Vec<String>) {
     let (status, body) = log_in(server, username).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let access = token_field(&body, "access");

@@ -7,10 +7,12 @@
 //! - [`users`]: listing, reading, creating (in [`super::accounts::create`]), changing and
 //!   deleting accounts; setting a password, mailing a reset link, lifting a lockout.
 //! - [`activity`]: a user's sessions (listing, revoking) and login history.
+//! - [`console`]: the web console's sign-in, its sessions, and a user's page.
 //! - [`page`]: lists cut into pages as Django REST framework cuts them.
 //! - Keys and the audit log: below.
 
 pub(crate) mod activity;
+pub(crate) mod console;
 pub(crate) mod page;
 pub(crate) mod permissions;
 pub(crate) mod users;
