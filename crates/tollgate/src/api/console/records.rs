@@ -65,16 +65,22 @@ pub(super) async fn rotate_keys(State(console): State<ConsoleState>, form: Submi
         },
     };
     let ctx = Context::of(state);
-    let outcome = admin::rotate_keys(&ctx, &form.admin.actor, algorithm, Some(&state.codec))
-        .await
-        .map(|rotated| {
-            format!(
-                "Key {} ({}) signs from now on; {} verifies until it retires.",
-                rotated.kid,
-                rotated.algorithm.as_str(),
-                rotated.retired
-            )
-        });
+    let outcome = admin::rotate_keys(
+        &ctx,
+        &form.admin.actor,
+        algorithm,
+        std::time::Duration::ZERO,
+        Some(&state.codec),
+    )
+    .await
+    .map(|rotated| {
+        format!(
+            "Key {} ({}) signs from now on; {} verifies until it retires.",
+            rotated.kid,
+            rotated.algorithm.as_str(),
+            rotated.retired
+        )
+    });
     answer_at(&console, &form.admin, "/admin/keys/", outcome)
 }
 
