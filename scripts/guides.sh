@@ -5,8 +5,8 @@
 #
 #   scripts/guides.sh
 #
-# Installs what is missing (PyJWT with its crypto extra, Django, Django REST framework and
-# simplejwt, jose) into a temporary directory, with
+# Installs what is missing (PyJWT with its crypto extra, FastAPI and uvicorn, Django, Django REST
+# framework and simplejwt, jose) into a temporary directory, with
 # no package cache, removed at the end. Uses the debug binary that `cargo test` builds (or
 # builds it).
 set -euo pipefail
@@ -104,6 +104,18 @@ PORT=$port python3 "$work/python/service.py" 2>"$work/python.log" &
 pids+=($!)
 wait_for "http://127.0.0.1:$port/hello"
 check_service "http://127.0.0.1:$port" "Python (PyJWT)" || { cat "$work/python.log" >&2; exit 1; }
+
+# FastAPI, with the same PyJWT check as a dependency.
+if ! python3 -c 'import fastapi, uvicorn, jwt, cryptography' 2>/dev/null; then
+  pip install --quiet --no-cache-dir --disable-pip-version-check --root-user-action=ignore \
+    --target "$work/fastapi-packages" 'fastapi>=0.100' 'uvicorn>=0.23' 'pyjwt[crypto]>=2.8,<3'
+fi
+port=$(free_port)
+PYTHONPATH="$work/fastapi-packages${PYTHONPATH:+:$PYTHONPATH}" PORT=$port \
+  python3 "$work/python/fastapi_service.py" 2>"$work/fastapi.log" &
+pids+=($!)
+wait_for "http://127.0.0.1:$port/hello"
+check_service "http://127.0.0.1:$port" "FastAPI (PyJWT)" || { cat "$work/fastapi.log" >&2; exit 1; }
 
 # Django REST framework, with simplejwt verifying through the key set.
 if ! python3 -c 'import django, rest_framework, rest_framework_simplejwt, jwt, cryptography' 2>/dev/null; then
