@@ -29,7 +29,7 @@
 #                  migrated first with the binary. Refused if it holds users already.
 #   --scale S      divides every count: N = 1,000,000 / S (default 1: a million users)
 #
-# The binary is $TOLLGATE_BIN, or target/release/tollgate (built if missing). Prints how long
+# The binary is $BENCH_BINARY, or target/release/tollgate (built if missing). Prints how long
 # each table took, and the tables' sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +48,7 @@ case "$scale" in ''|*[!0-9]*|0) echo "--scale takes a positive whole number" >&2
 users=$((1000000 / scale))
 [ "$users" -ge 10 ] || { echo "--scale $scale leaves fewer than 10 users" >&2; exit 2; }
 
-binary="${TOLLGATE_BIN:-$PWD/target/release/tollgate}"
+binary="${BENCH_BINARY:-$PWD/target/release/tollgate}"
 [ -x "$binary" ] || cargo build --release --quiet
 case "$url" in
   postgres://*|postgresql://*) backend=postgres; command -v psql >/dev/null || { echo "psql is required" >&2; exit 1; } ;;
@@ -69,13 +69,14 @@ print(next(h["encoded"] for h in fixtures
            if h["encoded"].startswith("pbkdf2_sha256$600000$") and h["password"] == "correct horse battery staple"))
 PY
 )
-DATABASE_URL="sqlite://$work/hash.db" "$binary" migrate >/dev/null
-DATABASE_URL="sqlite://$work/hash.db" TOLLGATE_USER_PASSWORD="$password" \
-  "$binary" createuser --username template --no-input >/dev/null
+quietly() { "$@" >"$work/command.log" 2>&1 || { cat "$work/command.log" >&2; exit 1; }; }
+quietly env DATABASE_URL="sqlite://$work/hash.db" "$binary" migrate
+quietly env DATABASE_URL="sqlite://$work/hash.db" TOLLGATE_USER_PASSWORD="$password" \
+  "$binary" createuser --username template --no-input
 argon2=$(sqlite3 "$work/hash.db" "SELECT password FROM users WHERE username = 'template'")
-case "$argon2" in '$argon2id$'*) ;; *) echo "unexpected hash from createuser: $argon2" >&2; exit 1 ;; esac
+case "$argon2" in 'argon2$argon2id$'*) ;; *) echo "unexpected hash from createuser: $argon2" >&2; exit 1 ;; esac
 
-DATABASE_URL="$url" "$binary" migrate >/dev/null
+quietly env DATABASE_URL="$url" "$binary" migrate
 now=$(date +%s)
 seed=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 echo "generating $users users, $users sessions, $((users * 10)) tokens, $((users * 10)) login events ($backend)" >&2
