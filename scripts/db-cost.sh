@@ -64,7 +64,8 @@ mkdir "$work/pg" "$work/socket"
 admin="postgres://postgres@127.0.0.1:$pg_port/postgres"
 psql "$admin" -qc "CREATE DATABASE tollgate" >/dev/null
 url="postgres://postgres@127.0.0.1:$pg_port/tollgate"
-psql "$url" -qc "CREATE EXTENSION pg_stat_statements" >/dev/null
+# The view is read from the admin database, so that the readings stay out of the counts.
+psql "$admin" -qc "CREATE EXTENSION pg_stat_statements" >/dev/null
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$work/redis.log" &
 redis_pid=$!
 
@@ -88,7 +89,7 @@ postmaster=$(head -1 "$work/pg/postmaster.pid")
 # One reading of every counter, as name=value lines: the database's, the server's WAL, Redis's
 # commands, and CPU ticks of the Tollgate server and of PostgreSQL's processes.
 snapshot() {
-  psql "$admin" -Atq -F= -c "SELECT pg_stat_clear_snapshot()" -c "
+  psql "$admin" -Atq -F= -v ON_ERROR_STOP=1 -c "
     SELECT 'xacts', xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'tollgate'
     UNION ALL SELECT 'inserted', tup_inserted FROM pg_stat_database WHERE datname = 'tollgate'
     UNION ALL SELECT 'updated', tup_updated FROM pg_stat_database WHERE datname = 'tollgate'
@@ -97,7 +98,7 @@ snapshot() {
       JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = 'tollgate'
     UNION ALL SELECT 'wal_bytes', pg_current_wal_lsn() - '0/0'::pg_lsn
     UNION ALL SELECT 'wal_records', wal_records FROM pg_stat_wal
-    UNION ALL SELECT 'wal_fpi', wal_fpi FROM pg_stat_wal" | grep =
+    UNION ALL SELECT 'wal_fpi', wal_fpi FROM pg_stat_wal"
   redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' \
     | awk -F'[:=,]' '/^cmdstat_/ && $1 != "cmdstat_info" { n += $3 } END { print "redis=" n }'
   awk '{ print "server_ticks=" $14 + $15 }' "/proc/$server_pid/stat"
@@ -159,8 +160,10 @@ PY
 password="correct horse battery staple"
 declare -A before after
 read_into() { # array name
-  local line
-  while IFS== read -r name value; do eval "$1[\$name]=\$value"; done < <(snapshot)
+  local name value count=0
+  snapshot >"$work/snapshot.txt"
+  while IFS== read -r name value; do eval "$1[\$name]=\$value"; count=$((count + 1)); done <"$work/snapshot.txt"
+  [ "$count" = 11 ] || { echo "a reading of the counters failed:" >&2; cat "$work/snapshot.txt" >&2; exit 1; }
 }
 rows_table="$work/table.md"
 printf '| operation | statements | transactions | rows written (ins/upd/del) | WAL records | WAL FPIs | WAL bytes | Redis commands | Tollgate CPU | PostgreSQL CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n' >"$rows_table"
@@ -173,9 +176,19 @@ counted() { # label, requests file, concurrency, answers file
   psql "$admin" -qc "CHECKPOINT" >/dev/null
   sleep 11
   read_into before
+  psql "$admin" -Atqc "SELECT pg_stat_statements_reset()" >/dev/null
+  redis-cli -p "$redis_port" CONFIG RESETSTAT >/dev/null
   start=$(date +%s.%N)
   drive "$2" "$3" "$4"
   end=$(date +%s.%N)
+  # Which statements and Redis commands, per operation (the background's are a few in all).
+  {
+    echo "- **$label**: statements $(psql "$admin" -Atq -F ' ' -c "SELECT round(s.calls::numeric / $ops, 2) || ' × ' \
+      || regexp_replace(left(s.query, 70), '\s+', ' ', 'g') FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+      WHERE d.datname = 'tollgate' AND s.calls >= $ops / 10 ORDER BY s.calls DESC" | sed 's/^/`/; s/$/`/' | paste -sd ';' - | sed 's/;/; /g');" \
+      "Redis $(redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' | awk -F'[:=,]' -v ops="$ops" \
+      '/^cmdstat_/ && $1 != "cmdstat_info" && $1 != "cmdstat_config" && $3 >= ops / 10 { sub("cmdstat_", "", $1); printf "%s%s %.2f", sep, toupper($1), $3 / ops; sep = ", " }')"
+  } >>"$work/details.md"
   sleep 11
   read_into after
   python3 - "$label" "$ops" "$tick_us" "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')" \
@@ -232,12 +245,17 @@ head -n "$ops" "$work/issue.ans" >"$work/everywhere.ans"; tail -n "$ops" "$work/
 requests "$work/everywhere.ans" "{'method': 'POST', 'path': '/api/token/blacklist/all/', 'token': 'Bearer ' + a['access']}" "$work/everywhere.req" 0 0
 counted "logout everywhere" "$work/everywhere.req" 4 "$work/everywhere.ans2"
 requests "$work/password.ans" "{'method': 'POST', 'path': '/api/user/password/', 'token': 'Bearer ' + a['access'], 'body': {'old_password': '$password', 'new_password': 'another horse battery staple 2'}}" "$work/password.req" 0 0
-counted "password change (2 argon2id)" "$work/password.req" 4 "$work/password.ans2"
+# Each answer waits for the next second (see service/accounts.rs), hence more clients.
+counted "password change (2 argon2id)" "$work/password.req" 32 "$work/password.ans2"
 
 {
   echo "PostgreSQL $(psql "$admin" -Atqc 'SHOW server_version'), a private server; $(printf "%'d" "$users" 2>/dev/null || echo "$users") users (scripts/bench-large-data.sh --scale $scale); $ops operations of each kind; per operation:"
   echo
   cat "$rows_table"
+  echo
+  echo "What they are (statements run at least once per ten operations; PostgreSQL's own text):"
+  echo
+  cat "$work/details.md"
 } | tee "$work/result.md"
 mkdir -p target && cp "$work/result.md" target/db-cost.md
 echo "written to target/db-cost.md" >&2
