@@ -110,8 +110,10 @@ base="http://127.0.0.1:$port"
 "$binary" serve --bind "127.0.0.1:$port" 2>>"$work/server.log" &
 server_pid=$!
 for _ in $(seq 1 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
-# Rotation chains of generated users spread over the ids (even ids: argon2id hashes).
-python3 - "$base" 64 "$users" >"$work/tokens.txt" <<'PY'
+# Rotation chains of generated users spread over the ids (even ids: argon2id hashes), new ones
+# for every load: a load spends the tokens it starts from.
+chains() {
+  python3 - "$base" 64 "$users" >"$work/tokens.txt" <<'PY'
 import json, sys, urllib.request
 base, chains, users = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for n in range(chains):
@@ -120,9 +122,10 @@ for n in range(chains):
     with urllib.request.urlopen(request) as response:
         print(json.load(response)["refresh"])
 PY
-
-# The refresh load, for `seconds`, or until it is interrupted (then wrk prints what it did).
+}
+# The refresh load for `seconds` (or until wrk is interrupted: it then prints what it did).
 refresh_load() { # seconds, output file
+  chains
   BENCH_THREADS=2 BENCH_TOKENS="$work/tokens.txt" wrk -t2 -c32 -d"$1s" --latency \
     -s scripts/bench/refresh.lua "$base/api/token/refresh/" >"$2"
 }
@@ -139,7 +142,10 @@ echo "refresh without a flush: $(figures "$work/quiet1.txt")"
 # One flush under the refresh load: the load runs until the flush is done.
 flush_under_load() { # label, then environment for the flush as NAME=value words
   local label=$1 load start took; shift
-  refresh_load 3600 "$work/during-$label.txt" &
+  chains
+  # Started directly, so that $! is wrk itself, which stops on SIGINT and reports.
+  BENCH_THREADS=2 BENCH_TOKENS="$work/tokens.txt" wrk -t2 -c32 -d3600s --latency \
+    -s scripts/bench/refresh.lua "$base/api/token/refresh/" >"$work/during-$label.txt" &
   load=$!
   sleep 1
   start=$(date +%s.%N)

@@ -15,10 +15,11 @@
 # at the end. Settings: the defaults plus ROTATE_REFRESH_TOKENS and BLACKLIST_AFTER_ROTATION,
 # with the Redis denylist, as scripts/bench.sh --postgres.
 #
-# Statements are pg_stat_statements' calls, BEGIN and COMMIT included. Each is one round trip
-# from the server (sqlx pipelines a statement's parse, bind and execute); sqlx also sends a
-# ping before handing out a pooled connection, not counted here: one round trip per
-# connection acquired. Rows written are pg_stat_database's tup_inserted + tup_updated +
+# Statements are pg_stat_statements' top-level calls, BEGIN and COMMIT included: each is one
+# round trip from the server (sqlx pipelines a statement's parse, bind and execute); sqlx also
+# sends a ping before handing out a pooled connection, not counted here: one round trip per
+# connection acquired. Nested statements are those that triggers and foreign-key checks run
+# inside a statement: work, but no round trip. Rows written are pg_stat_database's tup_inserted + tup_updated +
 # tup_deleted. Its counters reach the view up to 10 s after a transaction on an idle
 # connection, so each reading waits 11 s after its run.
 set -euo pipefail
@@ -94,8 +95,10 @@ snapshot() {
     UNION ALL SELECT 'inserted', tup_inserted FROM pg_stat_database WHERE datname = 'tollgate'
     UNION ALL SELECT 'updated', tup_updated FROM pg_stat_database WHERE datname = 'tollgate'
     UNION ALL SELECT 'deleted', tup_deleted FROM pg_stat_database WHERE datname = 'tollgate'
-    UNION ALL SELECT 'statements', COALESCE(SUM(calls), 0)::bigint FROM pg_stat_statements s
-      JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = 'tollgate'
+    UNION ALL SELECT 'statements', COALESCE(SUM(calls) FILTER (WHERE toplevel), 0)::bigint
+      FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = 'tollgate'
+    UNION ALL SELECT 'nested', COALESCE(SUM(calls) FILTER (WHERE NOT toplevel), 0)::bigint
+      FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = 'tollgate'
     UNION ALL SELECT 'wal_bytes', pg_current_wal_lsn() - '0/0'::pg_lsn
     UNION ALL SELECT 'wal_records', wal_records FROM pg_stat_wal
     UNION ALL SELECT 'wal_fpi', wal_fpi FROM pg_stat_wal"
@@ -163,10 +166,10 @@ read_into() { # array name
   local name value count=0
   snapshot >"$work/snapshot.txt"
   while IFS== read -r name value; do eval "$1[\$name]=\$value"; count=$((count + 1)); done <"$work/snapshot.txt"
-  [ "$count" = 11 ] || { echo "a reading of the counters failed:" >&2; cat "$work/snapshot.txt" >&2; exit 1; }
+  [ "$count" = 12 ] || { echo "a reading of the counters failed:" >&2; cat "$work/snapshot.txt" >&2; exit 1; }
 }
 rows_table="$work/table.md"
-printf '| operation | statements | transactions | rows written (ins/upd/del) | WAL records | WAL FPIs | WAL bytes | Redis commands | Tollgate CPU | PostgreSQL CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n' >"$rows_table"
+printf '| operation | statements (round trips) | nested statements | transactions | rows written (ins/upd/del) | WAL records | WAL FPIs | WAL bytes | Redis commands | Tollgate CPU | PostgreSQL CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n' >"$rows_table"
 tick_us=$(( 1000000 / $(getconf CLK_TCK) ))
 # Reads the counters around `drive`, then adds the operation's row, per operation.
 counted() { # label, requests file, concurrency, answers file
@@ -174,17 +177,17 @@ counted() { # label, requests file, concurrency, answers file
   # Each run starts at a checkpoint: the first change of each page after it writes the whole
   # page to the WAL (the FPI column), as it does after every checkpoint of a server in service.
   psql "$admin" -qc "CHECKPOINT" >/dev/null
-  sleep 11
-  read_into before
   psql "$admin" -Atqc "SELECT pg_stat_statements_reset()" >/dev/null
   redis-cli -p "$redis_port" CONFIG RESETSTAT >/dev/null
+  sleep 11
+  read_into before
   start=$(date +%s.%N)
   drive "$2" "$3" "$4"
   end=$(date +%s.%N)
   # Which statements and Redis commands, per operation (the background's are a few in all).
   {
     echo "- **$label**: statements $(psql "$admin" -Atq -F ' ' -c "SELECT round(s.calls::numeric / $ops, 2) || ' × ' \
-      || regexp_replace(left(s.query, 70), '\s+', ' ', 'g') FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+      || CASE WHEN s.toplevel THEN '' ELSE '(nested) ' END || regexp_replace(left(s.query, 70), '\s+', ' ', 'g') FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
       WHERE d.datname = 'tollgate' AND s.calls >= $ops / 10 ORDER BY s.calls DESC" | sed 's/^/`/; s/$/`/' | paste -sd ';' - | sed 's/;/; /g');" \
       "Redis $(redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' | awk -F'[:=,]' -v ops="$ops" \
       '/^cmdstat_/ && $1 != "cmdstat_info" && $1 != "cmdstat_config" && $3 >= ops / 10 { sub("cmdstat_", "", $1); printf "%s%s %.2f", sep, toupper($1), $3 / ops; sep = ", " }')"
@@ -203,7 +206,7 @@ def per_op(key):
     # Less what the idle server does meanwhile (its background tasks), per second of window.
     return (after[key] - before[key] - idle.get(key, 0) / 1000 * window) / ops
 ins, upd, dele = per_op("inserted"), per_op("updated"), per_op("deleted")
-print(f"| {label} | {per_op('statements'):.2f} | {per_op('xacts'):.2f} | {ins + upd + dele:.2f} "
+print(f"| {label} | {per_op('statements'):.2f} | {per_op('nested'):.2f} | {per_op('xacts'):.2f} | {ins + upd + dele:.2f} "
       f"({ins:.2f}/{upd:.2f}/{dele:.2f}) | {per_op('wal_records'):.1f} | {per_op('wal_fpi'):.2f} | "
       f"{per_op('wal_bytes'):,.0f} | {per_op('redis'):.2f} | {per_op('server_ticks') * tick_us:.0f} µs | "
       f"{per_op('pg_ticks') * tick_us:.0f} µs |")
