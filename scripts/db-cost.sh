@@ -114,27 +114,41 @@ snapshot() {
 }
 
 # Runs the requests of a JSON-lines file (method, path, token, body) with `concurrency`
-# clients; each answer's JSON is written to `out`, one a line. Fails on any non-2xx answer.
+# clients, each on one kept-alive connection as behind a load balancer; each answer's JSON is
+# written to `out`, one a line. Fails on any non-2xx answer.
 drive() { # requests file, concurrency, answers file
   python3 - "$base" "$1" "$2" "$3" <<'PY'
-import json, sys, threading, urllib.request, urllib.error
+import http.client, json, sys, threading
+from urllib.parse import urlsplit
 base, path, concurrency, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+host, port = urlsplit(base).hostname, urlsplit(base).port
 requests = [json.loads(line) for line in open(path)]
 answers = [None] * len(requests)
 failures = []
 def worker(start):
+    connection = http.client.HTTPConnection(host, port)
     for i in range(start, len(requests), concurrency):
         r = requests[i]
         headers = {"Content-Type": "application/json"}
         if r.get("token"):
             headers["Authorization"] = r["token"]
         data = json.dumps(r["body"]).encode() if r.get("body") is not None else None
-        req = urllib.request.Request(base + r["path"], data, headers, method=r["method"])
-        try:
-            with urllib.request.urlopen(req) as response:
-                answers[i] = json.load(response)
-        except urllib.error.HTTPError as err:
-            failures.append(f"{r['method']} {r['path']}: {err.code} {err.read()[:200]!r}")
+        for attempt in (1, 2):
+            try:
+                connection.request(r["method"], r["path"], body=data, headers=headers)
+                response = connection.getresponse()
+                body = response.read()
+                break
+            except (http.client.HTTPException, ConnectionError):
+                # The server closed a kept-alive connection: once more on a new one.
+                connection.close()
+                connection = http.client.HTTPConnection(host, port)
+                if attempt == 2:
+                    raise
+        if response.status >= 300:
+            failures.append(f"{r['method']} {r['path']}: {response.status} {body[:200]!r}")
+        else:
+            answers[i] = json.loads(body)
 threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
 for t in threads: t.start()
 for t in threads: t.join()
@@ -261,4 +275,16 @@ counted "password change (2 argon2id)" "$work/password.req" 32 "$work/password.a
   cat "$work/details.md"
 } | tee "$work/result.md"
 mkdir -p target && cp "$work/result.md" target/db-cost.md
-echo "written to target/db-cost.md" >&2
+# BENCHMARKS.md's section of this script, between its markers, replaced whole.
+python3 - BENCHMARKS.md "$work/result.md" "$(date -u '+%Y-%m-%d %H:%M UTC')" <<'PY'
+import sys
+path, result, when = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3]
+begin, end = "<!-- scripts/db-cost.sh: begin -->\n", "<!-- scripts/db-cost.sh: end -->"
+text = open(path).read()
+if begin not in text or end not in text:
+    sys.exit(f"{path} has no {begin.strip()} ... {end} markers")
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+open(path, "w").write(head + begin + f"## Database cost per operation (`scripts/db-cost.sh`), {when}\n\n" + result + end + tail)
+PY
+echo "written to target/db-cost.md and BENCHMARKS.md" >&2
