@@ -33,6 +33,9 @@ for arg in "$@"; do
   esac
 done
 threads=2; connections=32
+# Read here and taken out of the environment, where the commands would warn about them.
+large_scale=${TOLLGATE_BENCH_LARGE_SCALE:-1}; large_prepared=${TOLLGATE_BENCH_LARGE_DATABASE:-}
+unset TOLLGATE_BENCH_LARGE_SCALE TOLLGATE_BENCH_LARGE_DATABASE
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 
 cargo build --release --quiet

@@ -7,9 +7,8 @@
 # on a large one. The checking scenarios alternate round by round, the others run back to back,
 # and each large figure is given as a ratio to the small one of the same run.
 
-large_scale=${TOLLGATE_BENCH_LARGE_SCALE:-1}
 [ "$smoke" = 1 ] && large_scale=1000
-prepared=${TOLLGATE_BENCH_LARGE_DATABASE:-}
+prepared=$large_prepared
 small_url=$DATABASE_URL
 seconds=${duration%s}
 logout_seconds=$(( seconds / 2 > 0 ? seconds / 2 : 1 ))
