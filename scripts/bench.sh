@@ -10,33 +10,45 @@
 #   scripts/bench.sh --postgres   the same on PostgreSQL (TOLLGATE_BENCH_POSTGRES_URL, default the
 #                                 local server) with the Redis denylist (TOLLGATE_BENCH_REDIS_URL,
 #                                 default the local Redis) instead of the embedded SQLite
+#   scripts/bench.sh --large      the protected GET, verify, refresh, login and logout on a large
+#                                 database (scripts/bench-large-data.sh: a million users, ten
+#                                 million tokens; TOLLGATE_BENCH_LARGE_SCALE divides the counts)
+#                                 beside the same on the small one, in one run, as ratios; or on
+#                                 a copy of the prepared database TOLLGATE_BENCH_LARGE_DATABASE
+#                                 (a SQLite file, or with --postgres a database name or URL on the
+#                                 same server, used as a template). With --smoke, 1,000 users.
 #
 # Needs wrk (Debian: apt-get install wrk). The load generator shares the machine with the
 # server, as in the reference measurements of Django + simplejwt (wrk -t2 -c32 -d5s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=10s; round_duration=3s; rounds=5; smoke=0; backend=sqlite
+duration=10s; round_duration=3s; rounds=5; smoke=0; backend=sqlite; large=0
 for arg in "$@"; do
   case "$arg" in
     --smoke) duration=1s; round_duration=1s; rounds=1; smoke=1 ;;
     --postgres) backend=postgres ;;
-    *) echo "usage: scripts/bench.sh [--smoke] [--postgres]" >&2; exit 2 ;;
+    --large) large=1 ;;
+    *) echo "usage: scripts/bench.sh [--smoke] [--postgres] [--large]" >&2; exit 2 ;;
   esac
 done
 threads=2; connections=32
+# Read here and taken out of the environment, where the commands would warn about them.
+large_scale=${TOLLGATE_BENCH_LARGE_SCALE:-1}; large_prepared=${TOLLGATE_BENCH_LARGE_DATABASE:-}
+unset TOLLGATE_BENCH_LARGE_SCALE TOLLGATE_BENCH_LARGE_DATABASE
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 
 cargo build --release --quiet
 binary="$PWD/target/release/tollgate"
 work=$(mktemp -d)
 server_pids=()
+pg_dbs=()
 cleanup() {
-  local pid
+  local pid db
   for pid in "${server_pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
-  if [ "$backend" = postgres ] && [ -n "${pg_db:-}" ]; then
-    psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true
-  fi
+  for db in "${pg_dbs[@]}"; do
+    psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  done
   if [ -n "${redis_url:-}" ]; then
     redis-cli -u "$redis_url" --scan --pattern "$TOLLGATE_REDIS_KEY_PREFIX*" \
       | xargs -r redis-cli -u "$redis_url" DEL >/dev/null 2>&1 || true
@@ -54,6 +66,7 @@ if [ "$backend" = postgres ]; then
   pg_admin="${TOLLGATE_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
   pg_db="tollgate_bench_$$"
   psql "$pg_admin" -qc "CREATE DATABASE $pg_db" >/dev/null
+  pg_dbs+=("$pg_db")
   export DATABASE_URL="${pg_admin%/*}/$pg_db"
   redis_url="${TOLLGATE_BENCH_REDIS_URL:-redis://127.0.0.1:6379/0}"
   command -v redis-cli >/dev/null || { echo "redis-cli is required for --postgres" >&2; exit 1; }
@@ -64,10 +77,6 @@ else
 fi
 
 TOLLGATE_USER_PASSWORD=bench-password "$binary" createuser --create --username bench --no-input >/dev/null
-# Three servers on one database: the defaults; simplejwt's own behaviour (the user read from
-# the database on every request); and the stateless token user (no database read at all), with
-# access revocation on (an in-memory check). All three run throughout, so that every checking
-# scenario alternates with healthz round by round; only the one measured has work.
 start_server() { # base URL variable, then extra environment for the server as NAME=value words
   local var=$1 port; shift
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -77,6 +86,73 @@ start_server() { # base URL variable, then extra environment for the server as N
   for _ in $(seq 1 100); do curl -sf "${!var}/healthz" >/dev/null && break; sleep 0.1; done
   curl -sf "${!var}/healthz" >/dev/null || { echo "the server did not start; $work/server.log:" >&2; cat "$work/server.log" >&2; exit 1; }
 }
+results="$work/results.md"
+printf '| scenario | requests/s | p50 | p99 | errors |\n|---|---:|---:|---:|---:|\n' >"$results"
+# One table row per scenario, and its requests/s by round: the ratios to healthz are taken
+# round by round (each beside the healthz run just before it), then their median is reported,
+# so that the machine's drift over a run does not decide them.
+declare -A rps row p99_ms
+scenarios=()
+thousands() { awk '{ n = sprintf("%.0f", $1); while (n ~ /[0-9]{4}/) sub(/[0-9]{3}($|,)/, ",&", n); print n }' <<<"$1"; }
+in_ms() { # wrk's latency (812.00us, 2.59ms, 1.02s) in milliseconds
+  awk '{ v = $1 + 0; if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /[0-9]s$/) v *= 1000; printf "%.2f ms", v }' <<<"$1"
+}
+measure() { # name, round, then wrk arguments after the common ones
+  local name=$1 round=$2; shift 2
+  local out
+  out=$(BENCH_THREADS=$threads wrk -t"$threads" -c"$connections" -d"$run_duration" --latency "$@")
+  local r p50 p99 non2xx sockerr
+  r=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
+  sockerr=$(awk '/Socket errors:/ {s=0; for (i=3;i<=NF;i+=2) s+=$(i+1); print s}' <<<"$out" | tr -d ',')
+  [ -n "${rps[$name]:-}" ] || scenarios+=("$name")
+  rps[$name]="${rps[$name]:-} $r"
+  local errors=$(( ${non2xx:-0} + ${sockerr:-0} ))
+  [ "$name" = "protected GET, invalid token" ] && errors="401s by design"
+  row[$name#$round]="$(thousands "$r") | $(in_ms "$p50") | $(in_ms "$p99") | $errors"
+  p99_ms[$name#$round]=$(in_ms "$p99" | cut -d' ' -f1)
+  echo "$name (round $round): $r req/s, p50 $p50, p99 $p99, non-2xx ${non2xx:-0}, socket errors ${sockerr:-0}" >&2
+  if [ "$name" != "protected GET, invalid token" ] && [ "${non2xx:-0}" != 0 ]; then
+    echo "scenario '$name' had non-2xx responses" >&2; return 1
+  fi
+}
+run() { run_duration=$duration measure "$1" 1 "${@:2}"; }
+median_round() { # name: the round whose requests/s is the median of the scenario's rounds
+  tr ' ' '\n' <<<"${rps[$1]}" | awk 'NF {n++; print n, $1}' | sort -k2 -g | awk '{r[NR]=$1} END {print r[int((NR+1)/2)]}'
+}
+table() {
+  local name
+  for name in "${scenarios[@]}"; do
+    printf '| %s | %s |\n' "$name" "${row[$name#$(median_round "$name")]}" >>"$results"
+  done
+}
+
+# BENCHMARKS.md's section between the markers of `key`, replaced whole by the file `section`.
+replace_section() { # key, section file
+  python3 - BENCHMARKS.md "$1" "$2" <<'PY'
+import sys
+path, key, section = sys.argv[1], sys.argv[2], open(sys.argv[3]).read()
+begin, end = f"<!-- scripts/bench.sh {key}: begin -->\n", f"<!-- scripts/bench.sh {key}: end -->"
+text = open(path).read()
+if begin not in text or end not in text:
+    sys.exit(f"{path} has no {begin.strip()} ... {end} markers")
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+open(path, "w").write(head + begin + section + end + tail)
+PY
+}
+
+if [ "$large" = 1 ]; then
+  . scripts/bench/large.sh
+  exit 0
+fi
+
+# Three servers on one database: the defaults; simplejwt's own behaviour (the user read from
+# the database on every request); and the stateless token user (no database read at all), with
+# access revocation on (an in-memory check). All three run throughout, so that every checking
+# scenario alternates with healthz round by round; only the one measured has work.
 start_server base
 rss_kb() { awk -v key="$1" '$1 == key":" {print $2}' "/proc/${server_pids[0]}/status"; }
 idle_rss=$(rss_kb VmRSS)
@@ -101,48 +177,6 @@ for n in range(users):
     post("/api/users/", credentials)
     print(post("/api/token/", credentials)["refresh"])
 PY
-
-results="$work/results.md"
-printf '| scenario | requests/s | p50 | p99 | errors |\n|---|---:|---:|---:|---:|\n' >"$results"
-# One table row per scenario, and its requests/s by round: the ratios to healthz are taken
-# round by round (each beside the healthz run just before it), then their median is reported,
-# so that the machine's drift over a run does not decide them.
-declare -A rps row
-scenarios=()
-thousands() { awk '{ n = sprintf("%.0f", $1); while (n ~ /[0-9]{4}/) sub(/[0-9]{3}($|,)/, ",&", n); print n }' <<<"$1"; }
-in_ms() { # wrk's latency (812.00us, 2.59ms, 1.02s) in milliseconds
-  awk '{ v = $1 + 0; if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /[0-9]s$/) v *= 1000; printf "%.2f ms", v }' <<<"$1"
-}
-measure() { # name, round, then wrk arguments after the common ones
-  local name=$1 round=$2; shift 2
-  local out
-  out=$(BENCH_THREADS=$threads wrk -t"$threads" -c"$connections" -d"$run_duration" --latency "$@")
-  local r p50 p99 non2xx sockerr
-  r=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
-  sockerr=$(awk '/Socket errors:/ {s=0; for (i=3;i<=NF;i+=2) s+=$(i+1); print s}' <<<"$out" | tr -d ',')
-  [ -n "${rps[$name]:-}" ] || scenarios+=("$name")
-  rps[$name]="${rps[$name]:-} $r"
-  local errors=$(( ${non2xx:-0} + ${sockerr:-0} ))
-  [ "$name" = "protected GET, invalid token" ] && errors="401s by design"
-  row[$name#$round]="$(thousands "$r") | $(in_ms "$p50") | $(in_ms "$p99") | $errors"
-  echo "$name (round $round): $r req/s, p50 $p50, p99 $p99, non-2xx ${non2xx:-0}, socket errors ${sockerr:-0}" >&2
-  if [ "$name" != "protected GET, invalid token" ] && [ "${non2xx:-0}" != 0 ]; then
-    echo "scenario '$name' had non-2xx responses" >&2; return 1
-  fi
-}
-run() { run_duration=$duration measure "$1" 1 "${@:2}"; }
-median_round() { # name: the round whose requests/s is the median of the scenario's rounds
-  tr ' ' '\n' <<<"${rps[$1]}" | awk 'NF {n++; print n, $1}' | sort -k2 -g | awk '{r[NR]=$1} END {print r[int((NR+1)/2)]}'
-}
-table() {
-  local name
-  for name in "${scenarios[@]}"; do
-    printf '| %s | %s |\n' "$name" "${row[$name#$(median_round "$name")]}" >>"$results"
-  done
-}
 
 for round in $(seq 1 "$rounds"); do
   run_duration=$round_duration measure "healthz (no auth)" "$round" "$base/healthz"
@@ -210,16 +244,6 @@ if [ "$smoke" = 0 ]; then
     echo
     cat "$work/summary.md"
   } >"$work/section.md"
-  python3 - BENCHMARKS.md "$backend" "$work/section.md" <<'PY'
-import sys
-path, backend, section = sys.argv[1], sys.argv[2], open(sys.argv[3]).read()
-begin, end = f"<!-- scripts/bench.sh {backend}: begin -->\n", f"<!-- scripts/bench.sh {backend}: end -->"
-text = open(path).read()
-if begin not in text or end not in text:
-    sys.exit(f"{path} has no {begin.strip()} ... {end} markers")
-head, rest = text.split(begin, 1)
-_, tail = rest.split(end, 1)
-open(path, "w").write(head + begin + section + end + tail)
-PY
+  replace_section "$backend" "$work/section.md"
   echo "results written to target/bench-$backend.md and BENCHMARKS.md" >&2
 fi

@@ -8,7 +8,7 @@
 #
 #   scripts/container-check.sh            the stack if an engine runs here, else the lint
 #   scripts/container-check.sh --lint     the lint only
-# TOLLGATE_BIN: the binary for the lint (default target/debug/tollgate, built if missing).
+# BENCH_BINARY: the binary for the lint (default target/debug/tollgate, built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +32,7 @@ if ! $lint_only; then
 fi
 
 lint() {
-  local binary="${TOLLGATE_BIN:-target/debug/tollgate}"
+  local binary="${BENCH_BINARY:-target/debug/tollgate}"
   [ -x "$binary" ] || cargo build -q -p tollgate
   binary=$(realpath "$binary")
   python3 - "$binary" <<'PY'
