@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tollgate_core::auth::HeaderCredentials;
 use tollgate_store::User;
 
@@ -21,7 +21,7 @@ use super::users::timestamp;
 use crate::auth::{header_credentials, AuthenticatedUser};
 use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
-use crate::service::mfa::{self, Consent, Proof, SignedIn, MFA_TOKEN_PREFIX};
+use crate::service::mfa::{self, Consent, Proof, SignedIn, AMR_ONE_TIME_CODE, MFA_TOKEN_PREFIX};
 use crate::service::Context;
 use crate::state::{AppState, SID_CLAIM};
 
@@ -113,17 +113,33 @@ pub(crate) async fn confirm_totp(
     let [code] = payload.char_fields(["code"])?;
     let client_info = client.with(&agent);
     let recovery_codes = mfa::confirm_totp(&state, client_info, enroller.user(), &code).await?;
+    let mut body = Map::new();
+    body.insert("recovery_codes".to_owned(), json!(recovery_codes));
+    enrolled(&state, client, &agent, enroller, body, AMR_ONE_TIME_CODE).await
+}
+
+/// The answer to a confirmed enrolment: `body` alone for a signed-in user; for the user of an
+/// enrolment `mfa_token` (MFA_REQUIRED), the login completes, signed in with the password and
+/// `second_factor` (the factor just enrolled), and `body` joins its answer.
+pub(crate) async fn enrolled(
+    state: &AppState,
+    client: ClientAddr,
+    agent: &UserAgent,
+    enroller: Enroller,
+    body: Map<String, Value>,
+    second_factor: &'static str,
+) -> Result<Response, ApiError> {
     let Enroller::Login { mfa_token, .. } = enroller else {
-        return Ok(Json(json!({ "recovery_codes": recovery_codes })).into_response());
+        return Ok(Json(Value::Object(body)).into_response());
     };
-    let signed_in = mfa::complete_enrollment_login(&state, client_info, &mfa_token).await?;
-    let addr = client.0.to_string();
-    let origin = origin(&addr, &agent, &signed_in.amr);
-    let mut answer = login_body(&state, &signed_in.user, signed_in.kind, origin).await?;
-    answer
-        .body
-        .insert("recovery_codes".to_owned(), json!(recovery_codes));
-    answer.respond(&state)
+    let client = client.with(agent);
+    let signed_in =
+        mfa::complete_enrollment_login(state, client, &mfa_token, second_factor).await?;
+    let addr = client.address.to_string();
+    let origin = origin(&addr, agent, &signed_in.amr);
+    let mut answer = login_body(state, &signed_in.user, signed_in.kind, origin).await?;
+    answer.body.extend(body);
+    answer.respond(state)
 }
 
 /// `DELETE <USER_PATH>mfa/totp/` `{"code"}` or `{"password"}`: TOTP off; the caller's other

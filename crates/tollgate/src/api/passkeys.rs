@@ -10,18 +10,18 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::body::Payload;
 use super::cookie;
 use super::mfa::{consent, Enroller};
-use super::token::{login_answer, login_body, origin};
+use super::token::{login_answer, origin};
 use crate::auth::AuthenticatedUser;
 use crate::client::{ClientAddr, UserAgent};
 use crate::error::ApiError;
-use crate::service::mfa::{self, passkeys};
+use crate::service::mfa::passkeys;
 use crate::state::{AppState, SID_CLAIM};
 
 /// `POST <USER_PATH>mfa/passkeys/`: options for `navigator.credentials.create()` and the
@@ -67,15 +67,8 @@ pub(crate) async fn finish_registration(
     if let Some(codes) = registered.recovery_codes {
         body.insert("recovery_codes".to_owned(), json!(codes));
     }
-    let Enroller::Login { mfa_token, .. } = enroller else {
-        return Ok(Json(Value::Object(body)).into_response());
-    };
-    let signed_in = mfa::complete_enrollment_login(&state, client_info, &mfa_token).await?;
-    let addr = client.0.to_string();
-    let origin = origin(&addr, &agent, &signed_in.amr);
-    let mut answer = login_body(&state, &signed_in.user, signed_in.kind, origin).await?;
-    answer.body.extend(body);
-    answer.respond(&state)
+    let second_factor = passkeys::AMR_HARDWARE_KEY;
+    super::mfa::enrolled(&state, client, &agent, enroller, body, second_factor).await
 }
 
 /// `DELETE <USER_PATH>mfa/passkeys/{id}/` `{"code"}` or `{"password"}`: the passkey is

@@ -8,8 +8,9 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tollgate_core::unix_now;
+use tollgate_store::Session;
 
 use super::users::timestamp;
 use crate::auth::AuthenticatedUser;
@@ -28,18 +29,30 @@ pub(crate) async fn list(
     let listed = sessions
         .iter()
         .map(|session| {
-            json!({
-                "id": session.id,
-                "created": timestamp(Some(session.created_at)),
-                "last_used": timestamp(Some(session.last_used_at)),
-                "client_address": session.client_addr,
-                "user_agent": session.user_agent,
-                "amr": session.amr.split_whitespace().collect::<Vec<_>>(),
-                "current": current == Some(session.id.as_str()),
-            })
+            let mut listed = session_json(session);
+            let is_current = current == Some(session.id.as_str());
+            listed.insert("current".to_owned(), is_current.into());
+            Value::Object(listed)
         })
         .collect();
     Ok(Json(Value::Array(listed)))
+}
+
+/// A session as the sessions API and the admin API show it.
+pub(crate) fn session_json(session: &Session) -> Map<String, Value> {
+    let listed = json!({
+        "id": session.id,
+        "created": timestamp(Some(session.created_at)),
+        "last_used": timestamp(Some(session.last_used_at)),
+        "expires": timestamp(Some(session.expires_at)),
+        "client_address": session.client_addr,
+        "user_agent": session.user_agent,
+        "amr": session.amr.split_whitespace().collect::<Vec<_>>(),
+    });
+    match listed {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
 }
 
 /// `DELETE /api/sessions/{id}/`: revokes one of the caller's sessions; 204, or 404 if the

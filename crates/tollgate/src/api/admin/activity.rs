@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::page::ListQuery;
 use super::{user_id, Administrator};
+use crate::api::sessions::session_json;
 use crate::api::users::timestamp;
 use crate::error::ApiError;
 use crate::service::admin::activity;
@@ -22,16 +23,7 @@ pub(super) async fn sessions(
     let sessions = activity::sessions(&Context::of(&state), &actor, user_id(&id)?).await?;
     let listed = sessions
         .iter()
-        .map(|session| {
-            json!({
-                "id": session.id,
-                "created": timestamp(Some(session.created_at)),
-                "last_used": timestamp(Some(session.last_used_at)),
-                "expires": timestamp(Some(session.expires_at)),
-                "client_address": session.client_addr,
-                "user_agent": session.user_agent,
-            })
-        })
+        .map(|session| Value::Object(session_json(session)))
         .collect();
     Ok(Json(Value::Array(listed)))
 }

@@ -209,6 +209,11 @@ struct SessionBody {
     client_address: String,
     /// The login's `User-Agent` header, or "".
     user_agent: String,
+    /// When its last token expires (RFC 3339, UTC).
+    expires: String,
+    /// How the user signed in: `pwd`, `otp`, `hwk` (the tokens' `amr` claim); empty for
+    /// sessions recorded before it was.
+    amr: Vec<String>,
     /// Whether the request's own token belongs to this session.
     current: bool,
 }

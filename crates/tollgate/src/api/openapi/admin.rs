@@ -94,6 +94,8 @@ struct AdminSession {
     expires: String,
     client_address: String,
     user_agent: String,
+    /// How the user signed in: `pwd`, `otp`, `hwk` (the tokens' `amr` claim).
+    amr: Vec<String>,
 }
 
 /// One login attempt (or password reset).

@@ -237,7 +237,7 @@ pub(crate) async fn complete_login(
     mfa_token: &str,
     proof: Proof,
 ) -> Result<SignedIn, ServiceError> {
-    let (challenge, mut user) = live_challenge(state, mfa_token, LOGIN).await?;
+    let (challenge, user) = live_challenge(state, mfa_token, LOGIN).await?;
     let token_hash = codes::mfa_token_hash(mfa_token);
     let (method, second_factor) = match &proof {
         Proof::Code(_) => ("totp", AMR_ONE_TIME_CODE),
@@ -274,15 +274,27 @@ pub(crate) async fn complete_login(
         tracing::info!(user_id = user.id, failures, "wrong second-factor code");
         return Err(ServiceError::WrongCode);
     }
+    let amr = vec![AMR_PASSWORD, second_factor];
+    sign_in(state, client, &token_hash, &challenge, user, amr).await
+}
+
+/// The end of a second step: the challenge used up (of two requests with one `mfa_token`, one
+/// gets here) and the user signed in with `amr`.
+async fn sign_in(
+    state: &AppState,
+    client: Client<'_>,
+    token_hash: &str,
+    challenge: &MfaChallenge,
+    mut user: User,
+    amr: Vec<&'static str>,
+) -> Result<SignedIn, ServiceError> {
     if !state
         .store
-        .use_mfa_challenge(&token_hash, unix_now())
+        .use_mfa_challenge(token_hash, unix_now())
         .await?
     {
-        // Another request with the same token got there first.
         return Err(ServiceError::MfaTokenInvalid);
     }
-    let amr = vec![AMR_PASSWORD, second_factor];
     let identifier = user.username.clone();
     login::logged_in(state, &mut user, client, &identifier, &amr).await?;
     Ok(SignedIn {
@@ -424,24 +436,12 @@ pub(crate) async fn complete_enrollment_login(
     state: &AppState,
     client: Client<'_>,
     mfa_token: &str,
+    second_factor: &'static str,
 ) -> Result<SignedIn, ServiceError> {
-    let (challenge, mut user) = live_challenge(state, mfa_token, ENROLLMENT).await?;
+    let (challenge, user) = live_challenge(state, mfa_token, ENROLLMENT).await?;
     let token_hash = codes::mfa_token_hash(mfa_token);
-    if !state
-        .store
-        .use_mfa_challenge(&token_hash, unix_now())
-        .await?
-    {
-        return Err(ServiceError::MfaTokenInvalid);
-    }
-    let amr = vec![AMR_PASSWORD, AMR_ONE_TIME_CODE];
-    let identifier = user.username.clone();
-    login::logged_in(state, &mut user, client, &identifier, &amr).await?;
-    Ok(SignedIn {
-        user,
-        kind: LoginKind::from_stored(&challenge.login_kind),
-        amr,
-    })
+    let amr = vec![AMR_PASSWORD, second_factor];
+    sign_in(state, client, &token_hash, &challenge, user, amr).await
 }
 
 /// How a user proves they may remove a factor or renew their recovery codes.
