@@ -5,22 +5,16 @@
 //! hook that is slow, failing or answering nonsense fails the login with `deny` and is skipped
 //! with `allow`.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode as AxumStatus};
-use axum::response::IntoResponse;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sha2::Sha256;
 use tollgate_core::settings::{ClaimsHookFailure, LoginResponse, Secret};
 use tollgate_core::unix_now;
 
 use crate::common;
+use common::signed_endpoint::{assert_signed, Reply, SignedEndpoint, SignedRequest};
 use common::{payload, token_field, Backend, TestServer};
 
 const PASSWORD: &str = "correct horse battery";
@@ -28,129 +22,34 @@ const PASSWORD: &str = "correct horse battery";
 const SECRET: &str = "whsec_q3Jd0m2cV5yC7nqkq1tXH4fW8bJp6lR9sEa2uZoN0Yg=";
 
 /// What the hook answers.
-#[derive(Debug, Clone)]
-struct Answer {
-    status: u16,
-    body: String,
-    delay: Duration,
-}
-
-impl Answer {
-    fn json(body: Value) -> Answer {
-        Answer {
-            status: 200,
-            body: body.to_string(),
-            delay: Duration::ZERO,
-        }
-    }
-}
-
-/// One call the hook got.
-#[derive(Debug, Clone)]
-struct Call {
-    id: String,
-    timestamp: String,
-    signature: String,
-    body: String,
-}
-
-impl Call {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).expect("JSON body")
-    }
-}
+type Answer = Reply;
 
 /// A claims hook on a real socket: records each call and gives the current answer.
 struct Hook {
-    addr: SocketAddr,
-    calls: Arc<Mutex<Vec<Call>>>,
+    endpoint: SignedEndpoint,
     answer: Arc<Mutex<Answer>>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl Hook {
     async fn start(answer: Answer) -> Hook {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let calls = Arc::new(Mutex::new(Vec::new()));
         let answer = Arc::new(Mutex::new(answer));
-        let (log, current) = (Arc::clone(&calls), Arc::clone(&answer));
-        let app = axum::Router::new().route(
-            "/claims",
-            axum::routing::post(move |headers: HeaderMap, body: String| {
-                let (log, current) = (Arc::clone(&log), Arc::clone(&current));
-                async move {
-                    let header = |name: &str| {
-                        headers
-                            .get(name)
-                            .and_then(|value| value.to_str().ok())
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
-                    log.lock().expect("lock").push(Call {
-                        id: header("webhook-id"),
-                        timestamp: header("webhook-timestamp"),
-                        signature: header("webhook-signature"),
-                        body,
-                    });
-                    let answer = current.lock().expect("lock").clone();
-                    tokio::time::sleep(answer.delay).await;
-                    (
-                        AxumStatus::from_u16(answer.status).expect("status"),
-                        [("content-type", "application/json")],
-                        answer.body,
-                    )
-                        .into_response()
-                }
-            }),
-        );
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Hook {
-            addr,
-            calls,
-            answer,
-            task,
-        }
+        let current = Arc::clone(&answer);
+        let endpoint =
+            SignedEndpoint::start("/claims", move |_| current.lock().expect("lock").clone()).await;
+        Hook { endpoint, answer }
     }
 
     fn url(&self) -> String {
-        format!("http://{}/claims", self.addr)
+        self.endpoint.url()
     }
 
     fn answer_with(&self, answer: Answer) {
         *self.answer.lock().expect("lock") = answer;
     }
 
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().expect("lock").clone()
+    fn calls(&self) -> Vec<SignedRequest> {
+        self.endpoint.requests()
     }
-}
-
-impl Drop for Hook {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Checks a call's signature as the application would, independently of Tollgate's code: the
-/// key is the base64 after `whsec_`; the signature, `v1,` and the base64 HMAC-SHA256 of
-/// `{webhook-id}.{webhook-timestamp}.{body}`.
-#[track_caller]
-fn assert_signed(call: &Call) {
-    let key = STANDARD
-        .decode(SECRET.strip_prefix("whsec_").expect("whsec_ prefix"))
-        .expect("base64 key");
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
-    mac.update(format!("{}.{}.{}", call.id, call.timestamp, call.body).as_bytes());
-    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-    assert_eq!(call.signature, expected, "the call is signed with the key");
-    let timestamp: i64 = call.timestamp.parse().expect("epoch seconds");
-    assert!((unix_now() - timestamp).abs() < 60, "timestamp {timestamp}");
-    assert!(call.id.starts_with("msg_"), "{}", call.id);
 }
 
 async fn with_hook(
@@ -237,7 +136,7 @@ on_both_backends! {
 
         let calls = hook.calls();
         assert_eq!(calls.len(), 1, "{calls:?}");
-        assert_signed(&calls[0]);
+        assert_signed(&calls[0], SECRET);
         let call = calls[0].json();
         assert_eq!(call["event"], "login");
         assert_eq!(call["user"]["id"], user.id);
@@ -265,7 +164,7 @@ on_both_backends! {
         }
         let calls = hook.calls();
         assert_eq!(calls.len(), 2);
-        assert_signed(&calls[1]);
+        assert_signed(&calls[1], SECRET);
         let call = calls[1].json();
         assert_eq!(call["event"], "refresh");
         assert_eq!(call["claims"]["jti"], payload(&refresh)["jti"]);

@@ -5,21 +5,16 @@
 //! start-up. A lockout, a reused refresh token and a command send their events too;
 //! `tollgate webhooks list|retry` handles webhooks alone; `/metrics` times deliveries.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode as AxumStatus};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
-use sha2::Sha256;
+use serde_json::json;
 use tollgate_core::settings::Secret;
 use tollgate_store::OutboxFilter;
 
 use crate::common;
+use common::signed_endpoint::{assert_signed, Reply, SignedEndpoint, SignedRequest};
 use common::{Backend, TestServer};
 
 const PASSWORD: &str = "correct horse battery";
@@ -30,130 +25,37 @@ const SECRET: &str = "whsec_C2FjK7JVoS1uVxzZ0TJm9qbt4nHeNs3Q8mwP+d7Tj1A=";
 /// event, so it takes milliseconds; seconds mean it waited for a poll or a retry.
 const PROMPT: Duration = Duration::from_secs(3);
 
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    id: String,
-    timestamp: String,
-    signature: String,
-    body: String,
+/// The `type` of a delivered event.
+fn event_type(request: &SignedRequest) -> String {
+    request.json()["type"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
-impl Received {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).expect("JSON body")
-    }
-
-    fn event_type(&self) -> String {
-        self.json()["type"].as_str().unwrap_or_default().to_owned()
-    }
-}
-
-/// A webhook endpoint on a real socket: records every request and answers with the statuses
-/// queued in `answers` (200 once they run out).
-struct Receiver {
-    addr: SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// A webhook endpoint on a real socket: answers with the statuses queued in `answers` (200
+/// once they run out).
+struct Receiver;
 
 impl Receiver {
-    async fn start() -> Receiver {
+    async fn start() -> SignedEndpoint {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         Receiver::serve(listener, Vec::new())
     }
 
-    fn serve(listener: tokio::net::TcpListener, answers: Vec<u16>) -> Receiver {
-        let addr = listener.local_addr().expect("address");
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let answers = Arc::new(Mutex::new(answers));
-        let (log, queue) = (Arc::clone(&received), Arc::clone(&answers));
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: String| {
-                let (log, queue) = (Arc::clone(&log), Arc::clone(&queue));
-                async move {
-                    let header = |name: &str| {
-                        headers
-                            .get(name)
-                            .and_then(|value| value.to_str().ok())
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
-                    log.lock().expect("lock").push(Received {
-                        id: header("webhook-id"),
-                        timestamp: header("webhook-timestamp"),
-                        signature: header("webhook-signature"),
-                        body,
-                    });
-                    let mut queue = queue.lock().expect("lock");
-                    let status = if queue.is_empty() {
-                        200
-                    } else {
-                        queue.remove(0)
-                    };
-                    AxumStatus::from_u16(status).expect("status")
-                }
-            }),
-        );
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Receiver {
-            addr,
-            received,
-            task,
-        }
+    fn serve(listener: tokio::net::TcpListener, answers: Vec<u16>) -> SignedEndpoint {
+        let queue = Mutex::new(answers);
+        SignedEndpoint::serve(listener, "/hook", move |_| {
+            let mut queue = queue.lock().expect("lock");
+            Reply::status(if queue.is_empty() {
+                200
+            } else {
+                queue.remove(0)
+            })
+        })
     }
-
-    fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("lock").clone()
-    }
-
-    /// Waits until `count` requests have arrived (or `limit` has passed) and returns them.
-    async fn wait_for(&self, count: usize, limit: Duration) -> Vec<Received> {
-        let start = Instant::now();
-        while self.received().len() < count && start.elapsed() < limit {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.received()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Checks a request's signature as a receiver would, independently of Tollgate's code: the
-/// key is the base64 after `whsec_`; the signature, `v1,` and the base64 HMAC-SHA256 of
-/// `{webhook-id}.{webhook-timestamp}.{body}`; one of the space-separated signatures must match.
-#[track_caller]
-fn assert_signed(received: &Received, secret: &str) {
-    let key = STANDARD
-        .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
-        .expect("base64 key");
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
-    mac.update(format!("{}.{}.{}", received.id, received.timestamp, received.body).as_bytes());
-    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-    assert!(
-        received.signature.split(' ').any(|part| part == expected),
-        "signature {:?} does not match {expected:?}",
-        received.signature
-    );
-    let timestamp: i64 = received.timestamp.parse().expect("epoch seconds");
-    assert!(
-        (tollgate_core::unix_now() - timestamp).abs() < 300,
-        "timestamp {timestamp} is not now"
-    );
-    assert!(received.id.starts_with("msg_"), "{}", received.id);
 }
 
 async fn with_webhooks(backend: Backend, urls: Vec<String>, events: &[&str]) -> TestServer {
@@ -192,7 +94,7 @@ on_both_backends! {
 
         let received = receiver.wait_for(6, PROMPT).await;
         assert!(started.elapsed() < PROMPT, "events took {:?}", started.elapsed());
-        let mut types: Vec<String> = received.iter().map(Received::event_type).collect();
+        let mut types: Vec<String> = received.iter().map(event_type).collect();
         types.sort();
         assert_eq!(types, [
             "session.revoked", "user.created", "user.logged_in", "user.logged_in",
@@ -268,7 +170,7 @@ on_both_backends! {
         assert_eq!(received.len(), 2, "{received:?}");
         for request in &received {
             assert_eq!(request.id, format!("msg_{}", message.id));
-            assert_eq!(request.event_type(), "user.login_failed");
+            assert_eq!(event_type(request), "user.login_failed");
             assert_signed(request, SECRET);
         }
         assert_eq!(received[0].body, received[1].body, "the same event, not a new one");
@@ -334,7 +236,7 @@ async fn webhook_events_filters_and_every_endpoint_gets_each_event() {
     for receiver in [&first, &second] {
         let received = receiver.wait_for(1, PROMPT).await;
         assert_eq!(received.len(), 1, "{received:?}");
-        assert_eq!(received[0].event_type(), "user.login_failed");
+        assert_eq!(event_type(&received[0]), "user.login_failed");
         assert_signed(&received[0], SECRET);
     }
     server.stop().await;
@@ -412,7 +314,7 @@ on_both_backends! {
         let event = |kind: &str| {
             received
                 .iter()
-                .find(|r| r.event_type() == kind)
+                .find(|r| event_type(r) == kind)
                 .unwrap_or_else(|| panic!("no {kind}: {received:?}"))
                 .json()
         };

@@ -806,6 +806,7 @@ pub(crate) mod binary {
 }
 
 /// A private `redis-server` for tests that stop and start Redis: never the machine's shared one.
+pub(crate) mod signed_endpoint;
 pub(crate) mod smtp;
 
 pub(crate) mod redis_server {
