@@ -148,15 +148,6 @@ pub enum ApiError {
     /// The user a request names by id or username is inactive.
     #[error("inactive user")]
     InactiveUser,
-    /// Authenticated, but not allowed: 403 `{"detail", "code"}` (`permission_denied`,
-    /// `mfa_required`).
-    #[error("{detail}")]
-    Forbidden {
-        /// The message.
-        detail: &'static str,
-        /// The machine-readable code.
-        code: &'static str,
-    },
     /// Another change was committed at the same time: 409 `{"detail", "code": "conflict"}`.
     #[error("{0}")]
     Conflict(&'static str),
@@ -417,7 +408,6 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 coded("User is inactive", "user_inactive"),
             ),
-            ApiError::Forbidden { detail, code } => (StatusCode::FORBIDDEN, coded(detail, code)),
             ApiError::Conflict(message) => (StatusCode::CONFLICT, coded(message, "conflict")),
             ApiError::InvalidPage => (StatusCode::NOT_FOUND, detail("Invalid page.")),
             ApiError::Internal(_) => (
@@ -505,11 +495,13 @@ impl From<ServiceError> for ApiError {
             ServiceError::ApiKeyScope(scope) => ApiError::ApiKeyScope(scope),
             ServiceError::NoSuchUser => ApiError::NoSuchUser,
             ServiceError::InactiveUser => ApiError::InactiveUser,
-            ServiceError::PermissionDenied => ApiError::Forbidden {
+            ServiceError::PermissionDenied => ApiError::Refused {
+                status: StatusCode::FORBIDDEN,
                 detail: "You do not have permission to perform this action.",
                 code: "permission_denied",
             },
-            ServiceError::MfaRequired => ApiError::Forbidden {
+            ServiceError::MfaRequired => ApiError::Refused {
+                status: StatusCode::FORBIDDEN,
                 detail: "This action needs a login with a second factor.",
                 code: "mfa_required",
             },
