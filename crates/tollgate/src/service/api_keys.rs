@@ -10,10 +10,9 @@ use serde_json::json;
 use tollgate_core::account_token::{hash_account_token, new_account_token};
 use tollgate_core::auth::{parse_header, HeaderCredentials};
 use tollgate_core::body::Payload;
-use tollgate_core::identity::normalize_username;
 use tollgate_core::settings::LoginResponse;
 use tollgate_core::unix_now;
-use tollgate_store::{ApiKey, LoginOutcome, NewApiKey, StoreError, User, UserField};
+use tollgate_store::{ApiKey, LoginOutcome, NewApiKey, StoreError, User};
 
 use super::tokens::{self, Origin, Pair, Single};
 use super::{ApiKeyRefusal, Context, ServiceError};
@@ -285,15 +284,8 @@ async fn issue(
 async fn find_target(state: &AppState, target: &UserRef) -> Result<Option<User>, ServiceError> {
     Ok(match target {
         UserRef::Id(id) => state.store.find_user(state.user_id_field, id).await?,
-        UserRef::Username(name) => {
-            // As a login finds it: Django's normal form, then as written.
-            let normal = normalize_username(name);
-            match state.store.find_user(UserField::Username, &normal).await? {
-                Some(user) => Some(user),
-                None if normal != *name => state.store.find_user(UserField::Username, name).await?,
-                None => None,
-            }
-        }
+        // As a login finds it.
+        UserRef::Username(name) => super::login::find_by_username(&state.store, name).await?,
     })
 }
 

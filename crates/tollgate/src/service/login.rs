@@ -199,18 +199,30 @@ async fn refuse_as_wrong_password(state: &AppState, password: String) -> Service
 /// usernames were normalised (rewriting those could merge two accounts). Either way the attempt
 /// is counted under one folded identifier and the account, so the second lookup buys nothing.
 async fn find_account(state: &AppState, identifier: &str) -> Result<Option<User>, ServiceError> {
-    let username = normalize_username(identifier);
     for field in &state.login_fields {
-        let spellings: &[&str] = match field {
-            UserField::Username if username != identifier => &[username.as_str(), identifier],
-            UserField::Username => &[username.as_str()],
-            _ => &[identifier],
+        let found = match field {
+            UserField::Username => find_by_username(&state.store, identifier).await?,
+            _ => state.store.find_user(*field, identifier).await?,
         };
-        for value in spellings {
-            if let Some(user) = state.store.find_user(*field, value).await? {
-                return Ok(Some(user));
-            }
+        if found.is_some() {
+            return Ok(found);
         }
+    }
+    Ok(None)
+}
+
+/// The account a username names: in Django's normal form (NFKC), as registration stores it,
+/// then as written, for a row stored before usernames were normalised.
+pub(crate) async fn find_by_username(
+    store: &tollgate_store::Store,
+    name: &str,
+) -> Result<Option<User>, ServiceError> {
+    let normal = normalize_username(name);
+    if let Some(user) = store.find_user(UserField::Username, &normal).await? {
+        return Ok(Some(user));
+    }
+    if normal != name {
+        return Ok(store.find_user(UserField::Username, name).await?);
     }
     Ok(None)
 }
