@@ -82,12 +82,20 @@ pub(crate) const BLACKLIST_SESSION: &str = "INSERT INTO blacklisted_tokens (jti,
 
 /// Blacklists every unexpired live outstanding token of one user ($2), with a session or
 /// without; each row is kept until its session expires, or its token when it has none. As for
-/// a session, a rotated token is blacklisted already, and SQLite indexes only the others by user.
+/// a session, a rotated token is blacklisted already. A user's tokens with a session are found
+/// through the user's sessions; SQLite indexes by user only the live tokens without one (see
+/// migration 20261207180000), so that a rotation writes no entry of an index by user.
 pub(crate) const BLACKLIST_USER: &str =
     "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
-     SELECT o.jti, $1, COALESCE(s.expires_at, o.expires_at) FROM outstanding_tokens o \
-     LEFT JOIN sessions s ON s.id = o.session_id \
-     WHERE o.user_id = $2 AND o.replaced_by IS NULL AND COALESCE(s.expires_at, o.expires_at) > $1 \
+     SELECT live.jti, $1, live.expires_at FROM ( \
+       SELECT o.jti AS jti, s.expires_at AS expires_at FROM sessions s \
+       JOIN outstanding_tokens o ON o.session_id = s.id AND o.replaced_by IS NULL \
+       WHERE s.user_id = $2 AND s.expires_at > $1 \
+       UNION ALL \
+       SELECT o.jti AS jti, o.expires_at AS expires_at FROM outstanding_tokens o \
+       WHERE o.user_id = $2 AND o.session_id IS NULL AND o.replaced_by IS NULL \
+         AND o.expires_at > $1 \
+     ) AS live WHERE TRUE \
      ON CONFLICT (jti) DO NOTHING RETURNING jti, expires_at";
 
 /// How many rotations back a replayed token may lie; beyond it the chain is not followed.
