@@ -298,6 +298,144 @@ async fn a_form_without_its_csrf_token_is_refused() {
     assert!(!forger.has_session());
 }
 
+/// A staff member creates an account on the console's form, by the rules of the API: what is
+/// wrong is shown on the form as it was filled in (never the password), a superuser's flag is
+/// refused to a staff member, the form needs its CSRF token; the new account's page follows,
+/// it logs in, and the audit log names who made it. A superuser may make a staff member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_user_is_created_on_the_console_form() {
+    let server = TestServer::start_on(Backend::Sqlite, |_| {}).await;
+    server.create_user("ann", PASSWORD).await;
+    let (_, mut browser) = staff_browser(&server, "sam").await;
+    let list = browser.get("/admin/users/").await;
+    assert!(
+        list.page.contains("href=\"/admin/users/new/\""),
+        "{}",
+        list.page
+    );
+    let form = browser.get("/admin/users/new/").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.page);
+    assert!(
+        !form.page.contains("is_superuser"),
+        "a staff member is offered no privilege: {}",
+        form.page
+    );
+    let csrf = form.csrf();
+    let strong = "quantum-ferret-72";
+    let exists = |username: &'static str| {
+        let store = server.store();
+        async move {
+            store
+                .find_user(tollgate_store::UserField::Username, username)
+                .await
+                .expect("query")
+        }
+    };
+
+    let refused = browser
+        .post(
+            "/admin/users/new/",
+            &[
+                ("csrf", &csrf),
+                ("username", "ann"),
+                ("email", "not an address"),
+                ("first_name", "Carl"),
+                ("password", "12345678"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.page);
+    for words in [
+        "Username: A user with that username already exists.",
+        "Email: Enter a valid email address.",
+        "Password: This password is entirely numeric.",
+    ] {
+        assert!(refused.page.contains(words), "{words}: {}", refused.page);
+    }
+    assert!(refused.page.contains("value=\"Carl\""), "{}", refused.page);
+    assert!(!refused.page.contains("12345678"), "the password is not sent back");
+
+    let escalation = browser
+        .post(
+            "/admin/users/new/",
+            &[
+                ("csrf", &csrf),
+                ("username", "eve"),
+                ("password", strong),
+                ("is_superuser", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(escalation.status, StatusCode::FORBIDDEN, "{}", escalation.page);
+    assert!(
+        escalation
+            .page
+            .contains("You do not have permission to perform this action."),
+        "{}",
+        escalation.page
+    );
+    for csrf in [None, Some("forged")] {
+        let mut fields = vec![("username", "eve"), ("password", strong)];
+        fields.extend(csrf.map(|token| ("csrf", token)));
+        let forged = browser.post("/admin/users/new/", &fields).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.page);
+    }
+    assert!(exists("eve").await.is_none(), "no refusal made an account");
+
+    // Inputs left empty are fields not given: no phone, no last name.
+    let created = browser
+        .post(
+            "/admin/users/new/",
+            &[
+                ("csrf", &csrf),
+                ("username", "carl"),
+                ("email", "carl@example.com"),
+                ("phone", ""),
+                ("first_name", "Carl"),
+                ("last_name", ""),
+                ("password", strong),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.page);
+    let carl = exists("carl").await.expect("created");
+    assert_eq!(created.location(), format!("/admin/users/{}/", carl.id));
+    assert_eq!(
+        (carl.is_active, carl.is_staff, carl.is_superuser, carl.phone.as_deref()),
+        (true, false, false, None)
+    );
+    let page = browser.get(created.location()).await;
+    assert!(
+        page.page.contains("The account carl is created."),
+        "{}",
+        page.page
+    );
+    server.obtain_pair("carl", strong).await;
+    let audit = browser.get("/admin/audit/").await;
+    assert!(audit.page.contains("<code>user.create</code>"), "{}", audit.page);
+    assert!(audit.page.contains("<td>sam</td>"), "{}", audit.page);
+
+    account(&server, "root", true, true).await;
+    let mut root = Browser::new(&server);
+    assert_eq!(root.sign_in("root", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    let form = root.get("/admin/users/new/").await;
+    assert!(form.page.contains("name=\"is_staff\""), "{}", form.page);
+    let made = root
+        .post(
+            "/admin/users/new/",
+            &[
+                ("csrf", &form.csrf()),
+                ("username", "sue"),
+                ("password", strong),
+                ("is_staff", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.page);
+    let sue = exists("sue").await.expect("created");
+    assert!(sue.is_staff && !sue.is_superuser);
+}
+
 /// Every console answer, page or redirect or refusal or file, carries the content security
 /// policy and the other headers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,6 +73,8 @@ fn pages() -> Vec<(Method, &'static str, MethodRouter<ConsoleState>)> {
         ),
         (Method::POST, "/admin/logout/", post(sign_in::sign_out)),
         (Method::GET, "/admin/users/", get(users::list)),
+        (Method::GET, "/admin/users/new/", get(users::new_form)),
+        (Method::POST, "/admin/users/new/", post(users::create)),
         (Method::GET, "/admin/users/{id}/", get(users::page)),
         (Method::POST, "/admin/users/{id}/", post(users::edit)),
         (

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::service::ServiceError;
 
 /// The templates, by name.
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("base.html", include_str!("templates/base.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
@@ -29,6 +29,7 @@ const TEMPLATES: [(&str, &str); 10] = [
     ("problem.html", include_str!("templates/problem.html")),
     ("users.html", include_str!("templates/users.html")),
     ("user.html", include_str!("templates/user.html")),
+    ("new_user.html", include_str!("templates/new_user.html")),
     ("delete.html", include_str!("templates/delete.html")),
     ("keys.html", include_str!("templates/keys.html")),
     ("audit.html", include_str!("templates/audit.html")),
@@ -284,6 +285,14 @@ mod tests {
                                   "admin": { "username": "root", "is_superuser": true } }),
             ),
             ("delete.html", json!({ "title": "Delete", "user": user })),
+            (
+                "new_user.html",
+                json!({ "title": "New user", "problems": [hostile], "is_staff": true,
+                        "is_superuser": false,
+                        "fields": [{ "id": "username", "name": "username", "label": "Username",
+                                     "type": "text", "required": true, "value": hostile }],
+                        "admin": { "username": "root", "is_superuser": true } }),
+            ),
             (
                 "keys.html",
                 json!({ "title": "Keys", "keys": [{ "kid": "k1", "algorithm": "HS256",

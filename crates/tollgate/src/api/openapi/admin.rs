@@ -199,14 +199,14 @@ struct AuditPage {
 fn list_users() {}
 
 #[utoipa::path(post, path = "/api/admin/users/", tag = "admin",
-    description = "Create an account (staff; superusers for a staff or superuser account). Recorded in the audit log.",
+    description = "Create an account (staff; superusers for a staff or superuser account), by registration's rule: identifiers in their normal forms and free across username, email and phone, the password policy. The address counts as confirmed. Emits `user.created`; recorded in the audit log.",
     security(("bearer" = [])),
     request_body = NewAccount,
     responses(
         (status = 201, description = "The account", body = AdminUser),
-        (status = 400, description = "Missing, invalid or taken fields, or a weak password", body = BadRequest),
+        (status = 400, description = "Missing, invalid or taken fields, or a weak password: every problem, a list of messages per field", body = BadRequest),
         (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
-        (status = 403, description = "Not allowed", body = ErrorDetail),
+        (status = 403, description = "Not staff, or a staff member making a staff member or a superuser (`permission_denied`); no second factor with ADMIN_REQUIRES_MFA (`mfa_required`)", body = ErrorDetail),
     ))]
 fn create_user() {}
 

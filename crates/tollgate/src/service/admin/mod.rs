@@ -4,8 +4,9 @@
 //! the work through the same functions the rest of the service uses, and records itself in the
 //! audit log ([`super::audit`]).
 //!
-//! - [`users`]: listing, reading, creating (in [`super::accounts::create`]), changing and
-//!   deleting accounts; setting a password, mailing a reset link, lifting a lockout.
+//! - [`users`]: listing, reading, creating (by the rule of [`super::accounts::create`]),
+//!   changing and deleting accounts; setting a password, mailing a reset link, lifting a
+//!   lockout.
 //! - [`activity`]: a user's sessions (listing, revoking) and login history.
 //! - [`console`]: the web console's sign-in, its sessions, and a user's page.
 //! - [`page`]: lists cut into pages as Django REST framework cuts them.
