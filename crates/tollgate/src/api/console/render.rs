@@ -266,8 +266,9 @@ mod tests {
             ),
             (
                 "second_factor.html",
-                json!({ "title": "Second factor", "csrf": "t",
-                                           "mfa_token": "m", "problems": [] }),
+                json!({ "title": "Second factor", "csrf": "t", "mfa_token": hostile,
+                        "totp": true, "passkey": true, "recovery_code": true,
+                        "problems": [hostile] }),
             ),
             (
                 "problem.html",
