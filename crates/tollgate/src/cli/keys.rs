@@ -30,7 +30,8 @@ pub(crate) enum Command {
     )]
     Rotate(RotateArgs),
     /// List the signing keys: id, algorithm, state (next, active, retired, expired), when each
-    /// was made and until when it verifies. Never prints key material.
+    /// was made, when a pre-published (next) key signs, and until when a retired key verifies.
+    /// Never prints key material.
     List,
     /// End a retired key's verification now, before its verify-until time (a key suspected
     /// leaked): servers refuse its tokens from their next reload (KEYS_RELOAD_INTERVAL, or at
@@ -147,7 +148,7 @@ async fn list(mut settings: Settings) -> anyhow::Result<()> {
     let store = super::open_store(&settings).await?;
     let keys = service::keys::list(&settings, &store).await;
     store.close().await;
-    let rows: Vec<[String; 6]> = keys?
+    let rows: Vec<[String; 7]> = keys?
         .into_iter()
         .map(|key| {
             [
@@ -155,6 +156,7 @@ async fn list(mut settings: Settings) -> anyhow::Result<()> {
                 key.algorithm.as_str().to_owned(),
                 key.state.as_str().to_owned(),
                 key.created_at.map_or_else(|| "-".to_owned(), time),
+                key.signs_from.map_or_else(|| "-".to_owned(), time),
                 key.verify_until.map_or_else(|| "-".to_owned(), time),
                 if key.encrypted {
                     "encrypted"
@@ -165,14 +167,22 @@ async fn list(mut settings: Settings) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    let header = ["KID", "ALG", "STATE", "CREATED", "VERIFY UNTIL", "SECRET"];
+    let header = [
+        "KID",
+        "ALG",
+        "STATE",
+        "CREATED",
+        "SIGNS FROM",
+        "VERIFY UNTIL",
+        "SECRET",
+    ];
     let mut widths = header.map(str::len);
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.len());
         }
     }
-    let line = |cells: [&str; 6]| {
+    let line = |cells: [&str; 7]| {
         let mut out = String::new();
         for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
             if index + 1 == cells.len() {

@@ -19,7 +19,11 @@ pub(crate) struct KeyInfo {
     pub(crate) state: KeyState,
     /// When it was made; `None` for the configured key before any rotation.
     pub(crate) created_at: Option<i64>,
-    /// Until when a retired key verifies.
+    /// When a pre-published key signs (or began to): the `next` key's switch; `None` for a key
+    /// that signed from when it was made.
+    pub(crate) signs_from: Option<i64>,
+    /// When a retired key stops verifying (for the active key, once a next key waits: when it
+    /// will).
     pub(crate) verify_until: Option<i64>,
     /// Stored encrypted in the database (a rotated key) rather than configured (SIGNING_KEY).
     pub(crate) encrypted: bool,
@@ -37,6 +41,7 @@ pub(crate) async fn list(settings: &Settings, store: &Store) -> Result<Vec<KeyIn
             state: key.state(now),
             encrypted: key.sealed_key.is_some(),
             created_at: Some(key.created_at),
+            signs_from: key.signs_from,
             verify_until: key.verify_until,
             algorithm: key.algorithm,
             kid: key.kid,
@@ -49,6 +54,7 @@ pub(crate) async fn list(settings: &Settings, store: &Store) -> Result<Vec<KeyIn
                 algorithm: configured.algorithm(),
                 state: KeyState::Active,
                 created_at: None,
+                signs_from: None,
                 verify_until: None,
                 encrypted: false,
             });

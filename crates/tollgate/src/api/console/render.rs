@@ -296,9 +296,14 @@ mod tests {
             ),
             (
                 "keys.html",
-                json!({ "title": "Keys", "keys": [{ "kid": "k1", "algorithm": "HS256",
-                                  "state": "active", "created": null, "verify_until": null,
-                                  "stored": "SIGNING_KEY" }], "algorithms": ["HS256"] }),
+                json!({ "title": "Keys", "keys": [
+                            { "kid": hostile, "algorithm": "ES256", "state": "next",
+                              "created": time(), "signs_from": time(), "verify_until": null,
+                              "stored": "in the database, encrypted" },
+                            { "kid": "k1", "algorithm": "HS256", "state": "active",
+                              "created": null, "signs_from": null, "verify_until": time(),
+                              "stored": "SIGNING_KEY" }],
+                        "algorithms": ["HS256"] }),
             ),
             (
                 "audit.html",

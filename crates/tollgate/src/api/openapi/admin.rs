@@ -125,10 +125,16 @@ struct EventPage {
 struct SigningKey {
     kid: String,
     algorithm: String,
-    /// `active`, `retired` (verifies until `verify_until`) or `expired`.
+    /// `next` (published, signs from `signs_from`), `active`, `retired` (verifies until
+    /// `verify_until`) or `expired`.
     state: String,
     /// When it was made; null for the configured key before the first rotation.
     created: Option<String>,
+    /// When a pre-published key signs (`next`), or began to; null for a key that signed from
+    /// when it was made.
+    signs_from: Option<String>,
+    /// When a retired key stops verifying; for the active key, once a next key waits, when it
+    /// will. Null while it verifies with no end.
     verify_until: Option<String>,
     /// `encrypted` (rotated, in the database) or `SIGNING_KEY` (configured).
     stored: String,
