@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use tollgate_core::{unix_now, Algorithm, Settings};
 
 use super::time;
-use crate::keyring;
+use crate::keyring::{self, EncryptionKeys};
 use crate::service::admin;
 use crate::service::audit::Actor;
 use crate::service::{self, Standalone};
@@ -88,7 +88,10 @@ pub(crate) async fn run(settings: Settings, command: Command) -> anyhow::Result<
 async fn rotate(mut settings: Settings, args: RotateArgs) -> anyhow::Result<()> {
     crate::config::ensure_signing_key(&mut settings)?;
     // Refused before the database is opened, as it needs none.
-    if keyring::encryption_key(&settings)?.is_none() {
+    if EncryptionKeys::from_settings(&settings)?
+        .sealing()
+        .is_none()
+    {
         bail!(
             "KEYS_ENCRYPTION_KEY is not set: rotated keys are stored encrypted with it. Set \
              TOLLGATE_KEYS_ENCRYPTION_KEY (for example to the output of `openssl rand -hex 32`), \
@@ -234,15 +237,15 @@ async fn prune(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn reseal(settings: Settings) -> anyhow::Result<()> {
-    let Some(current) = keyring::encryption_key(&settings)? else {
+    let encryption = EncryptionKeys::from_settings(&settings)?;
+    let Some(current) = encryption.sealing() else {
         bail!("KEYS_ENCRYPTION_KEY is not set: it is the key the stored keys are encrypted with");
     };
-    let all = keyring::decryption_keys(&settings)?;
     let store = super::open_store(&settings).await?;
     let mut resealed = Vec::new();
     for record in store.signing_keys().await? {
         let key = keyring::stored_key(&record)?;
-        let Some(new) = key.reseal(&all, &current)? else {
+        let Some(new) = key.reseal(encryption.opening(), current)? else {
             continue;
         };
         let old = record.sealed_key.as_deref().unwrap_or_default();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tollgate_core::{unix_now, Algorithm, KeyState, Keys, Settings, StoredKey, TokenCodec};
 use tollgate_store::{Store, StoreError};
 
-use super::ServiceError;
+use super::{Context, ServiceError};
 use crate::keyring;
 
 /// One signing key, as a listing shows it.
@@ -86,13 +86,13 @@ pub(crate) struct Rotated {
 /// the new key within KEYS_RELOAD_INTERVAL and switch at the same time; `codec`, when given (a
 /// running server), loads it at once.
 pub(crate) async fn rotate(
-    settings: &Settings,
-    store: &Store,
+    ctx: &Context<'_>,
     algorithm: Option<Algorithm>,
     publish_first: Duration,
     codec: Option<&TokenCodec>,
 ) -> Result<Rotated, ServiceError> {
-    let Some(sealing) = keyring::encryption_key(settings)? else {
+    let (settings, store) = (ctx.settings, ctx.store);
+    let Some(sealing) = ctx.encryption_keys.sealing() else {
         return Err(ServiceError::NotConfigured(
             "KEYS_ENCRYPTION_KEY is not set: rotated keys are stored encrypted with it. Set \
              TOLLGATE_KEYS_ENCRYPTION_KEY (for example to the output of `openssl rand -hex 32`), \
@@ -103,9 +103,9 @@ pub(crate) async fn rotate(
     // The keys as the servers would load them: this also proves that KEYS_ENCRYPTION_KEY is the
     // one the stored keys were sealed with, before a key sealed with another is added.
     let records = store.signing_keys().await?;
-    let current = keyring::assemble(settings, &records, now)?;
+    let current = keyring::assemble(settings, ctx.encryption_keys, &records, now)?;
     let algorithm = algorithm.unwrap_or_else(|| current.signing_keys().algorithm());
-    let new = StoredKey::generate(algorithm, &sealing, now).map_err(keyring::KeysError::from)?;
+    let new = StoredKey::generate(algorithm, sealing, now).map_err(keyring::KeysError::from)?;
     let signs_from = if publish_first.is_zero() {
         now
     } else {
@@ -139,7 +139,7 @@ pub(crate) async fn rotate(
         })?;
     tracing::info!(kid = %new.kid, retired = %rotation.retired, signs_from, "signing key rotated");
     if let Some(codec) = codec {
-        keyring::load(codec, settings, store).await?;
+        keyring::load(codec, settings, ctx.encryption_keys, store).await?;
     }
     Ok(Rotated {
         kid: new.kid,

@@ -55,7 +55,7 @@ pub(crate) async fn rotate_keys(
     codec: Option<&TokenCodec>,
 ) -> Result<Rotated, ServiceError> {
     actor.require_superuser()?;
-    let rotated = keys::rotate(ctx.settings, ctx.store, algorithm, publish_first, codec).await?;
+    let rotated = keys::rotate(ctx, algorithm, publish_first, codec).await?;
     let details = json!({
         "kid": rotated.kid,
         "algorithm": rotated.algorithm.as_str(),

@@ -361,9 +361,8 @@ fn totp_step(
     code: &str,
     now: i64,
 ) -> Result<Option<u64>, ServiceError> {
-    let keys = crate::keyring::decryption_keys(&state.settings)
-        .map_err(|err| ServiceError::Secret(err.to_string()))?;
-    let secret = totp::open(&keys, factor.user_id, &factor.secret).ok_or_else(|| {
+    let keys = state.encryption_keys.opening();
+    let secret = totp::open(keys, factor.user_id, &factor.secret).ok_or_else(|| {
         ServiceError::Secret(format!(
             "the TOTP secret of user {} does not open with KEYS_ENCRYPTION_KEY",
             factor.user_id
@@ -400,9 +399,8 @@ pub(crate) async fn begin_totp(state: &AppState, user: &User) -> Result<NewSecre
         &user.email
     };
     let secret = totp::new_secret(&state.settings.mfa_issuer, account);
-    let key = crate::keyring::encryption_key(&state.settings)
-        .map_err(|err| ServiceError::Secret(err.to_string()))?;
-    let stored = totp::seal(key.as_ref(), user.id, &secret.base32)
+    let key = state.encryption_keys.sealing();
+    let stored = totp::seal(key, user.id, &secret.base32)
         .map_err(|err| ServiceError::Secret(err.to_owned()))?;
     state
         .store
