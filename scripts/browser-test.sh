@@ -8,8 +8,9 @@
 # (e2e/passkey-flow.mjs): with a virtual authenticator, a passkey is registered, signs in alone,
 # and answers a password login's second step. Last, the web console (e2e/admin-flow.mjs): an
 # ordinary user is refused; a staff member signs in, finds a user, revokes a session and
-# deactivates them (the API refuses their tokens), reads the audit log; no page raises a CSP
-# violation, and the pages are photographed into docs/images/.
+# deactivates them (the API refuses their tokens), reads the audit log, creates an account; a
+# staff member signs in with a passkey as the second factor; no page raises a CSP violation,
+# and the pages are photographed into docs/images/.
 #
 #   scripts/browser-test.sh
 #
@@ -56,8 +57,11 @@ export TOLLGATE_REFRESH_COOKIE=true
 export TOLLGATE_ROTATE_REFRESH_TOKENS=true TOLLGATE_BLACKLIST_AFTER_ROTATION=true
 export TOLLGATE_SMTP_URL="smtp://127.0.0.1:$smtp_port"
 export TOLLGATE_PASSWORD_RESET_URL="http://127.0.0.1:$E2E_PAGE_PORT/password/reset/confirm/{uid}/{token}"
-# Passkeys need a domain: the passkey page is served at localhost.
-export TOLLGATE_PASSKEY_RP_ID=localhost TOLLGATE_PASSKEY_ORIGINS="http://localhost:$E2E_PAGE_PORT"
+# Tollgate's port, known before it starts: passkeys name the console's origin.
+port=$(free_port)
+# Passkeys need a domain: the passkey page and the console are served at localhost.
+export TOLLGATE_PASSKEY_RP_ID=localhost
+export TOLLGATE_PASSKEY_ORIGINS="http://localhost:$E2E_PAGE_PORT,http://localhost:$port"
 export TOLLGATE_PASSKEY_LOGIN=true
 export E2E_USERNAME=e2e E2E_PASSWORD=e2e-password E2E_EMAIL=e2e@example.com
 TOLLGATE_USER_PASSWORD="$E2E_PASSWORD" "$binary" createuser --create --username "$E2E_USERNAME" \
@@ -71,7 +75,10 @@ TOLLGATE_USER_PASSWORD="$E2E_PASSWORD" "$binary" createuser --username "$E2E_CON
   --email staff@example.com --staff --no-input >/dev/null
 TOLLGATE_USER_PASSWORD="$E2E_PASSWORD" "$binary" createuser --username "$E2E_CONSOLE_TARGET" \
   --email target@example.com --first-name Casey --last-name Morgan --no-input >/dev/null
-port=$(free_port)
+# A staff member whose second factor will be a passkey.
+export E2E_CONSOLE_PASSKEY_STAFF=console-passkey
+TOLLGATE_USER_PASSWORD="$E2E_PASSWORD" "$binary" createuser --username "$E2E_CONSOLE_PASSKEY_STAFF" \
+  --email passkey-staff@example.com --staff --no-input >/dev/null
 export E2E_TOLLGATE_URL="http://127.0.0.1:$port"
 "$binary" serve --bind "127.0.0.1:$port" 2>"$work/server.log" &
 server_pid=$!

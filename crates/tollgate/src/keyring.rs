@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use tollgate_core::{
-    unix_now, Algorithm, KeyRing, KeyRingError, Keys, KeysEncryptionKey, Settings, StoredKey,
-    TokenCodec,
+    unix_now, Algorithm, KeyRing, KeyRingError, Keys, KeysEncryptionKey, Settings, SettingsError,
+    StoredKey, TokenCodec,
 };
 use tollgate_store::{SigningKeyRecord, Store, StoreError};
 
@@ -23,7 +23,7 @@ pub(crate) enum KeysError {
     Ring(#[from] KeyRingError),
     /// A setting is unusable.
     #[error(transparent)]
-    Settings(#[from] tollgate_core::SettingsError),
+    Settings(#[from] SettingsError),
     /// A row names an algorithm Tollgate does not know.
     #[error("the stored key {kid} has the unknown algorithm {algorithm:?}")]
     UnknownAlgorithm {
@@ -34,31 +34,47 @@ pub(crate) enum KeysError {
     },
 }
 
-/// KEYS_ENCRYPTION_KEY, parsed; `None` when unset.
-pub(crate) fn encryption_key(settings: &Settings) -> Result<Option<KeysEncryptionKey>, KeysError> {
-    parse_key("KEYS_ENCRYPTION_KEY", settings.keys_encryption_key.expose())
+/// KEYS_ENCRYPTION_KEY and KEYS_PREVIOUS_ENCRYPTION_KEY, parsed once: where the application
+/// state is built (every TOTP check opens a secret with them), or once by a command.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EncryptionKeys {
+    /// KEYS_ENCRYPTION_KEY: what new material is sealed with.
+    sealing: Option<KeysEncryptionKey>,
+    /// What may open stored material: KEYS_ENCRYPTION_KEY, then KEYS_PREVIOUS_ENCRYPTION_KEY,
+    /// those that are set.
+    opening: Vec<KeysEncryptionKey>,
 }
 
-/// The keys that may open stored keys: KEYS_ENCRYPTION_KEY, then
-/// KEYS_PREVIOUS_ENCRYPTION_KEY, those that are set.
-pub(crate) fn decryption_keys(settings: &Settings) -> Result<Vec<KeysEncryptionKey>, KeysError> {
-    let previous = parse_key(
-        "KEYS_PREVIOUS_ENCRYPTION_KEY",
-        settings.keys_previous_encryption_key.expose(),
-    )?;
-    Ok(encryption_key(settings)?
-        .into_iter()
-        .chain(previous)
-        .collect())
+impl EncryptionKeys {
+    /// Parses both settings; the error names the one at fault.
+    pub(crate) fn from_settings(settings: &Settings) -> Result<EncryptionKeys, SettingsError> {
+        let sealing = parse_key("KEYS_ENCRYPTION_KEY", settings.keys_encryption_key.expose())?;
+        let previous = parse_key(
+            "KEYS_PREVIOUS_ENCRYPTION_KEY",
+            settings.keys_previous_encryption_key.expose(),
+        )?;
+        let opening = sealing.iter().cloned().chain(previous).collect();
+        Ok(EncryptionKeys { sealing, opening })
+    }
+
+    /// KEYS_ENCRYPTION_KEY; `None` when unset.
+    pub(crate) fn sealing(&self) -> Option<&KeysEncryptionKey> {
+        self.sealing.as_ref()
+    }
+
+    /// The keys that may open stored material, KEYS_ENCRYPTION_KEY first.
+    pub(crate) fn opening(&self) -> &[KeysEncryptionKey] {
+        &self.opening
+    }
 }
 
-fn parse_key(key: &'static str, text: &str) -> Result<Option<KeysEncryptionKey>, KeysError> {
+fn parse_key(key: &'static str, text: &str) -> Result<Option<KeysEncryptionKey>, SettingsError> {
     if text.is_empty() {
         return Ok(None);
     }
-    KeysEncryptionKey::parse(text).map(Some).map_err(|message| {
-        KeysError::Settings(tollgate_core::SettingsError::Invalid { key, message })
-    })
+    KeysEncryptionKey::parse(text)
+        .map(Some)
+        .map_err(|message| SettingsError::Invalid { key, message })
 }
 
 /// A row as the key ring reads it.
@@ -97,9 +113,11 @@ pub(crate) fn record(key: &StoredKey) -> SigningKeyRecord {
     }
 }
 
-/// The ring for `records` at `now`, with the configured key from `settings`.
+/// The ring for `records` at `now`, with the configured key from `settings`, the stored keys
+/// opened with `encryption`.
 pub(crate) fn assemble(
     settings: &Settings,
+    encryption: &EncryptionKeys,
     records: &[SigningKeyRecord],
     now: i64,
 ) -> Result<KeyRing, KeysError> {
@@ -108,18 +126,23 @@ pub(crate) fn assemble(
         .iter()
         .map(stored_key)
         .collect::<Result<Vec<_>, _>>()?;
-    let sealing = decryption_keys(settings)?;
-    Ok(KeyRing::assemble(configured, &stored, &sealing, now)?)
+    Ok(KeyRing::assemble(
+        configured,
+        &stored,
+        encryption.opening(),
+        now,
+    )?)
 }
 
 /// Reads the stored keys and makes `codec` sign and verify with them; returns the rows read.
 pub(crate) async fn load(
     codec: &TokenCodec,
     settings: &Settings,
+    encryption: &EncryptionKeys,
     store: &Store,
 ) -> Result<Vec<SigningKeyRecord>, KeysError> {
     let records = store.signing_keys().await?;
-    codec.replace_keys(assemble(settings, &records, unix_now())?);
+    codec.replace_keys(assemble(settings, encryption, &records, unix_now())?);
     Ok(records)
 }
 
@@ -171,6 +194,7 @@ impl Trigger {
 pub(crate) async fn watch(
     codec: Arc<TokenCodec>,
     settings: Arc<Settings>,
+    encryption: Arc<EncryptionKeys>,
     store: Store,
     loaded: Vec<SigningKeyRecord>,
     metrics: Metrics,
@@ -197,7 +221,7 @@ pub(crate) async fn watch(
             () = next_hangup(&mut hangups) => Trigger::Hangup,
             () = next_switch(&last) => Trigger::Switch,
         };
-        let outcome = reload(&codec, &settings, &store, &mut last, trigger).await;
+        let outcome = reload(&codec, &settings, &encryption, &store, &mut last, trigger).await;
         metrics.key_reload(trigger.as_str(), outcome);
     }
 }
@@ -228,6 +252,7 @@ async fn next_switch(records: &[SigningKeyRecord]) {
 async fn reload(
     codec: &TokenCodec,
     settings: &Settings,
+    encryption: &EncryptionKeys,
     store: &Store,
     last: &mut Vec<SigningKeyRecord>,
     trigger: Trigger,
@@ -255,7 +280,7 @@ async fn reload(
     if trigger == Trigger::Interval && *last == records && !ran_out && !due {
         return "unchanged";
     }
-    match assemble(settings, &records, now) {
+    match assemble(settings, encryption, &records, now) {
         Ok(ring) => {
             let before = current.signing_keys().kid().to_owned();
             let active = ring.signing_keys().kid().to_owned();
@@ -341,5 +366,40 @@ mod tests {
             ..settings
         };
         assert_eq!(verify_until(&sliding, 0), 200_000 + 10);
+    }
+
+    #[test]
+    fn encryption_keys_seal_with_the_current_key_and_open_with_both() {
+        use tollgate_core::settings::Secret;
+        let none = EncryptionKeys::from_settings(&Settings::default()).expect("unset is no key");
+        assert!(none.sealing().is_none() && none.opening().is_empty());
+        let previous_only = Settings {
+            keys_previous_encryption_key: Secret("ab".repeat(32)),
+            ..Settings::default()
+        };
+        let keys = EncryptionKeys::from_settings(&previous_only).expect("parses");
+        assert!(keys.sealing().is_none(), "the previous key seals nothing");
+        assert_eq!(keys.opening().len(), 1);
+        let both = Settings {
+            keys_encryption_key: Secret("cd".repeat(32)),
+            ..previous_only
+        };
+        let keys = EncryptionKeys::from_settings(&both).expect("parses");
+        let current = KeysEncryptionKey::parse(&"cd".repeat(32)).expect("a key");
+        let sealed = current
+            .seal("kid", Algorithm::HS256, "secret")
+            .expect("seals");
+        let sealing = keys.sealing().expect("the current key");
+        assert!(sealing.open("kid", Algorithm::HS256, &sealed).is_ok());
+        assert_eq!(keys.opening().len(), 2);
+        assert!(keys.opening()[0]
+            .open("kid", Algorithm::HS256, &sealed)
+            .is_ok());
+        let wrong = Settings {
+            keys_encryption_key: Secret("not hex".into()),
+            ..Settings::default()
+        };
+        let err = EncryptionKeys::from_settings(&wrong).expect_err("refused");
+        assert!(err.to_string().contains("KEYS_ENCRYPTION_KEY"), "{err}");
     }
 }

@@ -8,6 +8,7 @@ use tollgate_core::settings::{LoginField, UserIdField, UsernameField};
 use tollgate_core::{Claims, Settings, TokenCodec};
 use tollgate_store::{AccessClaims, Revocation, Store, StoreError, User, UserField};
 
+use crate::keyring::EncryptionKeys;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::service::claims_hook::ClaimsHook;
@@ -74,6 +75,9 @@ pub struct SharedState {
     pub(crate) foreign_tokens: Option<tollgate_axum::Verifier>,
     /// The WebAuthn relying party of passkeys (PASSKEY_RP_ID); `None` when they are off.
     pub(crate) passkeys: Option<Arc<webauthn_rs::Webauthn>>,
+    /// KEYS_ENCRYPTION_KEY and KEYS_PREVIOUS_ENCRYPTION_KEY: they seal and open the stored
+    /// signing keys and TOTP secrets.
+    pub(crate) encryption_keys: Arc<EncryptionKeys>,
     /// With CLAIMS_HOOK_URL, the application's hook asked at every login and refresh.
     pub(crate) claims_hook: Option<Arc<ClaimsHook>>,
 }
@@ -132,6 +136,7 @@ pub(crate) struct Prepared {
     outbox: Outbox,
     passkeys: Option<webauthn_rs::Webauthn>,
     claims_hook: Option<ClaimsHook>,
+    encryption_keys: EncryptionKeys,
 }
 
 /// The argon2id hasher at the cost ARGON2_* set.
@@ -183,7 +188,9 @@ impl Prepared {
         let outbox = outbox(&settings)?;
         let passkeys = crate::service::mfa::passkeys::relying_party(&settings)?;
         let claims_hook = ClaimsHook::from_settings(&settings)?;
+        let encryption_keys = EncryptionKeys::from_settings(&settings)?;
         Ok(Prepared {
+            encryption_keys,
             outbox,
             passkeys,
             claims_hook,
@@ -224,12 +231,14 @@ impl AppState {
             outbox,
             passkeys,
             claims_hook,
+            encryption_keys,
         } = prepared;
         // With REDIS_URL the throttles count across instances.
         let shared = settings.redis_url.is_some().then(|| store.clone());
         AppState(Arc::new(SharedState {
             foreign_tokens,
             passkeys: passkeys.map(Arc::new),
+            encryption_keys: Arc::new(encryption_keys),
             claims_hook: claims_hook.map(Arc::new),
             metrics: Metrics::new(settings.metrics_enabled),
             user_cache: UserCache::new(settings.user_cache_ttl),

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use tollgate_core::{unix_now, Algorithm, Settings};
 
 use super::time;
-use crate::keyring;
+use crate::keyring::{self, EncryptionKeys};
 use crate::service::admin;
 use crate::service::audit::Actor;
 use crate::service::{self, Standalone};
@@ -30,7 +30,8 @@ pub(crate) enum Command {
     )]
     Rotate(RotateArgs),
     /// List the signing keys: id, algorithm, state (next, active, retired, expired), when each
-    /// was made and until when it verifies. Never prints key material.
+    /// was made, when a pre-published (next) key signs, and until when a retired key verifies.
+    /// Never prints key material.
     List,
     /// End a retired key's verification now, before its verify-until time (a key suspected
     /// leaked): servers refuse its tokens from their next reload (KEYS_RELOAD_INTERVAL, or at
@@ -87,7 +88,10 @@ pub(crate) async fn run(settings: Settings, command: Command) -> anyhow::Result<
 async fn rotate(mut settings: Settings, args: RotateArgs) -> anyhow::Result<()> {
     crate::config::ensure_signing_key(&mut settings)?;
     // Refused before the database is opened, as it needs none.
-    if keyring::encryption_key(&settings)?.is_none() {
+    if EncryptionKeys::from_settings(&settings)?
+        .sealing()
+        .is_none()
+    {
         bail!(
             "KEYS_ENCRYPTION_KEY is not set: rotated keys are stored encrypted with it. Set \
              TOLLGATE_KEYS_ENCRYPTION_KEY (for example to the output of `openssl rand -hex 32`), \
@@ -147,7 +151,7 @@ async fn list(mut settings: Settings) -> anyhow::Result<()> {
     let store = super::open_store(&settings).await?;
     let keys = service::keys::list(&settings, &store).await;
     store.close().await;
-    let rows: Vec<[String; 6]> = keys?
+    let rows: Vec<[String; 7]> = keys?
         .into_iter()
         .map(|key| {
             [
@@ -155,6 +159,7 @@ async fn list(mut settings: Settings) -> anyhow::Result<()> {
                 key.algorithm.as_str().to_owned(),
                 key.state.as_str().to_owned(),
                 key.created_at.map_or_else(|| "-".to_owned(), time),
+                key.signs_from.map_or_else(|| "-".to_owned(), time),
                 key.verify_until.map_or_else(|| "-".to_owned(), time),
                 if key.encrypted {
                     "encrypted"
@@ -165,14 +170,22 @@ async fn list(mut settings: Settings) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    let header = ["KID", "ALG", "STATE", "CREATED", "VERIFY UNTIL", "SECRET"];
+    let header = [
+        "KID",
+        "ALG",
+        "STATE",
+        "CREATED",
+        "SIGNS FROM",
+        "VERIFY UNTIL",
+        "SECRET",
+    ];
     let mut widths = header.map(str::len);
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.len());
         }
     }
-    let line = |cells: [&str; 6]| {
+    let line = |cells: [&str; 7]| {
         let mut out = String::new();
         for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
             if index + 1 == cells.len() {
@@ -224,15 +237,15 @@ async fn prune(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn reseal(settings: Settings) -> anyhow::Result<()> {
-    let Some(current) = keyring::encryption_key(&settings)? else {
+    let encryption = EncryptionKeys::from_settings(&settings)?;
+    let Some(current) = encryption.sealing() else {
         bail!("KEYS_ENCRYPTION_KEY is not set: it is the key the stored keys are encrypted with");
     };
-    let all = keyring::decryption_keys(&settings)?;
     let store = super::open_store(&settings).await?;
     let mut resealed = Vec::new();
     for record in store.signing_keys().await? {
         let key = keyring::stored_key(&record)?;
-        let Some(new) = key.reseal(&all, &current)? else {
+        let Some(new) = key.reseal(encryption.opening(), current)? else {
             continue;
         };
         let old = record.sealed_key.as_deref().unwrap_or_default();

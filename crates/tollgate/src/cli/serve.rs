@@ -39,9 +39,14 @@ pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
         .start_sync()
         .await
         .context("cannot load the access-token revocations")?;
-    let loaded = crate::keyring::load(&state.codec, &state.settings, &store)
-        .await
-        .context("cannot load the signing keys")?;
+    let loaded = crate::keyring::load(
+        &state.codec,
+        &state.settings,
+        &state.encryption_keys,
+        &store,
+    )
+    .await
+    .context("cannot load the signing keys")?;
     tracing::info!(kid = %state.codec.keys().signing_keys().kid(), "signing key loaded");
     let listener = TcpListener::bind(&bind)
         .await
@@ -57,6 +62,7 @@ pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
     let keys_watcher = tokio::spawn(crate::keyring::watch(
         std::sync::Arc::clone(&state.codec),
         std::sync::Arc::clone(&state.settings),
+        std::sync::Arc::clone(&state.encryption_keys),
         store.clone(),
         loaded,
         state.metrics.clone(),

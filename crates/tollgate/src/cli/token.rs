@@ -41,7 +41,7 @@ pub(crate) async fn run(mut settings: Settings, args: Args) -> anyhow::Result<()
 
 async fn mint(settings: Settings, store: &Store, args: &Args) -> anyhow::Result<Value> {
     let state = AppState::new(settings, store.clone()).context("invalid configuration")?;
-    crate::keyring::load(&state.codec, &state.settings, store)
+    crate::keyring::load(&state.codec, &state.settings, &state.encryption_keys, store)
         .await
         .context("cannot load the signing keys")?;
     let user = super::find_user(store, &args.user).await?;

@@ -1,5 +1,5 @@
 //! `tollgate createsuperuser` and `tollgate createuser`: accounts made with the admin API's
-//! rules ([`accounts::create`]), recorded in the audit log.
+//! rules ([`admin::users::create`]), recorded in the audit log.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -8,7 +8,8 @@ use tollgate_core::body::Payload;
 use tollgate_core::settings::UsernameField;
 use tollgate_core::Settings;
 
-use crate::service::accounts::{self, PasswordRule};
+use crate::service::accounts::PasswordRule;
+use crate::service::admin;
 use crate::service::audit::Actor;
 use crate::service::{ServiceError, Standalone};
 
@@ -116,7 +117,7 @@ pub(crate) async fn run(settings: Settings, args: Args, kind: Kind) -> anyhow::R
     let parts = Standalone::new(settings, store.clone())?;
     // The rules of the admin API's creation, but not the password policy: the operator chose
     // the password, as with Django's createsuperuser.
-    let created = accounts::create(
+    let created = admin::users::create(
         &parts.context(),
         &Actor::command(),
         &Payload::Json(body),

@@ -9,90 +9,61 @@ use tollgate_core::settings::EmailVerification;
 use tollgate_core::unix_now;
 use tollgate_store::{NewUser, User, UserChanges};
 
-use super::audit::Actor;
 use super::user_fields::{self, duplicate_error, Mode, Problems};
 use super::{Context, ServiceError};
 use crate::webhooks::{user_data, Event};
 
 /// Registers an account from the fields of `payload` (USERNAME_FIELD, USER_REQUIRED_FIELDS,
-/// the profile fields, and `password`): every field checked by its rules, identifiers unique
-/// across fields, the password against the policy. All problems are reported together.
+/// the profile fields, and `password`): the creation rule of [`create`], the password against
+/// the policy. With EMAIL_VERIFICATION on, the address waits for its activation link.
 pub(crate) async fn register(ctx: &Context<'_>, payload: &Payload) -> Result<User, ServiceError> {
-    let mut problems = Problems::default();
-    let fields = user_fields::read(ctx.settings, payload, Mode::Create, &mut problems);
-    let password = match payload.char_fields(["password"]) {
-        Ok([password]) => Some(password),
-        Err(BodyError::Fields(mut found)) => {
-            problems.append(&mut found);
-            None
-        }
-        Err(other) => return Err(other.into()),
-    };
-    user_fields::check_identifiers(ctx, &fields, None, &mut problems).await?;
-    if let Some(password) = &password {
-        for problem in ctx.policy.check(password, &fields.attributes()) {
-            problems.add("password", problem);
-        }
-    }
-    problems.into_result()?;
-    let password = password.unwrap_or_default();
-    let email = fields.email.clone().unwrap_or_default();
-    let new = NewUser {
-        username: fields
-            .username
-            .clone()
-            .unwrap_or_else(|| normalize_username(&email.to_lowercase())),
-        email,
-        phone: fields.phone.clone().flatten(),
-        first_name: fields.first_name.clone().unwrap_or_default(),
-        last_name: fields.last_name.clone().unwrap_or_default(),
-        profile: Value::Object(fields.profile.clone()).to_string(),
-        password_hash: ctx.passwords.hash(password).await,
+    let account = NewAccount {
         is_active: true,
         is_staff: false,
         is_superuser: false,
         email_unconfirmed: ctx.settings.email_verification != EmailVerification::None,
+        password_rule: PasswordRule::Policy,
     };
-    let user = ctx
-        .store
-        .create_user(&new, unix_now())
-        .await
-        .map_err(duplicate_error)?;
+    let user = create(ctx, payload, Problems::default(), &account).await?;
     tracing::info!(user_id = user.id, "user registered");
-    ctx.emit(Event::UserCreated, json!({ "user": user_data(&user) }))
-        .await;
-    if new.email_unconfirmed {
+    if account.email_unconfirmed {
         super::verification::send_activation(ctx, &user).await?;
     }
     Ok(user)
 }
 
-/// Whether the password of an account an administrator creates must pass the password policy.
+/// Whether the password of a new account must pass the password policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PasswordRule {
-    /// It must (the admin API).
+    /// It must (registration, the admin API and the console).
     Policy,
     /// It need not: an operator at the command line chose it, as Django's `createsuperuser`
     /// takes any password given without input.
     Unchecked,
 }
 
-/// Creates an account for an administrator (the admin API, `tollgate createuser` and
-/// `createsuperuser`): the user fields of `payload` as registration reads them, `password`, and
-/// the flags `is_active` (true by default), `is_staff` and `is_superuser` (false by default),
-/// which only a superuser may set. The account's address counts as confirmed. Emits
-/// `user.created` and records `user.create` in the audit log.
+/// What a new account is given besides its fields: its flags, whether its address waits for
+/// confirmation, and how its password is checked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewAccount {
+    pub(crate) is_active: bool,
+    pub(crate) is_staff: bool,
+    pub(crate) is_superuser: bool,
+    pub(crate) email_unconfirmed: bool,
+    pub(crate) password_rule: PasswordRule,
+}
+
+/// The one rule every new account is made by (registration, the admin API, the console and
+/// `tollgate createuser`): the user fields of `payload` read and normalised as
+/// [`user_fields::read`] reads them, `password`, identifiers unique across fields, the password
+/// against the policy when `account` says so. Every problem is reported together, with
+/// `problems` already found by the caller. Emits `user.created`.
 pub(crate) async fn create(
     ctx: &Context<'_>,
-    actor: &Actor,
     payload: &Payload,
-    rule: PasswordRule,
+    mut problems: Problems,
+    account: &NewAccount,
 ) -> Result<User, ServiceError> {
-    let mut problems = Problems::default();
-    let is_active = user_fields::flag(payload, "is_active", &mut problems).unwrap_or(true);
-    let is_staff = user_fields::flag(payload, "is_staff", &mut problems).unwrap_or(false);
-    let is_superuser = user_fields::flag(payload, "is_superuser", &mut problems).unwrap_or(false);
-    actor.may_grant(is_staff.then_some(true), is_superuser.then_some(true))?;
     let fields = user_fields::read(ctx.settings, payload, Mode::Create, &mut problems);
     let password = match payload.char_fields(["password"]) {
         Ok([password]) => Some(password),
@@ -103,7 +74,7 @@ pub(crate) async fn create(
         Err(other) => return Err(other.into()),
     };
     user_fields::check_identifiers(ctx, &fields, None, &mut problems).await?;
-    if let (Some(password), PasswordRule::Policy) = (&password, rule) {
+    if let (Some(password), PasswordRule::Policy) = (&password, account.password_rule) {
         for problem in ctx.policy.check(password, &fields.attributes()) {
             problems.add("password", problem);
         }
@@ -121,25 +92,18 @@ pub(crate) async fn create(
         last_name: fields.last_name.clone().unwrap_or_default(),
         profile: Value::Object(fields.profile.clone()).to_string(),
         password_hash: ctx.passwords.hash(password.unwrap_or_default()).await,
-        is_active,
-        is_staff,
-        is_superuser,
-        email_unconfirmed: false,
+        is_active: account.is_active,
+        is_staff: account.is_staff,
+        is_superuser: account.is_superuser,
+        email_unconfirmed: account.email_unconfirmed,
     };
     let user = ctx
         .store
         .create_user(&new, unix_now())
         .await
         .map_err(duplicate_error)?;
-    tracing::info!(user_id = user.id, "user created by an administrator");
     ctx.emit(Event::UserCreated, json!({ "user": user_data(&user) }))
         .await;
-    let details = json!({
-        "is_active": is_active,
-        "is_staff": is_staff,
-        "is_superuser": is_superuser,
-    });
-    super::audit::record(ctx, actor, "user.create", Some(&user), details).await?;
     Ok(user)
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tollgate_core::{unix_now, Algorithm, KeyState, Keys, Settings, StoredKey, TokenCodec};
 use tollgate_store::{Store, StoreError};
 
-use super::ServiceError;
+use super::{Context, ServiceError};
 use crate::keyring;
 
 /// One signing key, as a listing shows it.
@@ -19,7 +19,11 @@ pub(crate) struct KeyInfo {
     pub(crate) state: KeyState,
     /// When it was made; `None` for the configured key before any rotation.
     pub(crate) created_at: Option<i64>,
-    /// Until when a retired key verifies.
+    /// When a pre-published key signs (or began to): the `next` key's switch; `None` for a key
+    /// that signed from when it was made.
+    pub(crate) signs_from: Option<i64>,
+    /// When a retired key stops verifying (for the active key, once a next key waits: when it
+    /// will).
     pub(crate) verify_until: Option<i64>,
     /// Stored encrypted in the database (a rotated key) rather than configured (SIGNING_KEY).
     pub(crate) encrypted: bool,
@@ -37,6 +41,7 @@ pub(crate) async fn list(settings: &Settings, store: &Store) -> Result<Vec<KeyIn
             state: key.state(now),
             encrypted: key.sealed_key.is_some(),
             created_at: Some(key.created_at),
+            signs_from: key.signs_from,
             verify_until: key.verify_until,
             algorithm: key.algorithm,
             kid: key.kid,
@@ -49,6 +54,7 @@ pub(crate) async fn list(settings: &Settings, store: &Store) -> Result<Vec<KeyIn
                 algorithm: configured.algorithm(),
                 state: KeyState::Active,
                 created_at: None,
+                signs_from: None,
                 verify_until: None,
                 encrypted: false,
             });
@@ -80,13 +86,13 @@ pub(crate) struct Rotated {
 /// the new key within KEYS_RELOAD_INTERVAL and switch at the same time; `codec`, when given (a
 /// running server), loads it at once.
 pub(crate) async fn rotate(
-    settings: &Settings,
-    store: &Store,
+    ctx: &Context<'_>,
     algorithm: Option<Algorithm>,
     publish_first: Duration,
     codec: Option<&TokenCodec>,
 ) -> Result<Rotated, ServiceError> {
-    let Some(sealing) = keyring::encryption_key(settings)? else {
+    let (settings, store) = (ctx.settings, ctx.store);
+    let Some(sealing) = ctx.encryption_keys.sealing() else {
         return Err(ServiceError::NotConfigured(
             "KEYS_ENCRYPTION_KEY is not set: rotated keys are stored encrypted with it. Set \
              TOLLGATE_KEYS_ENCRYPTION_KEY (for example to the output of `openssl rand -hex 32`), \
@@ -97,9 +103,9 @@ pub(crate) async fn rotate(
     // The keys as the servers would load them: this also proves that KEYS_ENCRYPTION_KEY is the
     // one the stored keys were sealed with, before a key sealed with another is added.
     let records = store.signing_keys().await?;
-    let current = keyring::assemble(settings, &records, now)?;
+    let current = keyring::assemble(settings, ctx.encryption_keys, &records, now)?;
     let algorithm = algorithm.unwrap_or_else(|| current.signing_keys().algorithm());
-    let new = StoredKey::generate(algorithm, &sealing, now).map_err(keyring::KeysError::from)?;
+    let new = StoredKey::generate(algorithm, sealing, now).map_err(keyring::KeysError::from)?;
     let signs_from = if publish_first.is_zero() {
         now
     } else {
@@ -133,7 +139,7 @@ pub(crate) async fn rotate(
         })?;
     tracing::info!(kid = %new.kid, retired = %rotation.retired, signs_from, "signing key rotated");
     if let Some(codec) = codec {
-        keyring::load(codec, settings, store).await?;
+        keyring::load(codec, settings, ctx.encryption_keys, store).await?;
     }
     Ok(Rotated {
         kid: new.kid,

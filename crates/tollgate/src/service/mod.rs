@@ -41,6 +41,7 @@ use tollgate_store::{Revocation, Store, StoreError, UserField};
 
 pub(crate) use error::{ApiKeyRefusal, FieldErrors, ServiceError};
 
+use crate::keyring::EncryptionKeys;
 use crate::outbox::Outbox;
 use crate::state::{AppState, PasswordPool};
 use crate::user_cache::UserCache;
@@ -62,6 +63,8 @@ pub(crate) struct Context<'a> {
     /// Where mail and events (WEBHOOK_URLS) go; a serving instance's sender delivers them, a
     /// command's too.
     pub(crate) outbox: &'a Outbox,
+    /// KEYS_ENCRYPTION_KEY and KEYS_PREVIOUS_ENCRYPTION_KEY, parsed.
+    pub(crate) encryption_keys: &'a EncryptionKeys,
 }
 
 impl<'a> Context<'a> {
@@ -76,6 +79,7 @@ impl<'a> Context<'a> {
             login_fields: &state.login_fields,
             user_cache: Some(&state.user_cache),
             outbox: &state.outbox,
+            encryption_keys: &state.encryption_keys,
         }
     }
 
@@ -112,6 +116,7 @@ pub(crate) struct Standalone {
     user_id_field: UserField,
     login_fields: Vec<UserField>,
     outbox: Outbox,
+    encryption_keys: EncryptionKeys,
 }
 
 impl Standalone {
@@ -122,6 +127,7 @@ impl Standalone {
         store: Store,
     ) -> Result<Standalone, crate::state::StateError> {
         Ok(Standalone {
+            encryption_keys: EncryptionKeys::from_settings(&settings)?,
             outbox: crate::state::outbox(&settings)?,
             passwords: PasswordPool::new(crate::state::password_hasher(&settings)?),
             login_fields: crate::state::login_fields(&settings),
@@ -143,6 +149,7 @@ impl Standalone {
             login_fields: &self.login_fields,
             user_cache: None,
             outbox: &self.outbox,
+            encryption_keys: &self.encryption_keys,
         }
     }
 }

@@ -168,9 +168,17 @@ on_both_backends! {
         // Sending a flag unchanged grants nothing.
         let (status, _) = call(&server, Method::PATCH, &ann_path, &staff, Some(json!({"is_staff": false}))).await;
         assert_eq!(status, StatusCode::OK);
+        // Nor do they make a staff member or a superuser, and a refusal creates nothing.
         let create_staff = json!({"username": "new", "password": "quantum-ferret-72", "is_staff": true});
-        let answer = call(&server, Method::POST, "/api/admin/users/", &staff, Some(create_staff.clone())).await;
-        assert_eq!(answer, (StatusCode::FORBIDDEN, permission_denied()));
+        let create_superuser = json!({"username": "new", "password": "quantum-ferret-72", "is_superuser": "true"});
+        for escalation in [create_staff.clone(), create_superuser] {
+            let answer = call(&server, Method::POST, "/api/admin/users/", &staff, Some(escalation)).await;
+            assert_eq!(answer, (StatusCode::FORBIDDEN, permission_denied()));
+        }
+        assert!(server.store().find_user(tollgate_store::UserField::Username, "new").await.expect("query").is_none());
+        let (status, body) = call(&server, Method::POST, "/api/admin/users/", &staff,
+            Some(json!({"username": "plain", "password": "quantum-ferret-72", "is_staff": false}))).await;
+        assert_eq!((status, &body["is_staff"]), (StatusCode::CREATED, &json!(false)), "{body}");
         // Staff do nothing to another staff account, nor to the keys.
         for (method, path, body) in [
             (Method::PATCH, sue_path.clone(), Some(json!({"first_name": "S"}))),

@@ -279,6 +279,12 @@ async fn keys_are_listed_and_rotated() {
             (&rotated["retired"], &json!("retired"))
         ]
     );
+    // Both signed from when they were made; the retired key verifies until the rotation said.
+    assert_eq!(
+        (&keys[0]["signs_from"], &keys[1]["signs_from"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(keys[1]["verify_until"], rotated["retired_verify_until"]);
     assert!(!keys.to_string().contains("PRIVATE") && !keys.to_string().contains("v1."));
     let entries = audit(&server, &token, "").await;
     assert_eq!(entries[0]["action"], "keys.rotate");

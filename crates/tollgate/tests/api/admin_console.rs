@@ -11,10 +11,11 @@ use serde_json::json;
 use tollgate_store::User;
 
 use crate::admin::{account, call, PASSWORD};
+use crate::common::authenticator::SoftPasskey;
 use crate::common::{payload, Backend, TestServer};
 
-const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
-                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
+                   img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// One browser: its cookies, kept as the server sets them.
 struct Browser<'a> {
@@ -40,11 +41,17 @@ impl Answer {
 
     /// The CSRF token of the page's forms.
     fn csrf(&self) -> String {
+        self.field("csrf")
+    }
+
+    /// The value of the page's first input named `name`.
+    fn field(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
         let start = self
             .page
-            .find("name=\"csrf\" value=\"")
-            .unwrap_or_else(|| panic!("no CSRF token on the page: {}", self.page))
-            + "name=\"csrf\" value=\"".len();
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} on the page: {}", self.page))
+            + marker.len();
         let end = self.page[start..].find('"').expect("closing quote") + start;
         self.page[start..end].to_owned()
     }
@@ -298,6 +305,164 @@ async fn a_form_without_its_csrf_token_is_refused() {
     assert!(!forger.has_session());
 }
 
+/// A staff member creates an account on the console's form, by the rules of the API: what is
+/// wrong is shown on the form as it was filled in (never the password), a superuser's flag is
+/// refused to a staff member, the form needs its CSRF token; the new account's page follows,
+/// it logs in, and the audit log names who made it. A superuser may make a staff member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_user_is_created_on_the_console_form() {
+    let server = TestServer::start_on(Backend::Sqlite, |_| {}).await;
+    server.create_user("ann", PASSWORD).await;
+    let (_, mut browser) = staff_browser(&server, "sam").await;
+    let list = browser.get("/admin/users/").await;
+    assert!(
+        list.page.contains("href=\"/admin/users/new/\""),
+        "{}",
+        list.page
+    );
+    let form = browser.get("/admin/users/new/").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.page);
+    assert!(
+        !form.page.contains("is_superuser"),
+        "a staff member is offered no privilege: {}",
+        form.page
+    );
+    let csrf = form.csrf();
+    let strong = "quantum-ferret-72";
+    let exists = |username: &'static str| {
+        let store = server.store();
+        async move {
+            store
+                .find_user(tollgate_store::UserField::Username, username)
+                .await
+                .expect("query")
+        }
+    };
+
+    let refused = browser
+        .post(
+            "/admin/users/new/",
+            &[
+                ("csrf", &csrf),
+                ("username", "ann"),
+                ("email", "not an address"),
+                ("first_name", "Carl"),
+                ("password", "12345678"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.page);
+    for words in [
+        "Username: A user with that username already exists.",
+        "Email: Enter a valid email address.",
+        "Password: This password is entirely numeric.",
+    ] {
+        assert!(refused.page.contains(words), "{words}: {}", refused.page);
+    }
+    assert!(refused.page.contains("value=\"Carl\""), "{}", refused.page);
+    assert!(
+        !refused.page.contains("12345678"),
+        "the password is not sent back"
+    );
+
+    let escalation = browser
+        .post(
+            "/admin/users/new/",
+            &[
+                ("csrf", &csrf),
+                ("username", "eve"),
+                ("password", strong),
+                ("is_superuser", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        escalation.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        escalation.page
+    );
+    assert!(
+        escalation
+            .page
+            .contains("You do not have permission to perform this action."),
+        "{}",
+        escalation.page
+    );
+    for csrf in [None, Some("forged")] {
+        let mut fields = vec![("username", "eve"), ("password", strong)];
+        fields.extend(csrf.map(|token| ("csrf", token)));
+        let forged = browser.post("/admin/users/new/", &fields).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.page);
+    }
+    assert!(exists("eve").await.is_none(), "no refusal made an account");
+
+    // Inputs left empty are fields not given: no phone, no last name.
+    let created = browser
+        .post(
+            "/admin/users/new/",
+            &[
+                ("csrf", &csrf),
+                ("username", "carl"),
+                ("email", "carl@example.com"),
+                ("phone", ""),
+                ("first_name", "Carl"),
+                ("last_name", ""),
+                ("password", strong),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.page);
+    let carl = exists("carl").await.expect("created");
+    assert_eq!(created.location(), format!("/admin/users/{}/", carl.id));
+    assert_eq!(
+        (
+            carl.is_active,
+            carl.is_staff,
+            carl.is_superuser,
+            carl.phone.as_deref()
+        ),
+        (true, false, false, None)
+    );
+    let page = browser.get(created.location()).await;
+    assert!(
+        page.page.contains("The account carl is created."),
+        "{}",
+        page.page
+    );
+    server.obtain_pair("carl", strong).await;
+    let audit = browser.get("/admin/audit/").await;
+    assert!(
+        audit.page.contains("<code>user.create</code>"),
+        "{}",
+        audit.page
+    );
+    assert!(audit.page.contains("<td>sam</td>"), "{}", audit.page);
+
+    account(&server, "root", true, true).await;
+    let mut root = Browser::new(&server);
+    assert_eq!(
+        root.sign_in("root", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let form = root.get("/admin/users/new/").await;
+    assert!(form.page.contains("name=\"is_staff\""), "{}", form.page);
+    let made = root
+        .post(
+            "/admin/users/new/",
+            &[
+                ("csrf", &form.csrf()),
+                ("username", "sue"),
+                ("password", strong),
+                ("is_staff", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.page);
+    let sue = exists("sue").await.expect("created");
+    assert!(sue.is_staff && !sue.is_superuser);
+}
+
 /// Every console answer, page or redirect or refusal or file, carries the content security
 /// policy and the other headers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -399,15 +564,7 @@ async fn the_second_factor_is_asked_and_admin_requires_mfa_holds() {
     assert_eq!(second.status, StatusCode::OK, "{}", second.page);
     assert!(second.page.contains("Recovery code"), "{}", second.page);
     assert!(!browser.has_session());
-    let mfa_token = {
-        let start = second
-            .page
-            .find("name=\"mfa_token\" value=\"")
-            .expect("mfa_token")
-            + 24;
-        let end = second.page[start..].find('"').expect("quote") + start;
-        second.page[start..end].to_owned()
-    };
+    let mfa_token = second.field("mfa_token");
     let csrf = second.csrf();
     let wrong = browser
         .post(
@@ -439,6 +596,143 @@ async fn the_second_factor_is_asked_and_admin_requires_mfa_holds() {
     let token = browser.cookies["tollgate_console"].clone();
     assert_eq!(payload(&token)["amr"], json!(["pwd", "otp"]));
     assert_eq!(browser.get("/admin/users/").await.status, StatusCode::OK);
+}
+
+/// Begins the console's passkey ceremony for the sign-in `mfa_token` names: the options for the
+/// authenticator.
+async fn begin_passkey(
+    browser: &mut Browser<'_>,
+    mfa_token: &str,
+    csrf: &str,
+) -> serde_json::Value {
+    let begun = browser
+        .post(
+            "/admin/login/mfa/passkey/begin/",
+            &[("mfa_token", mfa_token), ("csrf", csrf)],
+        )
+        .await;
+    assert_eq!(begun.status, StatusCode::OK, "{}", begun.page);
+    assert_eq!(begun.headers["content-type"], "application/json");
+    serde_json::from_str(&begun.page).expect("JSON options")
+}
+
+/// With ADMIN_REQUIRES_MFA, a staff member whose only factor is a passkey signs in to the
+/// console with it: the second-factor page offers the passkey (and their recovery codes, but no
+/// authenticator-app code); the ceremony's begin is refused without this browser's CSRF token
+/// or a pending sign-in; an answer of another authenticator is refused on the page and uses the
+/// ceremony up; the right one opens a session whose tokens carry `hwk`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_is_the_consoles_second_factor() {
+    const ORIGIN: &str = "http://localhost:8080";
+    let server = TestServer::start_on(Backend::Sqlite, |s| {
+        s.admin_requires_mfa = true;
+        s.passkey_rp_id = "localhost".into();
+        s.passkey_origins = vec![ORIGIN.into()];
+    })
+    .await;
+    let (_, access) = account(&server, "sam", true, false).await;
+    let mut passkey = SoftPasskey::new("localhost", ORIGIN);
+    let (status, options) = server
+        .send(Method::POST, "/api/user/mfa/passkeys/", Some(&access), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{options}");
+    let registration = json!({
+        "registration_token": options["registration_token"],
+        "credential": passkey.register(&options),
+        "name": "Laptop",
+    });
+    let (status, body) = server
+        .send(
+            Method::POST,
+            "/api/user/mfa/passkeys/confirm/",
+            Some(&access),
+            Some(registration),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let mut browser = Browser::new(&server);
+    let second = browser.sign_in("sam", PASSWORD).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.page);
+    assert!(second.page.contains("Use a passkey"), "{}", second.page);
+    assert!(second.page.contains("Recovery code"), "{}", second.page);
+    assert!(!second.page.contains("name=\"code\""), "{}", second.page);
+    let mfa_token = second.field("mfa_token");
+    let csrf = second.csrf();
+    let begin = "/admin/login/mfa/passkey/begin/";
+
+    let forged = browser.post(begin, &[("mfa_token", &mfa_token)]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.page);
+    let mut stranger = Browser::new(&server);
+    let elsewhere = stranger
+        .post(begin, &[("mfa_token", &mfa_token), ("csrf", &csrf)])
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::FORBIDDEN, "another browser");
+    let unknown = browser
+        .post(begin, &[("mfa_token", "mfa_unknown"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED, "{}", unknown.page);
+    let unknown: serde_json::Value = serde_json::from_str(&unknown.page).expect("JSON");
+    assert_eq!(unknown["code"], "mfa_token_invalid");
+
+    let options = begin_passkey(&mut browser, &mfa_token, &csrf).await;
+    let not_ours = SoftPasskey::new("localhost", ORIGIN).assert(&options);
+    let refused = browser
+        .post(
+            "/admin/login/mfa/passkey/",
+            &[
+                ("mfa_token", &mfa_token),
+                ("credential", &not_ours.to_string()),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.page);
+    assert!(
+        refused.page.contains("The passkey was not accepted."),
+        "{}",
+        refused.page
+    );
+    assert!(refused.page.contains("Use a passkey"), "asked again");
+    assert!(!browser.has_session());
+
+    let options = begin_passkey(&mut browser, &mfa_token, &csrf).await;
+    let answer = passkey.assert(&options).to_string();
+    let done = browser
+        .post(
+            "/admin/login/mfa/passkey/",
+            &[
+                ("mfa_token", &mfa_token),
+                ("credential", &answer),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.page);
+    assert_eq!(done.location(), "/admin/users/");
+    let token = browser.cookies["tollgate_console"].clone();
+    assert_eq!(payload(&token)["amr"], json!(["pwd", "hwk"]));
+    assert_eq!(browser.get("/admin/users/").await.status, StatusCode::OK);
+
+    // The sign-in is used up: its passkey answer does not open a second session.
+    let mut again = Browser::new(&server);
+    let page = again.get("/admin/login/").await;
+    let replay = again
+        .post(
+            "/admin/login/mfa/passkey/",
+            &[
+                ("mfa_token", &mfa_token),
+                ("credential", &answer),
+                ("csrf", &page.csrf()),
+            ],
+        )
+        .await;
+    assert!(
+        replay.page.contains("This sign-in has expired."),
+        "{}",
+        replay.page
+    );
+    assert!(!again.has_session());
 }
 
 /// ADMIN_CONSOLE_ENABLED = false: nothing is served under `/admin/`.

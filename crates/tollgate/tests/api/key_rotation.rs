@@ -479,6 +479,94 @@ fn rotation_needs_the_encryption_key_it_was_sealed_with() {
     );
 }
 
+/// `tollgate keys list` while a pre-published key waits: the next key shows when it signs, the
+/// key signing now until when it verifies, both as `keys rotate` printed them.
+#[test]
+fn keys_list_shows_when_the_next_key_signs_and_the_old_one_stops_verifying() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sealed = |args: &[&str]| {
+        let mut command = tollgate(dir.path(), args);
+        command
+            .env(
+                "TOLLGATE_SIGNING_KEY",
+                "an-hmac-signing-key-for-the-cli-test-0123456789",
+            )
+            .env("TOLLGATE_KEYS_ENCRYPTION_KEY", SEALING);
+        command
+    };
+    let staged = run(sealed(&["keys", "rotate", "--publish-first", "1h"]));
+    assert!(staged.status.success(), "{}", text(&staged.stderr));
+    let next_kid = text(&staged.stdout).trim().to_owned();
+    let said = text(&staged.stderr);
+    let after = |marker: &str, end: char| {
+        let start = said
+            .find(marker)
+            .unwrap_or_else(|| panic!("{marker:?} in {said}"))
+            + marker.len();
+        said[start..]
+            .split(end)
+            .next()
+            .expect("a time")
+            .trim()
+            .to_owned()
+    };
+    let signs_from = after("signs from ", ';');
+    let verify_until = after("verifies until ", '\n');
+
+    let listed = run(sealed(&["keys", "list"]));
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listing = text(&listed.stdout);
+    let mut lines = listing.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .expect("a header")
+        .split("  ")
+        .map(str::trim)
+        .filter(|cell| !cell.is_empty())
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "KID",
+            "ALG",
+            "STATE",
+            "CREATED",
+            "SIGNS FROM",
+            "VERIFY UNTIL",
+            "SECRET"
+        ],
+        "{listing}"
+    );
+    let rows: Vec<Vec<&str>> = lines
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{listing}");
+    let next = rows
+        .iter()
+        .find(|row| row[0] == next_kid)
+        .expect("the next key");
+    assert_eq!(next[1..3], ["HS256", "next"], "{listing}");
+    assert_eq!(
+        (next[4], next[5], next[6]),
+        (signs_from.as_str(), "-", "encrypted"),
+        "{listing}"
+    );
+    let current = rows
+        .iter()
+        .find(|row| row[0] != next_kid)
+        .expect("the key signing now");
+    assert_eq!(current[2], "active", "{listing}");
+    assert_eq!(
+        (current[4], current[5], current[6]),
+        ("-", verify_until.as_str(), "SIGNING_KEY"),
+        "{listing}"
+    );
+    assert!(
+        signs_from.ends_with('Z') && verify_until.ends_with('Z'),
+        "{said}"
+    );
+}
+
 on_both_backends! {
     /// `tollgate keys rotate --publish-first`: the key set lists the next key (after the one
     /// signing) while tokens are still signed with the old key, for at least that long, so

@@ -30,6 +30,7 @@ pub(super) async fn list(
                 "algorithm": key.algorithm.as_str(),
                 "state": key.state.as_str(),
                 "created": timestamp(key.created_at),
+                "signs_from": timestamp(key.signs_from),
                 "verify_until": timestamp(key.verify_until),
                 "stored": if key.encrypted { "encrypted" } else { "SIGNING_KEY" },
             })

@@ -12,7 +12,7 @@ use super::{user_id, Administrator};
 use crate::api::body::Payload;
 use crate::api::users::user_json;
 use crate::error::ApiError;
-use crate::service::accounts::{self, PasswordRule};
+use crate::service::accounts::PasswordRule;
 use crate::service::admin::users;
 use crate::service::Context;
 use crate::state::AppState;
@@ -65,7 +65,7 @@ pub(super) async fn create(
     payload: Payload,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let ctx = Context::of(&state);
-    let user = accounts::create(&ctx, &actor, &payload, PasswordRule::Policy).await?;
+    let user = users::create(&ctx, &actor, &payload, PasswordRule::Policy).await?;
     Ok((StatusCode::CREATED, Json(admin_user_json(&state, &user))))
 }
 

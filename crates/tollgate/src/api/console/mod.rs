@@ -43,9 +43,11 @@ use session::Admin;
 const BASE: &str = "/admin/";
 
 /// The policy of every console answer: the console's own stylesheet and script, images inline
-/// as data URLs at most, forms posted only back to it, never framed.
+/// as data URLs at most, requests (the script's passkey ceremony) and forms only back to it,
+/// never framed.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
-     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+     connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
 
 /// What the console's handlers share: the application state and the compiled templates.
 #[derive(Clone)]
@@ -71,8 +73,20 @@ fn pages() -> Vec<(Method, &'static str, MethodRouter<ConsoleState>)> {
             "/admin/login/mfa/",
             post(sign_in::second_factor),
         ),
+        (
+            Method::POST,
+            "/admin/login/mfa/passkey/begin/",
+            post(sign_in::begin_passkey),
+        ),
+        (
+            Method::POST,
+            "/admin/login/mfa/passkey/",
+            post(sign_in::finish_passkey),
+        ),
         (Method::POST, "/admin/logout/", post(sign_in::sign_out)),
         (Method::GET, "/admin/users/", get(users::list)),
+        (Method::GET, "/admin/users/new/", get(users::new_form)),
+        (Method::POST, "/admin/users/new/", post(users::create)),
         (Method::GET, "/admin/users/{id}/", get(users::page)),
         (Method::POST, "/admin/users/{id}/", post(users::edit)),
         (

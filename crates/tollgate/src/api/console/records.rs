@@ -31,6 +31,7 @@ pub(super) async fn keys(State(console): State<ConsoleState>, admin: Admin) -> R
                 "algorithm": key.algorithm.as_str(),
                 "state": key.state.as_str(),
                 "created": view::time(key.created_at),
+                "signs_from": view::time(key.signs_from),
                 "verify_until": view::time(key.verify_until),
                 "stored": if key.encrypted { "in the database, encrypted" } else { "SIGNING_KEY" },
             })

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::service::ServiceError;
 
 /// The templates, by name.
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("base.html", include_str!("templates/base.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
@@ -29,6 +29,7 @@ const TEMPLATES: [(&str, &str); 10] = [
     ("problem.html", include_str!("templates/problem.html")),
     ("users.html", include_str!("templates/users.html")),
     ("user.html", include_str!("templates/user.html")),
+    ("new_user.html", include_str!("templates/new_user.html")),
     ("delete.html", include_str!("templates/delete.html")),
     ("keys.html", include_str!("templates/keys.html")),
     ("audit.html", include_str!("templates/audit.html")),
@@ -265,8 +266,9 @@ mod tests {
             ),
             (
                 "second_factor.html",
-                json!({ "title": "Second factor", "csrf": "t",
-                                           "mfa_token": "m", "problems": [] }),
+                json!({ "title": "Second factor", "csrf": "t", "mfa_token": hostile,
+                        "totp": true, "passkey": true, "recovery_code": true,
+                        "problems": [hostile] }),
             ),
             (
                 "problem.html",
@@ -285,10 +287,23 @@ mod tests {
             ),
             ("delete.html", json!({ "title": "Delete", "user": user })),
             (
+                "new_user.html",
+                json!({ "title": "New user", "problems": [hostile], "is_staff": true,
+                        "is_superuser": false,
+                        "fields": [{ "id": "username", "name": "username", "label": "Username",
+                                     "type": "text", "required": true, "value": hostile }],
+                        "admin": { "username": "root", "is_superuser": true } }),
+            ),
+            (
                 "keys.html",
-                json!({ "title": "Keys", "keys": [{ "kid": "k1", "algorithm": "HS256",
-                                  "state": "active", "created": null, "verify_until": null,
-                                  "stored": "SIGNING_KEY" }], "algorithms": ["HS256"] }),
+                json!({ "title": "Keys", "keys": [
+                            { "kid": hostile, "algorithm": "ES256", "state": "next",
+                              "created": time(), "signs_from": time(), "verify_until": null,
+                              "stored": "in the database, encrypted" },
+                            { "kid": "k1", "algorithm": "HS256", "state": "active",
+                              "created": null, "signs_from": null, "verify_until": time(),
+                              "stored": "SIGNING_KEY" }],
+                        "algorithms": ["HS256"] }),
             ),
             (
                 "audit.html",

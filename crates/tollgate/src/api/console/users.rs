@@ -1,16 +1,19 @@
-//! The accounts: the list (search, filter, pages), a user's page, and the forms that change,
-//! activate, deactivate and delete an account.
+//! The accounts: the list (search, filter, pages), a user's page, and the forms that create,
+//! change, activate, deactivate and delete an account.
 
 use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
+use tollgate_core::body::Payload;
 use tollgate_store::UserFilter;
 
-use super::messages::Flash;
+use super::messages::{self, Flash};
 use super::session::{Admin, Submitted};
 use super::view::{self, Params};
 use super::{answer, user_id, ConsoleState};
 use crate::error::ApiError;
+use crate::service::accounts::PasswordRule;
 use crate::service::admin::console::{overview, Managed};
 use crate::service::admin::page::PageRequest;
 use crate::service::admin::users;
@@ -63,6 +66,106 @@ pub(super) async fn list(
         "pages": pages,
     });
     console.pages.show("users.html", context, Some(&admin))
+}
+
+/// `GET /admin/users/new/`: the form that creates an account.
+pub(super) async fn new_form(State(console): State<ConsoleState>, admin: Admin) -> Response {
+    new_user_form(&console, &admin, StatusCode::OK, None, &[])
+}
+
+/// `POST /admin/users/new/`: creates the account as `POST /api/admin/users/` does, then to its
+/// page; the form again, as it was filled in, with what was wrong.
+pub(super) async fn create(State(console): State<ConsoleState>, form: Submitted) -> Response {
+    let Submitted { admin, payload } = form;
+    // A browser sends every input, those left empty blank: a blank field is one not given, so
+    // that an optional identifier left empty is not refused as a blank one.
+    let payload = match payload {
+        Payload::Form(pairs) => Payload::Form(
+            pairs
+                .into_iter()
+                .filter(|(_, value)| !value.trim().is_empty())
+                .collect(),
+        ),
+        json => json,
+    };
+    let ctx = Context::of(&console.app);
+    match users::create(&ctx, &admin.actor, &payload, PasswordRule::Policy).await {
+        Ok(user) => {
+            let flash = Flash::done(format!("The account {} is created.", user.username));
+            console
+                .pages
+                .redirect(&format!("/admin/users/{}/", user.id), Some(flash))
+        }
+        Err(err) => {
+            let err = ApiError::from(err);
+            let (status, words) = messages::in_words(&err);
+            if status.is_server_error() {
+                return console.pages.problem(err, Some(&admin));
+            }
+            new_user_form(&console, &admin, status, Some(&payload), &words)
+        }
+    }
+}
+
+/// The new-user form with `status`, filled in with what was `sent` (never the password), and
+/// the `problems` of that attempt.
+fn new_user_form(
+    console: &ConsoleState,
+    admin: &Admin,
+    status: StatusCode,
+    sent: Option<&Payload>,
+    problems: &[String],
+) -> Response {
+    let settings = &console.app.settings;
+    let required = |name: &str| {
+        settings.username_field.as_str() == name
+            || settings
+                .user_required_fields
+                .iter()
+                .any(|field| field == name)
+    };
+    let value = |name: &str| {
+        sent.and_then(|payload| payload.text(name).ok().flatten())
+            .unwrap_or_default()
+    };
+    let input = |name: &str, label: &str, kind: &str, id: String| {
+        json!({
+            "id": id, "name": name, "label": label, "type": kind,
+            "required": required(name), "value": value(name),
+        })
+    };
+    let mut fields: Vec<Value> = [
+        ("username", "Username", "text"),
+        ("email", "Email address", "email"),
+        ("phone", "Phone number", "tel"),
+        ("first_name", "First name", "text"),
+        ("last_name", "Last name", "text"),
+    ]
+    .into_iter()
+    .map(|(name, label, kind)| input(name, label, kind, name.replace('_', "-")))
+    .collect();
+    // Profile values are JSON of the application's choosing, which the API and
+    // `tollgate createuser` take typed; the form offers those an account cannot do without, as
+    // text.
+    for name in settings
+        .user_profile_fields
+        .iter()
+        .filter(|name| required(name))
+    {
+        fields.push(input(name, name, "text", format!("profile-{name}")));
+    }
+    let flag = |name: &str| value(name) == "true";
+    let context = json!({
+        "title": "New user",
+        "section": "users",
+        "fields": fields,
+        "problems": problems,
+        "is_staff": flag("is_staff"),
+        "is_superuser": flag("is_superuser"),
+    });
+    console
+        .pages
+        .show_with(status, "new_user.html", context, Some(admin))
 }
 
 /// `GET /admin/users/{id}/?events_page=`: an account, and (for an administrator who may

@@ -125,10 +125,16 @@ struct EventPage {
 struct SigningKey {
     kid: String,
     algorithm: String,
-    /// `active`, `retired` (verifies until `verify_until`) or `expired`.
+    /// `next` (published, signs from `signs_from`), `active`, `retired` (verifies until
+    /// `verify_until`) or `expired`.
     state: String,
     /// When it was made; null for the configured key before the first rotation.
     created: Option<String>,
+    /// When a pre-published key signs (`next`), or began to; null for a key that signed from
+    /// when it was made.
+    signs_from: Option<String>,
+    /// When a retired key stops verifying; for the active key, once a next key waits, when it
+    /// will. Null while it verifies with no end.
     verify_until: Option<String>,
     /// `encrypted` (rotated, in the database) or `SIGNING_KEY` (configured).
     stored: String,
@@ -199,14 +205,14 @@ struct AuditPage {
 fn list_users() {}
 
 #[utoipa::path(post, path = "/api/admin/users/", tag = "admin",
-    description = "Create an account (staff; superusers for a staff or superuser account). Recorded in the audit log.",
+    description = "Create an account (staff; superusers for a staff or superuser account), by registration's rule: identifiers in their normal forms and free across username, email and phone, the password policy. The address counts as confirmed. Emits `user.created`; recorded in the audit log.",
     security(("bearer" = [])),
     request_body = NewAccount,
     responses(
         (status = 201, description = "The account", body = AdminUser),
-        (status = 400, description = "Missing, invalid or taken fields, or a weak password", body = BadRequest),
+        (status = 400, description = "Missing, invalid or taken fields, or a weak password: every problem, a list of messages per field", body = BadRequest),
         (status = 401, description = "No, malformed or invalid credentials", body = ErrorDetail),
-        (status = 403, description = "Not allowed", body = ErrorDetail),
+        (status = 403, description = "Not staff, or a staff member making a staff member or a superuser (`permission_denied`); no second factor with ADMIN_REQUIRES_MFA (`mfa_required`)", body = ErrorDetail),
     ))]
 fn create_user() {}
 

@@ -4,8 +4,9 @@
 //! the work through the same functions the rest of the service uses, and records itself in the
 //! audit log ([`super::audit`]).
 //!
-//! - [`users`]: listing, reading, creating (in [`super::accounts::create`]), changing and
-//!   deleting accounts; setting a password, mailing a reset link, lifting a lockout.
+//! - [`users`]: listing, reading, creating (by the rule of [`super::accounts::create`]),
+//!   changing and deleting accounts; setting a password, mailing a reset link, lifting a
+//!   lockout.
 //! - [`activity`]: a user's sessions (listing, revoking) and login history.
 //! - [`console`]: the web console's sign-in, its sessions, and a user's page.
 //! - [`page`]: lists cut into pages as Django REST framework cuts them.
@@ -54,7 +55,7 @@ pub(crate) async fn rotate_keys(
     codec: Option<&TokenCodec>,
 ) -> Result<Rotated, ServiceError> {
     actor.require_superuser()?;
-    let rotated = keys::rotate(ctx.settings, ctx.store, algorithm, publish_first, codec).await?;
+    let rotated = keys::rotate(ctx, algorithm, publish_first, codec).await?;
     let details = json!({
         "kid": rotated.kid,
         "algorithm": rotated.algorithm.as_str(),

@@ -1,6 +1,6 @@
-//! Accounts, as administrators manage them: listing and reading (any administrator), changing,
-//! deactivating, deleting, setting a password, mailing a reset link and lifting a lockout
-//! (staff members on ordinary accounts, superusers on any; see [`super::permissions`]).
+//! Accounts, as administrators manage them: listing and reading (any administrator), creating,
+//! changing, deactivating, deleting, setting a password, mailing a reset link and lifting a
+//! lockout (staff members on ordinary accounts, superusers on any; see [`super::permissions`]).
 
 use serde_json::{json, Value};
 use tollgate_core::body::Payload;
@@ -8,7 +8,7 @@ use tollgate_store::{User, UserChanges, UserFilter};
 
 use super::page::{Page, PageRequest};
 use super::{target, Actor};
-use crate::service::accounts::{self, profile_of, ChangedBy, PasswordChanged};
+use crate::service::accounts::{self, profile_of, ChangedBy, NewAccount, PasswordChanged};
 use crate::service::user_fields::{self, Mode, Problems};
 use crate::service::{audit, Context, ServiceError};
 use crate::throttle::LoginThrottle;
@@ -32,6 +32,42 @@ pub(crate) async fn list(
 /// The account `user_id` names.
 pub(crate) async fn get(ctx: &Context<'_>, user_id: i64) -> Result<User, ServiceError> {
     target(ctx, user_id).await
+}
+
+/// Creates an account from `payload`: the user fields and `password` by the rule registration
+/// follows ([`accounts::create`]: normal forms, identifier clashes, the password policy unless
+/// `password_rule` says otherwise, `user.created`), and the flags `is_active` (true by default),
+/// `is_staff` and `is_superuser` (false by default). Making a staff member or a superuser is
+/// for superusers, as granting either flag is ([`Actor::may_grant`]). The address counts as
+/// confirmed: an administrator gave it. Recorded as `user.create` with the flags.
+pub(crate) async fn create(
+    ctx: &Context<'_>,
+    actor: &Actor,
+    payload: &Payload,
+    password_rule: accounts::PasswordRule,
+) -> Result<User, ServiceError> {
+    let mut problems = Problems::default();
+    let is_active = user_fields::flag(payload, "is_active", &mut problems).unwrap_or(true);
+    let is_staff = user_fields::flag(payload, "is_staff", &mut problems).unwrap_or(false);
+    let is_superuser = user_fields::flag(payload, "is_superuser", &mut problems).unwrap_or(false);
+    // A flag left false grants nothing, as a flag sent unchanged in an edit.
+    actor.may_grant(is_staff.then_some(true), is_superuser.then_some(true))?;
+    let account = NewAccount {
+        is_active,
+        is_staff,
+        is_superuser,
+        email_unconfirmed: false,
+        password_rule,
+    };
+    let user = accounts::create(ctx, payload, problems, &account).await?;
+    tracing::info!(user_id = user.id, "user created by an administrator");
+    let details = json!({
+        "is_active": is_active,
+        "is_staff": is_staff,
+        "is_superuser": is_superuser,
+    });
+    audit::record(ctx, actor, "user.create", Some(&user), details).await?;
+    Ok(user)
 }
 
 /// Changes account `user_id` from `payload`: any of the user fields (as a user's own `PATCH`

@@ -183,6 +183,18 @@ pub(crate) async fn second_step(
             now,
         )
         .await?;
+    let methods = methods_of(&state.store, user.id, &factors).await?;
+    tracing::info!(user_id = user.id, "login waits for the second factor");
+    Err(ServiceError::SecondFactorDue { mfa_token, methods })
+}
+
+/// How user `user_id`, with confirmed `factors`, may answer a second step: `totp`, `passkey`,
+/// `recovery_code` (while some are left).
+async fn methods_of(
+    store: &Store,
+    user_id: i64,
+    factors: &[MfaFactor],
+) -> Result<Vec<&'static str>, ServiceError> {
     let mut methods = Vec::new();
     if factors.iter().any(|factor| factor.kind == TOTP) {
         methods.push("totp");
@@ -193,11 +205,22 @@ pub(crate) async fn second_step(
     {
         methods.push(passkeys::PASSKEY);
     }
-    if state.store.recovery_codes_left(user.id).await? > 0 {
+    if store.recovery_codes_left(user_id).await? > 0 {
         methods.push("recovery_code");
     }
-    tracing::info!(user_id = user.id, "login waits for the second factor");
-    Err(ServiceError::SecondFactorDue { mfa_token, methods })
+    Ok(methods)
+}
+
+/// How the login waiting for its second step under `mfa_token` may still be answered, for a
+/// page that asks again after a wrong answer; [`ServiceError::MfaTokenInvalid`] once it no
+/// longer waits.
+pub(crate) async fn pending_methods(
+    state: &AppState,
+    mfa_token: &str,
+) -> Result<Vec<&'static str>, ServiceError> {
+    let (_, user) = live_challenge(state, mfa_token, LOGIN).await?;
+    let factors: Vec<MfaFactor> = confirmed(&state.store, user.id).await?.collect();
+    methods_of(&state.store, user.id, &factors).await
 }
 
 /// The live challenge an `mfa_token` names, of `purpose`, and its user, still active and with
@@ -338,9 +361,8 @@ fn totp_step(
     code: &str,
     now: i64,
 ) -> Result<Option<u64>, ServiceError> {
-    let keys = crate::keyring::decryption_keys(&state.settings)
-        .map_err(|err| ServiceError::Secret(err.to_string()))?;
-    let secret = totp::open(&keys, factor.user_id, &factor.secret).ok_or_else(|| {
+    let keys = state.encryption_keys.opening();
+    let secret = totp::open(keys, factor.user_id, &factor.secret).ok_or_else(|| {
         ServiceError::Secret(format!(
             "the TOTP secret of user {} does not open with KEYS_ENCRYPTION_KEY",
             factor.user_id
@@ -377,9 +399,8 @@ pub(crate) async fn begin_totp(state: &AppState, user: &User) -> Result<NewSecre
         &user.email
     };
     let secret = totp::new_secret(&state.settings.mfa_issuer, account);
-    let key = crate::keyring::encryption_key(&state.settings)
-        .map_err(|err| ServiceError::Secret(err.to_string()))?;
-    let stored = totp::seal(key.as_ref(), user.id, &secret.base32)
+    let key = state.encryption_keys.sealing();
+    let stored = totp::seal(key, user.id, &secret.base32)
         .map_err(|err| ServiceError::Secret(err.to_owned()))?;
     state
         .store

@@ -805,10 +805,11 @@ pub(crate) mod binary {
     }
 }
 
-/// A private `redis-server` for tests that stop and start Redis: never the machine's shared one.
+pub(crate) mod authenticator;
 pub(crate) mod signed_endpoint;
 pub(crate) mod smtp;
 
+/// A private `redis-server` for tests that stop and start Redis: never the machine's shared one.
 pub(crate) mod redis_server {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
