@@ -41,8 +41,9 @@ const BLACKLIST: &str =
     "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) VALUES ($1, $2, $3) \
      ON CONFLICT (jti) DO NOTHING";
 
-/// Rows deleted per statement when flushing, so that no single statement holds locks for long.
-const FLUSH_BATCH: i64 = 10_000;
+/// Rows deleted per statement when flushing (expired tokens, old login events), so that no
+/// single statement holds locks for long or writes a transaction's worth of WAL at once.
+pub(crate) const FLUSH_BATCH: i64 = 10_000;
 
 impl Store {
     /// Records an issued token as outstanding; recording the same jti twice is harmless.
