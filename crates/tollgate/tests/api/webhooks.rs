@@ -375,8 +375,9 @@ async fn a_commands_event_is_delivered_and_webhooks_list_and_retry_see_only_webh
         topic: "password_reset",
         body: "{}",
     };
+    // Due in an hour, so that the server's sender cannot claim it before it is marked failed.
     let mail_id = store
-        .enqueue(&mail, tollgate_core::unix_now())
+        .enqueue(&mail, tollgate_core::unix_now() + 3600)
         .await
         .expect("added");
     store

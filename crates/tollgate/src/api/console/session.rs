@@ -135,6 +135,17 @@ pub(super) struct SignInForm {
     pub(super) secret: String,
 }
 
+impl SignInForm {
+    /// The pending sign-in the second-factor forms carry (empty when the form has none).
+    pub(super) fn mfa_token(&self) -> String {
+        self.payload
+            .text("mfa_token")
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+}
+
 impl FromRequest<ConsoleState> for SignInForm {
     type Rejection = Response;
 

@@ -123,13 +123,7 @@ pub(super) async fn begin_passkey(
     State(console): State<ConsoleState>,
     form: SignInForm,
 ) -> Response {
-    let mfa_token = form
-        .payload
-        .text("mfa_token")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    match passkeys::begin_second_factor(&console.app, &mfa_token).await {
+    match passkeys::begin_second_factor(&console.app, &form.mfa_token()).await {
         Ok(options) => Json(options).into_response(),
         Err(err) => ApiError::from(err).into_response(),
     }
@@ -167,12 +161,7 @@ async fn complete(
     proof: Proof,
 ) -> Response {
     let state = &console.app;
-    let mfa_token = form
-        .payload
-        .text("mfa_token")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let mfa_token = form.mfa_token();
     let by_passkey = matches!(proof, Proof::Passkey(_));
     match console::complete_sign_in(state, client, &mfa_token, proof).await {
         Ok(refresh) => signed_in(console, &refresh),
