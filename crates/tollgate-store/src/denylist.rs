@@ -86,6 +86,46 @@ impl Store {
     }
 }
 
+impl Store {
+    /// [`Store::redis_add`] for many `(jti, expires_at)` at once, in one pipeline: whether
+    /// Redis now holds them all or need not; false when they could not be written.
+    pub(crate) async fn redis_add_many(&self, tokens: &[(&str, i64)], now: i64) -> bool {
+        let Some(redis) = self.redis.as_ref() else {
+            return true;
+        };
+        let mut pipe = redis::pipe();
+        for &(jti, expires_at) in tokens {
+            // An expired token has nothing to refuse.
+            match u64::try_from(expires_at.saturating_sub(now)) {
+                Ok(ttl) if ttl > 0 => {
+                    pipe.cmd("SET")
+                        .arg(redis.key(jti))
+                        .arg(1)
+                        .arg("EX")
+                        .arg(ttl)
+                        .ignore();
+                }
+                _ => {}
+            }
+        }
+        if pipe.is_empty() {
+            return true;
+        }
+        let Some(mut connection) = redis.connection() else {
+            // Not connected: the recovery running in the background copies them from the
+            // database.
+            return false;
+        };
+        match call(pipe.query_async::<()>(&mut connection)).await {
+            Ok(()) => true,
+            Err(err) => {
+                self.redis_failed(&err);
+                false
+            }
+        }
+    }
+}
+
 /// Makes Redis hold every live blacklisted jti and the marker.
 pub(crate) async fn fill(
     redis: &RedisConnection,

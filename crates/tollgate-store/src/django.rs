@@ -1,7 +1,6 @@
-//! Reading users out of a Django database (`auth_user`, on SQLite or PostgreSQL) and importing
-//! them with their password hashes, so that they keep logging in with their old passwords;
-//! and reading the live tokens of simplejwt's blacklist app, so that blacklisted ones stay
-//! refused.
+//! Reading a Django database (`auth_user` and simplejwt's blacklist tables, on SQLite or
+//! PostgreSQL) page by page, so that importing it takes memory bounded by a page rather than
+//! by the source. The import itself is `django_import`'s.
 
 use std::str::FromStr;
 
@@ -9,7 +8,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::Connection;
 
-use crate::{with_writer, Store, StoreError};
+use crate::StoreError;
 
 /// One row of Django's `auth_user`. Times are epoch seconds.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -53,6 +52,8 @@ pub enum ImportOutcome {
 /// token that simplejwt keeps beside them. Times are epoch seconds.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DjangoToken {
+    /// The row's id in `token_blacklist_outstandingtoken`: tokens are read in its order.
+    pub id: i64,
     /// The token's `jti`.
     pub jti: String,
     /// The user it was issued to, if any.
@@ -65,20 +66,28 @@ pub struct DjangoToken {
     pub blacklisted_at: Option<i64>,
 }
 
-/// An open Django database.
-enum Source {
+/// An open Django database, read a page at a time in primary-key order (keyset pagination:
+/// each page starts after the last id of the one before, so that no page rereads the rows
+/// before it, as an OFFSET would).
+pub struct DjangoSource {
+    connection: SourceConnection,
+}
+
+enum SourceConnection {
     Postgres(sqlx::PgConnection),
     Sqlite(sqlx::SqliteConnection),
 }
 
-impl Source {
+impl DjangoSource {
     /// Opens a PostgreSQL URL, a `sqlite:` URL, or the path of a SQLite file (read-only).
-    async fn open(source: &str) -> Result<Source, StoreError> {
+    /// Nothing in the source is ever changed.
+    pub async fn open(source: &str) -> Result<DjangoSource, StoreError> {
         if source.starts_with("postgres:") || source.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(source)?;
-            return Ok(Source::Postgres(
-                sqlx::PgConnection::connect_with(&options).await?,
-            ));
+            let connection = sqlx::PgConnection::connect_with(&options).await?;
+            return Ok(DjangoSource {
+                connection: SourceConnection::Postgres(connection),
+            });
         }
         let options = if source.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(source)?
@@ -86,29 +95,106 @@ impl Source {
             SqliteConnectOptions::new().filename(source)
         }
         .read_only(true);
-        Ok(Source::Sqlite(
-            sqlx::SqliteConnection::connect_with(&options).await?,
-        ))
+        let connection = sqlx::SqliteConnection::connect_with(&options).await?;
+        Ok(DjangoSource {
+            connection: SourceConnection::Sqlite(connection),
+        })
+    }
+
+    /// How many rows `auth_user` has.
+    pub async fn count_users(&mut self) -> Result<u64, StoreError> {
+        self.count("SELECT COUNT(*) FROM auth_user", &[]).await
+    }
+
+    /// The users of `auth_user` whose id is greater than `after`, at most `limit` of them, in
+    /// id order. An empty page means there are no more.
+    pub async fn users_after(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<DjangoUser>, StoreError> {
+        // Django's id is `integer` or, with BigAutoField, `bigint`. The order names the table's
+        // column: a bare `id` would be the cast's output, which no index has, so every page
+        // would sort all the rows after it.
+        let sql = format!(
+            "SELECT CAST(id AS BIGINT) AS id, username, email, first_name, last_name, password, \
+             is_active, is_staff, is_superuser, {} AS date_joined, {} AS last_login \
+             FROM auth_user WHERE auth_user.id > $1 ORDER BY auth_user.id LIMIT $2",
+            self.epoch("date_joined"),
+            self.epoch("last_login"),
+        );
+        self.fetch_page(&sql, &[after, page_limit(limit)]).await
+    }
+
+    /// Whether the source has simplejwt's blacklist app's tables
+    /// (`token_blacklist_outstandingtoken` and `token_blacklist_blacklistedtoken`).
+    pub async fn has_token_tables(&mut self) -> Result<bool, StoreError> {
+        Ok(self.has_table("token_blacklist_outstandingtoken").await?
+            && self.has_table("token_blacklist_blacklistedtoken").await?)
+    }
+
+    /// How many of simplejwt's outstanding tokens are still alive at `now`.
+    pub async fn count_live_tokens(&mut self, now: i64) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM token_blacklist_outstandingtoken WHERE {} > $1",
+            self.epoch("expires_at")
+        );
+        self.count(&sql, &[now]).await
+    }
+
+    /// simplejwt's outstanding tokens still alive at `now` whose row id is greater than
+    /// `after`, with when they were blacklisted if they were: at most `limit`, in id order. An
+    /// empty page means there are no more.
+    pub async fn live_tokens_after(
+        &mut self,
+        after: i64,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<DjangoToken>, StoreError> {
+        let sql = format!(
+            "SELECT CAST(o.id AS BIGINT) AS id, o.jti, CAST(o.user_id AS BIGINT) AS user_id, \
+             {} AS created_at, {} AS expires_at, {} AS blacklisted_at \
+             FROM token_blacklist_outstandingtoken o \
+             LEFT JOIN token_blacklist_blacklistedtoken b ON b.token_id = o.id \
+             WHERE o.id > $1 AND {} > $2 ORDER BY o.id LIMIT $3",
+            self.epoch("o.created_at"),
+            self.epoch("o.expires_at"),
+            self.epoch("b.blacklisted_at"),
+            self.epoch("o.expires_at"),
+        );
+        self.fetch_page(&sql, &[after, now, page_limit(limit)])
+            .await
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) -> Result<(), StoreError> {
+        match self.connection {
+            SourceConnection::Postgres(connection) => connection.close().await?,
+            SourceConnection::Sqlite(connection) => connection.close().await?,
+        }
+        Ok(())
     }
 
     /// A datetime column as epoch seconds: PostgreSQL's `timestamptz`, or SQLite's UTC text
     /// ("YYYY-MM-DD HH:MM:SS[.ffffff]", as Django writes it).
     fn epoch(&self, column: &str) -> String {
-        match self {
-            Source::Postgres(_) => format!("CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)"),
-            Source::Sqlite(_) => format!("CAST(strftime('%s', {column}) AS INTEGER)"),
+        match self.connection {
+            SourceConnection::Postgres(_) => {
+                format!("CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)")
+            }
+            SourceConnection::Sqlite(_) => format!("CAST(strftime('%s', {column}) AS INTEGER)"),
         }
     }
 
     async fn has_table(&mut self, table: &str) -> Result<bool, StoreError> {
-        let found: bool = match self {
-            Source::Postgres(connection) => {
+        let found: bool = match &mut self.connection {
+            SourceConnection::Postgres(connection) => {
                 sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
                     .bind(table)
                     .fetch_one(connection)
                     .await?
             }
-            Source::Sqlite(connection) => sqlx::query_scalar(
+            SourceConnection::Sqlite(connection) => sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1)",
             )
             .bind(table)
@@ -118,7 +204,15 @@ impl Source {
         Ok(found)
     }
 
-    async fn fetch_all<T>(&mut self, sql: &str, now: Option<i64>) -> Result<Vec<T>, StoreError>
+    async fn count(&mut self, sql: &str, binds: &[i64]) -> Result<u64, StoreError> {
+        // COUNT(*) answers one row.
+        let rows: Vec<(i64,)> = self.fetch_page(sql, binds).await?;
+        Ok(rows
+            .first()
+            .map_or(0, |&(count,)| u64::try_from(count).unwrap_or(0)))
+    }
+
+    async fn fetch_page<T>(&mut self, sql: &str, binds: &[i64]) -> Result<Vec<T>, StoreError>
     where
         T: Send + Unpin,
         T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
@@ -127,174 +221,22 @@ impl Source {
         // The same statement on either connection type.
         macro_rules! fetch {
             ($connection:expr) => {{
-                let query = sqlx::query_as::<_, T>(sql);
-                match now {
-                    Some(now) => query.bind(now),
-                    None => query,
+                let mut query = sqlx::query_as::<_, T>(sql);
+                for value in binds {
+                    query = query.bind(*value);
                 }
-                .fetch_all($connection)
-                .await?
+                query.fetch_all($connection).await?
             }};
         }
-        let rows = match self {
-            Source::Postgres(connection) => fetch!(connection),
-            Source::Sqlite(connection) => fetch!(connection),
+        let rows = match &mut self.connection {
+            SourceConnection::Postgres(connection) => fetch!(connection),
+            SourceConnection::Sqlite(connection) => fetch!(connection),
         };
         Ok(rows)
     }
-
-    async fn close(self) -> Result<(), StoreError> {
-        match self {
-            Source::Postgres(connection) => connection.close().await?,
-            Source::Sqlite(connection) => connection.close().await?,
-        }
-        Ok(())
-    }
 }
 
-/// Reads every user of a Django `auth_user` table, in id order. `source` is a PostgreSQL URL,
-/// a `sqlite:` URL, or the path of a SQLite file (opened read-only).
-pub async fn read_django_users(source: &str) -> Result<Vec<DjangoUser>, StoreError> {
-    let mut db = Source::open(source).await?;
-    // Django's id is `integer` or, with BigAutoField, `bigint`.
-    let sql = format!(
-        "SELECT CAST(id AS BIGINT) AS id, username, email, first_name, last_name, password, \
-         is_active, is_staff, is_superuser, {} AS date_joined, {} AS last_login \
-         FROM auth_user ORDER BY id",
-        db.epoch("date_joined"),
-        db.epoch("last_login"),
-    );
-    let users = db.fetch_all(&sql, None).await;
-    db.close().await?;
-    users
-}
-
-/// Reads the tokens of simplejwt's blacklist app (`token_blacklist_outstandingtoken` and
-/// `token_blacklist_blacklistedtoken`) that are still alive at `now`, so that a token
-/// blacklisted under Django stays refused. `None` when the source has no such tables.
-pub async fn read_django_tokens(
-    source: &str,
-    now: i64,
-) -> Result<Option<Vec<DjangoToken>>, StoreError> {
-    let mut db = Source::open(source).await?;
-    if !db.has_table("token_blacklist_outstandingtoken").await?
-        || !db.has_table("token_blacklist_blacklistedtoken").await?
-    {
-        db.close().await?;
-        return Ok(None);
-    }
-    let sql = format!(
-        "SELECT o.jti, CAST(o.user_id AS BIGINT) AS user_id, {} AS created_at, \
-         {} AS expires_at, {} AS blacklisted_at \
-         FROM token_blacklist_outstandingtoken o \
-         LEFT JOIN token_blacklist_blacklistedtoken b ON b.token_id = o.id \
-         WHERE {} > $1 ORDER BY o.id",
-        db.epoch("o.created_at"),
-        db.epoch("o.expires_at"),
-        db.epoch("b.blacklisted_at"),
-        db.epoch("o.expires_at"),
-    );
-    let tokens = db.fetch_all(&sql, Some(now)).await;
-    db.close().await?;
-    tokens.map(Some)
-}
-
-impl Store {
-    /// Imports one Django user with its id and password hash. Importing the same user again
-    /// skips it; a username, id or email held by another user fails with the reason, as does a
-    /// username that is another user's email address or the reverse.
-    pub async fn import_django_user(&self, user: &DjangoUser) -> Result<ImportOutcome, StoreError> {
-        let by_name = self
-            .find_user(crate::UserField::Username, &user.username)
-            .await?;
-        if let Some(existing) = by_name {
-            return Ok(if existing.id == user.id {
-                ImportOutcome::Skipped
-            } else {
-                ImportOutcome::Failed(format!(
-                    "the username is taken by another user (id {})",
-                    existing.id
-                ))
-            });
-        }
-        if let Some(existing) = self
-            .find_user(crate::UserField::Id, &user.id.to_string())
-            .await?
-        {
-            return Ok(ImportOutcome::Failed(format!(
-                "id {} is taken by another user ({})",
-                user.id, existing.username
-            )));
-        }
-        let identifiers = crate::Identifiers {
-            username: Some(&user.username),
-            email: Some(&user.email),
-            phone: None,
-        };
-        if let Some(clash) = self.identifier_clash(identifiers, Some(user.id)).await? {
-            return Ok(ImportOutcome::Failed(format!(
-                "the {} is another user's {}",
-                clash.field, clash.other
-            )));
-        }
-        // identified_since stays 0: the tokens Django issued to the user keep working.
-        let inserted = with_writer!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO users (id, username, email, first_name, last_name, password, \
-                 is_active, is_staff, is_superuser, date_joined, last_login, email_verified_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10)",
-            )
-            .bind(user.id)
-            .bind(&user.username)
-            .bind(&user.email)
-            .bind(&user.first_name)
-            .bind(&user.last_name)
-            .bind(&user.password)
-            .bind(user.is_active)
-            .bind(user.is_staff)
-            .bind(user.is_superuser)
-            .bind(user.date_joined)
-            .bind(user.last_login)
-            .execute(pool)
-            .await
-            .map(|_| ())
-        });
-        match inserted.map_err(crate::users::duplicate_or_database) {
-            Ok(_) => Ok(ImportOutcome::Imported),
-            Err(StoreError::Duplicate { field }) => Ok(ImportOutcome::Failed(format!(
-                "the {field} is taken by another user"
-            ))),
-            Err(err) => Err(err),
-        }
-    }
-
-    /// Imports one live token of simplejwt's blacklist app: recorded as outstanding and, if
-    /// Django blacklisted it, blacklisted. Importing it again changes nothing.
-    pub async fn import_django_token(&self, token: &DjangoToken) -> Result<(), StoreError> {
-        let record = crate::TokenRecord {
-            jti: &token.jti,
-            user_id: token.user_id,
-            created_at: token.created_at,
-            expires_at: token.expires_at,
-            session_id: None,
-        };
-        match token.blacklisted_at {
-            Some(at) => self.blacklist(&record, at).await.map(|_| ()),
-            None => self.record_outstanding(&record).await,
-        }
-    }
-
-    /// After importing rows with explicit ids, moves PostgreSQL's id sequence past them so that
-    /// new users get fresh ids. (SQLite does this by itself.)
-    pub async fn after_import(&self) -> Result<(), StoreError> {
-        if let crate::Pool::Postgres(pool) = &self.pool {
-            sqlx::query(
-                "SELECT setval(pg_get_serial_sequence('users', 'id'), \
-                 GREATEST((SELECT MAX(id) FROM users), 1))",
-            )
-            .execute(pool)
-            .await?;
-        }
-        Ok(())
-    }
+/// A page size as SQL's LIMIT.
+fn page_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }

@@ -8,7 +8,8 @@
 //! - [`Store`]: connecting, migrating, health.
 //! - `background`: the background tasks end when every caller's copy of the store is dropped.
 //! - `users`: accounts ([`User`], [`NewUser`]).
-//! - `django`: reading Django's `auth_user` and importing it ([`read_django_users`]).
+//! - `django`: reading a Django database page by page ([`DjangoSource`]).
+//! - `django_import`: importing its users and tokens in batches ([`Store::import_django_users`]).
 //! - `tokens`: the outstanding-token record and the blacklist ([`TokenRecord`]).
 //! - `denylist`: the blacklist's copy in Redis, which answers checks without the database.
 //! - `redis_connection`: the connection to Redis, its health and its recovery
@@ -40,6 +41,7 @@ mod change_feed;
 mod checkpoint;
 mod denylist;
 mod django;
+mod django_import;
 mod failures;
 mod logins;
 mod mfa;
@@ -65,7 +67,8 @@ use sqlx::sqlite::{
 pub use account_tokens::{AccountToken, NewAccountToken};
 pub use api_keys::{ApiKey, NewApiKey};
 pub use audit::{AuditActor, AuditActorFilter, AuditEntry, AuditFilter, NewAuditEntry};
-pub use django::{read_django_tokens, read_django_users, DjangoToken, DjangoUser, ImportOutcome};
+pub use django::{DjangoSource, DjangoToken, DjangoUser, ImportOutcome};
+pub use django_import::DJANGO_IMPORT_PAGE;
 pub use failures::SharedAdmission;
 pub use logins::{LockoutAdmission, LockoutRule, LoginEvent, LoginOutcome};
 pub use mfa::{MfaChallenge, MfaFactor, NewMfaChallenge};

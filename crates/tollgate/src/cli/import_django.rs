@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use tollgate_core::identity::{normalize_email, normalize_username};
 use tollgate_core::{unix_now, Settings};
-use tollgate_store::ImportOutcome;
+use tollgate_store::{DjangoSource, DjangoUser, ImportOutcome, Store, DJANGO_IMPORT_PAGE};
 
 use super::progress::Progress;
 
@@ -89,69 +89,150 @@ pub(crate) fn convert(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Copies the live tokens of simplejwt's blacklist app, if the source has its tables: a refresh
-/// token blacklisted under Django stays refused. Returns (live, blacklisted).
-async fn import_tokens(
-    store: &tollgate_store::Store,
-    database: &str,
-) -> anyhow::Result<Option<(u64, u64)>> {
-    let Some(tokens) = tollgate_store::read_django_tokens(database, unix_now()).await? else {
-        return Ok(None);
-    };
-    let mut progress = Progress::new(tokens.len() as u64, "tokens read");
-    let mut blacklisted = 0;
-    for (done, token) in tokens.iter().enumerate() {
-        store.import_django_token(token).await?;
-        blacklisted += u64::from(token.blacklisted_at.is_some());
-        progress.set(done as u64 + 1);
+/// Failures listed after the summary; past these they are only counted, so that the memory an
+/// import takes does not grow with the source.
+const LISTED_FAILURES: usize = 10_000;
+
+/// What became of the users read.
+#[derive(Debug, Default)]
+struct UserTally {
+    imported: u64,
+    skipped: u64,
+    failed: u64,
+    /// (username, reason) of the first [`LISTED_FAILURES`] failures.
+    listed: Vec<(String, String)>,
+}
+
+impl UserTally {
+    fn count(&mut self, username: &str, outcome: ImportOutcome) {
+        match outcome {
+            ImportOutcome::Imported => self.imported += 1,
+            ImportOutcome::Skipped => self.skipped += 1,
+            ImportOutcome::Failed(reason) => {
+                self.failed += 1;
+                if self.listed.len() < LISTED_FAILURES {
+                    self.listed.push((username.to_owned(), reason));
+                }
+            }
+        }
+    }
+
+    fn print(&self) {
+        println!(
+            "Imported {}, skipped {} (already imported), failed {}.",
+            self.imported, self.skipped, self.failed
+        );
+        for (username, reason) in &self.listed {
+            println!("  failed: {username}: {reason}");
+        }
+        let unlisted = self.failed - self.listed.len() as u64;
+        if unlisted > 0 {
+            println!("  ... and {unlisted} more failures, not listed.");
+        }
+    }
+}
+
+/// Imports the `total` users of `auth_user`, a page at a time in id order.
+async fn import_users(
+    store: &Store,
+    source: &mut DjangoSource,
+    total: u64,
+) -> anyhow::Result<UserTally> {
+    let mut progress = Progress::new(total, "users read");
+    let mut tally = UserTally::default();
+    let (mut after, mut done) = (i64::MIN, 0);
+    loop {
+        let page = source
+            .users_after(after, DJANGO_IMPORT_PAGE)
+            .await
+            .context("cannot read auth_user")?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.id;
+        // Django normalises on save, but rows written around it may not be: stored here in the
+        // forms every other path stores, a duplicate fails with its reason.
+        let page: Vec<DjangoUser> = page
+            .into_iter()
+            .map(|user| DjangoUser {
+                username: normalize_username(&user.username),
+                email: normalize_email(&user.email),
+                ..user
+            })
+            .collect();
+        let outcomes = store
+            .import_django_users(&page)
+            .await
+            .context("cannot write the imported users")?;
+        for (user, outcome) in page.iter().zip(outcomes) {
+            tally.count(&user.username, outcome);
+        }
+        done += page.len() as u64;
+        progress.set(done);
     }
     progress.finish();
-    Ok(Some((tokens.len() as u64, blacklisted)))
+    Ok(tally)
+}
+
+/// Copies the live tokens of simplejwt's blacklist app, if the source has its tables, a page
+/// at a time: a refresh token blacklisted under Django stays refused. Returns (live,
+/// blacklisted).
+async fn import_tokens(
+    store: &Store,
+    source: &mut DjangoSource,
+) -> anyhow::Result<Option<(u64, u64)>> {
+    if !source.has_token_tables().await? {
+        return Ok(None);
+    }
+    let now = unix_now();
+    let total = source.count_live_tokens(now).await?;
+    let mut progress = Progress::new(total, "tokens read");
+    let (mut after, mut live, mut blacklisted) = (i64::MIN, 0, 0);
+    loop {
+        let page = source
+            .live_tokens_after(after, now, DJANGO_IMPORT_PAGE)
+            .await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.id;
+        store.import_django_tokens(&page, now).await?;
+        live += page.len() as u64;
+        blacklisted += page
+            .iter()
+            .filter(|token| token.blacklisted_at.is_some())
+            .count() as u64;
+        progress.set(live);
+    }
+    progress.finish();
+    Ok(Some((live, blacklisted)))
 }
 
 pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
     let Some(database) = args.database else {
         return convert(args);
     };
-    let source = super::redact_url(&database);
-    let users = tollgate_store::read_django_users(&database)
+    let source_name = super::redact_url(&database);
+    let cannot_read = || format!("cannot read auth_user from {source_name}");
+    let mut source = DjangoSource::open(&database)
         .await
-        .with_context(|| format!("cannot read auth_user from {source}"))?;
+        .with_context(cannot_read)?;
+    // Fails here, before anything is written, on a source without auth_user.
+    let total = source.count_users().await.with_context(cannot_read)?;
     // Tokens that Django blacklisted must reach the Redis denylist of running servers too.
     let store = super::with_denylist(super::open_store(&settings).await?, &settings).await?;
-    let mut progress = Progress::new(users.len() as u64, "users read");
-    let (mut imported, mut skipped, mut failed) = (0usize, 0usize, Vec::new());
-    for (done, user) in users.iter().enumerate() {
-        // Django normalises on save, but rows written around it may not be: stored here in the
-        // forms every other path stores, a duplicate fails with its reason.
-        let user = &tollgate_store::DjangoUser {
-            username: normalize_username(&user.username),
-            email: normalize_email(&user.email),
-            ..user.clone()
-        };
-        match store.import_django_user(user).await {
-            Ok(ImportOutcome::Imported) => imported += 1,
-            Ok(ImportOutcome::Skipped) => skipped += 1,
-            Ok(ImportOutcome::Failed(reason)) => failed.push((user.username.clone(), reason)),
-            Err(err) => failed.push((user.username.clone(), format!("{err}"))),
-        }
-        progress.set(done as u64 + 1);
-    }
-    progress.finish();
+    let users = import_users(&store, &mut source, total)
+        .await
+        .with_context(|| format!("cannot import the users of {source_name}"))?;
     store
         .after_import()
         .await
         .context("cannot move the user id sequence past the imported ids")?;
-    let tokens = import_tokens(&store, &database).await;
+    let tokens = import_tokens(&store, &mut source).await;
+    let _ = source.close().await;
     store.close().await;
-    println!(
-        "Imported {imported}, skipped {skipped} (already imported), failed {}.",
-        failed.len()
-    );
-    for (username, reason) in &failed {
-        println!("  failed: {username}: {reason}");
-    }
-    match tokens.with_context(|| format!("cannot import token_blacklist from {source}"))? {
+    users.print();
+    match tokens.with_context(|| format!("cannot import token_blacklist from {source_name}"))? {
         Some((live, blacklisted)) => println!(
             "Imported {live} live tokens from token_blacklist ({blacklisted} blacklisted); \
              their raw tokens were not copied."

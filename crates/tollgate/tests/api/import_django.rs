@@ -484,3 +484,180 @@ async fn django_users_are_imported_from_postgresql() {
         "4"
     );
 }
+
+/// Rows per page of an import, as `import-django` reads and writes them.
+const PAGE: i64 = tollgate_store::DJANGO_IMPORT_PAGE as i64;
+
+/// A Django SQLite database of `2 * PAGE + 100` users, `userN` with `userN@example.com`, and a
+/// live token for each but every 41st (expired), every 10th blacklisted; some rows collide
+/// with others of their page or of an earlier one. Returns the failures that importing it
+/// reports, in id order.
+async fn django_sqlite_of_pages(path: &Path) -> Vec<String> {
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.expect("opens");
+    let users = 2 * PAGE + 100;
+    let mut statements = vec![
+        AUTH_USER_SQLITE.to_owned(),
+        TOKEN_BLACKLIST_SQLITE[0].to_owned(),
+        TOKEN_BLACKLIST_SQLITE[1].to_owned(),
+        format!(
+            "INSERT INTO auth_user (id, password, last_login, is_superuser, username, last_name, \
+             email, is_staff, is_active, date_joined, first_name) \
+             WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM n WHERE id < {users}) \
+             SELECT id, '{PBKDF2}', NULL, 0, 'user' || id, '', 'user' || id || '@example.com', 0, 1, \
+             '2022-01-01 00:00:00', '' FROM n"
+        ),
+        format!(
+            "INSERT INTO token_blacklist_outstandingtoken (id, token, created_at, expires_at, \
+             user_id, jti) \
+             WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM n WHERE id < {users}) \
+             SELECT id, 'eyJ', datetime('now'), \
+             datetime('now', CASE WHEN id % 41 = 0 THEN '-1 hour' ELSE '+1 hour' END), id, \
+             'jti-' || id FROM n"
+        ),
+        "INSERT INTO token_blacklist_blacklistedtoken (blacklisted_at, token_id) \
+         SELECT datetime('now'), id FROM token_blacklist_outstandingtoken WHERE id % 10 = 0"
+            .to_owned(),
+    ];
+    // (id, username, email, the failure reported)
+    let collisions = [
+        // Inside the first page: another user's email address as username.
+        (
+            5,
+            "user3@EXAMPLE.com".to_owned(),
+            "user5@example.com".to_owned(),
+            "the username is another user's email".to_owned(),
+        ),
+        // Inside the first page: a username that Django's normal form makes another's.
+        (
+            10,
+            "ｕｓｅｒ9".to_owned(),
+            "user10@example.com".to_owned(),
+            "the username is taken by another user (id 9)".to_owned(),
+        ),
+        // The first row of the second page: the last one of the first page's email.
+        (
+            PAGE + 1,
+            format!("user{}", PAGE + 1),
+            format!("USER{PAGE}@example.com"),
+            "the email is taken by another user".to_owned(),
+        ),
+        // In the second page: an email of the first page.
+        (
+            PAGE + 10,
+            format!("user{}", PAGE + 10),
+            "User7@Example.COM".to_owned(),
+            "the email is taken by another user".to_owned(),
+        ),
+        // In the third page: a username of the second page as email.
+        (
+            2 * PAGE + 5,
+            format!("user{}", 2 * PAGE + 5),
+            format!("USER{}", PAGE + 500),
+            "the email is another user's username".to_owned(),
+        ),
+        // The email of row 5, which failed: free.
+        (
+            2 * PAGE + 6,
+            format!("user{}", 2 * PAGE + 6),
+            "user5@example.com".to_owned(),
+            String::new(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (id, username, email, failure) in collisions {
+        statements.push(format!(
+            "UPDATE auth_user SET username = '{username}', email = '{email}' WHERE id = {id}"
+        ));
+        if !failure.is_empty() {
+            let shown = tollgate_core::identity::normalize_username(&username);
+            failures.push(format!("  failed: {shown}: {failure}"));
+        }
+    }
+    for sql in statements {
+        sqlx::query(&sql).execute(&mut db).await.expect(&sql);
+    }
+    db.close().await.expect("closes");
+    failures
+}
+
+on_both_backends! {
+    /// A source of several pages imports as row by row would: collisions inside a page and
+    /// across pages fail with their reasons, the rest go in, tokens of every page arrive (the
+    /// blacklisted ones in Redis too), and a second run imports nothing twice.
+    async fn a_source_of_several_pages_imports_as_row_by_row(backend) {
+        use common::redis_server::PrivateRedis;
+        let (_redis_server, redis_url) = PrivateRedis::start_anywhere();
+        let database = common::TestDatabase::create(backend).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let django = dir.path().join("django.sqlite3");
+        let failures = django_sqlite_of_pages(&django).await;
+        let users = 2 * PAGE + 100;
+        let live = users - users / 41;
+        let blacklisted = (1..=users).filter(|id| id % 10 == 0 && id % 41 != 0).count();
+        let import = || {
+            let mut command = tollgate(
+                dir.path(),
+                &["import-django", "--database", &django.display().to_string()],
+            );
+            command
+                .env("DATABASE_URL", database.url())
+                .env("TOLLGATE_REDIS_URL", &redis_url);
+            let output = common::binary::run(command);
+            let progress = text(&output.stderr);
+            assert!(output.status.success(), "{progress}");
+            assert!(progress.contains(&format!("{users} of {users} users read")), "{progress}");
+            assert!(progress.contains(&format!("{live} of {live} tokens read")), "{progress}");
+            text(&output.stdout)
+        };
+        let failed = failures.len() as i64;
+        let listed = failures.join("\n");
+        let tokens_line = format!(
+            "Imported {live} live tokens from token_blacklist ({blacklisted} blacklisted); \
+             their raw tokens were not copied."
+        );
+
+        let first = import();
+        let summary = format!(
+            "Imported {}, skipped 0 (already imported), failed {failed}.\n{listed}\n{tokens_line}\n",
+            users - failed
+        );
+        assert_eq!(first, summary);
+        let second = import();
+        let summary = format!(
+            "Imported 0, skipped {} (already imported), failed {failed}.\n{listed}\n{tokens_line}\n",
+            users - failed
+        );
+        assert_eq!(second, summary);
+
+        let store = tollgate_store::Store::connect(
+            &database.url(),
+            tollgate_store::PoolConfig::default(),
+        )
+        .await
+        .expect("connects");
+        assert_eq!(
+            store.token_counts().await.expect("counts"),
+            (live, blacklisted as i64)
+        );
+        let last = store
+            .find_user(tollgate_store::UserField::Id, &users.to_string())
+            .await
+            .expect("query")
+            .expect("the last user is imported");
+        assert_eq!(last.username, format!("user{users}"));
+        store.close().await;
+        // Every live blacklisted jti, and the marker of a filled denylist.
+        let redis = redis::Client::open(redis_url.as_str()).expect("URL");
+        let mut connection = redis
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connects");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("tollgate:denylist:jti-*")
+            .query_async(&mut connection)
+            .await
+            .expect("KEYS");
+        assert_eq!(keys.len(), blacklisted);
+    }
+}
