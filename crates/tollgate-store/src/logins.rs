@@ -109,11 +109,12 @@ pub enum LockoutAdmission {
 const LOCKED_FOR_GOOD: i64 = i64::MAX;
 
 /// One batch of the oldest login events recorded at or after `$1` and before `$2`, at most `$3`
-/// of them: how many, and the newest `at` among them. An array of ids, as PostgreSQL plans
-/// `id IN (subquery)` as a scan of the whole table.
+/// of them: how many, and the newest `at` among them. The rows are deleted where the index
+/// scan found them (`ctid`), not looked up again by id: 500,000 events in 2.1–3.0 s against
+/// 3.3–4.1 s. An array, as PostgreSQL plans `IN (subquery)` as a scan of the whole table.
 const DELETE_OLD_EVENTS_POSTGRES: &str = "WITH gone AS ( \
-       DELETE FROM login_events WHERE id = ANY(ARRAY( \
-         SELECT id FROM login_events WHERE at >= $1 AND at < $2 ORDER BY at LIMIT $3)) \
+       DELETE FROM login_events WHERE ctid = ANY(ARRAY( \
+         SELECT ctid FROM login_events WHERE at >= $1 AND at < $2 ORDER BY at LIMIT $3)) \
        RETURNING at) \
      SELECT COUNT(*), MAX(at) FROM gone";
 
@@ -305,7 +306,7 @@ impl Store {
         let mut events = 0;
         // PostgreSQL keeps the index entries of deleted rows until a vacuum, so a batch that
         // started from the oldest entry would step over every earlier batch's again (5 M
-        // events on PostgreSQL 15: 37 s against 26 s). Each batch starts where the last one
+        // events on PostgreSQL 15: 46 s against 25 s). Each batch starts where the last one
         // ended instead: at its newest `at`, not after it, as more events may share that second.
         let mut from = i64::MIN;
         loop {
@@ -476,20 +477,35 @@ mod tests {
         let Some(scratch) = crate::testing::postgres_store().await else {
             return;
         };
+        let id = user(&scratch.store).await;
         let Pool::Postgres(pool) = &scratch.store.pool else {
             unreachable!("a PostgreSQL store");
         };
-        let plan: Result<Vec<String>, _> =
-            sqlx::query_scalar(&format!("EXPLAIN {DELETE_OLD_EVENTS_POSTGRES}"))
+        // Rows and statistics: on an empty table, reading it whole costs nothing and is chosen.
+        let plan = async {
+            sqlx::query(
+                "INSERT INTO login_events (user_id, succeeded, client_addr, at) \
+                 SELECT $1, TRUE, '10.0.0.1', n FROM generate_series(1, 20000) AS n",
+            )
+            .bind(id)
+            .execute(pool)
+            .await?;
+            sqlx::query("ANALYZE login_events").execute(pool).await?;
+            sqlx::query_scalar::<_, String>(&format!("EXPLAIN {DELETE_OLD_EVENTS_POSTGRES}"))
                 .bind(i64::MIN)
-                .bind(100_i64)
-                .bind(4_i64)
+                .bind(10_001_i64)
+                .bind(FLUSH_BATCH)
                 .fetch_all(pool)
-                .await;
+                .await
+        }
+        .await;
         scratch.drop_database().await;
         let plan = plan.expect("explained").join("\n");
-        assert!(plan.contains("login_events_at_idx"), "{plan}");
-        assert!(plan.contains("login_events_pkey"), "{plan}");
+        assert!(
+            plan.contains("Index Scan using login_events_at_idx"),
+            "{plan}"
+        );
+        assert!(plan.contains("Tid Scan on login_events"), "{plan}");
         assert!(!plan.contains("Seq Scan"), "{plan}");
     }
 
