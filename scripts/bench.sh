@@ -118,7 +118,9 @@ measure() { # name, round, then wrk arguments after the common ones
   p99_ms[$name#$round]=$(in_ms "$p99" | cut -d' ' -f1)
   echo "$name (round $round): $r req/s, p50 $p50, p99 $p99, non-2xx ${non2xx:-0}, socket errors ${sockerr:-0}" >&2
   if [ "$name" != "protected GET, invalid token" ] && [ "${non2xx:-0}" != 0 ]; then
-    echo "scenario '$name' had non-2xx responses" >&2; return 1
+    echo "scenario '$name' had non-2xx responses; the servers' log ends with:" >&2
+    tail -n 20 "$work/server.log" >&2
+    return 1
   fi
 }
 run() { run_duration=$duration measure "$1" 1 "${@:2}"; }
