@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use tollgate_core::identity::{normalize_email, normalize_username};
 use tollgate_core::{unix_now, Settings};
-use tollgate_store::{DjangoSource, DjangoUser, ImportOutcome, Store, DJANGO_IMPORT_PAGE};
+use tollgate_store::{
+    DjangoSource, DjangoToken, DjangoUser, ImportOutcome, Store, DJANGO_IMPORT_PAGE,
+};
 
 use super::progress::Progress;
 
@@ -132,46 +134,71 @@ impl UserTally {
     }
 }
 
-/// Imports the `total` users of `auth_user`, a page at a time in id order.
+/// Pages read from the source ahead of the writes: the next page is read while one is written,
+/// and no more, so that memory stays flat.
+const PAGES_AHEAD: usize = 1;
+
+/// Pages of tokens written at once. PostgreSQL does an import's work (mostly index upkeep) in
+/// one backend per connection, so two connections use two of its cores; token pages do not
+/// depend on each other. (SQLite has one writer: its pages still go one after the other.)
+const TOKEN_WRITES_AT_ONCE: usize = 2;
+
+/// Imports the `total` users of `auth_user`, a page at a time in id order, each page written
+/// before the next is (a page's lookups must see the pages before it).
 async fn import_users(
     store: &Store,
     source: &mut DjangoSource,
     total: u64,
 ) -> anyhow::Result<UserTally> {
-    let mut progress = Progress::new(total, "users read");
-    let mut tally = UserTally::default();
-    let (mut after, mut done) = (i64::MIN, 0);
-    loop {
-        let page = source
-            .users_after(after, DJANGO_IMPORT_PAGE)
-            .await
-            .context("cannot read auth_user")?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        after = last.id;
-        // Django normalises on save, but rows written around it may not be: stored here in the
-        // forms every other path stores, a duplicate fails with its reason.
-        let page: Vec<DjangoUser> = page
-            .into_iter()
-            .map(|user| DjangoUser {
-                username: normalize_username(&user.username),
-                email: normalize_email(&user.email),
-                ..user
-            })
-            .collect();
-        let outcomes = store
-            .import_django_users(&page)
-            .await
-            .context("cannot write the imported users")?;
-        for (user, outcome) in page.iter().zip(outcomes) {
-            tally.count(&user.username, outcome);
+    let (pages, mut read) = tokio::sync::mpsc::channel::<Vec<DjangoUser>>(PAGES_AHEAD);
+    let reading = async move {
+        let mut after = i64::MIN;
+        loop {
+            let page = source
+                .users_after(after, DJANGO_IMPORT_PAGE)
+                .await
+                .context("cannot read auth_user")?;
+            let Some(last) = page.last() else {
+                return anyhow::Ok(());
+            };
+            after = last.id;
+            if pages.send(page).await.is_err() {
+                // The writes stopped on an error, which is reported.
+                return Ok(());
+            }
         }
-        done += page.len() as u64;
-        progress.set(done);
-    }
-    progress.finish();
-    Ok(tally)
+    };
+    let writing = async {
+        let mut progress = Progress::new(total, "users read");
+        let mut tally = UserTally::default();
+        let mut done = 0;
+        while let Some(page) = read.recv().await {
+            // Django normalises on save, but rows written around it may not be: stored here in
+            // the forms every other path stores, a duplicate fails with its reason.
+            let page: Vec<DjangoUser> = page
+                .into_iter()
+                .map(|user| DjangoUser {
+                    username: normalize_username(&user.username),
+                    email: normalize_email(&user.email),
+                    ..user
+                })
+                .collect();
+            let outcomes = store
+                .import_django_users(&page)
+                .await
+                .context("cannot write the imported users")?;
+            for (user, outcome) in page.iter().zip(outcomes) {
+                tally.count(&user.username, outcome);
+            }
+            done += page.len() as u64;
+            progress.set(done);
+        }
+        progress.finish();
+        anyhow::Ok(tally)
+    };
+    let (reading, tally) = tokio::join!(reading, writing);
+    reading?;
+    tally
 }
 
 /// Copies the live tokens of simplejwt's blacklist app, if the source has its tables, a page
@@ -186,26 +213,64 @@ async fn import_tokens(
     }
     let now = unix_now();
     let total = source.count_live_tokens(now).await?;
-    let mut progress = Progress::new(total, "tokens read");
-    let (mut after, mut live, mut blacklisted) = (i64::MIN, 0, 0);
-    loop {
-        let page = source
-            .live_tokens_after(after, now, DJANGO_IMPORT_PAGE)
-            .await?;
-        let Some(last) = page.last() else {
-            break;
+    let (pages, mut read) = tokio::sync::mpsc::channel::<Vec<DjangoToken>>(PAGES_AHEAD);
+    let reading = async move {
+        let mut after = i64::MIN;
+        loop {
+            let page = source
+                .live_tokens_after(after, now, DJANGO_IMPORT_PAGE)
+                .await?;
+            let Some(last) = page.last() else {
+                return anyhow::Ok(());
+            };
+            after = last.id;
+            if pages.send(page).await.is_err() {
+                return Ok(());
+            }
+        }
+    };
+    let writing = async {
+        let mut progress = Progress::new(total, "tokens read");
+        // Dropped on an error, which aborts the writes under way: their transactions roll back.
+        let mut writes = tokio::task::JoinSet::new();
+        let (mut live, mut blacklisted) = (0, 0);
+        let mut count = |written: (u64, u64)| {
+            live += written.0;
+            blacklisted += written.1;
+            progress.set(live);
         };
-        after = last.id;
-        store.import_django_tokens(&page, now).await?;
-        live += page.len() as u64;
-        blacklisted += page
-            .iter()
-            .filter(|token| token.blacklisted_at.is_some())
-            .count() as u64;
-        progress.set(live);
-    }
-    progress.finish();
-    Ok(Some((live, blacklisted)))
+        while let Some(page) = read.recv().await {
+            if writes.len() == TOKEN_WRITES_AT_ONCE {
+                if let Some(written) = writes.join_next().await {
+                    count(tokens_written(written)?);
+                }
+            }
+            let store = store.clone();
+            writes.spawn(async move {
+                let denied = page.iter().filter(|t| t.blacklisted_at.is_some()).count();
+                store
+                    .import_django_tokens(&page, now)
+                    .await
+                    .map(|()| (page.len() as u64, denied as u64))
+            });
+        }
+        while let Some(written) = writes.join_next().await {
+            count(tokens_written(written)?);
+        }
+        drop(count);
+        progress.finish();
+        anyhow::Ok((live, blacklisted))
+    };
+    let (reading, imported) = tokio::join!(reading, writing);
+    reading?;
+    imported.map(Some)
+}
+
+/// (live, blacklisted) of a page of tokens written, or why it was not.
+fn tokens_written(
+    written: Result<Result<(u64, u64), tollgate_store::StoreError>, tokio::task::JoinError>,
+) -> anyhow::Result<(u64, u64)> {
+    Ok(written.context("a page of tokens was not written")??)
 }
 
 pub(crate) async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
