@@ -11,36 +11,83 @@
 #       login events (a second run, with the default retention); for each, how long, and the
 #       refresh p99 during it against the p99 without; sizes of tables and indexes and dead
 #       rows before and after. --smoke: --scale 1000, 2 s of refresh without a flush.
+#   scripts/bench-flush.sh --under-load --postgres --autovacuum [--observe SECONDS] ...
+#       the same with the server's autovacuum turned on for the run (ALTER SYSTEM; the
+#       previous setting is restored on exit, also on failure), and after the flushes the
+#       refresh load goes on for SECONDS (default 120; 20 with --smoke) while dead rows,
+#       autovacuums and sizes of outstanding_tokens, blacklisted_tokens and login_events are
+#       sampled every tenth of it: whether autovacuum reclaims what the flush left.
+#       It changes the setting for the whole server, so for every database on it.
+#       --observe SECONDS without --autovacuum: the same sampling, the server's setting as it
+#       is (to compare with a server whose autovacuum is off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend=sqlite; rows=1000000; under_load=0; scale=1; quiet_seconds=10
+autovacuum=0; observe=0; observe_seconds=""
+usage="usage: scripts/bench-flush.sh [--postgres] [ROWS] | --under-load [--postgres [--autovacuum] [--observe SECONDS]] [--scale S] [--smoke]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --postgres) backend=postgres ;;
     --under-load) under_load=1 ;;
     --scale) scale=${2:?}; shift ;;
-    --smoke) scale=1000; quiet_seconds=2 ;;
-    *[!0-9]*) echo "usage: scripts/bench-flush.sh [--postgres] [ROWS] | --under-load [--postgres] [--scale S] [--smoke]" >&2; exit 2 ;;
+    --smoke) scale=1000; quiet_seconds=2; observe_seconds=${observe_seconds:-20} ;;
+    --autovacuum) autovacuum=1; observe=1 ;;
+    --observe) observe=1; observe_seconds=${2:?}; shift ;;
+    *[!0-9]*) echo "$usage" >&2; exit 2 ;;
     *) rows=$1 ;;
   esac
   shift
 done
+observe_seconds=${observe_seconds:-120}
+if [ "$observe" = 1 ] && { [ "$backend" != postgres ] || [ "$under_load" = 0 ]; }; then
+  echo "--autovacuum and --observe are for --under-load --postgres" >&2; exit 2
+fi
+case "$observe_seconds" in ''|*[!0-9]*|0) echo "--observe takes a positive whole number of seconds" >&2; exit 2 ;; esac
 cargo build --release --quiet
 binary="$PWD/target/release/tollgate"
 work=$(mktemp -d)
 server_pid=""
+# How to put the server's autovacuum back, once it has been changed.
+restore_autovacuum=""
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; fi
+  if [ -n "$restore_autovacuum" ]; then
+    if psql "$pg_admin" -q -c "$restore_autovacuum" -c "SELECT pg_reload_conf()" >/dev/null; then
+      echo "autovacuum restored: $restore_autovacuum"
+    else
+      echo "could not restore autovacuum; run: $restore_autovacuum; SELECT pg_reload_conf()" >&2
+    fi
+  fi
   if [ "$backend" = postgres ]; then psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+# Interrupted, the script exits, so that cleanup (and the restore) runs.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 export TOLLGATE_LOG=warn TOLLGATE_SIGNING_KEY=bench-flush-signing-key-0123456789abcdef0123456789abcdef0123
 if [ "$backend" = postgres ]; then
   pg_admin="${TOLLGATE_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
   pg_db="tollgate_flush_$$"
   psql "$pg_admin" -qc "CREATE DATABASE $pg_db" >/dev/null
   export DATABASE_URL="${pg_admin%/*}/$pg_db"
+  if [ "$autovacuum" = 1 ]; then
+    # A value set with ALTER SYSTEM before is set again; otherwise the entry is removed, and
+    # the configuration files' value (or the default) applies again.
+    IFS='|' read -r previous source_file < <(psql "$pg_admin" -Atqc \
+      "SELECT setting, COALESCE(sourcefile, '') FROM pg_settings WHERE name = 'autovacuum'")
+    case "$source_file" in
+      */postgresql.auto.conf) restore_autovacuum="ALTER SYSTEM SET autovacuum = '$previous'" ;;
+      *) restore_autovacuum="ALTER SYSTEM RESET autovacuum" ;;
+    esac
+    psql "$pg_admin" -q -c "ALTER SYSTEM SET autovacuum = on" -c "SELECT pg_reload_conf()" >/dev/null
+    # The reload is signalled, not waited for: new sessions see it once the server has read it.
+    for _ in $(seq 1 50); do
+      [ "$(psql "$pg_admin" -Atqc 'SHOW autovacuum')" = on ] && break; sleep 0.1
+    done
+    [ "$(psql "$pg_admin" -Atqc 'SHOW autovacuum')" = on ] || { echo "autovacuum did not turn on" >&2; exit 1; }
+    echo "autovacuum on for this run (was $previous)"
+  fi
 else
   export DATABASE_URL="sqlite://$work/tollgate.db"
 fi
@@ -151,16 +198,49 @@ flush_under_load() { # label, then environment for the flush as NAME=value words
   start=$(date +%s.%N)
   env "$@" "$binary" flushexpiredtokens >"$work/flush-$label.txt"
   took=$(seconds_since "$start")
-  sleep 1
+  flush_ended=$(date +%s)
+  # Stopped as soon as the flush ends: the figures are those of the flush and the 1 s before.
   kill -INT "$load"; wait "$load" || true
-  echo "flush of $label under the refresh load: $took s; $(tr '\n' ';' <"$work/flush-$label.txt" | sed 's/;$//; s/;/; /g')"
-  echo "  refresh meanwhile: $(figures "$work/during-$label.txt"); p99 during / without: $(awk -v d="$(p99_ms "$work/during-$label.txt")" -v q="$(p99_ms "$work/quiet1.txt")" 'BEGIN { printf "%.2f", d / q }')"
+  echo "flush of $label under the refresh load, ended $(date +%T): $took s; $(tr '\n' ';' <"$work/flush-$label.txt" | sed 's/;$//; s/;/; /g')"
+  echo "  refresh meanwhile (1 s before, then during): $(figures "$work/during-$label.txt"); p99 during / without: $(awk -v d="$(p99_ms "$work/during-$label.txt")" -v q="$(p99_ms "$work/quiet1.txt")" 'BEGIN { printf "%.2f", d / q }')"
+}
+# Dead rows, autovacuums and sizes of the tables the flush deletes from, one line per table.
+sample_tables() {
+  psql "$DATABASE_URL" -Atq -F ' | ' -c "
+    SELECT '$(( $(date +%s) - flush_ended )) s', to_char(now(), 'HH24:MI:SS'), s.relname, s.n_live_tup, s.n_dead_tup,
+      COALESCE(to_char(s.last_autovacuum, 'HH24:MI:SS'), 'never'), s.autovacuum_count,
+      pg_size_pretty(pg_total_relation_size(s.relid))
+    FROM pg_stat_user_tables s
+    WHERE s.relname IN ('outstanding_tokens', 'blacklisted_tokens', 'login_events')
+    ORDER BY s.relname" | sed 's/^/  /'
+}
+# After the flushes, the refresh load goes on while autovacuum (if on) reclaims the dead rows:
+# does it, and do the tables stop growing?
+observe_autovacuum() {
+  local load step=$((observe_seconds / 10)) elapsed=0 started
+  [ "$step" -ge 1 ] || step=1
+  echo "after the flushes, refresh load for $observe_seconds s, sampled every $step s (autovacuum $(psql "$DATABASE_URL" -Atqc 'SHOW autovacuum')):"
+  echo "  since flush | time | table | live rows | dead rows | last autovacuum | autovacuums | total size"
+  sample_tables
+  chains
+  BENCH_THREADS=2 BENCH_TOKENS="$work/tokens.txt" wrk -t2 -c32 -d"${observe_seconds}s" --latency \
+    -s scripts/bench/refresh.lua "$base/api/token/refresh/" >"$work/observe.txt" &
+  load=$!
+  started=$(date +%s)
+  while [ "$elapsed" -lt "$observe_seconds" ]; do
+    sleep "$step"
+    elapsed=$(( $(date +%s) - started ))
+    sample_tables
+  done
+  wait "$load" || true
+  echo "  refresh meanwhile: $(figures "$work/observe.txt")"
 }
 flush_under_load tokens TOLLGATE_LOGIN_EVENTS_RETENTION=0
 flush_under_load "login events" TOLLGATE_LOGIN_EVENTS_RETENTION=90d
+if [ "$observe" = 1 ]; then observe_autovacuum; fi
 refresh_load "$quiet_seconds" "$work/quiet2.txt"
 echo "refresh without a flush, after: $(figures "$work/quiet2.txt")"
 sizes "after"
 if [ "$backend" = postgres ]; then
-  echo "autovacuum on this server: $(psql "$DATABASE_URL" -Atqc 'SHOW autovacuum')"
+  echo "autovacuum during the run: $(psql "$DATABASE_URL" -Atqc 'SHOW autovacuum')"
 fi
