@@ -287,25 +287,28 @@ impl Store {
                     .await?;
                 let by_id: Vec<(i64, String)> = page
                     .iter()
-                    .fold(sqlx::query_as(&by_id_sql).persistent(cached), |query, user| {
-                        query.bind(user.id)
-                    })
+                    .fold(
+                        sqlx::query_as(&by_id_sql).persistent(cached),
+                        |query, user| query.bind(user.id),
+                    )
                     .fetch_all(pool)
                     .await?;
                 let emails: Vec<(String,)> = page
                     .iter()
                     .map(|user| &user.username)
                     .chain(page.iter().map(|user| &user.email))
-                    .fold(sqlx::query_as(&emails_sql).persistent(cached), |query, value| {
-                        query.bind(value)
-                    })
+                    .fold(
+                        sqlx::query_as(&emails_sql).persistent(cached),
+                        |query, value| query.bind(value),
+                    )
                     .fetch_all(pool)
                     .await?;
                 let phones: Vec<(String,)> = page
                     .iter()
-                    .fold(sqlx::query_as(&phones_sql).persistent(cached), |query, user| {
-                        query.bind(&user.username)
-                    })
+                    .fold(
+                        sqlx::query_as(&phones_sql).persistent(cached),
+                        |query, user| query.bind(&user.username),
+                    )
                     .fetch_all(pool)
                     .await?;
                 let usernames: Vec<(String,)> = page
@@ -342,7 +345,7 @@ impl Store {
              is_active, is_staff, is_superuser, date_joined, last_login, email_verified_at) \
              VALUES {}",
             rows(
-                    self.backend(),
+                self.backend(),
                 "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 USER_BINDS,
                 users.len()
@@ -558,7 +561,11 @@ mod tests {
         rows
     }
 
-    async fn import_in_pages(store: &Store, users: &[DjangoUser], size: usize) -> Vec<ImportOutcome> {
+    async fn import_in_pages(
+        store: &Store,
+        users: &[DjangoUser],
+        size: usize,
+    ) -> Vec<ImportOutcome> {
         let mut outcomes = Vec::new();
         for page in users.chunks(size) {
             outcomes.extend(store.import_django_users(page).await.expect("imported"));
@@ -651,7 +658,9 @@ mod tests {
         }
 
         for size in [1, 3, users.len()] {
-            let scratch = Scratch::new(postgres).await.expect("reachable a moment ago");
+            let scratch = Scratch::new(postgres)
+                .await
+                .expect("reachable a moment ago");
             let store = scratch.store();
             registered(store).await;
             assert_eq!(
@@ -659,7 +668,11 @@ mod tests {
                 expected,
                 "pages of {size}"
             );
-            assert_eq!(stored(store, &users).await, expected_rows, "pages of {size}");
+            assert_eq!(
+                stored(store, &users).await,
+                expected_rows,
+                "pages of {size}"
+            );
             assert_eq!(
                 import_in_pages(store, &users, size).await,
                 expected_again,
@@ -764,7 +777,11 @@ mod tests {
             );
         }
         for (jti, listed) in [("jti-0", true), ("jti-1", false), ("jti-2000", true)] {
-            assert_eq!(store.is_blacklisted(jti).await.expect("query"), listed, "{jti}");
+            assert_eq!(
+                store.is_blacklisted(jti).await.expect("query"),
+                listed,
+                "{jti}"
+            );
         }
         let owners: Vec<Option<i64>> = with_pool!(store, |pool| {
             sqlx::query_scalar(
@@ -796,7 +813,10 @@ mod tests {
             "($1, lower($2)), ($3, lower($4))"
         );
         assert_eq!(rows(Postgres, "$1", 1, 3), "$1, $2, $3");
-        assert_eq!(rows(Sqlite, "($1, lower($2))", 2, 2), "(?, lower(?)), (?, lower(?))");
+        assert_eq!(
+            rows(Sqlite, "($1, lower($2))", 2, 2),
+            "(?, lower(?)), (?, lower(?))"
+        );
         assert_eq!(rows(Sqlite, "$1", 1, 0), "");
     }
 }

@@ -2,8 +2,10 @@
 //! hashes, so that they log in to Tollgate with their old passwords; or, with `--settings`,
 //! converts Django's JWT settings into a `tollgate.toml`.
 
+use std::future::Future;
 use std::io::Read;
 use std::path::PathBuf;
+use std::pin::Pin;
 
 use anyhow::Context;
 use tollgate_core::identity::{normalize_email, normalize_username};
@@ -143,6 +145,47 @@ const PAGES_AHEAD: usize = 1;
 /// depend on each other. (SQLite has one writer: its pages still go one after the other.)
 const TOKEN_WRITES_AT_ONCE: usize = 2;
 
+/// A page of the source being read.
+type PageRead<'s, T> = Pin<Box<dyn Future<Output = anyhow::Result<Vec<T>>> + 's>>;
+
+/// Sends the source's pages, each read from after the last id of the page before, until one
+/// comes back empty or the writes have stopped (on an error, which they report).
+async fn read_pages<T>(
+    source: &mut DjangoSource,
+    pages: tokio::sync::mpsc::Sender<Vec<T>>,
+    mut read: impl for<'s> FnMut(&'s mut DjangoSource, i64) -> PageRead<'s, T>,
+    id: fn(&T) -> i64,
+) -> anyhow::Result<()> {
+    let mut after = i64::MIN;
+    loop {
+        let page = read(source, after).await?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = id(last);
+        if pages.send(page).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+fn users_page(source: &mut DjangoSource, after: i64) -> PageRead<'_, DjangoUser> {
+    Box::pin(async move {
+        source
+            .users_after(after, DJANGO_IMPORT_PAGE)
+            .await
+            .context("cannot read auth_user")
+    })
+}
+
+fn live_tokens_page(source: &mut DjangoSource, after: i64, now: i64) -> PageRead<'_, DjangoToken> {
+    Box::pin(async move {
+        Ok(source
+            .live_tokens_after(after, now, DJANGO_IMPORT_PAGE)
+            .await?)
+    })
+}
+
 /// Imports the `total` users of `auth_user`, a page at a time in id order, each page written
 /// before the next is (a page's lookups must see the pages before it).
 async fn import_users(
@@ -150,24 +193,8 @@ async fn import_users(
     source: &mut DjangoSource,
     total: u64,
 ) -> anyhow::Result<UserTally> {
-    let (pages, mut read) = tokio::sync::mpsc::channel::<Vec<DjangoUser>>(PAGES_AHEAD);
-    let reading = async move {
-        let mut after = i64::MIN;
-        loop {
-            let page = source
-                .users_after(after, DJANGO_IMPORT_PAGE)
-                .await
-                .context("cannot read auth_user")?;
-            let Some(last) = page.last() else {
-                return anyhow::Ok(());
-            };
-            after = last.id;
-            if pages.send(page).await.is_err() {
-                // The writes stopped on an error, which is reported.
-                return Ok(());
-            }
-        }
-    };
+    let (pages, mut read) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+    let reading = read_pages(source, pages, users_page, |user| user.id);
     let writing = async {
         let mut progress = Progress::new(total, "users read");
         let mut tally = UserTally::default();
@@ -213,22 +240,13 @@ async fn import_tokens(
     }
     let now = unix_now();
     let total = source.count_live_tokens(now).await?;
-    let (pages, mut read) = tokio::sync::mpsc::channel::<Vec<DjangoToken>>(PAGES_AHEAD);
-    let reading = async move {
-        let mut after = i64::MIN;
-        loop {
-            let page = source
-                .live_tokens_after(after, now, DJANGO_IMPORT_PAGE)
-                .await?;
-            let Some(last) = page.last() else {
-                return anyhow::Ok(());
-            };
-            after = last.id;
-            if pages.send(page).await.is_err() {
-                return Ok(());
-            }
-        }
-    };
+    let (pages, mut read) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+    let reading = read_pages(
+        source,
+        pages,
+        |source, after| live_tokens_page(source, after, now),
+        |token| token.id,
+    );
     let writing = async {
         let mut progress = Progress::new(total, "tokens read");
         // Dropped on an error, which aborts the writes under way: their transactions roll back.
