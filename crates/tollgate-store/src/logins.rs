@@ -2,7 +2,7 @@
 //! done through a mailed link, which give the account to whoever holds the link), and the
 //! lockout counters.
 
-use crate::tokens::FLUSH_BATCH;
+use crate::tokens::{pause_between_batches, FLUSH_BATCH};
 use crate::{with_pool, with_writer, Pool, Store, StoreError};
 
 /// How a login attempt on an existing account ended, or a password reset.
@@ -284,11 +284,16 @@ impl Store {
         Ok(locked)
     }
 
-    /// Deletes login events recorded before `before`, 10,000 per statement, and failure
-    /// counters that are not locked and saw no failure since then. Returns how many events
-    /// were deleted.
-    pub async fn flush_login_records(&self, before: i64, now: i64) -> Result<u64, StoreError> {
-        self.flush_login_records_in_batches(before, now, FLUSH_BATCH)
+    /// Deletes login events recorded before `before`, 10,000 per statement with `pause`
+    /// between two, and failure counters that are not locked and saw no failure since then.
+    /// Returns how many events were deleted.
+    pub async fn flush_login_records(
+        &self,
+        before: i64,
+        now: i64,
+        pause: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        self.flush_login_records_in_batches(before, now, FLUSH_BATCH, pause)
             .await
     }
 
@@ -301,6 +306,7 @@ impl Store {
         before: i64,
         now: i64,
         batch: i64,
+        pause: std::time::Duration,
     ) -> Result<u64, StoreError> {
         let batch = batch.max(1);
         let mut events = 0;
@@ -335,6 +341,7 @@ impl Store {
             if deleted < batch.unsigned_abs() {
                 break;
             }
+            pause_between_batches(pause).await;
         }
         with_writer!(self, |pool| {
             sqlx::query(
@@ -390,7 +397,10 @@ mod tests {
         assert_eq!(events[0].user_agent.as_deref(), Some("curl/8"));
         assert_eq!(events[1].reason.as_deref(), Some("wrong_password"));
         assert_eq!(
-            store.flush_login_records(150, 300).await.expect("flushes"),
+            store
+                .flush_login_records(150, 300, std::time::Duration::ZERO)
+                .await
+                .expect("flushes"),
             1
         );
         assert_eq!(store.login_events(id, 10).await.expect("lists").len(), 1);
@@ -413,11 +423,11 @@ mod tests {
                 .expect("records");
         }
         let first = store
-            .flush_login_records_in_batches(100, 300, 4)
+            .flush_login_records_in_batches(100, 300, 4, std::time::Duration::ZERO)
             .await
             .expect("flushes");
         let second = store
-            .flush_login_records_in_batches(100, 300, 4)
+            .flush_login_records_in_batches(100, 300, 4, std::time::Duration::ZERO)
             .await
             .expect("flushes");
         let mut left: Vec<i64> = store

@@ -45,6 +45,14 @@ const BLACKLIST: &str =
 /// single statement holds locks for long or writes a transaction's worth of WAL at once.
 pub(crate) const FLUSH_BATCH: i64 = 10_000;
 
+/// Waits `pause` between two batches of a flush: the traffic meanwhile gets the database's
+/// cores, disks and WAL between them.
+pub(crate) async fn pause_between_batches(pause: std::time::Duration) {
+    if !pause.is_zero() {
+        tokio::time::sleep(pause).await;
+    }
+}
+
 impl Store {
     /// Records an issued token as outstanding; recording the same jti twice is harmless.
     pub async fn record_outstanding(&self, token: &TokenRecord<'_>) -> Result<(), StoreError> {
@@ -106,11 +114,12 @@ impl Store {
     }
 
     /// Deletes outstanding, blacklisted and access-revocation rows whose token expired at or
-    /// before `now`, and sessions whose every token did, in batches; `progress` is called with
-    /// the running total after each batch.
+    /// before `now`, and sessions whose every token did, in batches with `pause` between two;
+    /// `progress` is called with the running total after each batch.
     pub async fn flush_expired(
         &self,
         now: i64,
+        pause: std::time::Duration,
         mut progress: impl FnMut(u64),
     ) -> Result<FlushReport, StoreError> {
         let mut report = FlushReport::default();
@@ -155,6 +164,7 @@ impl Store {
                 if deleted < FLUSH_BATCH as u64 {
                     break;
                 }
+                pause_between_batches(pause).await;
             }
         }
         Ok(report)
@@ -263,7 +273,7 @@ mod tests {
         assert_eq!(store.count_expired(100).await.expect("query"), 3);
         let mut calls = 0;
         let report = store
-            .flush_expired(100, |_| calls += 1)
+            .flush_expired(100, std::time::Duration::ZERO, |_| calls += 1)
             .await
             .expect("flush");
         assert_eq!(

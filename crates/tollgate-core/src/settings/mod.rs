@@ -362,6 +362,11 @@ settings! {
     /// How long login events (every attempt on an existing account, listed by
     /// `tollgate events`) are kept; `flushexpiredtokens` deletes older ones. 0 keeps them.
     login_events_retention "LOGIN_EVENTS_RETENTION": Duration = Duration::from_secs(90 * 24 * 3600);
+    /// The pause between two batches of `flushexpiredtokens` (10,000 rows each, each its own
+    /// transaction). The deletes of a large flush (millions of rows: WAL, page writes, index
+    /// upkeep) compete with the traffic of the same database; pausing spreads them out, so
+    /// that the flush takes longer and requests meanwhile keep their latency. 0: no pause.
+    flush_batch_pause "FLUSH_BATCH_PAUSE": Duration = Duration::from_millis(100);
     /// Development mode, for local work only (the server warns at start-up): allows an HMAC
     /// SIGNING_KEY shorter than the algorithm's hash (32 bytes for HS256, 48 for HS384, 64 for
     /// HS512), which is otherwise refused, and sends the refresh cookie without `Secure`, for

@@ -19,7 +19,9 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         .context("cannot count expired tokens")?;
     let mut progress = Progress::new(total, "expired tokens deleted");
     let report = store
-        .flush_expired(now, |deleted| progress.set(deleted))
+        .flush_expired(now, settings.flush_batch_pause, |deleted| {
+            progress.set(deleted)
+        })
         .await
         .context("cannot flush expired tokens")?;
     progress.finish();
@@ -27,7 +29,9 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         0 => Ok(0),
         kept => {
             let before = now.saturating_sub(i64::try_from(kept).unwrap_or(i64::MAX));
-            store.flush_login_records(before, now).await
+            store
+                .flush_login_records(before, now, settings.flush_batch_pause)
+                .await
         }
     };
     let links = store.flush_account_tokens(now).await;
