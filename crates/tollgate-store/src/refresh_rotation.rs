@@ -416,8 +416,14 @@ impl Connection {
 }
 
 /// A batch on PostgreSQL as one statement over arrays, one element per rotation (the first of
-/// each token only). The CTEs all run in one transaction, on one snapshot: `revoked` finds the
-/// revoked sessions and `live` leaves their rotations out; the blacklist insert claims the old
+/// each token only). The CTEs all run in one transaction, on one snapshot. `locked` locks the
+/// batch's sessions first, in id order, as a session's revocation does before it blacklists the
+/// session's tokens: a rotation and a revocation of one session then wait for each other in
+/// the same order (claiming a token first deadlocked with a revocation that had locked the
+/// session and waited for that token's claim), and a revocation that committed meanwhile is
+/// seen in the locked row. `revoked` finds the revoked sessions and `live` leaves their
+/// rotations out, and as `live` needs every lock, no claim is made before them; the
+/// blacklist insert claims the old
 /// tokens, waiting for any concurrent insert of the same jti to commit and then doing nothing,
 /// so of concurrent claims exactly one returns its row; only those record their new token and
 /// link the old one to it (`old` sets the link when it records the old token; `linked` when it
@@ -427,9 +433,12 @@ const ROTATE_POSTGRES: &str = "WITH input AS ( \
        SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], \
          $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::text[], $11::int8[]) \
          AS t(old_jti, old_user, old_iat, old_exp, sid, new_jti, new_user, new_iat, new_exp, new_sid, now) \
+     ), locked AS ( \
+       SELECT s.id, s.revoked_at FROM sessions s \
+       WHERE s.id IN (SELECT sid FROM input WHERE sid IS NOT NULL) \
+       ORDER BY s.id FOR NO KEY UPDATE \
      ), revoked AS ( \
-       SELECT s.id FROM sessions s WHERE s.revoked_at IS NOT NULL \
-       AND s.id IN (SELECT sid FROM input WHERE sid IS NOT NULL) \
+       SELECT id FROM locked WHERE revoked_at IS NOT NULL \
      ), live AS ( \
        SELECT * FROM input i WHERE i.sid IS NULL OR i.sid NOT IN (SELECT id FROM revoked) \
      ), touched AS ( \

@@ -2,16 +2,12 @@
 
 use crate::{with_pool, with_writer, Store, StoreError};
 
-/// Inside a transaction `tx` of either backend: blacklists every unexpired refresh or sliding
-/// token of the user and revokes the user's sessions; evaluates to the blacklisted `(jti,
-/// expires_at)` pairs, for the Redis denylist.
+/// Inside a transaction `tx` of either backend: revokes the user's sessions and blacklists
+/// every unexpired refresh or sliding token of the user; evaluates to the blacklisted `(jti,
+/// expires_at)` pairs, for the Redis denylist. The sessions first, as every revocation and
+/// rotation takes them: a session's row is locked before any of its tokens is claimed.
 macro_rules! end_every_session {
     ($tx:ident, $user_id:expr, $now:expr) => {{
-        let blacklisted: Vec<(String, i64)> = sqlx::query_as(crate::sessions::BLACKLIST_USER)
-            .bind($now)
-            .bind($user_id)
-            .fetch_all(&mut *$tx)
-            .await?;
         sqlx::query(
             "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
         )
@@ -19,6 +15,11 @@ macro_rules! end_every_session {
         .bind($user_id)
         .execute(&mut *$tx)
         .await?;
+        let blacklisted: Vec<(String, i64)> = sqlx::query_as(crate::sessions::BLACKLIST_USER)
+            .bind($now)
+            .bind($user_id)
+            .fetch_all(&mut *$tx)
+            .await?;
         blacklisted
     }};
 }
