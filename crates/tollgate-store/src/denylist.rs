@@ -59,34 +59,9 @@ impl Store {
     /// Copies a blacklisted jti into Redis, expiring with its token. Whether Redis now holds
     /// it or need not (no Redis, token expired); false when it could not be written.
     pub(crate) async fn redis_add(&self, jti: &str, expires_at: i64, now: i64) -> bool {
-        let Some(redis) = self.redis.as_ref() else {
-            return true;
-        };
-        let Ok(ttl) = u64::try_from(expires_at.saturating_sub(now)) else {
-            return true; // Already expired: nothing to refuse.
-        };
-        if ttl == 0 {
-            return true;
-        }
-        let Some(mut connection) = redis.connection() else {
-            // Not connected: the recovery running in the background copies it from the database.
-            return false;
-        };
-        let mut set = redis::cmd("SET");
-        set.arg(redis.key(jti)).arg(1).arg("EX").arg(ttl);
-        match call(set.query_async::<()>(&mut connection)).await {
-            Ok(()) => true,
-            Err(err) => {
-                // Other instances may still trust a Redis that now lacks this jti: recovery
-                // drops the marker first thing.
-                self.redis_failed(&err);
-                false
-            }
-        }
+        self.redis_add_many(&[(jti, expires_at)], now).await
     }
-}
 
-impl Store {
     /// [`Store::redis_add`] for many `(jti, expires_at)` at once, in one pipeline: whether
     /// Redis now holds them all or need not; false when they could not be written.
     pub(crate) async fn redis_add_many(&self, tokens: &[(&str, i64)], now: i64) -> bool {
@@ -119,6 +94,8 @@ impl Store {
         match call(pipe.query_async::<()>(&mut connection)).await {
             Ok(()) => true,
             Err(err) => {
+                // Other instances may still trust a Redis that now lacks these jtis: recovery
+                // drops the marker first thing.
                 self.redis_failed(&err);
                 false
             }

@@ -331,10 +331,12 @@ impl Store {
         ))
     }
 
-    /// Copies newly blacklisted jtis into the Redis denylist, if there is one.
+    /// Copies newly blacklisted jtis into the Redis denylist, if there is one, in one pipeline.
     pub(crate) async fn copy_to_redis(&self, rows: &[(String, i64)], now: i64) {
-        for (jti, expires_at) in rows {
-            let _ = self.redis_add(jti, *expires_at, now).await;
-        }
+        let rows: Vec<(&str, i64)> = rows
+            .iter()
+            .map(|(jti, expires_at)| (jti.as_str(), *expires_at))
+            .collect();
+        let _ = self.redis_add_many(&rows, now).await;
     }
 }
