@@ -131,7 +131,7 @@ sql_for() { # dialect: prints the whole load as SQL
   # As a logout's session revocation writes them: kept until the session expires.
   echo "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
     SELECT o.jti, s.revoked_at, s.expires_at FROM sessions s \
-    JOIN outstanding_tokens o ON o.session_id = s.id AND o.replaced_by IS NULL \
+    JOIN outstanding_tokens o ON o.session_id = s.id \
     WHERE s.revoked_at IS NOT NULL ORDER BY s.user_id, o.id;"
   echo "-- login_events"
   for k in 9 8 7 6 5 4 3 2 1 0; do

@@ -574,6 +574,13 @@ pub(crate) mod testing {
     /// `TOLLGATE_TEST_POSTGRES_URL` (by default the local one). None, with a message, when that
     /// server is unreachable, except under `CI=true`, where that fails the test.
     pub(crate) async fn postgres_store() -> Option<ScratchPostgres> {
+        let scratch = empty_postgres_store().await?;
+        scratch.store.migrate().await.expect("migrates");
+        Some(scratch)
+    }
+
+    /// As [`postgres_store`], with nothing migrated.
+    pub(crate) async fn empty_postgres_store() -> Option<ScratchPostgres> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let admin_url = std::env::var("TOLLGATE_TEST_POSTGRES_URL")
@@ -600,7 +607,6 @@ pub(crate) mod testing {
         let store = Store::connect(&format!("{base}/{name}"), PoolConfig::default())
             .await
             .expect("connects");
-        store.migrate().await.expect("migrates");
         Some(ScratchPostgres {
             store,
             database: ScratchDatabase { admin, name },
@@ -653,7 +659,45 @@ pub(crate) mod testing {
         }
     }
 
+    /// The migrations of a directory older than a version: a database as it was before that
+    /// migration, to test what the migration does to the data it finds.
+    #[derive(Debug)]
+    struct MigrationsBefore(std::path::PathBuf, i64);
+
+    impl sqlx::migrate::MigrationSource<'static> for MigrationsBefore {
+        fn resolve(
+            self,
+        ) -> futures_util::future::BoxFuture<
+            'static,
+            Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>,
+        > {
+            Box::pin(async move {
+                let all = self.0.resolve().await?;
+                Ok(all.into_iter().filter(|m| m.version < self.1).collect())
+            })
+        }
+    }
+
     impl Store {
+        /// Applies the migrations older than `version` only.
+        pub(crate) async fn migrate_before(&self, version: i64) {
+            let dialect = match self.backend() {
+                Backend::Sqlite => "sqlite",
+                Backend::Postgres => "postgres",
+            };
+            let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(dialect);
+            let migrator = sqlx::migrate::Migrator::new(MigrationsBefore(directory, version))
+                .await
+                .expect("migrations");
+            match &self.pool {
+                Pool::Sqlite { write, .. } => migrator.run(write).await,
+                Pool::Postgres(pool) => migrator.run(pool).await,
+            }
+            .expect("migrates");
+        }
+
         async fn execute_admin(&self, sql: &str) {
             let Pool::Postgres(pool) = &self.pool else {
                 unreachable!("an administrative store is PostgreSQL's");

@@ -1,8 +1,10 @@
 //! Refresh-token rotation with blacklisting: the write that every rotating refresh makes.
 //!
-//! A rotation touches the token's session, records the old token as outstanding, claims it in
-//! the blacklist (the unique key on `jti` lets exactly one of concurrent claims win), records
-//! the new token and links the old one to it for reuse detection, all in one transaction.
+//! A rotation claims the old token in the blacklist (the unique key on `jti` lets exactly one of
+//! concurrent claims win), with the new token's jti in the claim for reuse detection, and
+//! records the new token: two rows, in one transaction. It also records the old token when it
+//! was never recorded (minted elsewhere with the same key), and moves its session's expiry on
+//! when the new token outlives it ([`SESSION_TOUCH_SLACK`]).
 //!
 //! Rotations are written in batches. Each rotation waits in a queue; a task takes every rotation
 //! waiting and writes them together, as one transaction and one call to the database, each
@@ -104,6 +106,15 @@ enum Writer {
     /// The pool of rotation connections, and how long a batch waits for PostgreSQL's answer.
     Postgres(PgPool, Duration),
 }
+
+/// How far beyond its newest token's expiry a rotation sets its session's: a session always
+/// outlives its tokens, and a rotation writes the session row only when the new token's `exp`
+/// reaches the session's. So a session's `last_used_at` moves once a minute at most, and the
+/// rotations in between write two rows (the claim and the new token), not three.
+///
+/// Skipping the write does not reopen the race with a revocation of the session: the rotation
+/// locks the session row before it claims (see [`ROTATE_POSTGRES`]; SQLite has one writer).
+pub(crate) const SESSION_TOUCH_SLACK: i64 = 60;
 
 /// How much longer than the statement timeout a batch waits for PostgreSQL's answer: the
 /// server cancels the statement at the timeout, and its error takes a moment to arrive. An
@@ -422,13 +433,13 @@ impl Connection {
 /// the same order (claiming a token first deadlocked with a revocation that had locked the
 /// session and waited for that token's claim), and a revocation that committed meanwhile is
 /// seen in the locked row. `revoked` finds the revoked sessions and `live` leaves their
-/// rotations out, and as `live` needs every lock, no claim is made before them; the
-/// blacklist insert claims the old
-/// tokens, waiting for any concurrent insert of the same jti to commit and then doing nothing,
-/// so of concurrent claims exactly one returns its row; only those record their new token and
-/// link the old one to it (`old` sets the link when it records the old token; `linked` when it
-/// was recorded before). Rows are inserted in jti order, so that two batches lock shared keys
-/// in the same order.
+/// rotations out, and as `live` needs every lock, no claim is made before them. `touched` moves
+/// a session's expiry on only when a new token passes it ([`SESSION_TOUCH_SLACK`]). The
+/// blacklist insert claims the old tokens, each with its successor's jti (the link that reuse
+/// detection follows), waiting for any concurrent insert of the same jti to commit and then
+/// doing nothing, so of concurrent claims exactly one returns its row; only those record their
+/// new token. `old` records an old token that was never recorded. Rows are inserted in jti
+/// order, so that two batches lock shared keys in the same order.
 const ROTATE_POSTGRES: &str = "WITH input AS ( \
        SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], \
          $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::text[], $11::int8[]) \
@@ -442,18 +453,17 @@ const ROTATE_POSTGRES: &str = "WITH input AS ( \
      ), live AS ( \
        SELECT * FROM input i WHERE i.sid IS NULL OR i.sid NOT IN (SELECT id FROM revoked) \
      ), touched AS ( \
-       UPDATE sessions s SET last_used_at = t.now, expires_at = GREATEST(s.expires_at, t.new_exp) \
+       UPDATE sessions s SET last_used_at = t.now, expires_at = t.new_exp + $12 \
        FROM (SELECT sid, MAX(now) AS now, MAX(new_exp) AS new_exp FROM input \
              WHERE sid IS NOT NULL GROUP BY sid) t \
-       WHERE s.id = t.sid AND s.revoked_at IS NULL \
+       WHERE s.id = t.sid AND s.revoked_at IS NULL AND s.expires_at <= t.new_exp \
      ), claimed AS ( \
-       INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
-       SELECT old_jti, now, old_exp FROM live ORDER BY old_jti \
+       INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at, replaced_by) \
+       SELECT old_jti, now, old_exp, new_jti FROM live ORDER BY old_jti \
        ON CONFLICT (jti) DO NOTHING RETURNING jti \
      ), old AS ( \
-       INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at, session_id, replaced_by) \
-       SELECT i.old_jti, (SELECT id FROM users WHERE id = i.old_user), i.old_iat, i.old_exp, i.sid, \
-         (SELECT i.new_jti FROM claimed c WHERE c.jti = i.old_jti) \
+       INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at, session_id) \
+       SELECT i.old_jti, (SELECT id FROM users WHERE id = i.old_user), i.old_iat, i.old_exp, i.sid \
        FROM input i ORDER BY i.old_jti \
        ON CONFLICT (jti) DO NOTHING \
      ), new AS ( \
@@ -461,9 +471,6 @@ const ROTATE_POSTGRES: &str = "WITH input AS ( \
        SELECT l.new_jti, (SELECT id FROM users WHERE id = l.new_user), l.new_iat, l.new_exp, l.new_sid \
        FROM live l JOIN claimed c ON c.jti = l.old_jti ORDER BY l.new_jti \
        ON CONFLICT (jti) DO NOTHING \
-     ), linked AS ( \
-       UPDATE outstanding_tokens o SET replaced_by = l.new_jti \
-       FROM live l JOIN claimed c ON c.jti = l.old_jti WHERE o.jti = l.old_jti \
      ) SELECT 'revoked'::text, id FROM revoked UNION ALL SELECT 'claimed'::text, jti FROM claimed";
 
 async fn rotate_batch_postgres(
@@ -486,6 +493,7 @@ async fn rotate_batch_postgres(
         .bind(column(|r| Some(r.new.expires_at)))
         .bind(text(|r| r.new.session_id.clone()))
         .bind(column(|r| Some(r.now)))
+        .bind(SESSION_TOUCH_SLACK)
         .fetch_all(connection)
         .await?;
     let (revoked, claimed) = tagged(rows);
@@ -498,7 +506,8 @@ async fn rotate_batch_postgres(
 /// SQLite's driver runs each call on the connection's own thread, and each trip there and back
 /// costs more than the statements themselves, so the whole transaction is one call of several
 /// statements, each with a row per rotation: read which sessions were revoked, touch the live
-/// ones, record the old tokens, record the new ones and link them, claim the old ones.
+/// ones that a new token outlives, record the old tokens that were never recorded, record the
+/// new ones, claim the old ones with the link to their successors.
 async fn rotate_batch_sqlite(
     connection: &mut SqliteConnection,
     batch: &[Rotation],
@@ -543,21 +552,22 @@ async fn run_in_transaction(
         for sid in touches.keys() {
             ids.push_bind(*sid);
         }
-        query.push(
-            "); UPDATE sessions SET last_used_at = v.column2, \
-                    expires_at = MAX(sessions.expires_at, v.column3) FROM (",
-        );
+        query.push("); UPDATE sessions SET last_used_at = v.column2, expires_at = v.column3 + ");
+        query.push_bind(SESSION_TOUCH_SLACK).push(" FROM (");
         query.push_values(&touches, |mut row, (sid, (now, expires_at))| {
             row.push_bind(*sid).push_bind(*now).push_bind(*expires_at);
         });
-        query.push(") AS v WHERE sessions.id = v.column1 AND sessions.revoked_at IS NULL; ");
+        query.push(
+            ") AS v WHERE sessions.id = v.column1 AND sessions.revoked_at IS NULL \
+             AND sessions.expires_at <= v.column3; ",
+        );
     }
     // Tokens minted elsewhere with the same key were never recorded: record them first.
     query
         .push("INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at, session_id) ");
     push_records(&mut query, firsts.iter().map(|r| &r.old));
     query.push(" ON CONFLICT (jti) DO NOTHING; ");
-    // The new tokens, and the link from each old token to its successor for reuse detection.
+    // The new tokens.
     query.push(
         "INSERT INTO outstanding_tokens (jti, user_id, created_at, expires_at, session_id) \
          SELECT v.column6, (SELECT id FROM users WHERE id = v.column7), v.column8, v.column9, \
@@ -568,16 +578,10 @@ async fn run_in_transaction(
         .push(") AS v WHERE ")
         .push(PROCEEDS)
         .push(" ON CONFLICT (jti) DO NOTHING; ");
-    query.push("UPDATE outstanding_tokens SET replaced_by = v.column6 FROM (");
-    push_pairs(&mut query, &firsts);
-    query
-        .push(") AS v WHERE outstanding_tokens.jti = v.column1 AND ")
-        .push(PROCEEDS)
-        .push("; ");
-    // The claims.
+    // The claims, each with the link to its successor for reuse detection.
     query.push(
-        "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
-         SELECT v.column1, v.column11, v.column4 FROM (",
+        "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at, replaced_by) \
+         SELECT v.column1, v.column11, v.column4, v.column6 FROM (",
     );
     push_pairs(&mut query, &firsts);
     query
@@ -632,7 +636,7 @@ fn push_records<'r>(
 mod tests {
     use super::*;
     use crate::testing::memory_store;
-    use crate::{NewSession, NewUser};
+    use crate::{with_writer, NewSession, NewUser};
 
     fn record<'a>(jti: &'a str, sid: Option<&'a str>, expires_at: i64) -> TokenRecord<'a> {
         TokenRecord {
@@ -755,8 +759,8 @@ mod tests {
     }
 
     /// Asserts that SQLite plans a blacklisting `query` (now, then `key`) with `index`. SQLite
-    /// indexes only live tokens by session and by user: a query that does not say
-    /// `replaced_by IS NULL` cannot use those indexes and scans every token ever recorded.
+    /// indexes by user only the tokens without a session: a query that does not say
+    /// `session_id IS NULL` cannot use that index and scans every token ever recorded.
     async fn assert_planned_with<K>(store: &Store, query: &str, key: K, index: &str)
     where
         K: for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + Send,
@@ -798,7 +802,7 @@ mod tests {
         let sessions = store.sessions_of(1, 20).await.expect("query");
         assert_eq!(
             (sessions[0].last_used_at, sessions[0].expires_at),
-            (20, 150)
+            (20, 150 + SESSION_TOUCH_SLACK)
         );
     }
 
@@ -815,7 +819,7 @@ mod tests {
         let mut connection = pool.acquire().await.expect("connects");
         let prepare = format!(
             "PREPARE rotation(text[], int8[], int8[], int8[], text[], text[], int8[], int8[], \
-             int8[], text[], int8[]) AS {ROTATE_POSTGRES}"
+             int8[], text[], int8[], int8) AS {ROTATE_POSTGRES}"
         );
         sqlx::query(&prepare)
             .execute(&mut *connection)
@@ -823,7 +827,7 @@ mod tests {
             .expect("prepared");
         let plan: Vec<String> = sqlx::query_scalar(
             "EXPLAIN (VERBOSE) EXECUTE rotation('{a}', '{1}', '{1}', '{9}', '{s}', '{b}', '{1}', '{1}', \
-             '{9}', '{s}', '{1}')",
+             '{9}', '{s}', '{1}', 60)",
         )
         .fetch_all(&mut *connection)
         .await
@@ -992,6 +996,109 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The session row is written only when a new token outlives it, so at most once per
+    /// SESSION_TOUCH_SLACK of rotations; its expiry always lies beyond its newest token's.
+    #[tokio::test]
+    async fn rotations_write_their_session_once_a_minute_and_it_outlives_its_tokens() {
+        let store = store_with_session().await;
+        let lifetime = 1_000;
+        let mut newest = "t0".to_owned();
+        let mut seen = Vec::new();
+        for now in [10, 30, 69, 71, 100, 131, 132] {
+            let next = format!("t{now}");
+            let rotated = store
+                .rotate(
+                    &record(&newest, Some("s"), 100),
+                    &record(&next, Some("s"), now + lifetime),
+                    now,
+                )
+                .await
+                .expect("query");
+            assert_eq!(rotated, RotateOutcome::Rotated);
+            newest = next;
+            let session = store.sessions_of(1, now).await.expect("query").remove(0);
+            assert!(session.expires_at > now + lifetime, "{now}: {session:?}");
+            seen.push((now, session.last_used_at, session.expires_at));
+        }
+        let slack = SESSION_TOUCH_SLACK;
+        assert_eq!(
+            seen,
+            [
+                (10, 10, 10 + lifetime + slack),
+                (30, 10, 10 + lifetime + slack),
+                (69, 10, 10 + lifetime + slack),
+                (71, 71, 71 + lifetime + slack),
+                (100, 71, 71 + lifetime + slack),
+                (131, 131, 131 + lifetime + slack),
+                (132, 131, 131 + lifetime + slack),
+            ]
+        );
+        // Revoking the session blacklists the newest token, which no rotation touched it for.
+        assert!(store.revoke_session(None, "s", 140).await.expect("revoked"));
+        assert!(store.is_blacklisted("t132").await.expect("query"));
+        let family = store
+            .rotation("t10")
+            .await
+            .expect("query")
+            .expect("rotated");
+        assert_eq!(
+            (family.current_jti.as_str(), family.current_blacklisted),
+            ("t132", true)
+        );
+    }
+
+    /// Rotations before migration 20261207190000 linked a token to its successor in
+    /// `outstanding_tokens`; the migration moves the links into the claims, so a token rotated
+    /// before the upgrade is still followed to its family's newest token.
+    #[tokio::test]
+    async fn links_of_rotations_made_before_the_upgrade_are_still_followed() {
+        let config = PoolConfig {
+            max_connections: 1,
+            ..PoolConfig::default()
+        };
+        let sqlite = Store::connect("sqlite::memory:", config)
+            .await
+            .expect("connects");
+        follow_links_across_the_upgrade(&sqlite).await;
+        if let Some(scratch) = crate::testing::empty_postgres_store().await {
+            follow_links_across_the_upgrade(&scratch.store).await;
+            scratch.drop_database().await;
+        }
+    }
+
+    async fn follow_links_across_the_upgrade(store: &Store) {
+        store.migrate_before(20261207190000).await;
+        // t0 rotated to t1, t1 to t2; "out" logged out; as the rotations wrote them then.
+        for statement in [
+            "INSERT INTO outstanding_tokens (jti, created_at, expires_at, replaced_by) VALUES \
+             ('t0', 1, 100, 't1'), ('t1', 2, 100, 't2'), ('t2', 3, 100, NULL), ('out', 4, 100, NULL)",
+            "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) VALUES \
+             ('t0', 10, 100), ('t1', 11, 100), ('out', 12, 100)",
+        ] {
+            with_writer!(store, |pool| sqlx::query(statement).execute(pool).await.map(|_| ()))
+                .expect("old rows");
+        }
+        store.migrate().await.expect("migrates");
+        for (jti, rotated_at) in [("t0", 10), ("t1", 11)] {
+            let family = store.rotation(jti).await.expect("query").expect("rotated");
+            assert_eq!(
+                (family.rotated_at, family.current_jti.as_str()),
+                (rotated_at, "t2")
+            );
+            assert!(!family.current_blacklisted);
+        }
+        assert!(store.rotation("out").await.expect("query").is_none());
+        // And rotating on from there continues the family.
+        let rotated = store
+            .rotate(&record("t2", None, 100), &record("t3", None, 100), 20)
+            .await
+            .expect("query");
+        assert_eq!(rotated, RotateOutcome::Rotated);
+        let family = store.rotation("t0").await.expect("query").expect("rotated");
+        assert_eq!(family.current_jti, "t3");
+        store.close().await;
+    }
+
     #[tokio::test]
     async fn a_rotation_touches_its_session_and_a_revoked_session_changes_nothing() {
         let store = store_with_session().await;
@@ -1008,7 +1115,7 @@ mod tests {
         assert_eq!(sessions.len(), 1);
         assert_eq!(
             (sessions[0].last_used_at, sessions[0].expires_at),
-            (50, 200)
+            (50, 200 + SESSION_TOUCH_SLACK)
         );
 
         assert!(store.revoke_session(None, "s", 60).await.expect("revoked"));

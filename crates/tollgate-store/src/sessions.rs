@@ -71,30 +71,30 @@ pub struct RotatedToken {
 /// The newest token of a chain of rotations: jti, iat, exp, session, blacklisted.
 type NewestRow = (String, Option<i64>, i64, Option<String>, bool);
 
-/// Blacklists every live outstanding token of one session ($2); `$1` is now. A rotated token
-/// (`replaced_by` set) was blacklisted when it was rotated; SQLite indexes only the others by
-/// session. Each row is kept until the session expires, not the token's recorded `exp`: a
-/// sliding token keeps its jti while its `exp` moves on.
+/// Blacklists every live outstanding token of one session ($2); `$1` is now. The session's
+/// rotated tokens were blacklisted when they were rotated: their rows conflict and are left as
+/// they are (with the link to their successors), and only the newly blacklisted come back. Each
+/// row is kept until the session expires, not the token's recorded `exp`: a sliding token keeps
+/// its jti while its `exp` moves on.
 pub(crate) const BLACKLIST_SESSION: &str = "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
      SELECT o.jti, $1, s.expires_at FROM outstanding_tokens o JOIN sessions s ON s.id = o.session_id \
-     WHERE o.session_id = $2 AND o.replaced_by IS NULL AND s.expires_at > $1 \
+     WHERE o.session_id = $2 AND s.expires_at > $1 \
      ON CONFLICT (jti) DO NOTHING RETURNING jti, expires_at";
 
 /// Blacklists every unexpired live outstanding token of one user ($2), with a session or
 /// without; each row is kept until its session expires, or its token when it has none. As for
 /// a session, a rotated token is blacklisted already. A user's tokens with a session are found
-/// through the user's sessions; SQLite indexes by user only the live tokens without one (see
+/// through the user's sessions; SQLite indexes by user only the tokens without one (see
 /// migration 20261207180000), so that a rotation writes no entry of an index by user.
 pub(crate) const BLACKLIST_USER: &str =
     "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
      SELECT live.jti, $1, live.expires_at FROM ( \
        SELECT o.jti AS jti, s.expires_at AS expires_at FROM sessions s \
-       JOIN outstanding_tokens o ON o.session_id = s.id AND o.replaced_by IS NULL \
+       JOIN outstanding_tokens o ON o.session_id = s.id \
        WHERE s.user_id = $2 AND s.expires_at > $1 \
        UNION ALL \
        SELECT o.jti AS jti, o.expires_at AS expires_at FROM outstanding_tokens o \
-       WHERE o.user_id = $2 AND o.session_id IS NULL AND o.replaced_by IS NULL \
-         AND o.expires_at > $1 \
+       WHERE o.user_id = $2 AND o.session_id IS NULL AND o.expires_at > $1 \
      ) AS live WHERE TRUE \
      ON CONFLICT (jti) DO NOTHING RETURNING jti, expires_at";
 
@@ -288,9 +288,8 @@ impl Store {
     pub async fn rotation(&self, jti: &str) -> Result<Option<RotatedToken>, StoreError> {
         let rotated_at: Option<i64> = with_pool!(self, |pool| {
             sqlx::query_scalar(
-                "SELECT b.blacklisted_at FROM blacklisted_tokens b \
-                 JOIN outstanding_tokens o ON o.jti = b.jti \
-                 WHERE b.jti = $1 AND o.replaced_by IS NOT NULL",
+                "SELECT blacklisted_at FROM blacklisted_tokens \
+                 WHERE jti = $1 AND replaced_by IS NOT NULL",
             )
             .bind(jti)
             .fetch_optional(pool)
@@ -302,11 +301,11 @@ impl Store {
         let newest: Option<NewestRow> = with_pool!(self, |pool| {
             sqlx::query_as(
                 "WITH RECURSIVE chain (jti, depth) AS ( \
-                   SELECT replaced_by, CAST(1 AS BIGINT) FROM outstanding_tokens WHERE jti = $1 \
+                   SELECT replaced_by, CAST(1 AS BIGINT) FROM blacklisted_tokens WHERE jti = $1 \
                    UNION ALL \
-                   SELECT o.replaced_by, c.depth + 1 FROM outstanding_tokens o \
-                   JOIN chain c ON o.jti = c.jti \
-                   WHERE o.replaced_by IS NOT NULL AND c.depth < $2) \
+                   SELECT b.replaced_by, c.depth + 1 FROM blacklisted_tokens b \
+                   JOIN chain c ON b.jti = c.jti \
+                   WHERE b.replaced_by IS NOT NULL AND c.depth < $2) \
                  SELECT o.jti, o.created_at, o.expires_at, o.session_id, \
                    EXISTS (SELECT 1 FROM blacklisted_tokens b WHERE b.jti = o.jti) AS blacklisted \
                  FROM chain c JOIN outstanding_tokens o ON o.jti = c.jti \
