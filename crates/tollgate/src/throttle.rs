@@ -12,7 +12,10 @@
 //! account at once (a service account used by many workers) are not refused for that, an
 //! attempt refused by its address or identifier while checks on its subjects are still running
 //! in this process waits for them to end (at most [`MAX_QUEUE_WAIT`]) and asks again: the ones
-//! that matched have given their places back; the ones that failed keep them.
+//! that matched have given their places back; the ones that failed keep them. The waiting
+//! attempts queue per subject and ask in the order they came, and an attempt arriving while
+//! others wait on one of its subjects queues behind them: a place given back goes to the
+//! attempt that has waited longest, not to whichever asks first.
 //!
 //! Every process counts its own attempts. With `REDIS_URL`, the attempts are also counted in
 //! Redis, shared by every instance on it, and those counts decide: behind a load balancer the
@@ -74,10 +77,14 @@ pub(crate) struct Admitted {
     _running: Running,
 }
 
-/// The checks running in this process, per subject.
+/// The checks running in this process, and the attempts waiting for them, per subject.
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
     counts: Mutex<HashMap<String, usize>>,
+    /// The waiting attempts' tickets per subject, oldest first.
+    queues: Mutex<HashMap<String, VecDeque<u64>>>,
+    next_ticket: AtomicU64,
+    /// Notified when a check ends or a waiting attempt leaves its queues.
     ended: Notify,
 }
 
@@ -111,6 +118,69 @@ impl InFlight {
     /// Returns when a check ends, or after [`RECHECK`].
     async fn one_ends(&self) {
         let _ = tokio::time::timeout(RECHECK, self.ended.notified()).await;
+    }
+
+    fn lock_queues(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<u64>>> {
+        self.queues
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether attempts wait on any of `subjects`.
+    fn anyone_waits<'s>(&self, mut subjects: impl Iterator<Item = &'s str>) -> bool {
+        let queues = self.lock_queues();
+        subjects.any(|subject| queues.contains_key(subject))
+    }
+
+    /// Puts an attempt at the back of the queue of each of `subjects`; it leaves them when the
+    /// returned place is dropped.
+    fn queue(self: &Arc<Self>, subjects: &Subjects) -> Waiting {
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let names: Vec<String> = subjects.names().map(str::to_owned).collect();
+        let mut queues = self.lock_queues();
+        for name in &names {
+            queues.entry(name.clone()).or_default().push_back(ticket);
+        }
+        Waiting {
+            registry: Arc::clone(self),
+            ticket,
+            names,
+        }
+    }
+
+    /// Whether `waiting` is first in the queue of each of its subjects.
+    fn first_in_line(&self, waiting: &Waiting) -> bool {
+        let queues = self.lock_queues();
+        waiting
+            .names
+            .iter()
+            .all(|name| queues.get(name).and_then(VecDeque::front) == Some(&waiting.ticket))
+    }
+}
+
+/// An attempt's place in the queues of its subjects; leaves them when dropped.
+#[derive(Debug)]
+struct Waiting {
+    registry: Arc<InFlight>,
+    ticket: u64,
+    names: Vec<String>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        {
+            let mut queues = self.registry.lock_queues();
+            for name in &self.names {
+                if let Some(queue) = queues.get_mut(name) {
+                    queue.retain(|ticket| *ticket != self.ticket);
+                    if queue.is_empty() {
+                        queues.remove(name);
+                    }
+                }
+            }
+        }
+        // The next in line may ask now.
+        self.registry.ended.notify_waiters();
     }
 }
 
@@ -183,23 +253,41 @@ impl Counter {
     }
 
     /// Admits an attempt, after the checks in flight on its subjects ended if it was refused
-    /// while they ran (see the module's documentation).
+    /// while they ran, in turn with the other attempts waiting on its subjects (see the
+    /// module's documentation).
     async fn reserve(&self, subjects: Subjects) -> Result<Admitted, Refusal> {
         let deadline = Instant::now() + MAX_QUEUE_WAIT;
+        let mut waiting: Option<Waiting> = None;
         loop {
-            let refusal = match self.reserve_once(subjects.clone()).await {
-                Ok(admitted) => return Ok(admitted),
-                // The gates counted this attempt already; asking again would count it twice.
-                Err(refusal @ Refusal::AccountExhausted(_)) => return Err(refusal),
-                Err(refusal) => refusal,
+            // Registered before looking, so that a check ending meanwhile is not missed.
+            let ended = self.in_flight.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let out_of_time = Instant::now() >= deadline;
+            let my_turn = match &waiting {
+                None => !self.in_flight.anyone_waits(subjects.names()),
+                // At its deadline an attempt asks once more, whoever is before it.
+                Some(place) => self.in_flight.first_in_line(place) || out_of_time,
             };
-            let running = subjects
-                .names()
-                .any(|subject| self.in_flight.running(subject) > 0);
-            if !running || Instant::now() >= deadline {
-                return Err(refusal);
+            if my_turn {
+                let refusal = match self.reserve_once(subjects.clone()).await {
+                    Ok(admitted) => return Ok(admitted),
+                    // The gates counted this attempt already; asking again would count it
+                    // twice.
+                    Err(refusal @ Refusal::AccountExhausted(_)) => return Err(refusal),
+                    Err(refusal) => refusal,
+                };
+                let running = subjects
+                    .names()
+                    .any(|subject| self.in_flight.running(subject) > 0);
+                if !running || out_of_time {
+                    return Err(refusal);
+                }
             }
-            self.in_flight.one_ends().await;
+            if waiting.is_none() {
+                waiting = Some(self.in_flight.queue(&subjects));
+            }
+            let _ = tokio::time::timeout(RECHECK, ended).await;
         }
     }
 
@@ -605,6 +693,36 @@ mod tests {
             assert!(throttle.reserve(attempt("ann", Some(1))).await.is_ok());
         }
         assert!(throttle.reserve(attempt("bob", Some(2))).await.is_err());
+    }
+
+    /// A place given back goes to the attempt that waited for it, not to one arriving just
+    /// then: a newcomer queues behind the attempts already waiting on its subjects.
+    #[tokio::test]
+    async fn a_place_given_back_goes_to_the_attempt_waiting_longest() {
+        let throttle = Arc::new(LoginThrottle::new(100, 2, Duration::from_secs(60), None));
+        let first = throttle.reserve(attempt("ann", Some(1))).await;
+        let second = throttle.reserve(attempt("ann", Some(1))).await;
+        let waiter = tokio::spawn({
+            let throttle = Arc::clone(&throttle);
+            async move { throttle.reserve(attempt("ann", Some(1))).await }
+        });
+        // The waiter was refused (two checks running from this address) and waits in line.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        // A match gives the address's place back, and at once another attempt arrives.
+        throttle.succeeded(first.expect("admits")).await;
+        let newcomer = tokio::time::timeout(
+            Duration::from_millis(300),
+            throttle.reserve(attempt("ann", Some(1))),
+        )
+        .await;
+        assert!(newcomer.is_err(), "the newcomer went first: {newcomer:?}");
+        let waited = tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("the waiter was admitted in time")
+            .expect("joined");
+        assert!(waited.is_ok(), "{waited:?}");
+        drop(second);
     }
 
     #[test]
