@@ -78,7 +78,7 @@ pub use refresh_rotation::RotateOutcome;
 pub use revocations::{AccessClaims, Revocation};
 pub use sessions::{NewSession, RotatedToken, Session};
 pub use signing_keys::{KeyRotation, SigningKeyRecord};
-pub use tokens::{FlushReport, TokenRecord};
+pub use tokens::{FlushPace, FlushReport, TokenRecord};
 pub use user_search::UserFilter;
 pub use users::{Clash, Identifiers, NewUser, UpdatedUser, User, UserChanges, UserField};
 

@@ -2,7 +2,7 @@
 //! done through a mailed link, which give the account to whoever holds the link), and the
 //! lockout counters.
 
-use crate::tokens::{pause_between_batches, FLUSH_BATCH};
+use crate::tokens::FlushPace;
 use crate::{with_pool, with_writer, Pool, Store, StoreError};
 
 /// How a login attempt on an existing account ended, or a password reset.
@@ -284,31 +284,21 @@ impl Store {
         Ok(locked)
     }
 
-    /// Deletes login events recorded before `before`, 10,000 per statement with `pause`
-    /// between two, and failure counters that are not locked and saw no failure since then.
-    /// Returns how many events were deleted.
+    /// Deletes login events recorded before `before`, at the pace of `pace`, and failure
+    /// counters that are not locked and saw no failure since then. Returns how many events were
+    /// deleted.
+    ///
+    /// Each batch is its own transaction and takes the oldest events first, along
+    /// `login_events_at_idx`, so that months of events (millions of rows) go without one long
+    /// transaction or one burst of WAL, and on SQLite the writes queued behind the flush wait
+    /// for one batch at most.
     pub async fn flush_login_records(
         &self,
         before: i64,
         now: i64,
-        pause: std::time::Duration,
+        pace: FlushPace,
     ) -> Result<u64, StoreError> {
-        self.flush_login_records_in_batches(before, now, FLUSH_BATCH, pause)
-            .await
-    }
-
-    /// [`Store::flush_login_records`], `batch` events per statement. Each batch is its own
-    /// transaction and takes the oldest events first, along `login_events_at_idx`, so that
-    /// months of events (millions of rows) go without one long transaction or one burst of WAL,
-    /// and on SQLite the writes queued behind the flush wait for one batch at most.
-    pub(crate) async fn flush_login_records_in_batches(
-        &self,
-        before: i64,
-        now: i64,
-        batch: i64,
-        pause: std::time::Duration,
-    ) -> Result<u64, StoreError> {
-        let batch = batch.max(1);
+        let batch = pace.limit();
         let mut events = 0;
         // PostgreSQL keeps the index entries of deleted rows until a vacuum, so a batch that
         // started from the oldest entry would step over every earlier batch's again (5 M
@@ -341,7 +331,7 @@ impl Store {
             if deleted < batch.unsigned_abs() {
                 break;
             }
-            pause_between_batches(pause).await;
+            pace.pause().await;
         }
         with_writer!(self, |pool| {
             sqlx::query(
@@ -398,13 +388,18 @@ mod tests {
         assert_eq!(events[1].reason.as_deref(), Some("wrong_password"));
         assert_eq!(
             store
-                .flush_login_records(150, 300, std::time::Duration::ZERO)
+                .flush_login_records(150, 300, FlushPace::UNPAUSED)
                 .await
                 .expect("flushes"),
             1
         );
         assert_eq!(store.login_events(id, 10).await.expect("lists").len(), 1);
     }
+
+    const FOUR_AT_ONCE: FlushPace = FlushPace {
+        batch: 4,
+        pause: std::time::Duration::ZERO,
+    };
 
     /// Records events at 0, 3, … 45, seven at 50 and five at 100 or later, not in time order,
     /// then flushes those before 100 four per batch: six batches, the last two splitting the
@@ -423,11 +418,11 @@ mod tests {
                 .expect("records");
         }
         let first = store
-            .flush_login_records_in_batches(100, 300, 4, std::time::Duration::ZERO)
+            .flush_login_records(100, 300, FOUR_AT_ONCE)
             .await
             .expect("flushes");
         let second = store
-            .flush_login_records_in_batches(100, 300, 4, std::time::Duration::ZERO)
+            .flush_login_records(100, 300, FOUR_AT_ONCE)
             .await
             .expect("flushes");
         let mut left: Vec<i64> = store
@@ -504,7 +499,7 @@ mod tests {
             sqlx::query_scalar::<_, String>(&format!("EXPLAIN {DELETE_OLD_EVENTS_POSTGRES}"))
                 .bind(i64::MIN)
                 .bind(10_001_i64)
-                .bind(FLUSH_BATCH)
+                .bind(FlushPace::UNPAUSED.limit())
                 .fetch_all(pool)
                 .await
         }

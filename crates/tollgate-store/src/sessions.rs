@@ -6,7 +6,7 @@
 //! blacklist check is answered by a Redis copy that missed the change.
 
 use crate::tokens::{TokenRecord, RECORD_OUTSTANDING};
-use crate::{with_pool, with_writer, Store, StoreError};
+use crate::{with_pool, with_writer, Backend, Store, StoreError};
 
 /// A new session, started by a login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,28 +75,49 @@ type NewestRow = (String, Option<i64>, i64, Option<String>, bool);
 /// rotated tokens were blacklisted when they were rotated: their rows conflict and are left as
 /// they are (with the link to their successors), and only the newly blacklisted come back. Each
 /// row is kept until the session expires, not the token's recorded `exp`: a sliding token keeps
-/// its jti while its `exp` moves on.
-pub(crate) const BLACKLIST_SESSION: &str = "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
-     SELECT o.jti, $1, s.expires_at FROM outstanding_tokens o JOIN sessions s ON s.id = o.session_id \
-     WHERE o.session_id = $2 AND s.expires_at > $1 \
-     ON CONFLICT (jti) DO NOTHING RETURNING jti, expires_at";
+/// its jti while its `exp` moves on. `$live` is SQLite's condition for its partial index of live
+/// tokens by session (the rotation marks a spent token's row), empty on PostgreSQL.
+macro_rules! blacklist_session {
+    ($live:literal) => {
+        concat!(
+            "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
+             SELECT o.jti, $1, s.expires_at FROM outstanding_tokens o \
+             JOIN sessions s ON s.id = o.session_id \
+             WHERE o.session_id = $2 AND s.expires_at > $1",
+            $live,
+            " ON CONFLICT (jti) DO NOTHING RETURNING jti, expires_at"
+        )
+    };
+}
+pub(crate) const BLACKLIST_SESSION_POSTGRES: &str = blacklist_session!("");
+pub(crate) const BLACKLIST_SESSION_SQLITE: &str = blacklist_session!(" AND o.replaced_by IS NULL");
 
 /// Blacklists every unexpired live outstanding token of one user ($2), with a session or
 /// without; each row is kept until its session expires, or its token when it has none. As for
 /// a session, a rotated token is blacklisted already. A user's tokens with a session are found
-/// through the user's sessions; SQLite indexes by user only the tokens without one (see
-/// migration 20261207180000), so that a rotation writes no entry of an index by user.
-pub(crate) const BLACKLIST_USER: &str =
-    "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
-     SELECT live.jti, $1, live.expires_at FROM ( \
-       SELECT o.jti AS jti, s.expires_at AS expires_at FROM sessions s \
-       JOIN outstanding_tokens o ON o.session_id = s.id \
-       WHERE s.user_id = $2 AND s.expires_at > $1 \
-       UNION ALL \
-       SELECT o.jti AS jti, o.expires_at AS expires_at FROM outstanding_tokens o \
-       WHERE o.user_id = $2 AND o.session_id IS NULL AND o.expires_at > $1 \
-     ) AS live WHERE TRUE \
-     ON CONFLICT (jti) DO NOTHING RETURNING jti, expires_at";
+/// through the user's sessions; SQLite indexes by user only the live tokens without one (see
+/// migration 20261207180000), so that a rotation writes no entry of an index by user, and
+/// `$live` is its condition, as for [`BLACKLIST_SESSION_SQLITE`].
+macro_rules! blacklist_user {
+    ($live:literal) => {
+        concat!(
+            "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) \
+             SELECT live.jti, $1, live.expires_at FROM ( \
+               SELECT o.jti AS jti, s.expires_at AS expires_at FROM sessions s \
+               JOIN outstanding_tokens o ON o.session_id = s.id",
+            $live,
+            " WHERE s.user_id = $2 AND s.expires_at > $1 \
+               UNION ALL \
+               SELECT o.jti AS jti, o.expires_at AS expires_at FROM outstanding_tokens o \
+               WHERE o.user_id = $2 AND o.session_id IS NULL AND o.expires_at > $1",
+            $live,
+            " ) AS live WHERE TRUE \
+             ON CONFLICT (jti) DO NOTHING RETURNING jti, expires_at"
+        )
+    };
+}
+pub(crate) const BLACKLIST_USER_POSTGRES: &str = blacklist_user!("");
+pub(crate) const BLACKLIST_USER_SQLITE: &str = blacklist_user!(" AND o.replaced_by IS NULL");
 
 /// How many rotations back a replayed token may lie; beyond it the chain is not followed.
 const MAX_CHAIN: i64 = 100_000;
@@ -198,6 +219,7 @@ impl Store {
         id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let blacklist = self.blacklist_session_sql();
         let blacklisted = with_writer!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
@@ -216,7 +238,7 @@ impl Store {
                     tx.rollback().await?;
                     return Ok::<_, sqlx::Error>(None);
                 }
-                let rows: Vec<(String, i64)> = sqlx::query_as(BLACKLIST_SESSION)
+                let rows: Vec<(String, i64)> = sqlx::query_as(blacklist)
                     .bind(now)
                     .bind(id)
                     .fetch_all(&mut *tx)
@@ -241,6 +263,7 @@ impl Store {
         user_id: i64,
         now: i64,
     ) -> Result<Vec<String>, StoreError> {
+        let blacklist = self.blacklist_user_sql();
         let (revoked, rows) = with_writer!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
@@ -252,7 +275,7 @@ impl Store {
                 .bind(user_id)
                 .fetch_all(&mut *tx)
                 .await?;
-                let rows: Vec<(String, i64)> = sqlx::query_as(BLACKLIST_USER)
+                let rows: Vec<(String, i64)> = sqlx::query_as(blacklist)
                     .bind(now)
                     .bind(user_id)
                     .fetch_all(&mut *tx)
@@ -328,6 +351,22 @@ impl Store {
                 }
             },
         ))
+    }
+
+    /// [`BLACKLIST_SESSION_POSTGRES`] or [`BLACKLIST_SESSION_SQLITE`], for this store.
+    pub(crate) fn blacklist_session_sql(&self) -> &'static str {
+        match self.backend() {
+            Backend::Postgres => BLACKLIST_SESSION_POSTGRES,
+            Backend::Sqlite => BLACKLIST_SESSION_SQLITE,
+        }
+    }
+
+    /// [`BLACKLIST_USER_POSTGRES`] or [`BLACKLIST_USER_SQLITE`], for this store.
+    pub(crate) fn blacklist_user_sql(&self) -> &'static str {
+        match self.backend() {
+            Backend::Postgres => BLACKLIST_USER_POSTGRES,
+            Backend::Sqlite => BLACKLIST_USER_SQLITE,
+        }
     }
 
     /// Copies newly blacklisted jtis into the Redis denylist, if there is one, in one pipeline.

@@ -41,15 +41,35 @@ const BLACKLIST: &str =
     "INSERT INTO blacklisted_tokens (jti, blacklisted_at, expires_at) VALUES ($1, $2, $3) \
      ON CONFLICT (jti) DO NOTHING";
 
-/// Rows deleted per statement when flushing (expired tokens, old login events), so that no
-/// single statement holds locks for long or writes a transaction's worth of WAL at once.
-pub(crate) const FLUSH_BATCH: i64 = 10_000;
+/// How a flush (expired tokens, old login events) spreads its deletes: so many rows per
+/// statement, each its own transaction, so that no statement holds locks for long or writes a
+/// burst of WAL, and a pause between two statements, in which the traffic of the same database
+/// gets its cores, disks and WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushPace {
+    /// Rows deleted per statement (at least 1).
+    pub batch: u32,
+    /// The pause between two statements.
+    pub pause: std::time::Duration,
+}
 
-/// Waits `pause` between two batches of a flush: the traffic meanwhile gets the database's
-/// cores, disks and WAL between them.
-pub(crate) async fn pause_between_batches(pause: std::time::Duration) {
-    if !pause.is_zero() {
-        tokio::time::sleep(pause).await;
+impl FlushPace {
+    /// Large batches without a pause: as fast as the database goes.
+    pub const UNPAUSED: FlushPace = FlushPace {
+        batch: 10_000,
+        pause: std::time::Duration::ZERO,
+    };
+
+    /// The batch as a statement's `LIMIT`.
+    pub(crate) fn limit(self) -> i64 {
+        i64::from(self.batch.max(1))
+    }
+
+    /// Waits between two batches.
+    pub(crate) async fn pause(self) {
+        if !self.pause.is_zero() {
+            tokio::time::sleep(self.pause).await;
+        }
     }
 }
 
@@ -119,7 +139,7 @@ impl Store {
     pub async fn flush_expired(
         &self,
         now: i64,
-        pause: std::time::Duration,
+        pace: FlushPace,
         mut progress: impl FnMut(u64),
     ) -> Result<FlushReport, StoreError> {
         let mut report = FlushReport::default();
@@ -143,7 +163,7 @@ impl Store {
                 let done = with_writer!(self, |pool| {
                     sqlx::query(&sql)
                         .bind(now)
-                        .bind(FLUSH_BATCH)
+                        .bind(pace.limit())
                         .execute(pool)
                         .await
                         .map(|d| d.rows_affected())
@@ -161,10 +181,10 @@ impl Store {
                         + report.revoked_access
                         + report.sessions,
                 );
-                if deleted < FLUSH_BATCH as u64 {
+                if deleted < pace.limit() as u64 {
                     break;
                 }
-                pause_between_batches(pause).await;
+                pace.pause().await;
             }
         }
         Ok(report)
@@ -273,7 +293,7 @@ mod tests {
         assert_eq!(store.count_expired(100).await.expect("query"), 3);
         let mut calls = 0;
         let report = store
-            .flush_expired(100, std::time::Duration::ZERO, |_| calls += 1)
+            .flush_expired(100, FlushPace::UNPAUSED, |_| calls += 1)
             .await
             .expect("flush");
         assert_eq!(

@@ -6,8 +6,9 @@ use crate::{with_pool, with_writer, Store, StoreError};
 /// every unexpired refresh or sliding token of the user; evaluates to the blacklisted `(jti,
 /// expires_at)` pairs, for the Redis denylist. The sessions first, as every revocation and
 /// rotation takes them: a session's row is locked before any of its tokens is claimed.
+/// `$blacklist` is the store's [`Store::blacklist_user_sql`].
 macro_rules! end_every_session {
-    ($tx:ident, $user_id:expr, $now:expr) => {{
+    ($tx:ident, $blacklist:expr, $user_id:expr, $now:expr) => {{
         sqlx::query(
             "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
         )
@@ -15,7 +16,7 @@ macro_rules! end_every_session {
         .bind($user_id)
         .execute(&mut *$tx)
         .await?;
-        let blacklisted: Vec<(String, i64)> = sqlx::query_as(crate::sessions::BLACKLIST_USER)
+        let blacklisted: Vec<(String, i64)> = sqlx::query_as($blacklist)
             .bind($now)
             .bind($user_id)
             .fetch_all(&mut *$tx)
@@ -419,6 +420,7 @@ impl Store {
             email: changes.email.as_deref(),
             phone: changes.phone.as_ref().and_then(|phone| phone.as_deref()),
         };
+        let blacklist = self.blacklist_user_sql();
         let updated = with_writer!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
@@ -454,7 +456,7 @@ impl Store {
                     .bind(user_id)
                     .execute(&mut *tx)
                     .await?;
-                let blacklisted = end_every_session!(tx, user_id, now);
+                let blacklisted = end_every_session!(tx, blacklist, user_id, now);
                 tx.commit().await?;
                 Ok::<_, sqlx::Error>(Ok(Some((user, Some(previous), blacklisted))))
             }
@@ -485,6 +487,7 @@ impl Store {
         hash: &str,
         now: i64,
     ) -> Result<Option<u64>, StoreError> {
+        let blacklist = self.blacklist_user_sql();
         let changed = with_writer!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
@@ -498,7 +501,7 @@ impl Store {
                     tx.rollback().await?;
                     return Ok::<_, sqlx::Error>(None);
                 }
-                let blacklisted = end_every_session!(tx, user_id, now);
+                let blacklisted = end_every_session!(tx, blacklist, user_id, now);
                 tx.commit().await?;
                 Ok(Some(blacklisted))
             }

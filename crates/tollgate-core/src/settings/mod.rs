@@ -362,10 +362,14 @@ settings! {
     /// How long login events (every attempt on an existing account, listed by
     /// `tollgate events`) are kept; `flushexpiredtokens` deletes older ones. 0 keeps them.
     login_events_retention "LOGIN_EVENTS_RETENTION": Duration = Duration::from_secs(90 * 24 * 3600);
-    /// The pause between two batches of `flushexpiredtokens` (10,000 rows each, each its own
-    /// transaction). The deletes of a large flush (millions of rows: WAL, page writes, index
-    /// upkeep) compete with the traffic of the same database; pausing spreads them out, so
-    /// that the flush takes longer and requests meanwhile keep their latency. 0: no pause.
+    /// Rows that `flushexpiredtokens` deletes per statement, each its own transaction (expired
+    /// tokens, old login events). Smaller batches hold the database for less time each, so
+    /// requests that meet one wait less; with FLUSH_BATCH_PAUSE they set how fast a flush goes.
+    flush_batch_size "FLUSH_BATCH_SIZE": u32 = 10_000;
+    /// The pause between two batches of `flushexpiredtokens`. The deletes of a large flush
+    /// (millions of rows: WAL, page writes, index upkeep) compete with the traffic of the same
+    /// database; pausing spreads them out, so that the flush takes longer and requests
+    /// meanwhile keep their latency. 0: no pause.
     flush_batch_pause "FLUSH_BATCH_PAUSE": Duration = Duration::from_millis(100);
     /// Development mode, for local work only (the server warns at start-up): allows an HMAC
     /// SIGNING_KEY shorter than the algorithm's hash (32 bytes for HS256, 48 for HS384, 64 for
@@ -817,6 +821,9 @@ impl Settings {
         }
         if self.database_max_connections == 0 {
             return invalid("DATABASE_MAX_CONNECTIONS", "must be at least 1");
+        }
+        if self.flush_batch_size == 0 {
+            return invalid("FLUSH_BATCH_SIZE", "must be at least 1");
         }
         for (key, timeout) in [
             ("HEADER_READ_TIMEOUT", self.header_read_timeout),

@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use tollgate_core::{unix_now, Settings};
+use tollgate_store::FlushPace;
 
 use super::progress::Progress;
 
@@ -13,15 +14,17 @@ const DELIVERED_KEPT: i64 = 7 * 24 * 3600;
 pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let store = super::open_store(&settings).await?;
     let now = unix_now();
+    let pace = FlushPace {
+        batch: settings.flush_batch_size,
+        pause: settings.flush_batch_pause,
+    };
     let total = store
         .count_expired(now)
         .await
         .context("cannot count expired tokens")?;
     let mut progress = Progress::new(total, "expired tokens deleted");
     let report = store
-        .flush_expired(now, settings.flush_batch_pause, |deleted| {
-            progress.set(deleted)
-        })
+        .flush_expired(now, pace, |deleted| progress.set(deleted))
         .await
         .context("cannot flush expired tokens")?;
     progress.finish();
@@ -29,9 +32,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         0 => Ok(0),
         kept => {
             let before = now.saturating_sub(i64::try_from(kept).unwrap_or(i64::MAX));
-            store
-                .flush_login_records(before, now, settings.flush_batch_pause)
-                .await
+            store.flush_login_records(before, now, pace).await
         }
     };
     let links = store.flush_account_tokens(now).await;

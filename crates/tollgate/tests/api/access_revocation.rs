@@ -171,10 +171,10 @@ on_both_backends! {
         let seen = tollgate_store::AccessClaims { jti: Some(&jti), ..Default::default() };
         assert!(reopened.is_access_revoked(&seen));
         let now = tollgate_core::unix_now();
-        let report = reopened.flush_expired(now, std::time::Duration::ZERO, |_| {}).await.expect("flushed");
+        let report = reopened.flush_expired(now, tollgate_store::FlushPace::UNPAUSED, |_| {}).await.expect("flushed");
         assert_eq!(report.revoked_access, 0, "still in force");
         let later = now + server.settings.access_token_lifetime.as_secs() as i64 + 1;
-        let report = reopened.flush_expired(later, std::time::Duration::ZERO, |_| {}).await.expect("flushed");
+        let report = reopened.flush_expired(later, tollgate_store::FlushPace::UNPAUSED, |_| {}).await.expect("flushed");
         // The presented access token's jti, and the session (`sid`) of the refresh token.
         assert_eq!(report.revoked_access, 2);
         reopened.close().await;

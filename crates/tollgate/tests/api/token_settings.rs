@@ -133,7 +133,7 @@ on_both_backends! {
                 store.record_outstanding(&record).await.expect("recorded");
             }
         }
-        let report = store.flush_expired(100, std::time::Duration::ZERO, |_| {}).await.expect("flushed");
+        let report = store.flush_expired(100, tollgate_store::FlushPace::UNPAUSED, |_| {}).await.expect("flushed");
         assert_eq!((report.outstanding, report.blacklisted), (20, 10));
         assert_eq!(store.token_counts().await.expect("counts"), (5, 3));
         assert!(store.is_blacklisted("jti-22").await.expect("query"));
