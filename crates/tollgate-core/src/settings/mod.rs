@@ -365,12 +365,12 @@ settings! {
     /// Rows that `flushexpiredtokens` deletes per statement, each its own transaction (expired
     /// tokens, old login events). Smaller batches hold the database for less time each, so
     /// requests that meet one wait less; with FLUSH_BATCH_PAUSE they set how fast a flush goes.
-    flush_batch_size "FLUSH_BATCH_SIZE": u32 = 10_000;
+    flush_batch_size "FLUSH_BATCH_SIZE": u32 = 2_000;
     /// The pause between two batches of `flushexpiredtokens`. The deletes of a large flush
     /// (millions of rows: WAL, page writes, index upkeep) compete with the traffic of the same
     /// database; pausing spreads them out, so that the flush takes longer and requests
     /// meanwhile keep their latency. 0: no pause.
-    flush_batch_pause "FLUSH_BATCH_PAUSE": Duration = Duration::from_millis(100);
+    flush_batch_pause "FLUSH_BATCH_PAUSE": Duration = Duration::from_millis(20);
     /// Development mode, for local work only (the server warns at start-up): allows an HMAC
     /// SIGNING_KEY shorter than the algorithm's hash (32 bytes for HS256, 48 for HS384, 64 for
     /// HS512), which is otherwise refused, and sends the refresh cookie without `Secure`, for
@@ -1137,6 +1137,14 @@ mod tests {
         assert_eq!(s.auth_token_classes, vec![TokenType::Access]);
         assert!(!s.rotate_refresh_tokens && !s.blacklist_after_rotation && s.check_user_is_active);
         s.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn a_flush_batch_of_no_rows_is_refused() {
+        let err = load("", &[("TOLLGATE_FLUSH_BATCH_SIZE", "0")]).unwrap_err().to_string();
+        assert!(err.contains("FLUSH_BATCH_SIZE") && err.contains("at least 1"), "{err}");
+        let s = load("FLUSH_BATCH_SIZE = 500\nFLUSH_BATCH_PAUSE = \"0s\"", &[]).expect("valid");
+        assert_eq!((s.flush_batch_size, s.flush_batch_pause), (500, Duration::ZERO));
     }
 
     #[test]
