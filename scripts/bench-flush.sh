@@ -20,7 +20,7 @@
 #       It changes the setting for the whole server, so for every database on it.
 #       --observe SECONDS without --autovacuum: the same sampling, the server's setting as it
 #       is (to compare with a server whose autovacuum is off).
-# The flushes run with the defaults, FLUSH_BATCH_SIZE (2,000) and FLUSH_BATCH_PAUSE (20 ms)
+# The flushes run with the defaults, FLUSH_BATCH_SIZE (2,000) and FLUSH_BATCH_PAUSE (40 ms)
 # included; set TOLLGATE_FLUSH_BATCH_SIZE and TOLLGATE_FLUSH_BATCH_PAUSE in the environment to
 # see them otherwise (10000 and 0: as fast as the database goes).
 set -euo pipefail

@@ -370,7 +370,7 @@ settings! {
     /// (millions of rows: WAL, page writes, index upkeep) compete with the traffic of the same
     /// database; pausing spreads them out, so that the flush takes longer and requests
     /// meanwhile keep their latency. 0: no pause.
-    flush_batch_pause "FLUSH_BATCH_PAUSE": Duration = Duration::from_millis(20);
+    flush_batch_pause "FLUSH_BATCH_PAUSE": Duration = Duration::from_millis(40);
     /// Development mode, for local work only (the server warns at start-up): allows an HMAC
     /// SIGNING_KEY shorter than the algorithm's hash (32 bytes for HS256, 48 for HS384, 64 for
     /// HS512), which is otherwise refused, and sends the refresh cookie without `Secure`, for
