@@ -558,16 +558,21 @@ pub(crate) mod testing {
 
     /// A migrated store on a fresh in-memory SQLite database.
     pub(crate) async fn memory_store() -> Store {
+        let store = empty_memory_store().await;
+        store.migrate().await.expect("migrates");
+        store
+    }
+
+    /// As [`memory_store`], with nothing migrated.
+    pub(crate) async fn empty_memory_store() -> Store {
         // One connection: every connection to `:memory:` would be a database of its own.
         let config = PoolConfig {
             max_connections: 1,
             ..PoolConfig::default()
         };
-        let store = Store::connect("sqlite::memory:", config)
+        Store::connect("sqlite::memory:", config)
             .await
-            .expect("connects");
-        store.migrate().await.expect("migrates");
-        store
+            .expect("connects")
     }
 
     /// A migrated store on a fresh PostgreSQL database of its own, on the server of

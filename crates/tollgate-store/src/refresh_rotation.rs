@@ -1064,13 +1064,7 @@ mod tests {
     /// before the upgrade is still followed to its family's newest token.
     #[tokio::test]
     async fn links_of_rotations_made_before_the_upgrade_are_still_followed() {
-        let config = PoolConfig {
-            max_connections: 1,
-            ..PoolConfig::default()
-        };
-        let sqlite = Store::connect("sqlite::memory:", config)
-            .await
-            .expect("connects");
+        let sqlite = crate::testing::empty_memory_store().await;
         follow_links_across_the_upgrade(&sqlite).await;
         if let Some(scratch) = crate::testing::empty_postgres_store().await {
             follow_links_across_the_upgrade(&scratch.store).await;

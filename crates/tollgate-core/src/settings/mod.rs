@@ -1141,10 +1141,18 @@ mod tests {
 
     #[test]
     fn a_flush_batch_of_no_rows_is_refused() {
-        let err = load("", &[("TOLLGATE_FLUSH_BATCH_SIZE", "0")]).unwrap_err().to_string();
-        assert!(err.contains("FLUSH_BATCH_SIZE") && err.contains("at least 1"), "{err}");
+        let err = load("", &[("TOLLGATE_FLUSH_BATCH_SIZE", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("FLUSH_BATCH_SIZE") && err.contains("at least 1"),
+            "{err}"
+        );
         let s = load("FLUSH_BATCH_SIZE = 500\nFLUSH_BATCH_PAUSE = \"0s\"", &[]).expect("valid");
-        assert_eq!((s.flush_batch_size, s.flush_batch_pause), (500, Duration::ZERO));
+        assert_eq!(
+            (s.flush_batch_size, s.flush_batch_pause),
+            (500, Duration::ZERO)
+        );
     }
 
     #[test]
