@@ -68,8 +68,9 @@ pub struct RotatedToken {
     pub current_blacklisted: bool,
 }
 
-/// The newest token of a chain of rotations: jti, iat, exp, session, blacklisted.
-type NewestRow = (String, Option<i64>, i64, Option<String>, bool);
+/// The newest token of a chain of rotations: when the first was rotated, then the newest's jti,
+/// iat, exp, session, and whether it is blacklisted.
+type NewestRow = (i64, String, Option<i64>, i64, Option<String>, bool);
 
 /// Blacklists every live outstanding token of one session ($2); `$1` is now. The session's
 /// rotated tokens were blacklisted when they were rotated: their rows conflict and are left as
@@ -309,27 +310,18 @@ impl Store {
     /// Follows a blacklisted refresh token's rotations to the newest token of its family.
     /// `None` if the token was not rotated (it was logged out, revoked, or is unknown).
     pub async fn rotation(&self, jti: &str) -> Result<Option<RotatedToken>, StoreError> {
-        let rotated_at: Option<i64> = with_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT blacklisted_at FROM blacklisted_tokens \
-                 WHERE jti = $1 AND replaced_by IS NOT NULL",
-            )
-            .bind(jti)
-            .fetch_optional(pool)
-            .await
-        })?;
-        let Some(rotated_at) = rotated_at else {
-            return Ok(None);
-        };
+        // One read: the chain starts at the token's claim, which holds both when it was rotated
+        // and the link to its successor.
         let newest: Option<NewestRow> = with_pool!(self, |pool| {
             sqlx::query_as(
-                "WITH RECURSIVE chain (jti, depth) AS ( \
-                   SELECT replaced_by, CAST(1 AS BIGINT) FROM blacklisted_tokens WHERE jti = $1 \
+                "WITH RECURSIVE chain (jti, depth, rotated_at) AS ( \
+                   SELECT replaced_by, CAST(1 AS BIGINT), blacklisted_at FROM blacklisted_tokens \
+                   WHERE jti = $1 AND replaced_by IS NOT NULL \
                    UNION ALL \
-                   SELECT b.replaced_by, c.depth + 1 FROM blacklisted_tokens b \
+                   SELECT b.replaced_by, c.depth + 1, c.rotated_at FROM blacklisted_tokens b \
                    JOIN chain c ON b.jti = c.jti \
                    WHERE b.replaced_by IS NOT NULL AND c.depth < $2) \
-                 SELECT o.jti, o.created_at, o.expires_at, o.session_id, \
+                 SELECT c.rotated_at, o.jti, o.created_at, o.expires_at, o.session_id, \
                    EXISTS (SELECT 1 FROM blacklisted_tokens b WHERE b.jti = o.jti) AS blacklisted \
                  FROM chain c JOIN outstanding_tokens o ON o.jti = c.jti \
                  ORDER BY c.depth DESC LIMIT 1",
@@ -340,7 +332,14 @@ impl Store {
             .await
         })?;
         Ok(newest.map(
-            |(current_jti, current_created_at, current_expires_at, session_id, blacklisted)| {
+            |(
+                rotated_at,
+                current_jti,
+                current_created_at,
+                current_expires_at,
+                session_id,
+                blacklisted,
+            )| {
                 RotatedToken {
                     rotated_at,
                     current_jti,

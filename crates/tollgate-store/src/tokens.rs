@@ -134,7 +134,7 @@ impl Store {
     }
 
     /// Deletes outstanding, blacklisted and access-revocation rows whose token expired at or
-    /// before `now`, and sessions whose every token did, in batches with `pause` between two;
+    /// before `now`, and sessions whose every token did, in batches at the pace of `pace`;
     /// `progress` is called with the running total after each batch.
     pub async fn flush_expired(
         &self,
