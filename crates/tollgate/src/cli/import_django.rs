@@ -275,7 +275,6 @@ async fn import_tokens(
         while let Some(written) = writes.join_next().await {
             count(tokens_written(written)?);
         }
-        drop(count);
         progress.finish();
         anyhow::Ok((live, blacklisted))
     };
